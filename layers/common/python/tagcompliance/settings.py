@@ -1,0 +1,86 @@
+"""The one settings object, read from the environment. Nothing else reads ``os.environ``."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+
+
+class Settings(BaseSettings):
+    """Every knob of the product, each with its environment variable and a sensible default."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="Home region: STS, Cost Explorer and the default scan region.",
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias="AWS_ENDPOINT_URL",
+        description="Send every AWS call here (moto server, LocalStack); unset for real AWS.",
+    )
+    scan_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="SCAN_REGIONS",
+        description="Comma-separated regions scanned when a tool call names none; default: AWS_REGION.",
+    )
+    policy_path: Path = Field(
+        default=Path("policies/tagging_policy.json"),
+        validation_alias="POLICY_PATH",
+        description="The tagging policy file.",
+    )
+    data_dir: Path = Field(
+        default=Path.home() / ".tag-compliance",
+        validation_alias="DATA_DIR",
+        description="Where the embedded SQLite store and exported files live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="postgresql://... to use PostgreSQL; unset for the embedded SQLite store.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="redis://... to use Redis; unset for the in-memory cache.",
+    )
+    cache_ttl_seconds: int = Field(default=900, ge=0, le=86_400, validation_alias="CACHE_TTL_SECONDS")
+    scan_max_workers: int = Field(default=16, ge=1, le=128, validation_alias="SCAN_MAX_WORKERS")
+    cost_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="COST_LOOKBACK_DAYS")
+
+    @field_validator("scan_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("scan_regions")
+    @classmethod
+    def _check_regions(cls, value: list[str]) -> list[str]:
+        bad = [region for region in value if not REGION_PATTERN.match(region)]
+        if bad:
+            raise ValueError(f"SCAN_REGIONS holds values that are not AWS regions: {', '.join(bad)}")
+        return value
+
+    @property
+    def default_regions(self) -> list[str]:
+        return self.scan_regions or [self.aws_region]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tagcompliance.sqlite3"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
