@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
 

@@ -18,7 +18,13 @@ from .policy import TaggingPolicy
 ViolationType = Literal["missing_tag", "wrong_key_case", "invalid_value", "invalid_format", "prohibited_tag"]
 Severity = Literal["error", "warning"]
 
-VIOLATION_TYPES: tuple[str, ...] = ("missing_tag", "wrong_key_case", "invalid_value", "invalid_format", "prohibited_tag")
+VIOLATION_TYPES: tuple[str, ...] = (
+    "missing_tag",
+    "wrong_key_case",
+    "invalid_value",
+    "invalid_format",
+    "prohibited_tag",
+)
 # Wrong key case is an error: Cost Explorer groups tag keys case-sensitively, so spend under
 # "environment" is not attributed to "Environment".
 SEVERITY: dict[str, Severity] = {
@@ -128,24 +134,79 @@ def evaluate(resources: Iterable[Resource], compiled: CompiledPolicy) -> Evaluat
                     lowered = {key.lower(): key for key in tags}
                 actual = lowered.get(rule.lower)
                 if actual is not None and tags[actual].strip():
-                    append(Violation(resource.arn, resource.resource_type, resource.region, "wrong_key_case",
-                                     rule.name, tags[actual], "error", actual))
+                    append(
+                        Violation(
+                            resource.arn,
+                            resource.resource_type,
+                            resource.region,
+                            "wrong_key_case",
+                            rule.name,
+                            tags[actual],
+                            "error",
+                            actual,
+                        )
+                    )
                 else:
-                    append(Violation(resource.arn, resource.resource_type, resource.region, "missing_tag",
-                                     rule.name, None, "error"))
+                    append(
+                        Violation(
+                            resource.arn,
+                            resource.resource_type,
+                            resource.region,
+                            "missing_tag",
+                            rule.name,
+                            None,
+                            "error",
+                        )
+                    )
             elif not value.strip():
-                append(Violation(resource.arn, resource.resource_type, resource.region, "missing_tag",
-                                 rule.name, value, "error"))
+                append(
+                    Violation(
+                        resource.arn,
+                        resource.resource_type,
+                        resource.region,
+                        "missing_tag",
+                        rule.name,
+                        value,
+                        "error",
+                    )
+                )
             elif rule.allowed is not None and value not in rule.allowed:
-                append(Violation(resource.arn, resource.resource_type, resource.region, "invalid_value",
-                                 rule.name, value, "error"))
+                append(
+                    Violation(
+                        resource.arn,
+                        resource.resource_type,
+                        resource.region,
+                        "invalid_value",
+                        rule.name,
+                        value,
+                        "error",
+                    )
+                )
             elif rule.matches is not None and rule.matches(value) is None:
-                append(Violation(resource.arn, resource.resource_type, resource.region, "invalid_format",
-                                 rule.name, value, "error"))
+                append(
+                    Violation(
+                        resource.arn,
+                        resource.resource_type,
+                        resource.region,
+                        "invalid_format",
+                        rule.name,
+                        value,
+                        "error",
+                    )
+                )
         if prohibited:
             for key in prohibited.intersection(tags):
-                append(Violation(resource.arn, resource.resource_type, resource.region, "prohibited_tag",
-                                 key, tags[key], "warning"))
+                append(
+                    Violation(
+                        resource.arn,
+                        resource.resource_type,
+                        resource.region,
+                        "prohibited_tag",
+                        key,
+                        tags[key],
+                        "warning",
+                    )
+                )
         if len(violations) == before:
             result.compliant += 1
         else:

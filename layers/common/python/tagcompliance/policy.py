@@ -133,7 +133,11 @@ class LoadedPolicy(BaseModel):
 
     @property
     def description(self) -> str:
-        return f"file {self.path}" if self.source == "file" else "built-in default (CostCenter, Owner, Environment)"
+        return (
+            f"file {self.path}"
+            if self.source == "file"
+            else "built-in default (CostCenter, Owner, Environment)"
+        )
 
 
 def _location(loc: tuple[Any, ...]) -> str:

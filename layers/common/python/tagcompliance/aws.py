@@ -1,0 +1,112 @@
+"""The one place that builds boto3 clients: region, endpoint, adaptive retries, call counting."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .settings import Settings
+
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=64,
+)
+
+
+def describe_aws_error(error: Exception) -> str:
+    """A one-line, secret-free description of an AWS failure for results and logs."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code") or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = details.get("Message") or ""
+        operation = getattr(error, "operation_name", "")
+        return f"{operation}: {code} {message}".strip()
+    if isinstance(error, BotoCoreError):
+        return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def error_code(error: Exception) -> str | None:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code")
+    return None
+
+
+class AwsClients:
+    """Thread-safe cache of boto3 clients per (service, region), counting the requests they send.
+
+    boto3 sessions are not thread-safe, so clients are created under a lock; clients themselves
+    may be shared between threads.
+    """
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session or boto3.session.Session()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._account_id: str | None = None
+        self._partition: str | None = None
+        self.request_counts: Counter[str] = Counter()
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self._settings.aws_endpoint_url
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        region = region or self._settings.aws_region
+        key = (service, region)
+        with self._lock:
+            existing = self._clients.get(key)
+            if existing is not None:
+                return existing
+            created = self._session.client(
+                service, region_name=region, endpoint_url=self._settings.aws_endpoint_url, config=RETRY_CONFIG
+            )
+            created.meta.events.register("before-send", self._count_request)
+            self._clients[key] = created
+            return created
+
+    def _count_request(self, request: Any, **kwargs: Any) -> None:
+        # One count per HTTP request sent, retries included: what AWS bills and throttles.
+        event_name = kwargs.get("event_name", "")
+        with self._lock:
+            self.request_counts[event_name.removeprefix("before-send.")] += 1
+
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.request_counts.values())
+
+    def _identify(self) -> None:
+        identity = self.client("sts").get_caller_identity()
+        arn = identity["Arn"]
+        with self._lock:
+            self._account_id = identity["Account"]
+            self._partition = arn.split(":", 2)[1]
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._identify()
+        assert self._account_id is not None
+        return self._account_id
+
+    @property
+    def partition(self) -> str:
+        if self._partition is None:
+            self._identify()
+        assert self._partition is not None
+        return self._partition
+
+    def enabled_regions(self) -> list[str]:
+        """Regions enabled for the account (what ``regions=["all"]`` means)."""
+        response = self.client("ec2").describe_regions(
+            Filters=[{"Name": "opt-in-status", "Values": ["opt-in-not-required", "opted-in"]}]
+        )
+        return sorted(region["RegionName"] for region in response["Regions"])

@@ -1,0 +1,147 @@
+"""Result models: the stable, structured answers the tools return (field names users script against)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class FailedShard(BaseModel):
+    """A (region, resource type) that could not be scanned, or one resource whose tags were unreadable."""
+
+    region: str
+    resource_type: str
+    error: str
+    resource_arn: str | None = Field(
+        default=None, description="Set when only this resource could not be read."
+    )
+
+
+class ScopeInfo(BaseModel):
+    account_id: str
+    regions: list[str]
+    resource_types: list[str]
+
+
+class ViolationOut(BaseModel):
+    resource_arn: str
+    resource_type: str
+    region: str
+    violation_type: str
+    tag_key: str
+    current_value: str | None
+    severity: str
+    expected: str | None = Field(default=None, description="What the policy accepts for this tag.")
+    actual_key: str | None = Field(default=None, description="The key as found, for wrong_key_case.")
+
+
+class TypeCounts(BaseModel):
+    total: int
+    compliant: int
+    violations: int
+
+
+class ComplianceCheckResult(BaseModel):
+    compliance_score: float | None = Field(
+        description="compliant / scanned, 0..1; null when nothing was scanned."
+    )
+    score_note: str | None = None
+    total_resources: int = Field(description="Resources found in scope (read successfully).")
+    scanned_resources: int = Field(description="Resources the policy has requirements for.")
+    compliant_resources: int
+    violation_count: int
+    violations_by_type: dict[str, int]
+    by_resource_type: dict[str, TypeCounts]
+    by_region: dict[str, TypeCounts]
+    violations: list[ViolationOut] = Field(description="One page of violations; follow next_cursor for more.")
+    next_cursor: str | None = None
+    failed_shards: list[FailedShard]
+    scope: ScopeInfo
+    snapshot_id: str
+    scanned_at: datetime
+    cached: bool
+    policy_source: str
+
+
+class UntaggedResource(BaseModel):
+    resource_arn: str
+    resource_type: str
+    region: str
+    name: str | None
+    missing_tags: list[str]
+    never_tagged: bool = Field(description="True when the resource carries no tags at all.")
+    estimated_monthly_cost: float | None = None
+    cost_method: str | None = None
+
+
+class FindUntaggedResult(BaseModel):
+    total_untagged: int
+    never_tagged: int
+    resources: list[UntaggedResource]
+    next_cursor: str | None = None
+    untagged_by_type: dict[str, int]
+    failed_shards: list[FailedShard]
+    scope: ScopeInfo
+    snapshot_id: str
+    scanned_at: datetime
+    cached: bool
+    cost_note: str | None = None
+
+
+class ResourceValidation(BaseModel):
+    resource_arn: str
+    status: Literal["compliant", "non_compliant", "not_found", "not_scanned", "no_requirements"]
+    resource_type: str | None = None
+    region: str | None = None
+    tags: dict[str, str] | None = None
+    violations: list[ViolationOut] = Field(default_factory=list)
+    detail: str | None = None
+
+
+class ValidateResult(BaseModel):
+    results: list[ResourceValidation]
+    compliant: int
+    non_compliant: int
+    not_found: int
+    not_scanned: int
+    failed_shards: list[FailedShard]
+    scanned_at: datetime
+
+
+class PolicyResult(BaseModel):
+    source: str
+    path: str | None
+    digest: str
+    policy: dict[str, Any]
+    resource_types: dict[str, list[str]] = Field(description="Required tag keys per supported resource type.")
+
+
+class ReportResult(BaseModel):
+    format: str
+    content: str | None = Field(description="The report, when it fits inline.")
+    file_path: str | None = Field(default=None, description="Where the full report was written.")
+    truncated: bool = False
+    summary: dict[str, Any]
+    snapshot_id: str
+    failed_shards: list[FailedShard]
+
+
+class HistoryPoint(BaseModel):
+    period_start: datetime
+    compliance_score: float | None
+    total_resources: int
+    compliant_resources: int
+    violation_count: int
+    snapshots: int
+
+
+class HistoryResult(BaseModel):
+    group_by: str
+    days_back: int
+    points: list[HistoryPoint]
+    trend: Literal["improving", "declining", "stable", "insufficient_data"]
+    score_change: float | None
+    snapshot_count: int
+    note: str | None = None

@@ -1,0 +1,667 @@
+"""The application service: the eight core questions, answered from AWS, the store and the cache.
+
+Every scan becomes a snapshot in the store (scope, policy, counts and per-resource tag state).
+The cache maps a scope (account, regions, types, policy digest) to the snapshot that answered it,
+so repeated questions and further pages are served from the store without touching AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from .aws import AwsClients
+from .cache import Cache, scan_cache_key
+from .compliance import SEVERITY, Evaluation, Resource, Violation, compile_policy, evaluate
+from .errors import InvalidInputError
+from .inventory import Inventory, ProgressCallback, collect_inventory
+from .models import (
+    ComplianceCheckResult,
+    FailedShard,
+    FindUntaggedResult,
+    HistoryPoint,
+    HistoryResult,
+    PolicyResult,
+    ReportResult,
+    ResourceValidation,
+    ScopeInfo,
+    TypeCounts,
+    UntaggedResource,
+    ValidateResult,
+    ViolationOut,
+)
+from .policy import LoadedPolicy, TaggingPolicy, load_policy, parse_policy
+from .reports import report_summary, write_csv, write_json, write_markdown
+from .resources import REGISTRY, RESOURCE_TYPE_IDS, parse_arn, resolve_resource_types, resource_id_from_arn
+from .settings import REGION_PATTERN, Settings
+from .store import ResourceStateRecord, SnapshotRecord, Store
+
+Severity = Literal["all", "errors_only", "warnings_only"]
+MAX_REGIONS = 40
+INLINE_REPORT_CHARS = 60_000  # what fits an LLM's context comfortably
+INLINE_PREVIEW_CHARS = 8_000
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one scan saw: the snapshot, the resources with their tags, and what was not read."""
+
+    snapshot: SnapshotRecord
+    resources: list[Resource]
+    cached: bool
+
+    @property
+    def failed_shards(self) -> list[FailedShard]:
+        return [FailedShard(**entry) for entry in self.snapshot.failed_shards]
+
+    @property
+    def scope(self) -> ScopeInfo:
+        return ScopeInfo(
+            account_id=self.snapshot.account_id,
+            regions=self.snapshot.regions,
+            resource_types=self.snapshot.resource_types,
+        )
+
+
+def _encode_cursor(payload: dict[str, object]) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: str) -> dict[str, object]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInputError(
+            "cursor is not valid: pass the next_cursor value of a previous answer"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("k") != kind:
+        raise InvalidInputError(f"cursor does not belong to {kind}: pass the next_cursor this tool returned")
+    return payload
+
+
+def _severity_filter(severity: Severity) -> set[str] | None:
+    return {"all": None, "errors_only": {"error"}, "warnings_only": {"warning"}}[severity]
+
+
+def describe_expectation(policy: TaggingPolicy, tag_key: str, violation_type: str) -> str | None:
+    if violation_type == "prohibited_tag":
+        return "tag must not be present"
+    for tag in policy.required_tags:
+        if tag.name == tag_key:
+            parts = [f"key exactly {tag.name!r}"]
+            if tag.allowed_values:
+                parts.append(f"one of {', '.join(tag.allowed_values)}")
+            if tag.validation_regex:
+                parts.append(f"matching {tag.validation_regex}")
+            if len(parts) == 1:
+                parts.append("a non-empty value")
+            return "; ".join(parts)
+    return None
+
+
+def violation_out(violation: Violation, policy: TaggingPolicy) -> ViolationOut:
+    return ViolationOut(
+        resource_arn=violation.resource_arn,
+        resource_type=violation.resource_type,
+        region=violation.region,
+        violation_type=violation.violation_type,
+        tag_key=violation.tag_key,
+        current_value=violation.current_value,
+        severity=violation.severity,
+        expected=describe_expectation(policy, violation.tag_key, violation.violation_type),
+        actual_key=violation.actual_key,
+    )
+
+
+def _counts(
+    resources: Sequence[Resource], evaluation: Evaluation, attribute: str
+) -> dict[str, dict[str, int]]:
+    violations_per: dict[str, int] = defaultdict(int)
+    for violation in evaluation.violations:
+        violations_per[getattr(violation, attribute)] += 1
+    counts: dict[str, dict[str, int]] = {}
+    for resource in resources:
+        entry = counts.setdefault(getattr(resource, attribute), {"total": 0, "compliant": 0, "violations": 0})
+        entry["total"] += 1
+        if resource.arn not in evaluation.noncompliant_arns:
+            entry["compliant"] += 1
+    for key, count in violations_per.items():
+        counts.setdefault(key, {"total": 0, "compliant": 0, "violations": 0})["violations"] = count
+    return counts
+
+
+def build_snapshot(
+    inventory: Inventory, evaluation: Evaluation, policy: TaggingPolicy, trigger: str = "manual"
+) -> SnapshotRecord:
+    """The snapshot record of one scan (shared by the gateway and the audit pipeline)."""
+    failed: list[dict[str, object]] = [
+        {
+            "region": shard.region,
+            "resource_type": shard.resource_type,
+            "error": shard.error or "unknown error",
+        }
+        for shard in inventory.failed_shards
+    ]
+    failed.extend(
+        {
+            "region": item.region,
+            "resource_type": item.resource_type,
+            "error": item.error,
+            "resource_arn": item.arn,
+        }
+        for item in inventory.unreadable
+    )
+    violation_counts: dict[str, int] = defaultdict(int)
+    for violation in evaluation.violations:
+        violation_counts[violation.violation_type] += 1
+    return SnapshotRecord(
+        snapshot_id=str(uuid.uuid4()),
+        created_at=inventory.scanned_at,
+        account_id=inventory.account_id,
+        regions=inventory.regions,
+        resource_types=inventory.resource_types,
+        policy_digest=policy.digest(),
+        policy=policy.model_dump(mode="json"),
+        total_resources=len(inventory.resources),
+        scanned_resources=evaluation.scanned,
+        compliant_resources=evaluation.compliant,
+        compliance_score=evaluation.compliance_score,
+        violation_count=len(evaluation.violations),
+        counts_by_type=_counts(inventory.resources, evaluation, "resource_type"),
+        counts_by_region=_counts(inventory.resources, evaluation, "region"),
+        counts_by_violation=dict(violation_counts),
+        failed_shards=failed,  # type: ignore[arg-type]
+        trigger=trigger,
+        scheduled=trigger != "manual",
+    )
+
+
+def resource_states(
+    snapshot_id: str, resources: Iterable[Resource], noncompliant: set[str]
+) -> Iterable[ResourceStateRecord]:
+    for resource in resources:
+        yield ResourceStateRecord(
+            snapshot_id=snapshot_id,
+            resource_arn=resource.arn,
+            resource_type=resource.resource_type,
+            region=resource.region,
+            account_id=resource.account_id,
+            tags=resource.tags,
+            compliant=resource.arn not in noncompliant,
+            name=resource.name,
+            vpc_id=resource.vpc_id,
+        )
+
+
+def _resource_from_state(state: ResourceStateRecord) -> Resource:
+    return Resource(
+        arn=state.resource_arn,
+        resource_type=state.resource_type,
+        region=state.region,
+        account_id=state.account_id,
+        resource_id=resource_id_from_arn(REGISTRY[state.resource_type], state.resource_arn),
+        tags=state.tags,
+        name=state.name,
+        vpc_id=state.vpc_id,
+    )
+
+
+class ComplianceService:
+    """One per process; safe to call from several threads."""
+
+    def __init__(self, settings: Settings, clients: AwsClients, store: Store, cache: Cache) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.store = store
+        self.cache = cache
+        self._policy_lock = threading.Lock()
+        self._policy: LoadedPolicy | None = None
+        self._policy_mtime: float | None = None
+
+    # --- policy ------------------------------------------------------------------------
+
+    @property
+    def loaded_policy(self) -> LoadedPolicy:
+        """The policy file, re-read when it changes on disk; the default policy when there is none."""
+        path = Path(self.settings.policy_path)
+        mtime = path.stat().st_mtime if path.exists() else None
+        with self._policy_lock:
+            if self._policy is None or mtime != self._policy_mtime:
+                self._policy = load_policy(path)
+                self._policy_mtime = mtime
+            return self._policy
+
+    def policy_info(self) -> PolicyResult:
+        loaded = self.loaded_policy
+        policy = loaded.policy
+        return PolicyResult(
+            source=loaded.source,
+            path=str(Path(loaded.path).resolve()) if loaded.path else None,
+            digest=policy.digest(),
+            policy=policy.model_dump(mode="json"),
+            resource_types={
+                type_id: [tag.name for tag in policy.required_for(type_id)] for type_id in RESOURCE_TYPE_IDS
+            },
+        )
+
+    # --- scope and observation ---------------------------------------------------------
+
+    def resolve_regions(self, regions: Sequence[str] | None) -> list[str]:
+        values = list(regions or [])
+        if not values:
+            return list(self.settings.default_regions)
+        if values == ["all"]:
+            return self.clients.enabled_regions()
+        if "all" in values:
+            raise InvalidInputError('"all" cannot be combined with other regions')
+        bad = [value for value in values if not isinstance(value, str) or not REGION_PATTERN.match(value)]
+        if bad:
+            raise InvalidInputError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
+        if len(values) > MAX_REGIONS:
+            raise InvalidInputError(f"at most {MAX_REGIONS} regions per call, got {len(values)}")
+        return list(dict.fromkeys(values))
+
+    def observe(
+        self,
+        resource_types: Sequence[str] | None,
+        regions: Sequence[str] | None,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Observation:
+        """The latest snapshot for this scope from the cache, or a fresh scan stored as a snapshot."""
+        type_ids = resolve_resource_types(resource_types)
+        region_list = self.resolve_regions(regions)
+        policy = self.loaded_policy.policy
+        key = scan_cache_key("scan", self.clients.account_id, region_list, type_ids, policy.digest())
+        if not force_refresh:
+            cached = self.cache.get(key)
+            if isinstance(cached, str):
+                observation = self._load_observation(cached)
+                if observation is not None:
+                    return observation
+        inventory = collect_inventory(
+            self.clients, region_list, type_ids, max_workers=self.settings.scan_max_workers, progress=progress
+        )
+        compiled = compile_policy(policy, type_ids)
+        evaluation = evaluate(inventory.resources, compiled)
+        snapshot = build_snapshot(inventory, evaluation, policy)
+        self.store.save_snapshot(
+            snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
+        )
+        self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
+        return Observation(snapshot=snapshot, resources=inventory.resources, cached=False)
+
+    def _load_observation(self, snapshot_id: str) -> Observation | None:
+        snapshot = self.store.get_snapshot(snapshot_id)
+        if snapshot is None:
+            return None
+        resources = [_resource_from_state(state) for state in self.store.iter_resource_states(snapshot_id)]
+        return Observation(snapshot=snapshot, resources=resources, cached=True)
+
+    def _snapshot_for_cursor(self, snapshot_id: object) -> Observation:
+        observation = self._load_observation(str(snapshot_id)) if isinstance(snapshot_id, str) else None
+        if observation is None:
+            raise InvalidInputError("cursor refers to a snapshot that no longer exists: run the check again")
+        return observation
+
+    # --- 1. check_tag_compliance -------------------------------------------------------
+
+    def check_compliance(
+        self,
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        severity: Severity = "all",
+        force_refresh: bool = False,
+        page_size: int = 50,
+        cursor: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ComplianceCheckResult:
+        offset = 0
+        if cursor:
+            payload = _decode_cursor(cursor, "check")
+            observation = self._snapshot_for_cursor(payload.get("s"))
+            offset = int(payload.get("o", 0))  # type: ignore[arg-type]
+            severity = payload.get("v", "all")  # type: ignore[assignment]
+        else:
+            observation = self.observe(resource_types, regions, force_refresh, progress)
+        snapshot = observation.snapshot
+        policy = parse_policy(snapshot.policy, "snapshot")
+        evaluation = evaluate(observation.resources, compile_policy(policy, snapshot.resource_types))
+        wanted = _severity_filter(severity)
+        selected = [v for v in evaluation.violations if wanted is None or v.severity in wanted]
+        page = selected[offset : offset + page_size]
+        next_offset = offset + len(page)
+        next_cursor = (
+            _encode_cursor({"k": "check", "s": snapshot.snapshot_id, "o": next_offset, "v": severity})
+            if next_offset < len(selected)
+            else None
+        )
+        score_note = None
+        if snapshot.compliance_score is None:
+            score_note = (
+                "No score: no resources in this scope have tagging requirements"
+                if snapshot.total_resources
+                else "No score: no resources were found in this scope"
+            )
+            if snapshot.failed_shards:
+                score_note += " (some shards failed: see failed_shards)"
+        elif snapshot.failed_shards:
+            score_note = (
+                "Partial coverage: the score covers only the shards that were read (see failed_shards)"
+            )
+        return ComplianceCheckResult(
+            compliance_score=snapshot.compliance_score,
+            score_note=score_note,
+            total_resources=snapshot.total_resources,
+            scanned_resources=snapshot.scanned_resources,
+            compliant_resources=snapshot.compliant_resources,
+            violation_count=len(selected),
+            violations_by_type={
+                k: v
+                for k, v in sorted(snapshot.counts_by_violation.items())
+                if wanted is None or SEVERITY[k] in wanted
+            },
+            by_resource_type={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_type.items())},
+            by_region={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_region.items())},
+            violations=[violation_out(v, policy) for v in page],
+            next_cursor=next_cursor,
+            failed_shards=observation.failed_shards,
+            scope=observation.scope,
+            snapshot_id=snapshot.snapshot_id,
+            scanned_at=snapshot.created_at,
+            cached=observation.cached,
+            policy_source=self.loaded_policy.description,
+        )
+
+    # --- 2. find_untagged_resources ----------------------------------------------------
+
+    def find_untagged(
+        self,
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        force_refresh: bool = False,
+        page_size: int = 50,
+        cursor: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FindUntaggedResult:
+        offset = 0
+        if cursor:
+            payload = _decode_cursor(cursor, "untagged")
+            observation = self._snapshot_for_cursor(payload.get("s"))
+            offset = int(payload.get("o", 0))  # type: ignore[arg-type]
+        else:
+            observation = self.observe(resource_types, regions, force_refresh, progress)
+        snapshot = observation.snapshot
+        policy = parse_policy(snapshot.policy, "snapshot")
+        evaluation = evaluate(observation.resources, compile_policy(policy, snapshot.resource_types))
+        missing: dict[str, list[str]] = defaultdict(list)
+        for violation in evaluation.violations:
+            if violation.violation_type == "missing_tag":
+                missing[violation.resource_arn].append(violation.tag_key)
+        untagged = [resource for resource in observation.resources if resource.arn in missing]
+        by_type: dict[str, int] = defaultdict(int)
+        for resource in untagged:
+            by_type[resource.resource_type] += 1
+        page = untagged[offset : offset + page_size]
+        next_offset = offset + len(page)
+        return FindUntaggedResult(
+            total_untagged=len(untagged),
+            never_tagged=sum(1 for resource in untagged if not resource.tags),
+            resources=[
+                UntaggedResource(
+                    resource_arn=resource.arn,
+                    resource_type=resource.resource_type,
+                    region=resource.region,
+                    name=resource.name,
+                    missing_tags=missing[resource.arn],
+                    never_tagged=not resource.tags,
+                )
+                for resource in page
+            ],
+            next_cursor=_encode_cursor({"k": "untagged", "s": snapshot.snapshot_id, "o": next_offset})
+            if next_offset < len(untagged)
+            else None,
+            untagged_by_type=dict(sorted(by_type.items())),
+            failed_shards=observation.failed_shards,
+            scope=observation.scope,
+            snapshot_id=snapshot.snapshot_id,
+            scanned_at=snapshot.created_at,
+            cached=observation.cached,
+        )
+
+    # --- 3. validate_resource_tags -----------------------------------------------------
+
+    def validate_resources(
+        self,
+        resource_arns: Sequence[str],
+        regions: Sequence[str] | None = None,
+        force_refresh: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> ValidateResult:
+        parsed = [parse_arn(arn) for arn in resource_arns]  # every ARN is checked before any scan
+        account_id = self.clients.account_id
+        bucket_regions = self.resolve_regions(regions)
+        scopes: dict[str, set[str]] = defaultdict(set)  # region -> types
+        for item in parsed:
+            for region in [item.region] if item.region else bucket_regions:
+                scopes[region].add(item.resource_type)
+        found: dict[str, Resource] = {}
+        failed: list[FailedShard] = []
+        scanned_at = datetime.now(UTC)
+        for region, types in sorted(scopes.items()):
+            observation = self.observe(sorted(types), [region], force_refresh, progress)
+            failed.extend(observation.failed_shards)
+            scanned_at = min(scanned_at, observation.snapshot.created_at)
+            for resource in observation.resources:
+                found[resource.arn] = resource
+        policy = self.loaded_policy.policy
+        compiled = compile_policy(policy, RESOURCE_TYPE_IDS)
+        results: list[ResourceValidation] = []
+        for item in parsed:
+            resource = found.get(item.arn)
+            if resource is None:
+                shard_failed = [
+                    shard
+                    for shard in failed
+                    if shard.resource_type == item.resource_type
+                    and (shard.resource_arn in (None, item.arn))
+                    and (not item.region or shard.region == item.region)
+                ]
+                if shard_failed:
+                    results.append(
+                        ResourceValidation(
+                            resource_arn=item.arn,
+                            status="not_scanned",
+                            resource_type=item.resource_type,
+                            region=item.region or None,
+                            detail=shard_failed[0].error,
+                        )
+                    )
+                    continue
+                if item.account_id and item.account_id != account_id:
+                    detail = f"the ARN is in account {item.account_id}; the scanned account is {account_id}"
+                elif item.region:
+                    detail = f"no {item.resource_type} with this ARN exists in {item.region}"
+                else:
+                    detail = f"no bucket with this name in regions {', '.join(bucket_regions)}"
+                results.append(
+                    ResourceValidation(
+                        resource_arn=item.arn,
+                        status="not_found",
+                        resource_type=item.resource_type,
+                        region=item.region or None,
+                        detail=detail,
+                    )
+                )
+                continue
+            evaluation = evaluate([resource], compiled)
+            status: Literal["compliant", "non_compliant", "no_requirements"]
+            if evaluation.without_requirements:
+                status = "no_requirements"
+            else:
+                status = "compliant" if not evaluation.violations else "non_compliant"
+            results.append(
+                ResourceValidation(
+                    resource_arn=item.arn,
+                    status=status,
+                    resource_type=resource.resource_type,
+                    region=resource.region,
+                    tags=resource.tags,
+                    violations=[violation_out(v, policy) for v in evaluation.violations],
+                )
+            )
+        return ValidateResult(
+            results=results,
+            compliant=sum(1 for r in results if r.status == "compliant"),
+            non_compliant=sum(1 for r in results if r.status == "non_compliant"),
+            not_found=sum(1 for r in results if r.status == "not_found"),
+            not_scanned=sum(1 for r in results if r.status == "not_scanned"),
+            failed_shards=failed,
+            scanned_at=scanned_at,
+        )
+
+    # --- 7. generate_compliance_report -------------------------------------------------
+
+    def compliance_report(
+        self,
+        report_format: Literal["json", "csv", "markdown"] = "markdown",
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        include_violations: bool = True,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ReportResult:
+        observation = self.observe(resource_types, regions, force_refresh, progress)
+        snapshot = observation.snapshot
+        policy = parse_policy(snapshot.policy, "snapshot")
+        violations = evaluate(
+            observation.resources, compile_policy(policy, snapshot.resource_types)
+        ).violations
+        summary = report_summary(snapshot, violations)
+        listed = violations if include_violations else None
+        buffer = io.StringIO()
+        _write_report(report_format, summary, listed, violations, buffer)
+        content = buffer.getvalue()
+        if len(content) <= INLINE_REPORT_CHARS:
+            return ReportResult(
+                format=report_format,
+                content=content,
+                summary=summary,
+                snapshot_id=snapshot.snapshot_id,
+                failed_shards=observation.failed_shards,
+            )
+        reports_dir = self.settings.data_dir / "reports"
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        extension = {"json": "json", "csv": "csv", "markdown": "md"}[report_format]
+        path = reports_dir / f"compliance-report-{snapshot.snapshot_id}.{extension}"
+        temporary = path.with_suffix(path.suffix + ".part")
+        temporary.write_text(content, encoding="utf-8")
+        temporary.replace(path)  # never a half-written report under the final name
+        return ReportResult(
+            format=report_format,
+            content=content[:INLINE_PREVIEW_CHARS],
+            file_path=str(path),
+            truncated=True,
+            summary=summary,
+            snapshot_id=snapshot.snapshot_id,
+            failed_shards=observation.failed_shards,
+        )
+
+    # --- 8. get_violation_history ------------------------------------------------------
+
+    def violation_history(
+        self,
+        days_back: int = 30,
+        group_by: Literal["day", "week", "month"] = "day",
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+    ) -> HistoryResult:
+        since = datetime.now(UTC) - timedelta(days=days_back)
+        snapshots = self.store.list_snapshots(since=since, limit=100_000)
+        note = None
+        if resource_types or regions:
+            wanted_types = sorted(resolve_resource_types(resource_types)) if resource_types else None
+            wanted_regions = sorted(self.resolve_regions(regions)) if regions else None
+            snapshots = [
+                s
+                for s in snapshots
+                if (wanted_types is None or sorted(s.resource_types) == wanted_types)
+                and (wanted_regions is None or sorted(s.regions) == wanted_regions)
+            ]
+        elif snapshots:
+            # Scores of different scopes are not comparable: follow the scope of the latest snapshot.
+            latest = snapshots[-1]
+            scope = (sorted(latest.resource_types), sorted(latest.regions))
+            snapshots = [s for s in snapshots if (sorted(s.resource_types), sorted(s.regions)) == scope]
+            note = (
+                f"Showing snapshots with the latest one's scope ({len(scope[0])} resource types, regions "
+                f"{', '.join(scope[1])}); pass resource_types/regions to choose another scope."
+            )
+        periods: dict[datetime, list[SnapshotRecord]] = defaultdict(list)
+        for snapshot in snapshots:
+            periods[_period_start(snapshot.created_at, group_by)].append(snapshot)
+        points = []
+        for start in sorted(periods):
+            last = periods[start][-1]  # a point in time: the period's latest measurement
+            points.append(
+                HistoryPoint(
+                    period_start=start,
+                    compliance_score=last.compliance_score,
+                    total_resources=last.total_resources,
+                    compliant_resources=last.compliant_resources,
+                    violation_count=last.violation_count,
+                    snapshots=len(periods[start]),
+                )
+            )
+        scored = [p.compliance_score for p in points if p.compliance_score is not None]
+        change = round(scored[-1] - scored[0], 4) if len(scored) >= 2 else None
+        trend: Literal["improving", "declining", "stable", "insufficient_data"]
+        if change is None:
+            trend = "insufficient_data"
+        else:
+            trend = "improving" if change > 0.01 else "declining" if change < -0.01 else "stable"
+        return HistoryResult(
+            group_by=group_by,
+            days_back=days_back,
+            points=points,
+            trend=trend,
+            score_change=change,
+            snapshot_count=len(snapshots),
+            note=note,
+        )
+
+
+def _write_report(
+    report_format: str,
+    summary: dict[str, object],
+    listed: list[Violation] | None,
+    violations: list[Violation],
+    out: io.StringIO,
+) -> None:
+    if report_format == "csv":
+        write_csv(violations, out)
+    elif report_format == "json":
+        write_json(summary, listed, out)
+    else:
+        write_markdown(summary, listed, out)
+
+
+def _period_start(moment: datetime, group_by: str) -> datetime:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if group_by == "week":
+        return day - timedelta(days=day.weekday())
+    if group_by == "month":
+        return day.replace(day=1)
+    return day

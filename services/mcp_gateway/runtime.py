@@ -1,0 +1,240 @@
+"""Wiring: settings -> AWS clients, store, cache and the compliance service; plus tool-call plumbing.
+
+Every tool call goes through ``ToolRunner.invoke``: the blocking work runs in a worker thread,
+progress is relayed to the client, errors become clear messages (never tracebacks), and the call
+is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+from tagcompliance import __version__
+from tagcompliance.aws import AwsClients, describe_aws_error
+from tagcompliance.cache import Cache, open_cache
+from tagcompliance.errors import TagComplianceError
+from tagcompliance.inventory import ProgressCallback
+from tagcompliance.service import ComplianceService
+from tagcompliance.settings import Settings
+from tagcompliance.store import AuditRecord, Store, open_store
+
+logger = logging.getLogger("tagcompliance.gateway")
+ResultT = TypeVar("ResultT", bound=BaseModel)
+SECRET_MARKERS = ("token", "secret", "password", "authorization", "webhook", "credential", "key_id")
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    service: ComplianceService
+    store: Store
+    cache: Cache
+    transport: str
+
+    def health(self) -> dict[str, Any]:
+        store_info = self.store.info()
+        loaded = self.service.loaded_policy
+        cache_fallback = getattr(self.cache, "fallback_reason", None)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "transport": self.transport,
+            "policy_source": loaded.description,
+            "policy_digest": loaded.policy.digest(),
+            "store": {
+                "backend": store_info.backend,
+                "location": store_info.location,
+                "schema_version": store_info.schema_version,
+                "note": None
+                if self.settings.database_url
+                else "embedded default; set DATABASE_URL for PostgreSQL",
+            },
+            "cache": {
+                "backend": self.cache.backend,
+                "note": cache_fallback
+                or (None if self.settings.redis_url else "embedded default; set REDIS_URL for Redis"),
+            },
+            "aws_endpoint": self.settings.aws_endpoint_url or "AWS default endpoints",
+            "default_regions": self.settings.default_regions,
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_runtime(settings: Settings, transport: str) -> Runtime:
+    store = open_store(settings)
+    cache = open_cache(settings)
+    service = ComplianceService(settings, AwsClients(settings), store, cache)
+    service.loaded_policy  # noqa: B018 - fail at start-up, not at the first call, on a broken policy file
+    return Runtime(settings=settings, service=service, store=store, cache=cache, transport=transport)
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Parameters as logged: values under secret-looking keys are replaced."""
+    if any(marker in key.lower() for marker in SECRET_MARKERS):
+        return "[redacted]"
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(item, key) for item in value[:100]]
+    if isinstance(value, str) and len(value) > 500:
+        return value[:500] + "..."
+    return value
+
+
+def summarize(result: BaseModel) -> dict[str, Any]:
+    """Scalars and list sizes of a result: enough to audit, small enough to store for every call."""
+    summary: dict[str, Any] = {}
+    for name, value in result:
+        if (
+            isinstance(value, bool | int | float)
+            or value is None
+            or (isinstance(value, str) and len(value) <= 200)
+        ):
+            summary[name] = value
+        elif isinstance(value, list | dict):
+            summary[f"{name}_count"] = len(value)
+    return summary
+
+
+def _friendly_error(error: Exception) -> str:
+    if isinstance(error, TagComplianceError):
+        return str(error)
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: configure a profile, environment variables or a role"
+    if isinstance(error, EndpointConnectionError):
+        return f"AWS endpoint unreachable: {error}"
+    if isinstance(error, ClientError | BotoCoreError):
+        return f"AWS error: {describe_aws_error(error)}"
+    return ""
+
+
+class ToolRunner:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.local_user = f"local:{_login_name()}"
+
+    async def invoke(
+        self,
+        ctx: Context | None,
+        tool_name: str,
+        parameters: dict[str, Any],
+        work: Callable[[ProgressCallback], ResultT],
+    ) -> ResultT:
+        started = time.monotonic()
+        status, error_message, summary = "success", None, {}
+        try:
+            result = await _run_with_progress(ctx, work)
+            summary = summarize(result)
+            return result
+        except ToolError as error:
+            status, error_message = "error", str(error)
+            raise
+        except Exception as error:
+            status = "error"
+            message = _friendly_error(error)
+            if not message:
+                incident = uuid.uuid4().hex[:12]
+                logger.exception("tool %s failed (incident %s)", tool_name, incident)
+                message = f"internal error ({type(error).__name__}); incident {incident} is in the server log"
+            error_message = message
+            raise ToolError(message) from None
+        finally:
+            await anyio.to_thread.run_sync(
+                self._audit, ctx, tool_name, parameters, summary, started, status, error_message
+            )
+
+    def _audit(
+        self,
+        ctx: Context | None,
+        tool_name: str,
+        parameters: dict[str, Any],
+        summary: dict[str, Any],
+        started: float,
+        status: str,
+        error_message: str | None,
+    ) -> None:
+        headers = _headers(ctx)
+        record = AuditRecord(
+            timestamp=datetime.now(UTC),
+            user_id=self.local_user if self.runtime.transport == "stdio" else "anonymous",
+            tool_name=tool_name,
+            parameters=redact(parameters),
+            result_summary=summary,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            status=status,
+            error_message=error_message,
+            client_id=None,
+            ip_address=_client_ip(ctx),
+            user_agent=headers.get("user-agent") if headers else None,
+        )
+        try:
+            self.runtime.store.record_audit(record)
+        except Exception:  # the answer still reaches the user; the gap is logged loudly
+            logger.exception("could not write the audit log entry for %s", tool_name)
+
+
+async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallback], ResultT]) -> ResultT:
+    latest: list[tuple[int, int, str]] = []
+
+    def progress(done: int, total: int, message: str) -> None:
+        latest[:] = [(done, total, message)]
+
+    if ctx is None:
+        return await anyio.to_thread.run_sync(work, progress)
+    async with anyio.create_task_group() as group:
+
+        async def relay() -> None:
+            reported: tuple[int, int, str] | None = None
+            while True:
+                await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
+                if latest and latest[0] != reported:
+                    reported = latest[0]
+                    await ctx.report_progress(reported[0], reported[1], reported[2])
+
+        group.start_soon(relay)
+        try:
+            return await anyio.to_thread.run_sync(work, progress)
+        finally:
+            group.cancel_scope.cancel()
+
+
+def _headers(ctx: Context | None) -> Any:
+    if ctx is None:
+        return None
+    try:
+        return ctx.headers
+    except (LookupError, ValueError, AttributeError):
+        return None
+
+
+def _client_ip(ctx: Context | None) -> str | None:
+    if ctx is None:
+        return None
+    try:
+        request = ctx.request_context.request
+    except (LookupError, ValueError, AttributeError):
+        return None
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,227 @@
+"""The MCP server: tool definitions. Each tool validates its arguments, calls one core function and
+returns a pydantic result model (structured content)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from tagcompliance import __version__
+from tagcompliance.models import (
+    ComplianceCheckResult,
+    FindUntaggedResult,
+    HistoryResult,
+    PolicyResult,
+    ReportResult,
+    ValidateResult,
+)
+from tagcompliance.resources import RESOURCE_TYPE_IDS
+
+from .runtime import Runtime, ToolRunner
+
+INSTRUCTIONS = f"""\
+Tag-compliance analyst for AWS. Checks resources against the organisation's tagging policy,
+finds untagged resources, quantifies spend that cannot be attributed, suggests tag values and
+tracks compliance over time.
+
+Resource types are registry ids: {", ".join(RESOURCE_TYPE_IDS)} (or "all").
+Results are summaries plus one page of details; pass next_cursor back for more.
+Every figure states its scope (account, regions, types); failed_shards lists what could not be
+read: never present a partial scan as complete. When the user's request leaves the resource
+types, regions or time period unclear, ask them rather than guessing.
+"""
+
+ResourceTypes = Annotated[
+    list[str] | None,
+    Field(
+        default=None,
+        max_length=len(RESOURCE_TYPE_IDS) + 5,
+        description='Registry resource types such as "ec2:instance", "rds:db", "s3:bucket"; ["all"] or '
+        "omitted means every supported type.",
+    ),
+]
+Regions = Annotated[
+    list[str] | None,
+    Field(
+        default=None,
+        max_length=40,
+        description='AWS regions such as "us-east-1"; ["all"] means every enabled region; omitted means the '
+        "server's configured default regions (stated in the result's scope).",
+    ),
+]
+PageSize = Annotated[int, Field(default=50, ge=1, le=500, description="Details per page (1-500).")]
+Cursor = Annotated[
+    str | None,
+    Field(
+        default=None, max_length=2000, description="next_cursor from a previous call, to get the next page."
+    ),
+]
+ForceRefresh = Annotated[
+    bool, Field(default=False, description="Re-scan AWS instead of using a result cached within the TTL.")
+]
+
+
+def build_server(runtime: Runtime) -> MCPServer:
+    mcp = MCPServer(name="tag-compliance", version=__version__, instructions=INSTRUCTIONS)
+    runner = ToolRunner(runtime)
+    service = runtime.service
+
+    @mcp.tool()
+    async def check_tag_compliance(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        severity: Annotated[
+            Literal["all", "errors_only", "warnings_only"],
+            Field(description="Which violations to list and count."),
+        ] = "all",
+        force_refresh: ForceRefresh = False,
+        page_size: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> ComplianceCheckResult:
+        """Check resources against the tagging policy: compliance score (compliant / scanned), counts by
+        type, region and violation type, and one page of violations (missing_tag, wrong_key_case,
+        invalid_value, invalid_format, prohibited_tag). Every check is stored as a snapshot for history."""
+        return await runner.invoke(
+            ctx,
+            "check_tag_compliance",
+            {
+                "resource_types": resource_types,
+                "regions": regions,
+                "severity": severity,
+                "force_refresh": force_refresh,
+                "page_size": page_size,
+                "cursor": cursor,
+            },
+            lambda progress: service.check_compliance(
+                resource_types, regions, severity, force_refresh, page_size, cursor, progress
+            ),
+        )
+
+    @mcp.tool()
+    async def find_untagged_resources(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        force_refresh: ForceRefresh = False,
+        page_size: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> FindUntaggedResult:
+        """Find resources missing one or more required tags (empty values count as missing), including
+        resources that were never tagged at all, with the missing keys for each."""
+        return await runner.invoke(
+            ctx,
+            "find_untagged_resources",
+            {
+                "resource_types": resource_types,
+                "regions": regions,
+                "force_refresh": force_refresh,
+                "page_size": page_size,
+                "cursor": cursor,
+            },
+            lambda progress: service.find_untagged(
+                resource_types, regions, force_refresh, page_size, cursor, progress
+            ),
+        )
+
+    @mcp.tool()
+    async def validate_resource_tags(
+        ctx: Context,
+        resource_arns: Annotated[
+            list[str],
+            Field(min_length=1, max_length=100, description="1-100 resource ARNs to validate."),
+        ],
+        regions: Annotated[
+            list[str] | None,
+            Field(
+                default=None,
+                max_length=40,
+                description="Where to look for S3 buckets (their ARNs carry no region); "
+                "default regions if omitted.",
+            ),
+        ] = None,
+        force_refresh: Annotated[
+            bool,
+            Field(default=True, description="Read current tags from AWS (default) or accept cached ones."),
+        ] = True,
+    ) -> ValidateResult:
+        """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
+        as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
+        return await runner.invoke(
+            ctx,
+            "validate_resource_tags",
+            {"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
+            lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
+        )
+
+    @mcp.tool()
+    async def get_tagging_policy(ctx: Context) -> PolicyResult:
+        """The tagging policy in force: required tags (allowed values, format, which types), optional and
+        prohibited tags, and where it was loaded from."""
+        return await runner.invoke(ctx, "get_tagging_policy", {}, lambda progress: service.policy_info())
+
+    @mcp.tool()
+    async def generate_compliance_report(
+        ctx: Context,
+        format: Annotated[
+            Literal["json", "csv", "markdown"], Field(description="Report format.")
+        ] = "markdown",
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        include_violations: Annotated[
+            bool, Field(default=True, description="List every violation (the file holds them all).")
+        ] = True,
+        force_refresh: ForceRefresh = False,
+    ) -> ReportResult:
+        """An executive compliance report (score, coverage, worst types and regions, top violations,
+        recommendations). Small reports come inline; large ones are written to a file whose path is
+        returned."""
+        return await runner.invoke(
+            ctx,
+            "generate_compliance_report",
+            {
+                "format": format,
+                "resource_types": resource_types,
+                "regions": regions,
+                "include_violations": include_violations,
+                "force_refresh": force_refresh,
+            },
+            lambda progress: service.compliance_report(
+                format, resource_types, regions, include_violations, force_refresh, progress
+            ),
+        )
+
+    @mcp.tool()
+    async def get_violation_history(
+        ctx: Context,
+        days_back: Annotated[
+            int, Field(default=30, ge=1, le=365, description="How far back (1-365 days).")
+        ] = 30,
+        group_by: Annotated[
+            Literal["day", "week", "month"], Field(description="Bucket size of the trend.")
+        ] = "day",
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+    ) -> HistoryResult:
+        """Compliance trend from stored snapshots: score and counts per day, week or month, and whether
+        compliance is improving. Only snapshots of the same scope are compared."""
+        return await runner.invoke(
+            ctx,
+            "get_violation_history",
+            {
+                "days_back": days_back,
+                "group_by": group_by,
+                "resource_types": resource_types,
+                "regions": regions,
+            },
+            lambda progress: service.violation_history(days_back, group_by, resource_types, regions),
+        )
+
+    @mcp.custom_route("/health", methods=["GET"])
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(runtime.health())
+
+    return mcp
