@@ -196,21 +196,28 @@ async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallba
 
     if ctx is None:
         return await anyio.to_thread.run_sync(work, progress)
+    outcome: list[ResultT] = []
+    failure: list[BaseException] = []
+
+    async def relay() -> None:
+        reported: tuple[int, int, str] | None = None
+        while True:
+            await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
+            if latest and latest[0] != reported:
+                reported = latest[0]
+                await ctx.report_progress(reported[0], reported[1], reported[2])
+
     async with anyio.create_task_group() as group:
-
-        async def relay() -> None:
-            reported: tuple[int, int, str] | None = None
-            while True:
-                await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
-                if latest and latest[0] != reported:
-                    reported = latest[0]
-                    await ctx.report_progress(reported[0], reported[1], reported[2])
-
         group.start_soon(relay)
         try:
-            return await anyio.to_thread.run_sync(work, progress)
+            outcome.append(await anyio.to_thread.run_sync(work, progress))
+        except Exception as error:  # re-raised below as itself, not wrapped in an ExceptionGroup
+            failure.append(error)
         finally:
             group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _headers(ctx: Context | None) -> Any:

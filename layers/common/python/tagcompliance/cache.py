@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from typing import Any, Protocol
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Cache(Protocol):
@@ -24,11 +37,161 @@ class Cache(Protocol):
     def ping(self) -> bool: ...
 
 
-def scan_cache_key(kind: str, account_id: str, regions: Iterable[str], resource_types: Iterable[str],
-                   policy_digest: str, *extra: str) -> str:
+def scan_cache_key(
+    kind: str,
+    account_id: str,
+    regions: Iterable[str],
+    resource_types: Iterable[str],
+    policy_digest: str,
+    *extra: str,
+) -> str:
     """A key that changes whenever the account, scope or policy changes."""
     scope = json.dumps(
         [account_id, sorted(set(regions)), sorted(set(resource_types)), policy_digest, list(extra)],
         separators=(",", ":"),
     )
     return f"tagcompliance:{kind}:{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
+
+
+def _to_json(value: Any) -> str:
+    # Both adapters hold JSON text: values come back as fresh copies with the same types
+    # (tuples become lists) whichever backend served them.
+    return json.dumps(value, separators=(",", ":"))
+
+
+class MemoryCache:
+    """An in-process cache: thread-safe, with per-entry expiry and a bound on its size (LRU)."""
+
+    backend = "memory"
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()  # key -> (expires at, JSON)
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self.fallback_reason: str | None = None  # why Redis is not in use, when it was asked for
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires_at, payload = entry
+            if time.monotonic() >= expires_at:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+        return json.loads(payload)
+
+    def set(self, key: str, value: Any, ttl_seconds: int) -> None:
+        if ttl_seconds <= 0:
+            return
+        payload = _to_json(value)
+        with self._lock:
+            self._entries[key] = (time.monotonic() + ttl_seconds, payload)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def ping(self) -> bool:
+        return True
+
+
+class RedisCache:
+    """Redis through redis-py. A Redis that goes away makes every call a miss, never an error."""
+
+    backend = "redis"
+
+    def __init__(
+        self, url: str, socket_timeout_seconds: float = 0.5, retry_after_seconds: float = 30.0
+    ) -> None:
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_seconds,
+            socket_connect_timeout=socket_timeout_seconds,
+            # One quick retry covers a pooled connection that a Redis restart closed; redis-py's
+            # default (10 retries with backoff) would stall every tool call while Redis is down.
+            retry=Retry(NoBackoff(), retries=1),
+        )
+        options = self._client.connection_pool.connection_kwargs
+        # Built from the parsed options rather than the URL, which may hold a password.
+        address = options.get("path") or f"{options.get('host')}:{options.get('port')}"
+        self.location = f"{address}/{options.get('db', 0)}"
+        self.fallback_reason: str | None = None
+        self._retry_after_seconds = retry_after_seconds
+        self._lock = threading.Lock()
+        self._unavailable_until: float | None = None  # while set, Redis is down: calls skip it until then
+
+    def get(self, key: str) -> Any | None:
+        payload = self._call(lambda: self._client.get(key))
+        return None if payload is None else json.loads(payload)
+
+    def set(self, key: str, value: Any, ttl_seconds: int) -> None:
+        if ttl_seconds <= 0:
+            return
+        payload = _to_json(value)  # outside _call: a value that is not JSON is the caller's bug
+        self._call(lambda: self._client.set(key, payload, ex=ttl_seconds))  # SET EX: SETEX's modern form
+
+    def delete(self, key: str) -> None:
+        self._call(lambda: self._client.delete(key))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, operation: Callable[[], Any]) -> Any | None:
+        """The operation's result, or None while Redis is unavailable (warned once per outage)."""
+        with self._lock:
+            if self._unavailable_until is not None and time.monotonic() < self._unavailable_until:
+                return None
+        try:
+            result = operation()
+        except redis.RedisError as error:
+            with self._lock:
+                newly_down = self._unavailable_until is None
+                # Waiting before the next attempt keeps a dead Redis from adding a timeout to every call.
+                self._unavailable_until = time.monotonic() + self._retry_after_seconds
+            if newly_down:
+                logger.warning(
+                    "Redis cache at %s is unavailable (%s); carrying on without a cache until it answers",
+                    self.location,
+                    error,
+                )
+            return None
+        with self._lock:
+            recovered = self._unavailable_until is not None
+            self._unavailable_until = None
+        if recovered:
+            logger.info("Redis cache at %s answers again", self.location)
+        return result
+
+
+def open_cache(settings: Settings) -> Cache:
+    """Redis when ``REDIS_URL`` is set and answers PING, the in-memory cache otherwise.
+
+    A set but unreachable Redis falls back to memory with a warning: a cache is an optimisation,
+    so the server still starts. ``fallback_reason`` on the returned cache says why, for /health.
+    """
+    if not settings.redis_url:
+        return MemoryCache()
+    try:
+        redis_cache = RedisCache(settings.redis_url)
+    except ValueError as error:  # redis-py's message names the problem, not the URL (it may hold a password)
+        reason = f"REDIS_URL is not a valid Redis URL ({error}); using the in-memory cache instead"
+    else:
+        if redis_cache.ping():
+            return redis_cache
+        redis_cache.close()
+        reason = f"Redis at {redis_cache.location} did not answer PING; using the in-memory cache instead"
+    logger.warning(reason)
+    fallback = MemoryCache()
+    fallback.fallback_reason = reason
+    return fallback

@@ -1,0 +1,146 @@
+"""The server backend: PostgreSQL through psycopg 3 and a connection pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.transaction import Transaction
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tagcompliance.errors import StoreError
+
+from .sql import STREAM_BATCH_SIZE, SqlStore, one_line
+
+# Any fixed 64-bit number will do, as long as nothing else in the database uses it: "tagcompl".
+MIGRATION_LOCK_KEY = 0x74_61_67_63_6F_6D_70_6C
+
+
+def describe_postgres_url(url: str) -> str:
+    """``postgresql://user@host:port/dbname``: the URL for messages and /health, never the password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        # libpq's message names the bad part, never the password; the URL itself is not repeated.
+        raise StoreError(
+            f"DATABASE_URL is not a valid PostgreSQL connection string: {one_line(error)}"
+        ) from None
+    user = f"{params['user']}@" if params.get("user") else ""
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
+
+
+class PostgresDialect:
+    backend = "postgresql"
+    name = "PostgreSQL"
+    placeholder = "%s"
+    ddl_types = MappingProxyType(
+        {
+            "BIGSERIAL_PK": "BIGSERIAL PRIMARY KEY",
+            "SERIAL_PK": "SERIAL PRIMARY KEY",
+            "JSON": "JSONB",
+            "TIMESTAMPTZ": "TIMESTAMPTZ",
+            "TIME": "TIME",
+            "TEXT_ARRAY": "TEXT[]",
+            "INET": "INET",
+            # Code point order whatever the database's locale, the same order as SQLite and Python.
+            "ARN_TEXT": 'TEXT COLLATE "C"',
+            "NOW": "NOW()",
+        }
+    )
+    # PoolTimeout and PoolClosed are psycopg.OperationalError subclasses.
+    database_errors: tuple[type[Exception], ...] = (psycopg.Error,)
+
+    def __init__(
+        self, url: str, connect_timeout_seconds: int = 5, pool_timeout_seconds: float = 10.0
+    ) -> None:
+        self.location = describe_postgres_url(url)
+        try:
+            # One direct attempt first: the pool retries in the background and would report only a
+            # timeout, while this reports why (refused, unknown host, authentication failed).
+            psycopg.connect(url, connect_timeout=connect_timeout_seconds).close()
+        except psycopg.Error as error:
+            raise StoreError(
+                f"Could not connect to PostgreSQL at {self.location}: {one_line(error)}"
+            ) from error
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=10,
+            # autocommit: transactions are explicit (transaction()), so a read never holds one open.
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout_seconds},
+            check=ConnectionPool.check_connection,  # a server restart must not hand out dead connections
+            timeout=pool_timeout_seconds,
+            name="tagcompliance-store",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_seconds)
+        except PoolTimeout as error:
+            self._pool.close()
+            raise StoreError(
+                f"Could not connect to PostgreSQL at {self.location}: {one_line(error)}"
+            ) from error
+
+    def connection(self) -> Any:
+        return self._pool.connection()
+
+    def transaction(self, conn: psycopg.Connection[Any]) -> Transaction:
+        return conn.transaction()
+
+    @contextmanager
+    def migration_lock(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        # A session-level advisory lock: held across the per-migration transactions, released
+        # by the server if this process dies.
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            if not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+    def stream(
+        self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any]
+    ) -> Iterator[Sequence[Any]]:
+        # A server-side cursor lives in a transaction and fetches itersize rows per round trip.
+        with conn.transaction(), conn.cursor(name="tagcompliance_stream") as cursor:
+            cursor.itersize = STREAM_BATCH_SIZE
+            cursor.execute(sql, params)
+            yield from cursor
+
+    def encode_json(self, value: Any) -> Jsonb:
+        return Jsonb(value)
+
+    def decode_json(self, raw: Any) -> Any:
+        return raw  # psycopg has already parsed JSONB
+
+    def encode_datetime(self, value: datetime) -> datetime:
+        return value
+
+    def decode_datetime(self, raw: datetime) -> datetime:
+        return raw.astimezone(UTC)  # psycopg returns the session's TimeZone
+
+    def details(self, conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        stats = self._pool.get_stats()
+        return {
+            "server_version": conn.info.server_version,
+            "pool_size": stats.get("pool_size"),
+            "pool_available": stats.get("pool_available"),
+            "pool_max_size": self._pool.max_size,
+        }
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class PostgresStore(SqlStore):
+    """The store in a PostgreSQL database, through a pool of 1 to 10 connections."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(PostgresDialect(url))

@@ -1,0 +1,186 @@
+"""Every tool through the official MCP client against the seeded estate.
+
+Expected values come from the estate's definition (services/demo/estate.py): which defects were
+injected into which resource, never from the product's own output.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from services.demo.aws import DemoAws
+from services.mcp_gateway.runtime import Runtime
+from tagcompliance.resources import RESOURCE_TYPE_IDS
+
+from .helpers import call, call_error
+
+pytestmark = pytest.mark.anyio
+
+CORE_TOOLS = {
+    "check_tag_compliance", "find_untagged_resources", "validate_resource_tags", "get_cost_attribution_gap",
+    "suggest_tags", "get_tagging_policy", "generate_compliance_report", "get_violation_history",
+}
+
+
+def expected_violation_set(demo: DemoAws, types: list[str] | None = None, regions: list[str] | None = None):
+    return {
+        (demo.arns[resource.key], violation.violation_type, violation.tag_key)
+        for resource in demo.estate.select(resource_types=types, regions=regions)
+        for violation in resource.expected_violations
+    }
+
+
+async def all_violations(client: Client, **arguments: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first = await call(client, "check_tag_compliance", page_size=100, **arguments)
+    violations = list(first["violations"])
+    cursor = first["next_cursor"]
+    while cursor:
+        page = await call(client, "check_tag_compliance", cursor=cursor)
+        assert page["snapshot_id"] == first["snapshot_id"]
+        violations.extend(page["violations"])
+        cursor = page["next_cursor"]
+    return first, violations
+
+
+async def test_lists_the_core_tools_with_descriptions(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert CORE_TOOLS <= set(tools)
+    for name in CORE_TOOLS:
+        assert tools[name].description and len(tools[name].description) > 40
+        assert tools[name].output_schema is not None
+
+
+async def test_full_estate_check_matches_the_definition(client: Client, aws_env: DemoAws) -> None:
+    expected = aws_env.estate.expected_summary()
+    first, violations = await all_violations(client, resource_types=["all"], force_refresh=True)
+    assert first["total_resources"] == len(aws_env.estate.resources) == expected.total
+    assert first["compliant_resources"] == expected.compliant
+    assert first["compliance_score"] == pytest.approx(expected.compliance_score, abs=1e-4)
+    assert first["violations_by_type"] == expected.violations_by_type
+    assert first["failed_shards"] == []
+    assert set(first["scope"]["regions"]) == set(aws_env.regions)
+    assert {(v["resource_arn"], v["violation_type"], v["tag_key"]) for v in violations} == (
+        expected_violation_set(aws_env)
+    )
+    assert len(violations) == sum(expected.violations_by_type.values())
+    never_tagged = [r for r in aws_env.estate.resources if r.tags is None]
+    assert never_tagged, "the estate must hold never-tagged resources"
+    flagged = {v["resource_arn"] for v in violations}
+    assert {aws_env.arns[r.key] for r in never_tagged} <= flagged
+    per_type = Counter(r.resource_type for r in aws_env.estate.resources)
+    assert {k: v["total"] for k, v in first["by_resource_type"].items() if v["total"]} == dict(per_type)
+
+
+async def test_filtered_check_by_type_and_region(client: Client, aws_env: DemoAws) -> None:
+    types, regions = ["ec2:instance", "rds:db", "s3:bucket"], ["us-west-2"]
+    expected = aws_env.estate.expected_summary(resource_types=types, regions=regions)
+    first, violations = await all_violations(client, resource_types=types, regions=regions)
+    assert first["total_resources"] == expected.total > 0
+    assert first["compliant_resources"] == expected.compliant
+    assert {(v["resource_arn"], v["violation_type"], v["tag_key"]) for v in violations} == (
+        expected_violation_set(aws_env, types, regions)
+    )
+    assert {v["region"] for v in violations} <= {"us-west-2"}
+
+
+async def test_second_check_is_served_from_the_snapshot(client: Client) -> None:
+    first = await call(client, "check_tag_compliance", resource_types=["sqs:queue"], force_refresh=True)
+    again = await call(client, "check_tag_compliance", resource_types=["sqs:queue"])
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert again["snapshot_id"] == first["snapshot_id"]
+    assert again["compliance_score"] == first["compliance_score"]
+
+
+async def test_severity_filter(client: Client) -> None:
+    warnings = await call(client, "check_tag_compliance", resource_types=["all"], severity="warnings_only")
+    assert warnings["violations"] == [] and warnings["violation_count"] == 0
+
+
+async def test_find_untagged_resources(client: Client, aws_env: DemoAws) -> None:
+    expected: dict[str, set[str]] = defaultdict(set)
+    for resource in aws_env.estate.resources:
+        for violation in resource.expected_violations:
+            if violation.violation_type == "missing_tag":
+                expected[aws_env.arns[resource.key]].add(violation.tag_key)
+    found: dict[str, set[str]] = {}
+    result = await call(client, "find_untagged_resources", resource_types=["all"], page_size=500)
+    assert result["next_cursor"] is None
+    for item in result["resources"]:
+        found[item["resource_arn"]] = set(item["missing_tags"])
+    assert found == dict(expected)
+    assert result["total_untagged"] == len(expected)
+    assert result["never_tagged"] == sum(1 for r in aws_env.estate.resources if r.tags is None)
+    paged = await call(client, "find_untagged_resources", resource_types=["all"], page_size=7)
+    assert len(paged["resources"]) == 7 and paged["next_cursor"]
+    second = await call(client, "find_untagged_resources", cursor=paged["next_cursor"], page_size=7)
+    assert {r["resource_arn"] for r in paged["resources"]}.isdisjoint(r["resource_arn"] for r in second["resources"])
+
+
+async def test_validate_resource_tags(client: Client, aws_env: DemoAws) -> None:
+    estate = aws_env.estate
+    good = next(r for r in estate.resources if r.compliant and r.resource_type == "ec2:instance")
+    bad = next(r for r in estate.resources if not r.compliant and r.resource_type == "rds:db")
+    bucket = next(r for r in estate.resources if r.resource_type == "s3:bucket" and r.region == "eu-west-1")
+    ghost = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+    result = await call(client, "validate_resource_tags", resource_arns=[
+        aws_env.arns[good.key], aws_env.arns[bad.key], aws_env.arns[bucket.key], ghost,
+    ])
+    by_arn = {item["resource_arn"]: item for item in result["results"]}
+    assert by_arn[aws_env.arns[good.key]]["status"] == "compliant"
+    bad_result = by_arn[aws_env.arns[bad.key]]
+    assert bad_result["status"] == "non_compliant"
+    assert {(v["violation_type"], v["tag_key"]) for v in bad_result["violations"]} == {
+        (v.violation_type, v.tag_key) for v in bad.expected_violations
+    }
+    assert by_arn[aws_env.arns[bucket.key]]["region"] == "eu-west-1"
+    assert by_arn[aws_env.arns[bucket.key]]["status"] == ("compliant" if bucket.compliant else "non_compliant")
+    assert by_arn[ghost]["status"] == "not_found"
+    assert result["not_found"] == 1
+
+
+async def test_get_tagging_policy(client: Client) -> None:
+    result = await call(client, "get_tagging_policy")
+    assert result["source"] == "file"
+    assert [t["name"] for t in result["policy"]["required_tags"]] == ["CostCenter", "Owner", "Environment", "Application"]
+    assert result["resource_types"]["rds:db"][-1] == "Application"
+    assert "Application" not in result["resource_types"]["s3:bucket"]
+    assert set(result["resource_types"]) == set(RESOURCE_TYPE_IDS)
+
+
+async def test_reports_in_three_formats(client: Client, aws_env: DemoAws) -> None:
+    expected = aws_env.estate.expected_summary()
+    markdown = await call(client, "generate_compliance_report", format="markdown")
+    assert f"{expected.compliance_score * 100:.1f}%" in markdown["content"]
+    assert markdown["summary"]["total_resources"] == expected.total
+    csv_report = await call(client, "generate_compliance_report", format="csv")
+    text = csv_report["content"] if not csv_report["truncated"] else open(csv_report["file_path"]).read()
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("resource_arn,resource_type,region,violation_type")
+    assert len(lines) - 1 == sum(expected.violations_by_type.values())
+    json_report = await call(client, "generate_compliance_report", format="json", include_violations=False)
+    assert '"violation_count": ' + str(sum(expected.violations_by_type.values())) in json_report["content"]
+
+
+async def test_violation_history_after_checks(client: Client, runtime: Runtime) -> None:
+    await call(client, "check_tag_compliance", resource_types=["all"], force_refresh=True)
+    await call(client, "check_tag_compliance", resource_types=["all"], force_refresh=True)
+    history = await call(client, "get_violation_history", days_back=7, group_by="day")
+    assert history["snapshot_count"] >= 2
+    assert len(history["points"]) == 1 and history["points"][0]["snapshots"] >= 2
+    assert history["trend"] == "insufficient_data"
+    weekly = await call(client, "get_violation_history", days_back=30, group_by="week", resource_types=["all"])
+    assert weekly["points"]
+
+
+async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
+    await call(client, "get_tagging_policy")
+    await call_error(client, "check_tag_compliance", resource_types=["ec2:vpc"])
+    logs = runtime.store.list_audit_logs(limit=5)
+    assert logs[0].tool_name == "check_tag_compliance" and logs[0].status == "error"
+    assert "ec2:vpc" in (logs[0].error_message or "")
+    assert logs[1].tool_name == "get_tagging_policy" and logs[1].status == "success"
+    assert logs[0].parameters["resource_types"] == ["ec2:vpc"]
