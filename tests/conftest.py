@@ -17,11 +17,25 @@ so an in-process ``moto.mock_aws()`` in the same session would reset the demo es
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from services.demo.aws import DemoAws, start_demo_aws
+
+# The real services of the development and CI machines (.ci/services.sh starts them).
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+def postgres_url_for(database: str, password: str | None = None) -> str:
+    credentials = "postgres" if password is None else f"postgres:{password}"
+    return f"postgresql://{credentials}@127.0.0.1:5432/{database}"
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +45,28 @@ def demo_aws() -> Iterator[DemoAws]:
         yield demo
     finally:
         demo.stop()
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database for this test run, dropped afterwards: the server's data is left alone."""
+    name = f"tagcompliance_test_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"The tests need PostgreSQL at {POSTGRES_ADMIN_URL}; it is unreachable: {error}",
+            pytrace=False,
+        )
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield postgres_url_for(name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url

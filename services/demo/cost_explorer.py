@@ -232,7 +232,8 @@ class CostModel:
         daily: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
         for resource in selected:
             daily[self._group_keys(resource, group_by)] += resource.daily_cost_usd
-        if not group_by:
+        if not group_by:  # one result per period, never more than one page
+            _require(not request.get("NextPageToken"), "Invalid NextPageToken")
             return {
                 "ResultsByTime": [
                     {"TimePeriod": period.as_json(), "Total": _amounts(daily[()] * period.days, metrics),

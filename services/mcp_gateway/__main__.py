@@ -9,6 +9,7 @@ import sys
 
 import uvicorn
 from pydantic import ValidationError
+
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
+
 from tagcompliance import __version__
 from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.cache import Cache, open_cache
@@ -200,11 +201,15 @@ async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallba
     failure: list[BaseException] = []
 
     async def relay() -> None:
+        # The first step is reported at once, later ones at most every PROGRESS_INTERVAL_SECONDS.
         reported: tuple[int, int, str] | None = None
+        last_sent = 0.0
         while True:
-            await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
-            if latest and latest[0] != reported:
-                reported = latest[0]
+            await anyio.sleep(0.05)
+            now = time.monotonic()
+            due = reported is None or now - last_sent >= PROGRESS_INTERVAL_SECONDS
+            if latest and latest[0] != reported and due:
+                reported, last_sent = latest[0], now
                 await ctx.report_progress(reported[0], reported[1], reported[2])
 
     async with anyio.create_task_group() as group:

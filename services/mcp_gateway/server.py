@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
 from tagcompliance import __version__
 from tagcompliance.models import (
     ComplianceCheckResult,

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+
 from tagcompliance.cache import MemoryCache, RedisCache, open_cache, scan_cache_key
 from tagcompliance.settings import Settings
 

@@ -6,15 +6,13 @@ never skip, without it, so CI cannot pass while silently testing only SQLite.
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -23,7 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
+
 from tagcompliance.errors import InvalidInputError, StoreError
 from tagcompliance.settings import Settings
 from tagcompliance.store import (
@@ -37,41 +35,11 @@ from tagcompliance.store import (
     open_store,
 )
 from tagcompliance.store.sql import SAVE_BATCH_SIZE, load_migrations
+from tests.conftest import fresh_postgres_database, postgres_url_for
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
 LATEST_SCHEMA_VERSION = max(migration.version for migration in load_migrations())
 T0 = datetime(2025, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-def _postgres_url(database: str, password: str | None = None) -> str:
-    credentials = "postgres" if password is None else f"postgres:{password}"
-    return f"postgresql://{credentials}@127.0.0.1:5432/{database}"
-
-
-@contextmanager
-def _fresh_postgres_database() -> Iterator[str]:
-    """A new, empty database for this test run, dropped afterwards: the server's data is left alone."""
-    name = f"tagcompliance_test_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(
-            f"The store contract tests need PostgreSQL at {POSTGRES_ADMIN_URL}; it is unreachable: {error}",
-            pytrace=False,
-        )
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield _postgres_url(name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with _fresh_postgres_database() as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -107,7 +75,7 @@ def new_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], SqlStore]
                 SqliteStore, Path(cleanup.enter_context(tempfile.TemporaryDirectory())) / "store.sqlite3"
             )
         else:
-            make = partial(PostgresStore, cleanup.enter_context(_fresh_postgres_database()))
+            make = partial(PostgresStore, cleanup.enter_context(fresh_postgres_database()))
 
         def factory() -> SqlStore:
             opened.append(make())
@@ -357,7 +325,7 @@ def test_info_names_backend_and_location(store: Store, request: pytest.FixtureRe
 def test_postgres_location_never_shows_the_password(postgres_url: str) -> None:
     database = postgres_url.rsplit("/", 1)[1]
     # Trust authentication ignores the password, so the store opens and we can inspect what it shows.
-    store = PostgresStore(_postgres_url(database, password="hunter2-not-shown"))
+    store = PostgresStore(postgres_url_for(database, password="hunter2-not-shown"))
     try:
         assert store.info().location == f"postgresql://postgres@127.0.0.1:5432/{database}"
     finally:

@@ -89,12 +89,9 @@ def test_resources_exist_with_exactly_their_tags(demo_aws: DemoAws, resource_typ
     assert {r.region for r in resources} <= set(demo_aws.regions)
 
 
-def test_never_tagged_resources_carry_no_tags_and_are_invisible_to_the_tagging_api(demo_aws: DemoAws) -> None:
+def test_never_tagged_resources_carry_no_tags(demo_aws: DemoAws) -> None:
     never_tagged = [r for r in demo_aws.estate.resources if r.tags is None]
-    for region in demo_aws.regions:
-        paginator = demo_aws.client("resourcegroupstaggingapi", region).get_paginator("get_resources")
-        seen = {m["ResourceARN"] for page in paginator.paginate() for m in page["ResourceTagMappingList"]}
-        assert seen.isdisjoint(demo_aws.arns[r.key] for r in never_tagged)
+    assert len({r.resource_type for r in never_tagged}) >= 5
     for resource in never_tagged:
         service, read = TAG_READERS[resource.resource_type]
         assert as_dict(read(demo_aws.client(service, resource.region), demo_aws.arns[resource.key], resource)) == {}
@@ -223,9 +220,8 @@ def test_pagination_and_request_counting(demo_aws: DemoAws) -> None:
         "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "REGION"}],
     }
     whole = cost_pages(ce, **request)
-    assert len(whole) == 1
     groups = len(grouped(whole))
-    assert groups > 7
+    assert len(whole) == math.ceil(groups / 50)  # the default page size
     before = model.request_counts().get("GetCostAndUsage", 0)
     model.page_size = 7
     try:

@@ -34,8 +34,11 @@ pytestmark = pytest.mark.anyio
         ("validate_resource_tags", {"resource_arns": []}, "resource_arns"),
         ("validate_resource_tags", {"resource_arns": ["arn:aws:s3:::ok-bucket"] * 101}, "resource_arns"),
         ("validate_resource_tags", {"resource_arns": ["i-0123456789abcdef0"]}, "is not an ARN"),
-        ("validate_resource_tags", {"resource_arns": ["arn:aws:ec2:us-east-1:1234:instance/i-0123456789abcdef0"]},
-         "invalid account id"),
+        (
+            "validate_resource_tags",
+            {"resource_arns": ["arn:aws:ec2:us-east-1:1234:instance/i-0123456789abcdef0"]},
+            "invalid account id",
+        ),
         ("generate_compliance_report", {"format": "pdf"}, "format"),
         ("get_violation_history", {"days_back": 0}, "days_back"),
         ("get_violation_history", {"days_back": 366}, "days_back"),

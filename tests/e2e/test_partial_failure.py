@@ -29,7 +29,9 @@ class OneRegionUnreachable(AwsClients):
         if region != BROKEN_REGION:
             return super().client(service, region)
         return boto3.session.Session().client(
-            service, region_name=region, endpoint_url="http://127.0.0.1:9",
+            service,
+            region_name=region,
+            endpoint_url="http://127.0.0.1:9",
             config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
         )
 
@@ -43,10 +45,14 @@ async def test_failed_region_is_named_in_every_result(aws_env: DemoAws, tmp_path
             check = await call(client, "check_tag_compliance", resource_types=["all"], page_size=1)
             failed = {(shard["region"], shard["resource_type"]) for shard in check["failed_shards"]}
             assert failed == {(BROKEN_REGION, type_id) for type_id in RESOURCE_TYPE_IDS}
-            assert all("127.0.0.1:9" in shard["error"] or "connect" in shard["error"].lower()
-                       for shard in check["failed_shards"])
+            assert all(
+                "127.0.0.1:9" in shard["error"] or "connect" in shard["error"].lower()
+                for shard in check["failed_shards"]
+            )
             reachable = [r for r in aws_env.estate.resources if r.region != BROKEN_REGION]
-            expected = aws_env.estate.expected_summary(regions=[r for r in aws_env.regions if r != BROKEN_REGION])
+            expected = aws_env.estate.expected_summary(
+                regions=[r for r in aws_env.regions if r != BROKEN_REGION]
+            )
             assert check["total_resources"] == len(reachable) == expected.total
             assert check["compliant_resources"] == expected.compliant
             assert "Partial coverage" in check["score_note"]
@@ -58,9 +64,14 @@ async def test_failed_region_is_named_in_every_result(aws_env: DemoAws, tmp_path
             report = await call(client, "generate_compliance_report", format="markdown")
             assert "Incomplete" in report["content"] and BROKEN_REGION in report["content"]
 
-            bucket = next(r for r in aws_env.estate.resources
-                          if r.resource_type == "sqs:queue" and r.region == BROKEN_REGION)
-            validation = await call(client, "validate_resource_tags", resource_arns=[aws_env.arns[bucket.key]])
+            bucket = next(
+                r
+                for r in aws_env.estate.resources
+                if r.resource_type == "sqs:queue" and r.region == BROKEN_REGION
+            )
+            validation = await call(
+                client, "validate_resource_tags", resource_arns=[aws_env.arns[bucket.key]]
+            )
             assert validation["results"][0]["status"] == "not_scanned"
     finally:
         runtime.close()

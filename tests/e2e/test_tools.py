@@ -7,6 +7,7 @@ injected into which resource, never from the product's own output.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,14 @@ from .helpers import call, call_error
 pytestmark = pytest.mark.anyio
 
 CORE_TOOLS = {
-    "check_tag_compliance", "find_untagged_resources", "validate_resource_tags", "get_cost_attribution_gap",
-    "suggest_tags", "get_tagging_policy", "generate_compliance_report", "get_violation_history",
+    "check_tag_compliance",
+    "find_untagged_resources",
+    "validate_resource_tags",
+    "get_cost_attribution_gap",
+    "suggest_tags",
+    "get_tagging_policy",
+    "generate_compliance_report",
+    "get_violation_history",
 }
 
 
@@ -48,7 +55,7 @@ async def all_violations(client: Client, **arguments: Any) -> tuple[dict[str, An
 
 async def test_lists_the_core_tools_with_descriptions(client: Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert CORE_TOOLS <= set(tools)
+    assert set(tools) >= CORE_TOOLS
     for name in CORE_TOOLS:
         assert tools[name].description and len(tools[name].description) > 40
         assert tools[name].output_schema is not None
@@ -117,7 +124,9 @@ async def test_find_untagged_resources(client: Client, aws_env: DemoAws) -> None
     paged = await call(client, "find_untagged_resources", resource_types=["all"], page_size=7)
     assert len(paged["resources"]) == 7 and paged["next_cursor"]
     second = await call(client, "find_untagged_resources", cursor=paged["next_cursor"], page_size=7)
-    assert {r["resource_arn"] for r in paged["resources"]}.isdisjoint(r["resource_arn"] for r in second["resources"])
+    assert {r["resource_arn"] for r in paged["resources"]}.isdisjoint(
+        r["resource_arn"] for r in second["resources"]
+    )
 
 
 async def test_validate_resource_tags(client: Client, aws_env: DemoAws) -> None:
@@ -126,9 +135,16 @@ async def test_validate_resource_tags(client: Client, aws_env: DemoAws) -> None:
     bad = next(r for r in estate.resources if not r.compliant and r.resource_type == "rds:db")
     bucket = next(r for r in estate.resources if r.resource_type == "s3:bucket" and r.region == "eu-west-1")
     ghost = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
-    result = await call(client, "validate_resource_tags", resource_arns=[
-        aws_env.arns[good.key], aws_env.arns[bad.key], aws_env.arns[bucket.key], ghost,
-    ])
+    result = await call(
+        client,
+        "validate_resource_tags",
+        resource_arns=[
+            aws_env.arns[good.key],
+            aws_env.arns[bad.key],
+            aws_env.arns[bucket.key],
+            ghost,
+        ],
+    )
     by_arn = {item["resource_arn"]: item for item in result["results"]}
     assert by_arn[aws_env.arns[good.key]]["status"] == "compliant"
     bad_result = by_arn[aws_env.arns[bad.key]]
@@ -137,7 +153,9 @@ async def test_validate_resource_tags(client: Client, aws_env: DemoAws) -> None:
         (v.violation_type, v.tag_key) for v in bad.expected_violations
     }
     assert by_arn[aws_env.arns[bucket.key]]["region"] == "eu-west-1"
-    assert by_arn[aws_env.arns[bucket.key]]["status"] == ("compliant" if bucket.compliant else "non_compliant")
+    assert by_arn[aws_env.arns[bucket.key]]["status"] == (
+        "compliant" if bucket.compliant else "non_compliant"
+    )
     assert by_arn[ghost]["status"] == "not_found"
     assert result["not_found"] == 1
 
@@ -145,7 +163,12 @@ async def test_validate_resource_tags(client: Client, aws_env: DemoAws) -> None:
 async def test_get_tagging_policy(client: Client) -> None:
     result = await call(client, "get_tagging_policy")
     assert result["source"] == "file"
-    assert [t["name"] for t in result["policy"]["required_tags"]] == ["CostCenter", "Owner", "Environment", "Application"]
+    assert [t["name"] for t in result["policy"]["required_tags"]] == [
+        "CostCenter",
+        "Owner",
+        "Environment",
+        "Application",
+    ]
     assert result["resource_types"]["rds:db"][-1] == "Application"
     assert "Application" not in result["resource_types"]["s3:bucket"]
     assert set(result["resource_types"]) == set(RESOURCE_TYPE_IDS)
@@ -157,7 +180,7 @@ async def test_reports_in_three_formats(client: Client, aws_env: DemoAws) -> Non
     assert f"{expected.compliance_score * 100:.1f}%" in markdown["content"]
     assert markdown["summary"]["total_resources"] == expected.total
     csv_report = await call(client, "generate_compliance_report", format="csv")
-    text = csv_report["content"] if not csv_report["truncated"] else open(csv_report["file_path"]).read()
+    text = csv_report["content"] if not csv_report["truncated"] else Path(csv_report["file_path"]).read_text()
     lines = text.strip().splitlines()
     assert lines[0].startswith("resource_arn,resource_type,region,violation_type")
     assert len(lines) - 1 == sum(expected.violations_by_type.values())
@@ -172,7 +195,9 @@ async def test_violation_history_after_checks(client: Client, runtime: Runtime) 
     assert history["snapshot_count"] >= 2
     assert len(history["points"]) == 1 and history["points"][0]["snapshots"] >= 2
     assert history["trend"] == "insufficient_data"
-    weekly = await call(client, "get_violation_history", days_back=30, group_by="week", resource_types=["all"])
+    weekly = await call(
+        client, "get_violation_history", days_back=30, group_by="week", resource_types=["all"]
+    )
     assert weekly["points"]
 
 
@@ -184,3 +209,18 @@ async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     assert "ec2:vpc" in (logs[0].error_message or "")
     assert logs[1].tool_name == "get_tagging_policy" and logs[1].status == "success"
     assert logs[0].parameters["resource_types"] == ["ec2:vpc"]
+
+
+async def test_scans_report_progress(client: Client) -> None:
+    updates: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
+
+    result = await client.call_tool(
+        "check_tag_compliance", {"resource_types": ["all"], "force_refresh": True}, progress_callback=on_progress
+    )
+    assert not result.is_error
+    assert updates, "a full scan must report progress"
+    assert all(total and 0 < progress <= total for progress, total, _ in updates)
+    assert any("listed in" in (message or "") for _, _, message in updates)

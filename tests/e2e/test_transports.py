@@ -21,19 +21,27 @@ pytestmark = pytest.mark.anyio
 
 
 def gateway_environment(demo: DemoAws, data_dir: Path) -> dict[str, str]:
-    environment = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
+    }
     environment.update(demo.environment)
-    environment.update({
-        "AWS_REGION": demo.regions[0], "SCAN_REGIONS": ",".join(demo.regions),
-        "POLICY_PATH": str(POLICY_PATH), "DATA_DIR": str(data_dir),
-    })
+    environment.update(
+        {
+            "AWS_REGION": demo.regions[0],
+            "SCAN_REGIONS": ",".join(demo.regions),
+            "POLICY_PATH": str(POLICY_PATH),
+            "DATA_DIR": str(data_dir),
+        }
+    )
     return environment
 
 
 async def test_stdio(aws_env: DemoAws, tmp_path: Path) -> None:
     parameters = StdioServerParameters(
-        command=sys.executable, args=["-m", "services.mcp_gateway", "--transport", "stdio"],
-        env=gateway_environment(aws_env, tmp_path), cwd=str(REPO_ROOT),
+        command=sys.executable,
+        args=["-m", "services.mcp_gateway", "--transport", "stdio"],
+        env=gateway_environment(aws_env, tmp_path),
+        cwd=str(REPO_ROOT),
     )
     async with Client(parameters) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
@@ -53,10 +61,21 @@ def _free_port() -> int:
 async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=gateway_environment(aws_env, tmp_path), cwd=str(REPO_ROOT),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "services.mcp_gateway",
+            "--transport",
+            "http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=gateway_environment(aws_env, tmp_path),
+        cwd=str(REPO_ROOT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         health = None
@@ -67,13 +86,17 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert health is not None, process.stderr.read().decode() if process.poll() is not None else "no answer"
+        assert health is not None, (
+            process.stderr.read().decode() if process.poll() is not None else "no answer"
+        )
         assert health["status"] == "ok"
         assert health["store"]["backend"] == "sqlite" and health["cache"]["backend"] == "memory"
         assert health["policy_source"].startswith("file ")
         assert health["version"]
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-            result = await call(client, "check_tag_compliance", resource_types=["sns:topic"], regions=["us-east-1"])
+            result = await call(
+                client, "check_tag_compliance", resource_types=["sns:topic"], regions=["us-east-1"]
+            )
             expected = aws_env.estate.expected_summary(resource_types=["sns:topic"], regions=["us-east-1"])
             assert result["total_resources"] == expected.total
     finally:
@@ -88,7 +111,10 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
 def test_http_refuses_non_loopback_without_auth(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0"],
-        capture_output=True, text=True, timeout=30, cwd=str(REPO_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=str(REPO_ROOT),
     )
     assert completed.returncode == 2
     assert "refusing to serve HTTP on 0.0.0.0 without authentication" in completed.stderr

@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSResponse
 from moto.ce.models import CostExplorerBackend
 from moto.ce.responses import CostExplorerResponse
 from moto.server import ThreadedMotoServer
+
 from tagcompliance.aws import AwsClients
 from tagcompliance.compliance import Resource
 from tagcompliance.cost import (

@@ -6,15 +6,21 @@ from tagcompliance.compliance import Resource, compile_policy, evaluate
 from tagcompliance.policy import parse_policy
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 
-POLICY = parse_policy({
-    "required_tags": [
-        {"name": "CostCenter", "allowed_values": ["CC-1001", "CC-2001"], "validation_regex": "^CC-[0-9]{4}$"},
-        {"name": "Owner", "validation_regex": "^[a-z]+@example\\.com$"},
-        {"name": "Environment", "allowed_values": ["production", "staging"]},
-        {"name": "Application", "applies_to": ["ec2:instance"]},
-    ],
-    "prohibited_tags": ["Temp"],
-})
+POLICY = parse_policy(
+    {
+        "required_tags": [
+            {
+                "name": "CostCenter",
+                "allowed_values": ["CC-1001", "CC-2001"],
+                "validation_regex": "^CC-[0-9]{4}$",
+            },
+            {"name": "Owner", "validation_regex": "^[a-z]+@example\\.com$"},
+            {"name": "Environment", "allowed_values": ["production", "staging"]},
+            {"name": "Application", "applies_to": ["ec2:instance"]},
+        ],
+        "prohibited_tags": ["Temp"],
+    }
+)
 GOOD = {"CostCenter": "CC-1001", "Owner": "ana@example.com", "Environment": "production"}
 
 
@@ -37,8 +43,12 @@ def test_compliant_resource() -> None:
 
 def test_each_violation_type() -> None:
     assert kinds(run(bucket("a", {**GOOD, "Owner": "   "}))) == [("missing_tag", "Owner")]
-    assert kinds(run(bucket("a", {k: v for k, v in GOOD.items() if k != "Owner"}))) == [("missing_tag", "Owner")]
-    wrong_case = run(bucket("a", {"CostCenter": "CC-1001", "Owner": "ana@example.com", "environment": "production"}))
+    assert kinds(run(bucket("a", {k: v for k, v in GOOD.items() if k != "Owner"}))) == [
+        ("missing_tag", "Owner")
+    ]
+    wrong_case = run(
+        bucket("a", {"CostCenter": "CC-1001", "Owner": "ana@example.com", "environment": "production"})
+    )
     assert kinds(wrong_case) == [("wrong_key_case", "Environment")]
     assert wrong_case.violations[0].actual_key == "environment"
     assert wrong_case.violations[0].current_value == "production"
@@ -59,8 +69,14 @@ def test_wrong_case_with_empty_value_is_missing() -> None:
 
 
 def test_applies_to_limits_rules_and_score() -> None:
-    instance = Resource("arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0", "ec2:instance",
-                        "us-east-1", "123456789012", "i-0123456789abcdef0", dict(GOOD))
+    instance = Resource(
+        "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0",
+        "ec2:instance",
+        "us-east-1",
+        "123456789012",
+        "i-0123456789abcdef0",
+        dict(GOOD),
+    )
     result = run(instance, bucket("b", GOOD))
     assert kinds(result) == [("missing_tag", "Application")]
     assert (result.scanned, result.compliant, result.compliance_score) == (2, 1, 0.5)

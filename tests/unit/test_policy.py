@@ -32,15 +32,25 @@ def test_missing_file_gives_the_default_policy(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({"required_tags": [{"name": "Owner", "validation_regex": "[unclosed"}]},
-         r"required_tags\[0\]\.validation_regex: .*invalid regular expression"),
-        ({"required_tags": [{"name": "Owner", "applies_to": ["ec2:instance", "ec2:vpc"]}]},
-         r"required_tags\[0\]\.applies_to: .*unknown resource type\(s\) 'ec2:vpc'"),
+        (
+            {"required_tags": [{"name": "Owner", "validation_regex": "[unclosed"}]},
+            r"required_tags\[0\]\.validation_regex: .*invalid regular expression",
+        ),
+        (
+            {"required_tags": [{"name": "Owner", "applies_to": ["ec2:instance", "ec2:vpc"]}]},
+            r"required_tags\[0\]\.applies_to: .*unknown resource type\(s\) 'ec2:vpc'",
+        ),
         ({"required_tags": [{"name": ""}]}, r"required_tags\[0\]\.name"),
         ({"required_tags": [{"name": "Owner", "allowed_values": []}]}, r"allowed_values is empty"),
         ({"required_tags": [{"name": "Owner"}, {"name": "Owner"}]}, "declared twice"),
-        ({"required_tags": [{"name": "Owner"}], "prohibited_tags": ["Owner"]}, "both required and prohibited"),
-        ({"required_tags": [{"name": "Owner", "colour": "red"}]}, r"required_tags\[0\]\.colour: Extra inputs"),
+        (
+            {"required_tags": [{"name": "Owner"}], "prohibited_tags": ["Owner"]},
+            "both required and prohibited",
+        ),
+        (
+            {"required_tags": [{"name": "Owner", "colour": "red"}]},
+            r"required_tags\[0\]\.colour: Extra inputs",
+        ),
         ({"required_tags": "Owner"}, r"required_tags: "),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from tagcompliance.compliance import Resource
 from tagcompliance.policy import parse_policy
 from tagcompliance.suggest import (
