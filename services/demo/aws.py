@@ -19,9 +19,9 @@ from .cost_explorer import CostModel, install_cost_model
 from .estate import Estate, build_estate
 from .seed import ACCOUNT_ID, CREDENTIALS, DemoClients, seed_estate
 
-# Environment moto reads while serving: its own port (for callbacks such as Step Functions tasks
-# calling Lambda) and no default AMIs (moto gives them snapshots the account appears to own,
-# which are not in the estate).
+# Read by moto while it serves: no default AMIs, because moto gives them snapshots the account
+# appears to own, which are not in the estate. (MOTO_PORT, for moto's callbacks to itself such as
+# Step Functions tasks calling Lambda, is set once the port is known.)
 _MOTO_ENVIRONMENT = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
 
@@ -55,9 +55,6 @@ class DemoAws:
     def client(self, service: str, region: str | None = None) -> Any:
         """A cached boto3 client for this server (first estate region unless ``region`` is given)."""
         return self.clients(service, region or self.regions[0])
-
-    def arn_to_key(self) -> dict[str, str]:
-        return {arn: key for key, arn in self.arns.items()}
 
     def reset_and_reseed(self) -> None:
         """Wipe every moto backend and create the estate again (for tests that mutate it).

@@ -35,7 +35,9 @@ from moto.core.exceptions import JsonRESTError
 from .estate import Estate, EstateResource
 
 DEFAULT_PAGE_SIZE = 50
-COST_METRICS = frozenset({"UnblendedCost", "AmortizedCost", "BlendedCost", "NetUnblendedCost", "NetAmortizedCost"})
+COST_METRICS = frozenset(
+    {"UnblendedCost", "AmortizedCost", "BlendedCost", "NetUnblendedCost", "NetAmortizedCost"}
+)
 _DIMENSIONS: dict[str, Callable[[EstateResource], str]] = {
     "SERVICE": lambda resource: resource.cost_explorer_service,
     "REGION": lambda resource: resource.region,
@@ -78,7 +80,9 @@ def _parse_date(value: Any, field: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise CostExplorerValidationError(f"TimePeriod.{field} {value!r} is not a date in yyyy-MM-dd format") from None
+        raise CostExplorerValidationError(
+            f"TimePeriod.{field} {value!r} is not a date in yyyy-MM-dd format"
+        ) from None
 
 
 def _periods(request: Request) -> list[_Period]:
@@ -88,7 +92,10 @@ def _periods(request: Request) -> list[_Period]:
     end = _parse_date(time_period.get("End"), "End")
     _require(start < end, "Start date (and hour) should be before end date (and hour)")
     granularity = request.get("Granularity")
-    _require(granularity in ("DAILY", "MONTHLY"), f"Granularity {granularity!r} is not supported: use DAILY or MONTHLY")
+    _require(
+        granularity in ("DAILY", "MONTHLY"),
+        f"Granularity {granularity!r} is not supported: use DAILY or MONTHLY",
+    )
     periods: list[_Period] = []
     cursor = start
     while cursor < end:
@@ -112,14 +119,21 @@ def _metrics(request: Request) -> list[str]:
 def _group_by(request: Request) -> list[tuple[str, str]]:
     group_by = request.get("GroupBy") or []
     _require(isinstance(group_by, list), "GroupBy must be a list")
-    _require(len(group_by) <= _MAX_GROUP_BY, f"You can only group by up to {_MAX_GROUP_BY} dimensions or tags")
+    _require(
+        len(group_by) <= _MAX_GROUP_BY, f"You can only group by up to {_MAX_GROUP_BY} dimensions or tags"
+    )
     groups: list[tuple[str, str]] = []
     for item in group_by:
         _require(isinstance(item, dict), "each GroupBy entry needs Type and Key")
         kind, key = item.get("Type"), item.get("Key")
-        _require(kind in ("DIMENSION", "TAG"), f"GroupBy Type {kind!r} is not supported: use DIMENSION or TAG")
+        _require(
+            kind in ("DIMENSION", "TAG"), f"GroupBy Type {kind!r} is not supported: use DIMENSION or TAG"
+        )
         _require(isinstance(key, str) and bool(key), "GroupBy Key is required")
-        _require(kind == "TAG" or key in _DIMENSIONS, f"Dimension {key!r} is not supported: use {sorted(_DIMENSIONS)}")
+        _require(
+            kind == "TAG" or key in _DIMENSIONS,
+            f"Dimension {key!r} is not supported: use {sorted(_DIMENSIONS)}",
+        )
         _require((kind, key) not in groups, f"GroupBy {kind} {key} is repeated")
         groups.append((kind, key))
     return groups
@@ -151,11 +165,15 @@ def _decode_token(token: Any, fingerprint: str, total: int) -> int:
 
 def _fingerprint(request: Request, token_field: str) -> str:
     """Identifies a request without its page token, so a token only continues its own request."""
-    canonical = json.dumps({k: v for k, v in request.items() if k != token_field}, sort_keys=True, default=str)
+    canonical = json.dumps(
+        {k: v for k, v in request.items() if k != token_field}, sort_keys=True, default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _page(items: Sequence[Any], request: Request, token_field: str, size: int) -> tuple[Sequence[Any], str | None]:
+def _page(
+    items: Sequence[Any], request: Request, token_field: str, size: int
+) -> tuple[Sequence[Any], str | None]:
     fingerprint = _fingerprint(request, token_field)
     offset = _decode_token(request[token_field], fingerprint, len(items)) if request.get(token_field) else 0
     end = offset + size
@@ -193,16 +211,22 @@ class CostModel:
     # --- GetCostAndUsage ------------------------------------------------------------------
 
     def _matches(self, expression: Any, resource: EstateResource) -> bool:
-        _require(isinstance(expression, dict) and len(expression) == 1,
-                 "each Filter expression needs exactly one of And, Or, Not, Dimensions, Tags")
-        (operator, operand), = expression.items()
+        _require(
+            isinstance(expression, dict) and len(expression) == 1,
+            "each Filter expression needs exactly one of And, Or, Not, Dimensions, Tags",
+        )
+        ((operator, operand),) = expression.items()
         if operator in ("And", "Or"):
-            _require(isinstance(operand, list) and len(operand) >= 2, f"{operator} needs at least two expressions")
+            _require(
+                isinstance(operand, list) and len(operand) >= 2, f"{operator} needs at least two expressions"
+            )
             results = (self._matches(item, resource) for item in operand)
             return all(results) if operator == "And" else any(results)
         if operator == "Not":
             return not self._matches(operand, resource)
-        _require(operator in ("Dimensions", "Tags"), f"Filter {operator!r} is not supported by the demo cost model")
+        _require(
+            operator in ("Dimensions", "Tags"), f"Filter {operator!r} is not supported by the demo cost model"
+        )
         _require(isinstance(operand, dict) and isinstance(operand.get("Key"), str), f"{operator} needs a Key")
         key = operand["Key"]
         if operator == "Dimensions":
@@ -216,7 +240,9 @@ class CostModel:
 
     def _group_keys(self, resource: EstateResource, group_by: list[tuple[str, str]]) -> tuple[str, ...]:
         return tuple(
-            _DIMENSIONS[key](resource) if kind == "DIMENSION" else f"{key}${self.estate.cost_tag_value(resource, key)}"
+            _DIMENSIONS[key](resource)
+            if kind == "DIMENSION"
+            else f"{key}${self.estate.cost_tag_value(resource, key)}"
             for kind, key in group_by
         )
 
@@ -236,8 +262,12 @@ class CostModel:
             _require(not request.get("NextPageToken"), "Invalid NextPageToken")
             return {
                 "ResultsByTime": [
-                    {"TimePeriod": period.as_json(), "Total": _amounts(daily[()] * period.days, metrics),
-                     "Groups": [], "Estimated": False}
+                    {
+                        "TimePeriod": period.as_json(),
+                        "Total": _amounts(daily[()] * period.days, metrics),
+                        "Groups": [],
+                        "Estimated": False,
+                    }
                     for period in periods
                 ],
                 "DimensionValueAttributes": [],
@@ -253,8 +283,12 @@ class CostModel:
         response: dict[str, Any] = {
             "GroupDefinitions": [{"Type": kind, "Key": key} for kind, key in group_by],
             "ResultsByTime": [
-                {"TimePeriod": periods[index].as_json(), "Total": {}, "Groups": groups_by_period[index],
-                 "Estimated": False}
+                {
+                    "TimePeriod": periods[index].as_json(),
+                    "Total": {},
+                    "Groups": groups_by_period[index],
+                    "Estimated": False,
+                }
                 for index in shown
             ],
             "DimensionValueAttributes": [],
@@ -277,11 +311,16 @@ class CostModel:
     def list_cost_allocation_tags(self, request: Request) -> dict[str, Any]:
         status, tag_type, tag_keys = request.get("Status"), request.get("Type"), request.get("TagKeys")
         _require(status in (None, "Active", "Inactive"), f"Status {status!r} must be Active or Inactive")
-        _require(tag_type in (None, "AWSGenerated", "UserDefined"), f"Type {tag_type!r} must be AWSGenerated or UserDefined")
+        _require(
+            tag_type in (None, "AWSGenerated", "UserDefined"),
+            f"Type {tag_type!r} must be AWSGenerated or UserDefined",
+        )
         _require(tag_keys is None or isinstance(tag_keys, list), "TagKeys must be a list")
         max_results = request.get("MaxResults", _MAX_TAG_RESULTS)
-        _require(isinstance(max_results, int) and 1 <= max_results <= _MAX_TAG_RESULTS,
-                 f"MaxResults must be between 1 and {_MAX_TAG_RESULTS}")
+        _require(
+            isinstance(max_results, int) and 1 <= max_results <= _MAX_TAG_RESULTS,
+            f"MaxResults must be between 1 and {_MAX_TAG_RESULTS}",
+        )
         tags = [
             tag
             for tag in self._allocation_tags()

@@ -34,10 +34,17 @@ STACK_TAG = "aws:cloudformation:stack-name"
 # Application is deliberately not activated: grouping spend by it in Cost Explorer finds nothing.
 ACTIVATED_COST_ALLOCATION_TAGS: frozenset[str] = frozenset({"CostCenter", "Environment", "Owner"})
 
-DefectKind = Literal["missing", "empty_value", "invalid_value", "invalid_format", "wrong_case", "never_tagged"]
+DefectKind = Literal[
+    "missing", "empty_value", "invalid_value", "invalid_format", "wrong_case", "never_tagged"
+]
 ViolationType = Literal["missing_tag", "wrong_key_case", "invalid_value", "invalid_format"]
 DEFECT_KINDS: tuple[DefectKind, ...] = (
-    "missing", "empty_value", "invalid_value", "invalid_format", "wrong_case", "never_tagged",
+    "missing",
+    "empty_value",
+    "invalid_value",
+    "invalid_format",
+    "wrong_case",
+    "never_tagged",
 )
 
 
@@ -347,7 +354,8 @@ _PLANS: dict[str, _TypePlan] = {
     "kinesis:stream": _TypePlan(6, ("stream",), (36, 720)),
     "secretsmanager:secret": _TypePlan(28, ("db-credentials", "api-key"), (1, 5)),
 }
-assert set(_PLANS) == set(RESOURCE_TYPE_IDS), "every registry type needs a plan"
+if set(_PLANS) != set(RESOURCE_TYPE_IDS):
+    raise RuntimeError("services.demo.estate needs a plan for every registry type")
 
 # Values the generator injects: each one breaks the policy the way its defect kind says.
 _INVALID_VALUES = {
@@ -367,11 +375,23 @@ _SECOND_DEFECT_SHARE = 0.25
 # Compliant resources of types Application does not apply to that carry "application" anyway:
 # a key in the wrong case that must NOT be reported, because the rule does not apply.
 _DECOYS = 8
-_DEFECT_CYCLE: tuple[DefectKind, ...] = ("missing", "empty_value", "invalid_value", "invalid_format", "wrong_case")
+_DEFECT_CYCLE: tuple[DefectKind, ...] = (
+    "missing",
+    "empty_value",
+    "invalid_value",
+    "invalid_format",
+    "wrong_case",
+)
 
 
-def _intended_tags(plan: _TypePlan, workload: _Workload, name: str, policy: TaggingPolicy, resource_type: str,
-                   with_project: bool) -> dict[str, str]:
+def _intended_tags(
+    plan: _TypePlan,
+    workload: _Workload,
+    name: str,
+    policy: TaggingPolicy,
+    resource_type: str,
+    with_project: bool,
+) -> dict[str, str]:
     values = {
         "CostCenter": workload.app.cost_center,
         "Owner": workload.app.owner,
@@ -400,7 +420,8 @@ def _defect_keys(kind: DefectKind, applicable: list[str]) -> list[str]:
 
 def _inject(tags: dict[str, str], defect: Defect, rng: random.Random) -> None:
     key = defect.tag_key
-    assert key is not None
+    if key is None:
+        raise ValueError(f"a {defect.kind} defect names no tag")
     if defect.kind == "missing":
         del tags[key]
     elif defect.kind == "empty_value":
@@ -498,8 +519,9 @@ def build_estate(seed: int = 7, policy: TaggingPolicy | None = None) -> Estate:
     for slot, profile in zip(slots, profiles, strict=True):
         plan = _PLANS[slot.resource_type]
         applicable = [tag.name for tag in policy.required_for(slot.resource_type)]
-        intended = _intended_tags(plan, slot.workload, slot.name, policy, slot.resource_type,
-                                  with_project=rng.random() < 0.3)
+        intended = _intended_tags(
+            plan, slot.workload, slot.name, policy, slot.resource_type, with_project=rng.random() < 0.3
+        )
         tags: dict[str, str] | None = dict(intended)
         defects: list[Defect] = []
         if profile == "never_tagged":

@@ -35,14 +35,18 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 _AMI_ID = "ami-0d0e0a0d0e0a0d0e0"
 _LAMBDA_ROLE = "demo-service-role"
 _TASK_FAMILY = "demo-app"
-_TRUST_POLICY = json.dumps({
-    "Version": "2012-10-17",
-    "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"Service": ["lambda.amazonaws.com", "eks.amazonaws.com"]},
-        "Action": "sts:AssumeRole",
-    }],
-})
+_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "eks.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 class SeedError(RuntimeError):
@@ -66,8 +70,11 @@ class DemoClients:
         with self._lock:
             if (service, region) not in self._clients:
                 self._clients[(service, region)] = self._session.client(
-                    service, region_name=region, endpoint_url=self.endpoint_url,
-                    config=Config(retries={"max_attempts": 2}), **CREDENTIALS,
+                    service,
+                    region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2}),
+                    **CREDENTIALS,
                 )
             return self._clients[(service, region)]
 
@@ -119,9 +126,11 @@ class _RegionSeeder:
                 TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": vpc_name}]}],
             )["Vpc"]["VpcId"]
             subnets = tuple(
-                ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.{octet}.{index}.0/24", AvailabilityZone=f"{self.region}{zone}")[
-                    "Subnet"
-                ]["SubnetId"]
+                ec2.create_subnet(
+                    VpcId=vpc_id,
+                    CidrBlock=f"10.{octet}.{index}.0/24",
+                    AvailabilityZone=f"{self.region}{zone}",
+                )["Subnet"]["SubnetId"]
                 for index, zone in enumerate("ab")
             )
             self._networks[vpc_name] = _Network(vpc_id, (subnets[0], subnets[1]))
@@ -132,7 +141,8 @@ class _RegionSeeder:
         if network.vpc_id not in self._db_subnet_groups:
             name = f"demo-{vpc_name}"
             self.client("rds").create_db_subnet_group(
-                DBSubnetGroupName=name, DBSubnetGroupDescription=f"{vpc_name} databases",
+                DBSubnetGroupName=name,
+                DBSubnetGroupDescription=f"{vpc_name} databases",
                 SubnetIds=list(network.subnet_ids),
             )
             self._db_subnet_groups[network.vpc_id] = name
@@ -165,20 +175,29 @@ class _RegionSeeder:
         return arns
 
 
+def _tag_arg(
+    param: str, resource: EstateResource, shape: Callable[[dict[str, str]], Any] = _tag_list
+) -> dict[str, Any]:
+    """``{param: shape(tags)}``, or nothing for a never-tagged resource: no tag argument at all."""
+    return {} if resource.tags is None else {param: shape(resource.tags)}
+
+
 def _ec2_tags(resource: EstateResource, ec2_type: str) -> dict[str, Any]:
-    if resource.tags is None:
-        return {}
-    return {"TagSpecifications": [{"ResourceType": ec2_type, "Tags": _tag_list(resource.tags)}]}
+    return _tag_arg(
+        "TagSpecifications", resource, lambda tags: [{"ResourceType": ec2_type, "Tags": _tag_list(tags)}]
+    )
 
 
-def _optional(param: str, value: Any, resource: EstateResource) -> dict[str, Any]:
-    """``{param: value}`` unless the resource is never tagged (then no tag argument at all)."""
-    return {} if resource.tags is None else {param: value}
+def _ecs_tags(resource: EstateResource) -> dict[str, Any]:
+    return _tag_arg("tags", resource, lambda tags: [{"key": k, "value": v} for k, v in tags.items()])
 
 
 def _instance(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     instance = seeder.client("ec2").run_instances(
-        ImageId=_AMI_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        ImageId=_AMI_ID,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
         SubnetId=seeder.network(resource.vpc).subnet_ids[0],
         # No root EBS volume: it would be a volume the estate does not define.
         BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "NoDevice": ""}],
@@ -205,7 +224,8 @@ def _nat_gateway(seeder: _RegionSeeder, resource: EstateResource, estate: Estate
     ec2 = seeder.client("ec2")
     allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
     gateway = ec2.create_nat_gateway(
-        SubnetId=seeder.network(resource.vpc).subnet_ids[0], AllocationId=allocation,
+        SubnetId=seeder.network(resource.vpc).subnet_ids[0],
+        AllocationId=allocation,
         **_ec2_tags(resource, "natgateway"),
     )["NatGateway"]
     return seeder.arn(resource.resource_type, gateway["NatGatewayId"])
@@ -213,25 +233,34 @@ def _nat_gateway(seeder: _RegionSeeder, resource: EstateResource, estate: Estate
 
 def _rds_db(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("rds").create_db_instance(
-        DBInstanceIdentifier=resource.name, DBInstanceClass="db.t3.medium", Engine="postgres",
-        MasterUsername="demo", MasterUserPassword="demo-password-1", AllocatedStorage=20,
+        DBInstanceIdentifier=resource.name,
+        DBInstanceClass="db.t3.medium",
+        Engine="postgres",
+        MasterUsername="demo",
+        MasterUserPassword="demo-password-1",
+        AllocatedStorage=20,
         DBSubnetGroupName=seeder.db_subnet_group(resource.vpc),
-        **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        **_tag_arg("Tags", resource),
     )["DBInstance"]["DBInstanceArn"]
 
 
 def _rds_cluster(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("rds").create_db_cluster(
-        DBClusterIdentifier=resource.name, Engine="aurora-postgresql", MasterUsername="demo",
-        MasterUserPassword="demo-password-1", **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        DBClusterIdentifier=resource.name,
+        Engine="aurora-postgresql",
+        MasterUsername="demo",
+        MasterUserPassword="demo-password-1",
+        **_tag_arg("Tags", resource),
     )["DBCluster"]["DBClusterArn"]
 
 
 def _bucket(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     s3 = seeder.client("s3")
-    location = {} if resource.region == "us-east-1" else {
-        "CreateBucketConfiguration": {"LocationConstraint": resource.region}
-    }
+    location = (
+        {}
+        if resource.region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": resource.region}}
+    )
     s3.create_bucket(Bucket=resource.name, **location)
     if resource.tags is not None:
         s3.put_bucket_tagging(Bucket=resource.name, Tagging={"TagSet": _tag_list(resource.tags)})
@@ -240,13 +269,13 @@ def _bucket(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> 
 
 def _function(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("lambda").create_function(
-        FunctionName=resource.name, Runtime="python3.12", Role=seeder.role_arn, Handler="handler.handler",
-        Code={"ZipFile": seeder.lambda_zip}, **_optional("Tags", resource.tags, resource),
+        FunctionName=resource.name,
+        Runtime="python3.12",
+        Role=seeder.role_arn,
+        Handler="handler.handler",
+        Code={"ZipFile": seeder.lambda_zip},
+        **_tag_arg("Tags", resource, dict),
     )["FunctionArn"]
-
-
-def _ecs_tags(resource: EstateResource) -> dict[str, Any]:
-    return _optional("tags", [{"key": k, "value": v} for k, v in (resource.tags or {}).items()], resource)
 
 
 def _ecs_cluster(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
@@ -259,65 +288,76 @@ def _ecs_service(seeder: _RegionSeeder, resource: EstateResource, estate: Estate
     if resource.parent is None:
         raise SeedError(f"ECS service {resource.key} has no parent cluster")
     return seeder.client("ecs").create_service(
-        cluster=estate.get(resource.parent).name, serviceName=resource.name,
-        taskDefinition=seeder.task_definition(), desiredCount=0, **_ecs_tags(resource),
+        cluster=estate.get(resource.parent).name,
+        serviceName=resource.name,
+        taskDefinition=seeder.task_definition(),
+        desiredCount=0,
+        **_ecs_tags(resource),
     )["service"]["serviceArn"]
 
 
 def _eks_cluster(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("eks").create_cluster(
-        name=resource.name, roleArn=seeder.role_arn,
+        name=resource.name,
+        roleArn=seeder.role_arn,
         resourcesVpcConfig={"subnetIds": list(seeder.network(resource.vpc).subnet_ids)},
-        **_optional("tags", resource.tags, resource),
+        **_tag_arg("tags", resource, dict),
     )["cluster"]["arn"]
 
 
 def _table(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("dynamodb").create_table(
-        TableName=resource.name, BillingMode="PAY_PER_REQUEST",
+        TableName=resource.name,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        **_tag_arg("Tags", resource),
     )["TableDescription"]["TableArn"]
 
 
 def _cache_cluster(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     cluster = seeder.client("elasticache").create_cache_cluster(
-        CacheClusterId=resource.name, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1,
-        **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        CacheClusterId=resource.name,
+        Engine="redis",
+        CacheNodeType="cache.t3.micro",
+        NumCacheNodes=1,
+        **_tag_arg("Tags", resource),
     )["CacheCluster"]
     return cluster.get("ARN") or seeder.arn(resource.resource_type, resource.name)
 
 
 def _file_system(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("efs").create_file_system(
-        CreationToken=resource.key, PerformanceMode="generalPurpose",
-        **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        CreationToken=resource.key,
+        PerformanceMode="generalPurpose",
+        **_tag_arg("Tags", resource),
     )["FileSystemArn"]
 
 
 def _domain(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("opensearch").create_domain(
-        DomainName=resource.name, EngineVersion="OpenSearch_2.11",
-        **_optional("TagList", _tag_list(resource.tags or {}), resource),
+        DomainName=resource.name,
+        EngineVersion="OpenSearch_2.11",
+        **_tag_arg("TagList", resource),
     )["DomainStatus"]["ARN"]
 
 
 def _topic(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
-    return seeder.client("sns").create_topic(
-        Name=resource.name, **_optional("Tags", _tag_list(resource.tags or {}), resource)
-    )["TopicArn"]
+    return seeder.client("sns").create_topic(Name=resource.name, **_tag_arg("Tags", resource))["TopicArn"]
 
 
 def _queue(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
-    seeder.client("sqs").create_queue(QueueName=resource.name, **_optional("tags", resource.tags, resource))
+    seeder.client("sqs").create_queue(QueueName=resource.name, **_tag_arg("tags", resource, dict))
     return seeder.arn(resource.resource_type, resource.name)
 
 
 def _load_balancer(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("elbv2").create_load_balancer(
-        Name=resource.name, Subnets=list(seeder.network(resource.vpc).subnet_ids), Scheme="internal",
-        Type="application", **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        Name=resource.name,
+        Subnets=list(seeder.network(resource.vpc).subnet_ids),
+        Scheme="internal",
+        Type="application",
+        **_tag_arg("Tags", resource),
     )["LoadBalancers"][0]["LoadBalancerArn"]
 
 
@@ -333,8 +373,9 @@ def _stream(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> 
 
 def _secret(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("secretsmanager").create_secret(
-        Name=resource.name, SecretString="demo-secret-value",
-        **_optional("Tags", _tag_list(resource.tags or {}), resource),
+        Name=resource.name,
+        SecretString="demo-secret-value",
+        **_tag_arg("Tags", resource),
     )["ARN"]
 
 
@@ -400,9 +441,11 @@ def _listed_arns(row: ResourceType, client: Any, region: str, parent_arns: set[s
     params = dict(listing.params or {})
     if listing.region_param:
         params[listing.region_param] = region
-    calls = [params] if listing.parent is None else [
-        {**params, str(listing.parent_param): parent} for parent in sorted(parent_arns)
-    ]
+    calls = (
+        [params]
+        if listing.parent is None
+        else [{**params, str(listing.parent_param): parent} for parent in sorted(parent_arns)]
+    )
     return {
         listing.arn(item, context)
         for call in calls

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from tagcompliance import __version__
 from tagcompliance.aws import AwsClients, describe_aws_error
@@ -94,7 +95,7 @@ def redact(value: Any, key: str = "") -> Any:
         return [redact(item, key) for item in value[:100]]
     if isinstance(value, str) and len(value) > 500:
         return value[:500] + "..."
-    return value
+    return to_jsonable_python(value)  # dates and the like, as the audit log stores JSON
 
 
 def summarize(result: BaseModel) -> dict[str, Any]:

@@ -3,6 +3,7 @@ returns a pydantic result model (structured content)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tagcompliance import __version__
+from tagcompliance.cost import CostAttributionGap
 from tagcompliance.models import (
     ComplianceCheckResult,
     FindUntaggedResult,
@@ -20,6 +22,7 @@ from tagcompliance.models import (
     ValidateResult,
 )
 from tagcompliance.resources import RESOURCE_TYPE_IDS
+from tagcompliance.suggest import TagSuggestions
 
 from .runtime import Runtime, ToolRunner
 
@@ -156,6 +159,86 @@ def build_server(runtime: Runtime) -> MCPServer:
             "validate_resource_tags",
             {"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
             lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
+        )
+
+    @mcp.tool()
+    async def get_cost_attribution_gap(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        start_date: Annotated[
+            date | None,
+            Field(
+                default=None,
+                description="First day (YYYY-MM-DD); default COST_LOOKBACK_DAYS before end_date.",
+            ),
+        ] = None,
+        end_date: Annotated[
+            date | None, Field(default=None, description="Day after the last day (exclusive); default today.")
+        ] = None,
+        tag_keys: Annotated[
+            list[str] | None,
+            Field(
+                default=None, max_length=20, description="Required tags to analyse; default all that apply."
+            ),
+        ] = None,
+        include_resource_estimates: Annotated[
+            bool,
+            Field(default=False, description="Also list estimated spend of resources missing tags (top 50)."),
+        ] = False,
+        force_refresh: ForceRefresh = False,
+    ) -> CostAttributionGap:
+        """Spend that cannot be attributed: for each required tag, the Cost Explorer spend of the
+        requested types' services without the tag or with a value the policy rejects, per service, with
+        the headline gap. Every figure states its method. Cost Explorer bills $0.01 per request (one per
+        tag, plus one activation check); answers are cached."""
+        return await runner.invoke(
+            ctx,
+            "get_cost_attribution_gap",
+            {
+                "resource_types": resource_types,
+                "regions": regions,
+                "start_date": start_date,
+                "end_date": end_date,
+                "tag_keys": tag_keys,
+                "include_resource_estimates": include_resource_estimates,
+                "force_refresh": force_refresh,
+            },
+            lambda progress: service.cost_gap(
+                resource_types,
+                regions,
+                start_date,
+                end_date,
+                tag_keys,
+                include_resource_estimates,
+                force_refresh,
+                progress,
+            ),
+        )
+
+    @mcp.tool()
+    async def suggest_tags(
+        ctx: Context,
+        resource_arn: Annotated[str, Field(min_length=1, max_length=2048, description="The resource's ARN.")],
+        regions: Annotated[
+            list[str] | None,
+            Field(
+                default=None,
+                max_length=40,
+                description="Where to look for an S3 bucket (its ARN has no region); default regions.",
+            ),
+        ] = None,
+        force_refresh: ForceRefresh = False,
+    ) -> TagSuggestions:
+        """Suggest values for a resource's missing, wrong-cased or invalid required tags, from its name,
+        its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
+        suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
+        with the user before applying any."""
+        return await runner.invoke(
+            ctx,
+            "suggest_tags",
+            {"resource_arn": resource_arn, "regions": regions, "force_refresh": force_refresh},
+            lambda progress: service.suggest(resource_arn, regions, force_refresh, progress),
         )
 
     @mcp.tool()

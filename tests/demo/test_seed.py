@@ -35,34 +35,71 @@ def _bucket_tags(s3: Any, arn: str, resource: EstateResource) -> list[dict[str, 
 
 # Each type's own API, by ARN or id: (boto3 client name, reader returning tags as a list or a dict).
 TAG_READERS: dict[str, tuple[str, TagReader]] = {
-    "ec2:instance": ("ec2", lambda c, arn, r: c.describe_instances(InstanceIds=[_last(arn)])["Reservations"][0][
-        "Instances"][0].get("Tags", [])),
-    "ec2:volume": ("ec2", lambda c, arn, r: c.describe_volumes(VolumeIds=[_last(arn)])["Volumes"][0].get("Tags", [])),
-    "ec2:snapshot": ("ec2", lambda c, arn, r: c.describe_snapshots(SnapshotIds=[_last(arn)])["Snapshots"][0].get(
-        "Tags", [])),
-    "ec2:natgateway": ("ec2", lambda c, arn, r: c.describe_nat_gateways(NatGatewayIds=[_last(arn)])["NatGateways"][
-        0].get("Tags", [])),
+    "ec2:instance": (
+        "ec2",
+        lambda c, arn, r: c.describe_instances(InstanceIds=[_last(arn)])["Reservations"][0]["Instances"][
+            0
+        ].get("Tags", []),
+    ),
+    "ec2:volume": (
+        "ec2",
+        lambda c, arn, r: c.describe_volumes(VolumeIds=[_last(arn)])["Volumes"][0].get("Tags", []),
+    ),
+    "ec2:snapshot": (
+        "ec2",
+        lambda c, arn, r: c.describe_snapshots(SnapshotIds=[_last(arn)])["Snapshots"][0].get("Tags", []),
+    ),
+    "ec2:natgateway": (
+        "ec2",
+        lambda c, arn, r: c.describe_nat_gateways(NatGatewayIds=[_last(arn)])["NatGateways"][0].get(
+            "Tags", []
+        ),
+    ),
     "rds:db": ("rds", lambda c, arn, r: c.list_tags_for_resource(ResourceName=arn)["TagList"]),
     "rds:cluster": ("rds", lambda c, arn, r: c.list_tags_for_resource(ResourceName=arn)["TagList"]),
     "s3:bucket": ("s3", _bucket_tags),
     "lambda:function": ("lambda", lambda c, arn, r: c.list_tags(Resource=arn)["Tags"]),
-    "ecs:cluster": ("ecs", lambda c, arn, r: [
-        {"Key": t["key"], "Value": t["value"]} for t in c.list_tags_for_resource(resourceArn=arn).get("tags", [])]),
-    "ecs:service": ("ecs", lambda c, arn, r: [
-        {"Key": t["key"], "Value": t["value"]} for t in c.list_tags_for_resource(resourceArn=arn).get("tags", [])]),
+    "ecs:cluster": (
+        "ecs",
+        lambda c, arn, r: [
+            {"Key": t["key"], "Value": t["value"]}
+            for t in c.list_tags_for_resource(resourceArn=arn).get("tags", [])
+        ],
+    ),
+    "ecs:service": (
+        "ecs",
+        lambda c, arn, r: [
+            {"Key": t["key"], "Value": t["value"]}
+            for t in c.list_tags_for_resource(resourceArn=arn).get("tags", [])
+        ],
+    ),
     "eks:cluster": ("eks", lambda c, arn, r: c.list_tags_for_resource(resourceArn=arn)["tags"]),
     "dynamodb:table": ("dynamodb", lambda c, arn, r: c.list_tags_of_resource(ResourceArn=arn)["Tags"]),
-    "elasticache:cluster": ("elasticache", lambda c, arn, r: c.list_tags_for_resource(ResourceName=arn)["TagList"]),
-    "elasticfilesystem:file-system": ("efs", lambda c, arn, r: c.describe_file_systems(FileSystemId=_last(arn))[
-        "FileSystems"][0]["Tags"]),
+    "elasticache:cluster": (
+        "elasticache",
+        lambda c, arn, r: c.list_tags_for_resource(ResourceName=arn)["TagList"],
+    ),
+    "elasticfilesystem:file-system": (
+        "efs",
+        lambda c, arn, r: c.describe_file_systems(FileSystemId=_last(arn))["FileSystems"][0]["Tags"],
+    ),
     "opensearch:domain": ("opensearch", lambda c, arn, r: c.list_tags(ARN=arn)["TagList"]),
     "sns:topic": ("sns", lambda c, arn, r: c.list_tags_for_resource(ResourceArn=arn)["Tags"]),
-    "sqs:queue": ("sqs", lambda c, arn, r: c.list_queue_tags(QueueUrl=c.get_queue_url(QueueName=r.name)["QueueUrl"])
-                  .get("Tags", {})),
-    "elasticloadbalancing:loadbalancer": ("elbv2", lambda c, arn, r: c.describe_tags(ResourceArns=[arn])[
-        "TagDescriptions"][0]["Tags"]),
+    "sqs:queue": (
+        "sqs",
+        lambda c, arn, r: c.list_queue_tags(QueueUrl=c.get_queue_url(QueueName=r.name)["QueueUrl"]).get(
+            "Tags", {}
+        ),
+    ),
+    "elasticloadbalancing:loadbalancer": (
+        "elbv2",
+        lambda c, arn, r: c.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"],
+    ),
     "kinesis:stream": ("kinesis", lambda c, arn, r: c.list_tags_for_stream(StreamName=r.name)["Tags"]),
-    "secretsmanager:secret": ("secretsmanager", lambda c, arn, r: c.describe_secret(SecretId=arn).get("Tags", [])),
+    "secretsmanager:secret": (
+        "secretsmanager",
+        lambda c, arn, r: c.describe_secret(SecretId=arn).get("Tags", []),
+    ),
 }
 
 
@@ -94,7 +131,10 @@ def test_never_tagged_resources_carry_no_tags(demo_aws: DemoAws) -> None:
     assert len({r.resource_type for r in never_tagged}) >= 5
     for resource in never_tagged:
         service, read = TAG_READERS[resource.resource_type]
-        assert as_dict(read(demo_aws.client(service, resource.region), demo_aws.arns[resource.key], resource)) == {}
+        assert (
+            as_dict(read(demo_aws.client(service, resource.region), demo_aws.arns[resource.key], resource))
+            == {}
+        )
 
 
 def test_resources_sit_in_their_named_vpcs(demo_aws: DemoAws) -> None:
@@ -121,7 +161,9 @@ def test_resources_sit_in_their_named_vpcs(demo_aws: DemoAws) -> None:
             assert vpc_names[balancers[demo_aws.arns[resource.key]]] == resource.vpc
 
 
-def test_environment_points_plain_boto3_at_the_demo(demo_aws: DemoAws, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_points_plain_boto3_at_the_demo(
+    demo_aws: DemoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in demo_aws.environment.items():
         monkeypatch.setenv(name, value)
     queues = boto3.session.Session().client("sqs", region_name="eu-west-1").list_queues()["QueueUrls"]
@@ -138,7 +180,9 @@ def cost_pages(ce: Any, **request: Any) -> list[dict[str, Any]]:
     return pages
 
 
-def grouped(pages: list[dict[str, Any]], metric: str = "UnblendedCost") -> dict[tuple[str, tuple[str, ...]], Decimal]:
+def grouped(
+    pages: list[dict[str, Any]], metric: str = "UnblendedCost"
+) -> dict[tuple[str, tuple[str, ...]], Decimal]:
     amounts: dict[tuple[str, tuple[str, ...]], Decimal] = defaultdict(Decimal)
     for page in pages:
         for result in page["ResultsByTime"]:
@@ -152,8 +196,10 @@ def grouped(pages: list[dict[str, Any]], metric: str = "UnblendedCost") -> dict[
 
 def test_cost_by_service_for_a_month(demo_aws: DemoAws) -> None:
     response = demo_aws.client("ce").get_cost_and_usage(
-        TimePeriod={"Start": "2025-03-01", "End": "2025-04-01"}, Granularity="MONTHLY",
-        Metrics=["UnblendedCost", "AmortizedCost"], GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+        TimePeriod={"Start": "2025-03-01", "End": "2025-04-01"},
+        Granularity="MONTHLY",
+        Metrics=["UnblendedCost", "AmortizedCost"],
+        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
     )
     assert "NextPageToken" not in response
     assert response["GroupDefinitions"] == [{"Type": "DIMENSION", "Key": "SERVICE"}]
@@ -165,8 +211,11 @@ def test_cost_by_service_for_a_month(demo_aws: DemoAws) -> None:
 
 def test_cost_by_cost_center_per_day_including_the_empty_group(demo_aws: DemoAws) -> None:
     pages = cost_pages(
-        demo_aws.client("ce"), TimePeriod={"Start": "2025-01-30", "End": "2025-02-02"}, Granularity="DAILY",
-        Metrics=["UnblendedCost"], GroupBy=[{"Type": "TAG", "Key": "CostCenter"}],
+        demo_aws.client("ce"),
+        TimePeriod={"Start": "2025-01-30", "End": "2025-02-02"},
+        Granularity="DAILY",
+        Metrics=["UnblendedCost"],
+        GroupBy=[{"Type": "TAG", "Key": "CostCenter"}],
     )
     expected = demo_aws.estate.expected_cost_by_tag("CostCenter", date(2025, 1, 30), date(2025, 1, 31))
     assert "" in expected and expected[""] > 0
@@ -179,16 +228,27 @@ def test_cost_by_cost_center_per_day_including_the_empty_group(demo_aws: DemoAws
 def test_total_with_filters_and_monthly_split(demo_aws: DemoAws) -> None:
     ce = demo_aws.client("ce")
     response = ce.get_cost_and_usage(
-        TimePeriod={"Start": "2025-01-15", "End": "2025-03-10"}, Granularity="MONTHLY", Metrics=["BlendedCost"],
-        Filter={"And": [
-            {"Dimensions": {"Key": "REGION", "Values": ["eu-west-1", "us-west-2"]}},
-            {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Simple Storage Service", "AWS Lambda"]}},
-        ]},
+        TimePeriod={"Start": "2025-01-15", "End": "2025-03-10"},
+        Granularity="MONTHLY",
+        Metrics=["BlendedCost"],
+        Filter={
+            "And": [
+                {"Dimensions": {"Key": "REGION", "Values": ["eu-west-1", "us-west-2"]}},
+                {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Simple Storage Service", "AWS Lambda"]}},
+            ]
+        },
     )
     periods = [(r["TimePeriod"]["Start"], r["TimePeriod"]["End"]) for r in response["ResultsByTime"]]
-    assert periods == [("2025-01-15", "2025-02-01"), ("2025-02-01", "2025-03-01"), ("2025-03-01", "2025-03-10")]
+    assert periods == [
+        ("2025-01-15", "2025-02-01"),
+        ("2025-02-01", "2025-03-01"),
+        ("2025-03-01", "2025-03-10"),
+    ]
     daily = sum(
-        (r.daily_cost_usd for r in demo_aws.estate.select(["s3:bucket", "lambda:function"], ["eu-west-1", "us-west-2"])),
+        (
+            r.daily_cost_usd
+            for r in demo_aws.estate.select(["s3:bucket", "lambda:function"], ["eu-west-1", "us-west-2"])
+        ),
         Decimal(0),
     )
     for result, days in zip(response["ResultsByTime"], (17, 28, 9), strict=True):
@@ -196,7 +256,9 @@ def test_total_with_filters_and_monthly_split(demo_aws: DemoAws) -> None:
         assert Decimal(result["Total"]["BlendedCost"]["Amount"]) == daily * days
 
     untagged = ce.get_cost_and_usage(
-        TimePeriod={"Start": "2025-01-01", "End": "2025-01-02"}, Granularity="DAILY", Metrics=["UnblendedCost"],
+        TimePeriod={"Start": "2025-01-01", "End": "2025-01-02"},
+        Granularity="DAILY",
+        Metrics=["UnblendedCost"],
         Filter={"Tags": {"Key": "Owner", "Values": [""]}},
     )
     expected = demo_aws.estate.expected_cost_by_tag("Owner", date(2025, 1, 1), date(2025, 1, 2))[""]
@@ -205,7 +267,9 @@ def test_total_with_filters_and_monthly_split(demo_aws: DemoAws) -> None:
 
 def test_inactive_tag_puts_all_spend_in_the_empty_group(demo_aws: DemoAws) -> None:
     response = demo_aws.client("ce").get_cost_and_usage(
-        TimePeriod={"Start": "2025-01-01", "End": "2025-01-02"}, Granularity="DAILY", Metrics=["UnblendedCost"],
+        TimePeriod={"Start": "2025-01-01", "End": "2025-01-02"},
+        Granularity="DAILY",
+        Metrics=["UnblendedCost"],
         GroupBy=[{"Type": "TAG", "Key": "Application"}],
     )
     total = sum((r.daily_cost_usd for r in demo_aws.estate.resources), Decimal(0))
@@ -215,40 +279,56 @@ def test_inactive_tag_puts_all_spend_in_the_empty_group(demo_aws: DemoAws) -> No
 def test_pagination_and_request_counting(demo_aws: DemoAws) -> None:
     model, ce = demo_aws.cost_model, demo_aws.client("ce")
     request = {
-        "TimePeriod": {"Start": "2025-01-01", "End": "2025-01-03"}, "Granularity": "DAILY",
+        "TimePeriod": {"Start": "2025-01-01", "End": "2025-01-03"},
+        "Granularity": "DAILY",
         "Metrics": ["UnblendedCost"],
         "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "REGION"}],
     }
     whole = cost_pages(ce, **request)
     groups = len(grouped(whole))
     assert len(whole) == math.ceil(groups / 50)  # the default page size
-    before = model.request_counts().get("GetCostAndUsage", 0)
+    model.reset_request_counts()
     model.page_size = 7
     try:
         pages = cost_pages(ce, **request)
+        foreign = {**request, "GroupBy": request["GroupBy"][:1], "NextPageToken": pages[0]["NextPageToken"]}
+        with pytest.raises(ClientError, match="belongs to a different request"):
+            ce.get_cost_and_usage(**foreign)
     finally:
         model.page_size = 50
     assert len(pages) == math.ceil(groups / 7)
     assert all(sum(len(r["Groups"]) for r in page["ResultsByTime"]) <= 7 for page in pages)
     assert grouped(pages) == grouped(whole)
-    assert model.request_counts()["GetCostAndUsage"] - before == len(pages)
+    assert model.request_counts() == {"GetCostAndUsage": len(pages) + 1}  # every page is a billed request
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "REGION"},
-                      {"Type": "TAG", "Key": "Owner"}]}, "up to 2"),
+        (
+            {
+                "GroupBy": [
+                    {"Type": "DIMENSION", "Key": "SERVICE"},
+                    {"Type": "DIMENSION", "Key": "REGION"},
+                    {"Type": "TAG", "Key": "Owner"},
+                ]
+            },
+            "up to 2",
+        ),
         ({"TimePeriod": {"Start": "2025-02-30", "End": "2025-03-01"}}, "not a date"),
         ({"TimePeriod": {"Start": "2025-03-01", "End": "2025-03-01"}}, "before end date"),
         ({"NextPageToken": "bm90LWEtdG9rZW4="}, "Invalid NextPageToken"),
         ({"Filter": {"Dimensions": {"Key": "USAGE_TYPE", "Values": ["x"]}}}, "not supported"),
     ],
 )
-def test_invalid_requests_get_a_validation_error(demo_aws: DemoAws, change: dict[str, Any], message: str) -> None:
+def test_invalid_requests_get_a_validation_error(
+    demo_aws: DemoAws, change: dict[str, Any], message: str
+) -> None:
     request = {
-        "TimePeriod": {"Start": "2025-01-01", "End": "2025-01-02"}, "Granularity": "DAILY",
-        "Metrics": ["UnblendedCost"], **change,
+        "TimePeriod": {"Start": "2025-01-01", "End": "2025-01-02"},
+        "Granularity": "DAILY",
+        "Metrics": ["UnblendedCost"],
+        **change,
     }
     with pytest.raises(ClientError) as raised:
         demo_aws.client("ce").get_cost_and_usage(**request)

@@ -29,7 +29,10 @@ async def test_postgres_store_and_redis_cache(aws_env: DemoAws, postgres_url: st
             types = ["lambda:function", "s3:bucket"]
             first = await call(client, "check_tag_compliance", resource_types=types, force_refresh=True)
             expected = aws_env.estate.expected_summary(resource_types=types)
-            assert (first["total_resources"], first["compliant_resources"]) == (expected.total, expected.compliant)
+            assert (first["total_resources"], first["compliant_resources"]) == (
+                expected.total,
+                expected.compliant,
+            )
             again = await call(client, "check_tag_compliance", resource_types=types)
             assert again["cached"] is True and again["snapshot_id"] == first["snapshot_id"]
             history = await call(client, "get_violation_history", resource_types=types)
@@ -37,7 +40,9 @@ async def test_postgres_store_and_redis_cache(aws_env: DemoAws, postgres_url: st
         stored = runtime.store.get_snapshot(first["snapshot_id"])
         assert stored is not None and stored.total_resources == expected.total
         assert [log.tool_name for log in runtime.store.list_audit_logs(limit=3)] == [
-            "get_violation_history", "check_tag_compliance", "check_tag_compliance",
+            "get_violation_history",
+            "check_tag_compliance",
+            "check_tag_compliance",
         ]
     finally:
         runtime.close()

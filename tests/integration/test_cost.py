@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto.ce.models import CostExplorerBackend
+from moto.ce.models import CostExplorerBackend, ce_backends
 from moto.ce.responses import CostExplorerResponse
 from moto.server import ThreadedMotoServer
 
@@ -79,11 +79,12 @@ def make_clients(endpoint: str) -> AwsClients:
 
 @pytest.fixture
 def clients(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsClients:
-    """Fresh moto state and moto's own Cost Explorer behaviour (whatever ran before)."""
+    """Fresh Cost Explorer state and moto's own Cost Explorer behaviour (whatever ran before)."""
     monkeypatch.setattr(CostExplorerBackend, "get_cost_and_usage", _MOTO_GET_COST_AND_USAGE)
     monkeypatch.delattr(CostExplorerBackend, "list_cost_allocation_tags", raising=False)
     monkeypatch.delattr(CostExplorerResponse, "list_cost_allocation_tags", raising=False)
-    _post(f"{endpoint}/moto-api/reset", {})
+    # Only Cost Explorer's state: a global moto reset would wipe the shared demo estate too.
+    ce_backends[ACCOUNT]["aws"].reset()
     return make_clients(endpoint)
 
 

@@ -146,6 +146,7 @@ class CostAttributionGap(BaseModel):
     )
     estimated: bool = Field(description="AWS marks part of the period's figures as estimated (not final).")
     notes: list[str]
+    cached: bool = Field(default=False, description="Served from the cache: no Cost Explorer request made.")
     estimates: list[ResourceCostEstimate] = Field(
         description="Service-average estimates for the in-scope resources given (none without resources)."
     )

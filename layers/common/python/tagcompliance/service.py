@@ -16,14 +16,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from .aws import AwsClients
 from .cache import Cache, scan_cache_key
 from .compliance import SEVERITY, Evaluation, Resource, Violation, compile_policy, evaluate
-from .errors import InvalidInputError
+from .cost import CostAttributionGap, cost_attribution_gap
+from .errors import InvalidInputError, ResourceNotFoundError
 from .inventory import Inventory, ProgressCallback, collect_inventory
 from .models import (
     ComplianceCheckResult,
@@ -45,11 +46,13 @@ from .reports import report_summary, write_csv, write_json, write_markdown
 from .resources import REGISTRY, RESOURCE_TYPE_IDS, parse_arn, resolve_resource_types, resource_id_from_arn
 from .settings import REGION_PATTERN, Settings
 from .store import ResourceStateRecord, SnapshotRecord, Store
+from .suggest import TagSuggestions, suggest_tags
 
 Severity = Literal["all", "errors_only", "warnings_only"]
 MAX_REGIONS = 40
 INLINE_REPORT_CHARS = 60_000  # what fits an LLM's context comfortably
 INLINE_PREVIEW_CHARS = 8_000
+MAX_ESTIMATES = 50
 
 
 @dataclass(slots=True)
@@ -531,6 +534,107 @@ class ComplianceService:
             failed_shards=failed,
             scanned_at=scanned_at,
         )
+
+    # --- 4. get_cost_attribution_gap ---------------------------------------------------
+
+    def cost_gap(
+        self,
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        tag_keys: Sequence[str] | None = None,
+        include_resource_estimates: bool = False,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> CostAttributionGap:
+        """Cost Explorer's answer for a scope, cached like scans: every Cost Explorer request costs $0.01."""
+        type_ids = resolve_resource_types(resource_types)
+        region_list = self.resolve_regions(regions)
+        end = end or datetime.now(UTC).date()
+        start = start or end - timedelta(days=self.settings.cost_lookback_days)
+        policy = self.loaded_policy.policy
+        key = scan_cache_key(
+            "cost",
+            self.clients.account_id,
+            region_list,
+            type_ids,
+            policy.digest(),
+            start.isoformat(),
+            end.isoformat(),
+            ",".join(sorted(tag_keys or [])),
+            str(include_resource_estimates),
+        )
+        if not force_refresh:
+            cached = self.cache.get(key)
+            if isinstance(cached, dict):
+                return CostAttributionGap.model_validate({**cached, "cached": True})
+        # The scope's inventory (usually cached) lets the gap say which resources carry the spend.
+        observation = self.observe(type_ids, region_list, False, progress)
+        result = cost_attribution_gap(
+            self.clients,
+            policy,
+            type_ids,
+            region_list,
+            start,
+            end,
+            list(tag_keys or []) or None,
+            observation.resources,
+        )
+        untagged = self._untagged_arns(observation)
+        estimates = sorted(
+            (estimate for estimate in result.estimates if estimate.arn in untagged),
+            key=lambda estimate: (-estimate.cost, estimate.arn),
+        )
+        notes = list(result.notes)
+        if include_resource_estimates and len(estimates) > MAX_ESTIMATES:
+            notes.append(
+                f"{len(estimates)} resources miss a required tag; the largest {MAX_ESTIMATES} are listed"
+            )
+        result = result.model_copy(
+            update={
+                "estimates": estimates[:MAX_ESTIMATES] if include_resource_estimates else [],
+                "notes": notes,
+            }
+        )
+        self.cache.set(key, result.model_dump(mode="json"), self.settings.cache_ttl_seconds)
+        return result
+
+    def _untagged_arns(self, observation: Observation) -> set[str]:
+        policy = parse_policy(observation.snapshot.policy, "snapshot")
+        violations = evaluate(
+            observation.resources, compile_policy(policy, observation.snapshot.resource_types)
+        )
+        return {v.resource_arn for v in violations.violations if v.violation_type == "missing_tag"}
+
+    # --- 5. suggest_tags ---------------------------------------------------------------
+
+    def suggest(
+        self,
+        resource_arn: str,
+        regions: Sequence[str] | None = None,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> TagSuggestions:
+        """Suggestions from the resource's own name, its siblings and account-wide majorities."""
+        parsed = parse_arn(resource_arn)
+        region_list = [parsed.region] if parsed.region else self.resolve_regions(regions)
+        # Siblings of every type count (same VPC, same stack), so the whole region is observed.
+        observation = self.observe(None, region_list, force_refresh, progress)
+        target = next((r for r in observation.resources if r.arn == parsed.arn), None)
+        if target is None:
+            failed = [
+                s
+                for s in observation.failed_shards
+                if s.resource_type == parsed.resource_type and s.resource_arn in (None, parsed.arn)
+            ]
+            if failed:
+                raise InvalidInputError(f"the tags of {parsed.arn} could not be read: {failed[0].error}")
+            raise ResourceNotFoundError(
+                f"{parsed.arn} was not found in {', '.join(region_list)} "
+                f"(account {observation.snapshot.account_id})"
+            )
+        return suggest_tags(target, observation.resources, self.loaded_policy.policy)
 
     # --- 7. generate_compliance_report -------------------------------------------------
 

@@ -7,26 +7,26 @@ account. Only values the policy accepts and that appear in the evidence are sugg
 invented.
 
 Confidence. Each piece of evidence gives one candidate value a weight below 1 (the ``WEIGHT_*``
-constants; sibling groups scale theirs by the share of siblings carrying the value and by
-``n / (n + 1)`` for n such siblings, so one sibling is weaker than seven). A value's support is the
-noisy-OR of its weights, ``1 - prod(1 - w)``: agreeing sources raise it and no single source reaches
-1. The suggested value is the best-supported one; its confidence is its support times
-``1 - 0.5 * (best competing value's support)``, so conflicting evidence lowers it, capped at 0.99.
-Below 0.2 the tag is reported without a suggestion, naming the weak candidate.
+constants; a sibling group scales its weight by the value's share among the siblings that carry a
+valid value, and by ``n / (n + 1)`` for n siblings carrying it, so one is weaker than seven). A
+value's support is the noisy-OR of its weights, ``1 - prod(1 - w)``: agreeing sources raise it and
+no single source reaches 1. The suggested value is the best-supported one; its confidence is its
+support times ``1 - 0.5 * (best competing value's support)``, so conflicting evidence lowers it,
+capped at 0.99. Below 0.2 the tag is reported without a suggestion, naming the weak candidate.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .compliance import Resource
+from .compliance import Resource, Violation, compile_policy, evaluate
 from .policy import RequiredTag, TaggingPolicy
 
 STACK_TAG = "aws:cloudformation:stack-name"
@@ -114,13 +114,6 @@ class _Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class _Problem:
-    issue: Issue
-    current_value: str | None
-    current_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _SiblingGroup:
     source: EvidenceSource
     weight: float
@@ -135,25 +128,6 @@ def is_valid_value(tag: RequiredTag, value: str) -> bool:
     if tag.allowed_values is not None and value not in tag.allowed_values:
         return False
     return tag.validation_regex is None or re.fullmatch(tag.validation_regex, value) is not None
-
-
-def _problem(tag: RequiredTag, tags: dict[str, str]) -> _Problem | None:
-    """What is wrong with ``tag`` on a resource, with the compliance engine's precedence."""
-    value = tags.get(tag.name)
-    if value is None:
-        wrong_case = sorted(
-            key for key, found in tags.items() if key.lower() == tag.name.lower() and found.strip()
-        )
-        if wrong_case:
-            return _Problem("wrong_key_case", tags[wrong_case[0]], wrong_case[0])
-        return _Problem("missing_tag", None)
-    if not value.strip():
-        return _Problem("missing_tag", value)
-    if tag.allowed_values is not None and value not in tag.allowed_values:
-        return _Problem("invalid_value", value)
-    if not is_valid_value(tag, value):
-        return _Problem("invalid_format", value)
-    return None
 
 
 def _name_tokens(text: str) -> list[str]:
@@ -199,24 +173,24 @@ def _normalised(tag: RequiredTag, value: str) -> str | None:
     return _stage_alias(tag, tokens[0]) if len(tokens) == 1 else None
 
 
-def _own_evidence(tag: RequiredTag, problem: _Problem) -> list[_Evidence]:
+def _own_evidence(tag: RequiredTag, problem: Violation) -> list[_Evidence]:
     """Evidence in the value the resource already carries for the tag, under any key case."""
     if problem.current_value is None or not problem.current_value.strip():
         return []
     value = problem.current_value
-    if problem.issue == "wrong_key_case" and is_valid_value(tag, value):
+    if problem.violation_type == "wrong_key_case" and is_valid_value(tag, value):
         return [
             _Evidence(
                 "wrong_case_key",
                 value,
                 WEIGHT_WRONG_CASE_KEY,
-                f"the resource carries {problem.current_key}={value}: move the value to the key {tag.name}",
+                f"the resource carries {problem.actual_key}={value}: move the value to the key {tag.name}",
             )
         ]
     normalised = _normalised(tag, value)
     if normalised is None:
         return []
-    where = f"under the key {problem.current_key}" if problem.current_key else f"in {tag.name}"
+    where = f"under the key {problem.actual_key}" if problem.actual_key else f"in {tag.name}"
     return [
         _Evidence(
             "current_value",
@@ -231,70 +205,80 @@ def _name_evidence(tag: RequiredTag, target: Resource) -> list[_Evidence]:
     """Allowed values (or their stage abbreviations) that appear as tokens of the name or id."""
     if tag.allowed_values is None:
         return []  # a free-form tag's value cannot be read off a name without inventing it
-    found: dict[str, _Evidence] = {}
-    for field, text in (("name", target.name), ("id", target.resource_id)):
+    texts = {"name": target.name, "id": target.resource_id if target.resource_id != target.name else None}
+    found: list[_Evidence] = []
+    for field, text in texts.items():
         tokens = _name_tokens(text or "")
         for allowed in tag.allowed_values:
             wanted = _name_tokens(allowed)
-            if not wanted or not is_valid_value(tag, allowed):
-                continue
-            if any(tokens[i : i + len(wanted)] == wanted for i in range(len(tokens) - len(wanted) + 1)):
-                found[allowed] = _Evidence(
-                    "name_token", allowed, WEIGHT_NAME_VALUE, f"the {field} {text!r} contains {allowed!r}"
+            if (
+                wanted
+                and is_valid_value(tag, allowed)
+                and any(tokens[i : i + len(wanted)] == wanted for i in range(len(tokens) - len(wanted) + 1))
+            ):
+                found.append(
+                    _Evidence(
+                        "name_token", allowed, WEIGHT_NAME_VALUE, f"the {field} {text!r} contains {allowed!r}"
+                    )
                 )
         for token in tokens:
             alias_of = _stage_alias(tag, token)
-            if alias_of is not None and alias_of not in found:
-                found[alias_of] = _Evidence(
-                    "name_token",
-                    alias_of,
-                    WEIGHT_NAME_ALIAS,
-                    f"the {field} {text!r} contains {token!r}, short for {alias_of!r}",
+            if alias_of is not None:
+                found.append(
+                    _Evidence(
+                        "name_token",
+                        alias_of,
+                        WEIGHT_NAME_ALIAS,
+                        f"the {field} {text!r} contains {token!r}, short for {alias_of!r}",
+                    )
                 )
-    return list(found.values())
+    strongest: dict[str, _Evidence] = {}  # one name-token item per value: they are one source
+    for item in found:
+        if item.value not in strongest or item.weight > strongest[item.value].weight:
+            strongest[item.value] = item
+    return list(strongest.values())
 
 
 def _sibling_groups(target: Resource, population: Iterable[Resource]) -> list[_SiblingGroup]:
     """The target's neighbourhoods in the population, the target itself excluded."""
+    others = [resource for resource in {r.arn: r for r in population}.values() if resource.arn != target.arn]
     stack = target.tags.get(STACK_TAG)
     prefix = name_prefix(target.name) if target.name else None
-    members: dict[EvidenceSource, list[Resource]] = {
-        "same_stack": [],
-        "same_name_prefix": [],
-        "same_vpc": [],
-        "account_type_majority": [],
-    }
-    seen = {target.arn}
-    for resource in population:
-        if resource.arn in seen:
-            continue
-        seen.add(resource.arn)
-        same_place = resource.account_id == target.account_id and resource.region == target.region
-        if stack and same_place and resource.tags.get(STACK_TAG) == stack:
-            members["same_stack"].append(resource)
-        if prefix and resource.name and name_prefix(resource.name) == prefix:
-            members["same_name_prefix"].append(resource)
-        if target.vpc_id and resource.vpc_id == target.vpc_id:
-            members["same_vpc"].append(resource)
-        if resource.resource_type == target.resource_type and resource.account_id == target.account_id:
-            members["account_type_majority"].append(resource)
     account = f"account {target.account_id}" if target.account_id else "the same account"
-    groups = (
-        _SiblingGroup("same_stack", WEIGHT_SAME_STACK, f"in stack {stack}", tuple(members["same_stack"])),
-        _SiblingGroup(
+    neighbourhoods: tuple[tuple[EvidenceSource, float, str, Callable[[Resource], bool]], ...] = (
+        (
+            "same_stack",
+            WEIGHT_SAME_STACK,
+            f"in stack {stack}",
+            lambda r: (
+                bool(stack)
+                and r.tags.get(STACK_TAG) == stack
+                and (r.account_id, r.region) == (target.account_id, target.region)
+            ),
+        ),
+        (
             "same_name_prefix",
             WEIGHT_SAME_NAME_PREFIX,
             f"named {prefix}-*",
-            tuple(members["same_name_prefix"]),
+            lambda r: prefix is not None and r.name is not None and name_prefix(r.name) == prefix,
         ),
-        _SiblingGroup("same_vpc", WEIGHT_SAME_VPC, f"in {target.vpc_id}", tuple(members["same_vpc"])),
-        _SiblingGroup(
+        (
+            "same_vpc",
+            WEIGHT_SAME_VPC,
+            f"in {target.vpc_id}",
+            lambda r: target.vpc_id is not None and r.vpc_id == target.vpc_id,
+        ),
+        (
             "account_type_majority",
             WEIGHT_ACCOUNT_TYPE,
             f"of type {target.resource_type} in {account}",
-            tuple(members["account_type_majority"]),
+            lambda r: r.resource_type == target.resource_type and r.account_id == target.account_id,
         ),
     )
+    groups = [
+        _SiblingGroup(source, weight, description, tuple(filter(belongs, others)))
+        for source, weight, description, belongs in neighbourhoods
+    ]
     return [group for group in groups if group.members]
 
 
@@ -307,8 +291,9 @@ def _sibling_evidence(tag: RequiredTag, groups: Sequence[_SiblingGroup]) -> list
             if (value := member.tags.get(tag.name)) is not None and is_valid_value(tag, value)
         )
         size = len(group.members)
+        carriers = sum(counts.values())  # siblings without a valid value are no evidence either way
         for value, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            weight = group.weight * (count / size) * (count / (count + 1))
+            weight = group.weight * (count / carriers) * (count / (count + 1))
             evidence.append(
                 _Evidence(
                     group.source,
@@ -320,10 +305,10 @@ def _sibling_evidence(tag: RequiredTag, groups: Sequence[_SiblingGroup]) -> list
     return evidence
 
 
-def _decide(tag: RequiredTag, problem: _Problem, evidence: list[_Evidence]) -> TagSuggestion | NoSuggestion:
+def _decide(tag: RequiredTag, problem: Violation, evidence: list[_Evidence]) -> TagSuggestion | NoSuggestion:
     def without(reason: str) -> NoSuggestion:
         return NoSuggestion(
-            tag_key=tag.name, issue=problem.issue, current_value=problem.current_value, reason=reason
+            tag_key=tag.name, issue=problem.violation_type, current_value=problem.current_value, reason=reason
         )
 
     if not evidence:
@@ -349,9 +334,9 @@ def _decide(tag: RequiredTag, problem: _Problem, evidence: list[_Evidence]) -> T
         )
     return TagSuggestion(
         tag_key=tag.name,
-        issue=problem.issue,
+        issue=problem.violation_type,
         current_value=problem.current_value,
-        current_key=problem.current_key,
+        current_key=problem.actual_key,
         suggested_value=best,
         confidence=confidence,
         reasons=reasons,
@@ -364,14 +349,17 @@ def suggest_tags(target: Resource, population: Sequence[Resource], policy: Taggi
     suggestions: list[TagSuggestion] = []
     no_suggestion: list[NoSuggestion] = []
     compliant: list[str] = []
-    groups: list[_SiblingGroup] | None = None  # built on first need: a compliant target needs none
+    problems = {
+        violation.tag_key: violation
+        for violation in evaluate([target], compile_policy(policy, [target.resource_type])).violations
+        if violation.violation_type != "prohibited_tag"
+    }
+    groups = _sibling_groups(target, population) if problems else []
     for tag in policy.required_for(target.resource_type):
-        problem = _problem(tag, target.tags)
+        problem = problems.get(tag.name)
         if problem is None:
             compliant.append(tag.name)
             continue
-        if groups is None:
-            groups = _sibling_groups(target, population)
         evidence = [
             *_own_evidence(tag, problem),
             *_name_evidence(tag, target),
