@@ -304,8 +304,21 @@ def build_server(runtime: Runtime) -> MCPServer:
             lambda progress: service.violation_history(days_back, group_by, resource_types, regions),
         )
 
+    _forbid_unknown_arguments(mcp)
+
     @mcp.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(runtime.health())
 
     return mcp
+
+
+def _forbid_unknown_arguments(mcp: MCPServer) -> None:
+    """A misspelt argument is an error, not silently dropped: ``resource_type=`` for ``resource_types=``
+    would otherwise widen a scan to its defaults without telling anyone. The SDK ignores extra
+    arguments and offers no switch, so each tool's argument model is tightened here."""
+    for tool in mcp._tool_manager.list_tools():
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters["additionalProperties"] = False

@@ -23,7 +23,13 @@ from typing import Literal
 from .aws import AwsClients
 from .cache import Cache, scan_cache_key
 from .compliance import SEVERITY, Evaluation, Resource, Violation, compile_policy, evaluate
-from .cost import CostAttributionGap, cost_attribution_gap
+from .cost import (
+    CostAttributionGap,
+    ResourceCostEstimate,
+    ResourceCostsUnavailableError,
+    cost_attribution_gap,
+    resource_level_costs,
+)
 from .errors import InvalidInputError, ResourceNotFoundError
 from .inventory import Inventory, ProgressCallback, collect_inventory
 from .models import (
@@ -581,22 +587,24 @@ class ComplianceService:
             list(tag_keys or []) or None,
             observation.resources,
         )
-        untagged = self._untagged_arns(observation)
-        estimates = sorted(
-            (estimate for estimate in result.estimates if estimate.arn in untagged),
-            key=lambda estimate: (-estimate.cost, estimate.arn),
-        )
         notes = list(result.notes)
-        if include_resource_estimates and len(estimates) > MAX_ESTIMATES:
-            notes.append(
-                f"{len(estimates)} resources miss a required tag; the largest {MAX_ESTIMATES} are listed"
-            )
-        result = result.model_copy(
-            update={
-                "estimates": estimates[:MAX_ESTIMATES] if include_resource_estimates else [],
-                "notes": notes,
-            }
-        )
+        estimates: list[ResourceCostEstimate] = []
+        if include_resource_estimates:
+            untagged = self._untagged_arns(observation)
+            by_arn = {estimate.arn: estimate for estimate in result.estimates if estimate.arn in untagged}
+            if by_arn:
+                try:  # measured figures replace the service-average estimates where AWS has them
+                    by_arn.update(resource_level_costs(self.clients, sorted(by_arn), start, end))
+                except ResourceCostsUnavailableError as error:
+                    notes.append(
+                        f"Resource-level costs unavailable ({error}): service-average estimates shown."
+                    )
+            estimates = sorted(by_arn.values(), key=lambda estimate: (-estimate.cost, estimate.arn))
+            if len(estimates) > MAX_ESTIMATES:
+                notes.append(
+                    f"{len(estimates)} resources miss a required tag; the largest {MAX_ESTIMATES} are listed."
+                )
+        result = result.model_copy(update={"estimates": estimates[:MAX_ESTIMATES], "notes": notes})
         self.cache.set(key, result.model_dump(mode="json"), self.settings.cache_ttl_seconds)
         return result
 
