@@ -22,7 +22,16 @@ from typing import Literal
 
 from .aws import AwsClients
 from .cache import Cache, scan_cache_key
-from .compliance import SEVERITY, Evaluation, Resource, Violation, compile_policy, evaluate
+from .compliance import (
+    SEVERITY,
+    Evaluation,
+    Resource,
+    Violation,
+    compile_policy,
+    count_by,
+    evaluate,
+    missing_tags_by_resource,
+)
 from .cost import (
     CostAttributionGap,
     ResourceCostEstimate,
@@ -72,6 +81,14 @@ class Observation:
     @property
     def failed_shards(self) -> list[FailedShard]:
         return [FailedShard(**entry) for entry in self.snapshot.failed_shards]
+
+    @property
+    def policy(self) -> TaggingPolicy:
+        """The policy this snapshot was evaluated with (so later pages never mix two policies)."""
+        return parse_policy(self.snapshot.policy, "snapshot")
+
+    def evaluate(self) -> Evaluation:
+        return evaluate(self.resources, compile_policy(self.policy, self.snapshot.resource_types))
 
     @property
     def scope(self) -> ScopeInfo:
@@ -172,9 +189,6 @@ def build_snapshot(
         }
         for item in inventory.unreadable
     )
-    violation_counts: dict[str, int] = defaultdict(int)
-    for violation in evaluation.violations:
-        violation_counts[violation.violation_type] += 1
     return SnapshotRecord(
         snapshot_id=str(uuid.uuid4()),
         created_at=inventory.scanned_at,
@@ -190,7 +204,7 @@ def build_snapshot(
         violation_count=len(evaluation.violations),
         counts_by_type=_counts(inventory.resources, evaluation, "resource_type"),
         counts_by_region=_counts(inventory.resources, evaluation, "region"),
-        counts_by_violation=dict(violation_counts),
+        counts_by_violation=count_by(evaluation.violations, "violation_type"),
         failed_shards=failed,  # type: ignore[arg-type]
         trigger=trigger,
         scheduled=trigger != "manual",
@@ -325,6 +339,24 @@ class ComplianceService:
             raise InvalidInputError("cursor refers to a snapshot that no longer exists: run the check again")
         return observation
 
+    def _page_start(
+        self,
+        kind: str,
+        cursor: str | None,
+        resource_types: Sequence[str] | None,
+        regions: Sequence[str] | None,
+        force_refresh: bool,
+        progress: ProgressCallback | None,
+    ) -> tuple[Observation, int, dict[str, object]]:
+        """The observation and offset a page starts from: the cursor's snapshot, or the scope's."""
+        if not cursor:
+            return self.observe(resource_types, regions, force_refresh, progress), 0, {}
+        payload = _decode_cursor(cursor, kind)
+        offset = payload.get("o", 0)
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError("cursor is not valid: pass the next_cursor value of a previous answer")
+        return self._snapshot_for_cursor(payload.get("s")), offset, payload
+
     # --- 1. check_tag_compliance -------------------------------------------------------
 
     def check_compliance(
@@ -337,17 +369,14 @@ class ComplianceService:
         cursor: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> ComplianceCheckResult:
-        offset = 0
+        observation, offset, payload = self._page_start(
+            "check", cursor, resource_types, regions, force_refresh, progress
+        )
         if cursor:
-            payload = _decode_cursor(cursor, "check")
-            observation = self._snapshot_for_cursor(payload.get("s"))
-            offset = int(payload.get("o", 0))  # type: ignore[arg-type]
             severity = payload.get("v", "all")  # type: ignore[assignment]
-        else:
-            observation = self.observe(resource_types, regions, force_refresh, progress)
         snapshot = observation.snapshot
-        policy = parse_policy(snapshot.policy, "snapshot")
-        evaluation = evaluate(observation.resources, compile_policy(policy, snapshot.resource_types))
+        policy = observation.policy
+        evaluation = observation.evaluate()
         wanted = _severity_filter(severity)
         selected = [v for v in evaluation.violations if wanted is None or v.severity in wanted]
         page = selected[offset : offset + page_size]
@@ -405,20 +434,11 @@ class ComplianceService:
         cursor: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> FindUntaggedResult:
-        offset = 0
-        if cursor:
-            payload = _decode_cursor(cursor, "untagged")
-            observation = self._snapshot_for_cursor(payload.get("s"))
-            offset = int(payload.get("o", 0))  # type: ignore[arg-type]
-        else:
-            observation = self.observe(resource_types, regions, force_refresh, progress)
+        observation, offset, _ = self._page_start(
+            "untagged", cursor, resource_types, regions, force_refresh, progress
+        )
         snapshot = observation.snapshot
-        policy = parse_policy(snapshot.policy, "snapshot")
-        evaluation = evaluate(observation.resources, compile_policy(policy, snapshot.resource_types))
-        missing: dict[str, list[str]] = defaultdict(list)
-        for violation in evaluation.violations:
-            if violation.violation_type == "missing_tag":
-                missing[violation.resource_arn].append(violation.tag_key)
+        missing = missing_tags_by_resource(observation.evaluate().violations)
         untagged = [resource for resource in observation.resources if resource.arn in missing]
         by_type: dict[str, int] = defaultdict(int)
         for resource in untagged:
@@ -590,7 +610,7 @@ class ComplianceService:
         notes = list(result.notes)
         estimates: list[ResourceCostEstimate] = []
         if include_resource_estimates:
-            untagged = self._untagged_arns(observation)
+            untagged = missing_tags_by_resource(observation.evaluate().violations)
             by_arn = {estimate.arn: estimate for estimate in result.estimates if estimate.arn in untagged}
             if by_arn:
                 try:  # measured figures replace the service-average estimates where AWS has them
@@ -607,13 +627,6 @@ class ComplianceService:
         result = result.model_copy(update={"estimates": estimates[:MAX_ESTIMATES], "notes": notes})
         self.cache.set(key, result.model_dump(mode="json"), self.settings.cache_ttl_seconds)
         return result
-
-    def _untagged_arns(self, observation: Observation) -> set[str]:
-        policy = parse_policy(observation.snapshot.policy, "snapshot")
-        violations = evaluate(
-            observation.resources, compile_policy(policy, observation.snapshot.resource_types)
-        )
-        return {v.resource_arn for v in violations.violations if v.violation_type == "missing_tag"}
 
     # --- 5. suggest_tags ---------------------------------------------------------------
 
@@ -657,10 +670,7 @@ class ComplianceService:
     ) -> ReportResult:
         observation = self.observe(resource_types, regions, force_refresh, progress)
         snapshot = observation.snapshot
-        policy = parse_policy(snapshot.policy, "snapshot")
-        violations = evaluate(
-            observation.resources, compile_policy(policy, snapshot.resource_types)
-        ).violations
+        violations = observation.evaluate().violations
         summary = report_summary(snapshot, violations)
         listed = violations if include_violations else None
         buffer = io.StringIO()
