@@ -1,8 +1,8 @@
 """Wiring: settings -> AWS clients, store, cache and the compliance service; plus tool-call plumbing.
 
-Every tool call goes through ``ToolRunner.invoke``: the blocking work runs in a worker thread,
-progress is relayed to the client, errors become clear messages (never tracebacks), and the call
-is written to the audit log.
+Every tool's work goes through ``run_tool``: it runs in a worker thread, progress is relayed to
+the client and errors become clear messages (never tracebacks). ``AuditMiddleware`` writes every
+tool call, refused ones included, to the audit log.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
@@ -98,10 +99,10 @@ def redact(value: Any, key: str = "") -> Any:
     return to_jsonable_python(value)  # dates and the like, as the audit log stores JSON
 
 
-def summarize(result: BaseModel) -> dict[str, Any]:
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars and list sizes of a result: enough to audit, small enough to store for every call."""
     summary: dict[str, Any] = {}
-    for name, value in result:
+    for name, value in result.items():
         if (
             isinstance(value, bool | int | float)
             or value is None
@@ -125,69 +126,72 @@ def _friendly_error(error: Exception) -> str:
     return ""
 
 
-class ToolRunner:
+async def run_tool(ctx: Context | None, work: Callable[[ProgressCallback], ResultT]) -> ResultT:
+    """Run a tool's blocking work in a worker thread, relay its progress, and turn every failure
+    into a clear message (never a traceback)."""
+    try:
+        return await _run_with_progress(ctx, work)
+    except ToolError:
+        raise
+    except Exception as error:
+        message = _friendly_error(error)
+        if not message:
+            incident = uuid.uuid4().hex[:12]
+            logger.exception("tool call failed (incident %s)", incident)
+            message = f"internal error ({type(error).__name__}); incident {incident} is in the server log"
+        raise ToolError(message) from None
+
+
+class AuditMiddleware:
+    """Writes every ``tools/call`` to the audit log, including calls the SDK refuses before the tool
+    runs (unknown tool, arguments that fail the schema)."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.local_user = f"local:{_login_name()}"
 
-    async def invoke(
-        self,
-        ctx: Context | None,
-        tool_name: str,
-        parameters: dict[str, Any],
-        work: Callable[[ProgressCallback], ResultT],
-    ) -> ResultT:
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call" or ctx.request_id is None:
+            return await call_next(ctx)
         started = time.monotonic()
-        status, error_message, summary = "success", None, {}
+        params = dict(ctx.params or {})
+        status, error_message, summary = "error", None, {}
         try:
-            result = await _run_with_progress(ctx, work)
-            summary = summarize(result)
-            return result
-        except ToolError as error:
-            status, error_message = "error", str(error)
-            raise
+            result = await call_next(ctx)
         except Exception as error:
-            status = "error"
-            message = _friendly_error(error)
-            if not message:
-                incident = uuid.uuid4().hex[:12]
-                logger.exception("tool %s failed (incident %s)", tool_name, incident)
-                message = f"internal error ({type(error).__name__}); incident {incident} is in the server log"
-            error_message = message
-            raise ToolError(message) from None
+            error_message = str(error)[:1000] or type(error).__name__
+            raise
+        else:
+            data = result.model_dump() if isinstance(result, BaseModel) else dict(result or {})
+            if data.get("is_error") or data.get("isError"):
+                error_message = " ".join(str(block.get("text", "")) for block in data.get("content") or [])[
+                    :1000
+                ]
+            else:
+                status = "success"
+                summary = summarize(data.get("structured_content") or data.get("structuredContent") or {})
+            return result
         finally:
-            await anyio.to_thread.run_sync(
-                self._audit, ctx, tool_name, parameters, summary, started, status, error_message
+            record = AuditRecord(
+                timestamp=datetime.now(UTC),
+                user_id=self.local_user if self.runtime.transport == "stdio" else "anonymous",
+                tool_name=str(params.get("name") or "")[:100],
+                parameters=redact(params.get("arguments") or {}),
+                result_summary=summary,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                status=status,
+                error_message=error_message,
+                client_id=None,
+                ip_address=getattr(getattr(ctx.request, "client", None), "host", None),
+                user_agent=_user_agent(ctx.request),
             )
+            await anyio.to_thread.run_sync(self._write, record)
 
-    def _audit(
-        self,
-        ctx: Context | None,
-        tool_name: str,
-        parameters: dict[str, Any],
-        summary: dict[str, Any],
-        started: float,
-        status: str,
-        error_message: str | None,
-    ) -> None:
-        headers = _headers(ctx)
-        record = AuditRecord(
-            timestamp=datetime.now(UTC),
-            user_id=self.local_user if self.runtime.transport == "stdio" else "anonymous",
-            tool_name=tool_name,
-            parameters=redact(parameters),
-            result_summary=summary,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            status=status,
-            error_message=error_message,
-            client_id=None,
-            ip_address=_client_ip(ctx),
-            user_agent=headers.get("user-agent") if headers else None,
-        )
+    def _write(self, record: AuditRecord) -> None:
         try:
             self.runtime.store.record_audit(record)
         except Exception:  # the answer still reaches the user; the gap is logged loudly
-            logger.exception("could not write the audit log entry for %s", tool_name)
+            logger.exception("could not write the audit log entry for %s", record.tool_name)
 
 
 async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallback], ResultT]) -> ResultT:
@@ -226,24 +230,9 @@ async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallba
     return outcome[0]
 
 
-def _headers(ctx: Context | None) -> Any:
-    if ctx is None:
-        return None
-    try:
-        return ctx.headers
-    except (LookupError, ValueError, AttributeError):
-        return None
-
-
-def _client_ip(ctx: Context | None) -> str | None:
-    if ctx is None:
-        return None
-    try:
-        request = ctx.request_context.request
-    except (LookupError, ValueError, AttributeError):
-        return None
-    client = getattr(request, "client", None)
-    return getattr(client, "host", None)
+def _user_agent(request: Any) -> str | None:
+    headers = getattr(request, "headers", None)
+    return headers.get("user-agent") if headers is not None else None
 
 
 def _login_name() -> str:

@@ -24,7 +24,7 @@ from tagcompliance.models import (
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 from tagcompliance.suggest import TagSuggestions
 
-from .runtime import Runtime, ToolRunner
+from .runtime import AuditMiddleware, Runtime, run_tool
 
 INSTRUCTIONS = f"""\
 Tag-compliance analyst for AWS. Checks resources against the organisation's tagging policy,
@@ -69,8 +69,12 @@ ForceRefresh = Annotated[
 
 
 def build_server(runtime: Runtime) -> MCPServer:
-    mcp = MCPServer(name="tag-compliance", version=__version__, instructions=INSTRUCTIONS)
-    runner = ToolRunner(runtime)
+    mcp = MCPServer(
+        name="tag-compliance",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        middleware=[AuditMiddleware(runtime)],
+    )
     service = runtime.service
 
     @mcp.tool()
@@ -89,17 +93,8 @@ def build_server(runtime: Runtime) -> MCPServer:
         """Check resources against the tagging policy: compliance score (compliant / scanned), counts by
         type, region and violation type, and one page of violations (missing_tag, wrong_key_case,
         invalid_value, invalid_format, prohibited_tag). Every check is stored as a snapshot for history."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "check_tag_compliance",
-            {
-                "resource_types": resource_types,
-                "regions": regions,
-                "severity": severity,
-                "force_refresh": force_refresh,
-                "page_size": page_size,
-                "cursor": cursor,
-            },
             lambda progress: service.check_compliance(
                 resource_types, regions, severity, force_refresh, page_size, cursor, progress
             ),
@@ -116,16 +111,8 @@ def build_server(runtime: Runtime) -> MCPServer:
     ) -> FindUntaggedResult:
         """Find resources missing one or more required tags (empty values count as missing), including
         resources that were never tagged at all, with the missing keys for each."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "find_untagged_resources",
-            {
-                "resource_types": resource_types,
-                "regions": regions,
-                "force_refresh": force_refresh,
-                "page_size": page_size,
-                "cursor": cursor,
-            },
             lambda progress: service.find_untagged(
                 resource_types, regions, force_refresh, page_size, cursor, progress
             ),
@@ -154,10 +141,8 @@ def build_server(runtime: Runtime) -> MCPServer:
     ) -> ValidateResult:
         """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
         as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "validate_resource_tags",
-            {"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
             lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
         )
 
@@ -192,18 +177,8 @@ def build_server(runtime: Runtime) -> MCPServer:
         requested types' services without the tag or with a value the policy rejects, per service, with
         the headline gap. Every figure states its method. Cost Explorer bills $0.01 per request (one per
         tag, plus one activation check); answers are cached."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "get_cost_attribution_gap",
-            {
-                "resource_types": resource_types,
-                "regions": regions,
-                "start_date": start_date,
-                "end_date": end_date,
-                "tag_keys": tag_keys,
-                "include_resource_estimates": include_resource_estimates,
-                "force_refresh": force_refresh,
-            },
             lambda progress: service.cost_gap(
                 resource_types,
                 regions,
@@ -234,10 +209,8 @@ def build_server(runtime: Runtime) -> MCPServer:
         its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
         suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
         with the user before applying any."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "suggest_tags",
-            {"resource_arn": resource_arn, "regions": regions, "force_refresh": force_refresh},
             lambda progress: service.suggest(resource_arn, regions, force_refresh, progress),
         )
 
@@ -245,7 +218,7 @@ def build_server(runtime: Runtime) -> MCPServer:
     async def get_tagging_policy(ctx: Context) -> PolicyResult:
         """The tagging policy in force: required tags (allowed values, format, which types), optional and
         prohibited tags, and where it was loaded from."""
-        return await runner.invoke(ctx, "get_tagging_policy", {}, lambda progress: service.policy_info())
+        return await run_tool(ctx, lambda progress: service.policy_info())
 
     @mcp.tool()
     async def generate_compliance_report(
@@ -263,16 +236,8 @@ def build_server(runtime: Runtime) -> MCPServer:
         """An executive compliance report (score, coverage, worst types and regions, top violations,
         recommendations). Small reports come inline; large ones are written to a file whose path is
         returned."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "generate_compliance_report",
-            {
-                "format": format,
-                "resource_types": resource_types,
-                "regions": regions,
-                "include_violations": include_violations,
-                "force_refresh": force_refresh,
-            },
             lambda progress: service.compliance_report(
                 format, resource_types, regions, include_violations, force_refresh, progress
             ),
@@ -292,15 +257,8 @@ def build_server(runtime: Runtime) -> MCPServer:
     ) -> HistoryResult:
         """Compliance trend from stored snapshots: score and counts per day, week or month, and whether
         compliance is improving. Only snapshots of the same scope are compared."""
-        return await runner.invoke(
+        return await run_tool(
             ctx,
-            "get_violation_history",
-            {
-                "days_back": days_back,
-                "group_by": group_by,
-                "resource_types": resource_types,
-                "regions": regions,
-            },
             lambda progress: service.violation_history(days_back, group_by, resource_types, regions),
         )
 

@@ -204,12 +204,18 @@ async def test_violation_history_after_checks(client: Client, runtime: Runtime) 
 
 async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     await call(client, "get_tagging_policy")
-    await call_error(client, "check_tag_compliance", resource_types=["ec2:vpc"])
-    logs = runtime.store.list_audit_logs(limit=5)
-    assert logs[0].tool_name == "check_tag_compliance" and logs[0].status == "error"
-    assert "ec2:vpc" in (logs[0].error_message or "")
-    assert logs[1].tool_name == "get_tagging_policy" and logs[1].status == "success"
-    assert logs[0].parameters["resource_types"] == ["ec2:vpc"]
+    await call_error(client, "check_tag_compliance", resource_types=["ec2:vpc"])  # refused by the core
+    await call_error(client, "check_tag_compliance", page_size=0)  # refused by the schema, before the tool
+    await call_error(client, "no_such_tool")
+    logs = runtime.store.list_audit_logs(limit=4)
+    assert [(log.tool_name, log.status) for log in logs] == [
+        ("no_such_tool", "error"), ("check_tag_compliance", "error"), ("check_tag_compliance", "error"),
+        ("get_tagging_policy", "success"),
+    ]
+    assert "page_size" in (logs[1].error_message or "")
+    assert "ec2:vpc" in (logs[2].error_message or "")
+    assert logs[2].parameters == {"resource_types": ["ec2:vpc"]}
+    assert logs[3].result_summary["source"] == "file" and logs[3].duration_ms >= 0
 
 
 async def test_scans_report_progress(client: Client) -> None:

@@ -14,6 +14,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from services.demo.aws import DemoAws
+from tagcompliance.store import SqliteStore
 
 from .helpers import POLICY_PATH, REPO_ROOT, call
 
@@ -99,6 +100,13 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
             )
             expected = aws_env.estate.expected_summary(resource_types=["sns:topic"], regions=["us-east-1"])
             assert result["total_resources"] == expected.total
+        store = SqliteStore(tmp_path / "tagcompliance.sqlite3")
+        try:
+            [entry] = store.list_audit_logs(limit=1)
+        finally:
+            store.close()
+        assert (entry.tool_name, entry.status, entry.ip_address) == ("check_tag_compliance", "success", "127.0.0.1")
+        assert entry.user_agent and entry.user_id == "anonymous"
     finally:
         process.terminate()
         try:
