@@ -21,6 +21,8 @@ from tagcompliance.models import (
     ReportResult,
     ValidateResult,
 )
+from tagcompliance.remediation.openops import OpenOpsWorkflow
+from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 from tagcompliance.suggest import TagSuggestions
 
@@ -260,6 +262,71 @@ def build_server(runtime: Runtime) -> MCPServer:
         return await run_tool(
             ctx,
             lambda progress: service.violation_history(days_back, group_by, resource_types, regions),
+        )
+
+    @mcp.tool()
+    async def generate_openops_workflow(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        trigger: Annotated[
+            Literal["schedule", "compliance_score_below"],
+            Field(description="Run on a schedule, or on a schedule but act only below a compliance score."),
+        ] = "schedule",
+        cron_expression: Annotated[
+            str | None,
+            Field(default=None, max_length=100, description="5-field cron in UTC; default daily 06:00."),
+        ] = None,
+        threshold: Annotated[
+            float | None,
+            Field(
+                default=None,
+                ge=0,
+                le=1,
+                description="Score (0-1) below which to act; compliance_score_below.",
+            ),
+        ] = None,
+        remediation_strategy: Annotated[
+            Literal["auto_tag", "notify_only"],
+            Field(
+                description="auto_tag applies tag_values to resources missing them; notify_only reports."
+            ),
+        ] = "notify_only",
+        tag_values: Annotated[
+            dict[str, str] | None,
+            Field(
+                default=None,
+                description="Values to apply with auto_tag; each must be valid under the policy.",
+            ),
+        ] = None,
+        resource_arns: Annotated[
+            list[str] | None,
+            Field(default=None, max_length=1000, description="Tag exactly these resources (batches of 20)."),
+        ] = None,
+        dry_run: Annotated[bool, Field(description="Generated steps run with dryRun (default true).")] = True,
+        name: Annotated[str | None, Field(default=None, max_length=200, description="Workflow name.")] = None,
+        output_format: Annotated[
+            Literal["json", "yaml"], Field(description="json imports into OpenOps; yaml is for reading only.")
+        ] = "json",
+    ) -> OpenOpsWorkflow:
+        """Generate an importable OpenOps workflow (FlowImportTemplate JSON) that reports or remediates
+        tagging violations on a schedule, optionally only when the compliance score falls below a
+        threshold. Steps run with dryRun unless dry_run is false. Never invents tag values: auto_tag needs
+        explicit, policy-valid tag_values."""
+        return await run_tool(
+            ctx,
+            lambda progress: build_openops_workflow(
+                service.loaded_policy.policy,
+                resource_types,
+                trigger,
+                cron_expression,
+                threshold,
+                remediation_strategy,
+                tag_values,
+                resource_arns,
+                dry_run,
+                name,
+                output_format,
+            ),
         )
 
     _forbid_unknown_arguments(mcp)
