@@ -7,14 +7,16 @@ from datetime import date
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tagcompliance import __version__
 from tagcompliance.cost import CostAttributionGap
+from tagcompliance.drift import DriftResult
 from tagcompliance.models import (
     ComplianceCheckResult,
+    ExportResult,
     FindUntaggedResult,
     HistoryResult,
     PolicyResult,
@@ -68,6 +70,15 @@ Cursor = Annotated[
 ForceRefresh = Annotated[
     bool, Field(default=False, description="Re-scan AWS instead of using a result cached within the TTL.")
 ]
+
+
+class ExportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Literal["all", "errors_only", "warnings_only"] = "all"
+    resource_types: list[str] | None = Field(default=None, max_length=30)
+    regions: list[str] | None = Field(default=None, max_length=40)
+    violation_types: list[str] | None = Field(default=None, max_length=10)
 
 
 def build_server(runtime: Runtime) -> MCPServer:
@@ -287,9 +298,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         ] = None,
         remediation_strategy: Annotated[
             Literal["auto_tag", "notify_only"],
-            Field(
-                description="auto_tag applies tag_values to resources missing them; notify_only reports."
-            ),
+            Field(description="auto_tag applies tag_values to resources missing them; notify_only reports."),
         ] = "notify_only",
         tag_values: Annotated[
             dict[str, str] | None,
@@ -326,6 +335,84 @@ def build_server(runtime: Runtime) -> MCPServer:
                 dry_run,
                 name,
                 output_format,
+            ),
+        )
+
+    @mcp.tool()
+    async def detect_tag_drift(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        lookback_days: Annotated[
+            int | None,
+            Field(
+                default=None,
+                ge=1,
+                le=365,
+                description="Compare with the newest snapshot at least this many days old; default: newest.",
+            ),
+        ] = None,
+        tag_keys: Annotated[
+            list[str] | None, Field(default=None, max_length=50, description="Only drift on these tag keys.")
+        ] = None,
+        threshold: Annotated[
+            int | None,
+            Field(default=None, ge=1, le=1_000_000, description="Flag when this many drifts or more."),
+        ] = None,
+        limit: Annotated[
+            int, Field(default=100, ge=1, le=1000, description="Drifts listed (most severe first).")
+        ] = 100,
+    ) -> DriftResult:
+        """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan is
+        compared with the stored tag state). Severity: critical when a required tag is removed or made
+        invalid, warning when a required tag's value changes, info for other tags. Who and when come from
+        CloudTrail when available."""
+        return await run_tool(
+            ctx,
+            lambda progress: service.tag_drift(
+                resource_types, regions, lookback_days, tag_keys, threshold, limit, progress
+            ),
+        )
+
+    @mcp.tool()
+    async def export_violations_csv(
+        ctx: Context,
+        filters: Annotated[
+            ExportFilters | None,
+            Field(default=None, description="severity, resource_types, regions, violation_types."),
+        ] = None,
+        columns: Annotated[
+            list[str] | None,
+            Field(
+                default=None,
+                max_length=20,
+                description="Columns in order, e.g. resource_arn, resource_type, violation, severity.",
+            ),
+        ] = None,
+        format: Annotated[Literal["csv"], Field(description="Only csv.")] = "csv",
+        limit: Annotated[int, Field(default=500, ge=1, le=10_000, description="Rows in this answer.")] = 500,
+        cursor: Cursor = None,
+        to_file: Annotated[
+            bool, Field(default=False, description="Write every matching row to a file and return its path.")
+        ] = False,
+        force_refresh: ForceRefresh = False,
+    ) -> ExportResult:
+        """Violations as CSV for spreadsheets (RFC 4180; cells that a spreadsheet would run as formulas are
+        neutralised). Pages with next_cursor, or writes all rows to a file with to_file."""
+        chosen = filters or ExportFilters()
+        return await run_tool(
+            ctx,
+            lambda progress: service.export_violations(
+                chosen.resource_types,
+                chosen.regions,
+                chosen.severity,
+                chosen.violation_types,
+                columns,
+                limit,
+                cursor,
+                to_file,
+                force_refresh,
+                progress,
             ),
         )
 

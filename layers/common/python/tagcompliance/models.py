@@ -145,3 +145,17 @@ class HistoryResult(BaseModel):
     score_change: float | None
     snapshot_count: int
     note: str | None = None
+
+
+class ExportResult(BaseModel):
+    format: Literal["csv"] = "csv"
+    columns: list[str]
+    row_count: int = Field(description="Rows matching the filters, over every page.")
+    rows_written: int = Field(description="Rows in this answer (or in the file).")
+    offset: int
+    next_offset: int | None = None
+    data: str | None = Field(default=None, description="The CSV text of this page (RFC 4180, CRLF).")
+    next_cursor: str | None = Field(default=None, description="Pass back to get the next page.")
+    file_path: str | None = Field(default=None, description="Where the whole export was written (to_file).")
+    snapshot_id: str
+    failed_shards: list[FailedShard]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -66,20 +65,6 @@ def report_summary(snapshot: SnapshotRecord, violations: list[Violation]) -> dic
         "failed_shards": snapshot.failed_shards,
         "recommendations": recommendations,
     }
-
-
-def _violation_row(violation: Violation) -> list[str]:
-    return [str(getattr(violation, column) or "") for column in VIOLATION_COLUMNS]
-
-
-def write_csv(violations: Iterable[Violation], out: TextIO) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(VIOLATION_COLUMNS)
-    rows = 0
-    for violation in violations:
-        writer.writerow(_violation_row(violation))
-        rows += 1
-    return rows
 
 
 def write_json(summary: dict[str, Any], violations: Iterable[Violation] | None, out: TextIO) -> None:

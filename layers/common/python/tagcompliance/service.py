@@ -39,10 +39,13 @@ from .cost import (
     cost_attribution_gap,
     resource_level_costs,
 )
+from .drift import CloudTrailTagEvents, DriftResult, TagChangeEvents, choose_baseline, detect_drift
 from .errors import InvalidInputError, ResourceNotFoundError
+from .export import export_violations
 from .inventory import Inventory, ProgressCallback, collect_inventory
 from .models import (
     ComplianceCheckResult,
+    ExportResult,
     FailedShard,
     FindUntaggedResult,
     HistoryPoint,
@@ -57,7 +60,7 @@ from .models import (
     ViolationOut,
 )
 from .policy import LoadedPolicy, TaggingPolicy, load_policy, parse_policy
-from .reports import report_summary, write_csv, write_json, write_markdown
+from .reports import report_summary, write_json, write_markdown
 from .resources import REGISTRY, RESOURCE_TYPE_IDS, parse_arn, resolve_resource_types, resource_id_from_arn
 from .settings import REGION_PATTERN, Settings
 from .store import ResourceStateRecord, SnapshotRecord, Store
@@ -244,11 +247,20 @@ def _resource_from_state(state: ResourceStateRecord) -> Resource:
 class ComplianceService:
     """One per process; safe to call from several threads."""
 
-    def __init__(self, settings: Settings, clients: AwsClients, store: Store, cache: Cache) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        store: Store,
+        cache: Cache,
+        tag_events: TagChangeEvents | None = None,
+    ) -> None:
         self.settings = settings
         self.clients = clients
         self.store = store
         self.cache = cache
+        # Who changed a tag and when (CloudTrail); replaceable where CloudTrail is not available.
+        self.tag_events: TagChangeEvents = tag_events or CloudTrailTagEvents(clients)
         self._policy_lock = threading.Lock()
         self._policy: LoadedPolicy | None = None
         self._policy_mtime: float | None = None
@@ -657,6 +669,118 @@ class ComplianceService:
             )
         return suggest_tags(target, observation.resources, self.loaded_policy.policy)
 
+    # --- 12. detect_tag_drift -----------------------------------------------------------
+
+    def tag_drift(
+        self,
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        lookback_days: int | None = None,
+        tag_keys: Sequence[str] | None = None,
+        threshold: int | None = None,
+        limit: int = 100,
+        progress: ProgressCallback | None = None,
+    ) -> DriftResult:
+        """Current tags (a fresh scan) against the stored tag state of an earlier snapshot of the scope."""
+        type_ids = resolve_resource_types(resource_types)
+        region_list = self.resolve_regions(regions)
+        # The baseline is chosen before scanning, so the new scan can never be its own baseline.
+        baseline = choose_baseline(
+            self.store, (type_ids, region_list, self.clients.account_id), lookback_days, datetime.now(UTC)
+        )
+        observation = self.observe(type_ids, region_list, True, progress)
+        previous = self.store.iter_resource_states(baseline.snapshot_id) if baseline else []
+        result = detect_drift(
+            previous,
+            observation.resources,
+            observation.policy,
+            tag_keys=list(tag_keys) if tag_keys else None,
+            threshold=threshold,
+            events=self.tag_events if baseline else None,
+            baseline=baseline,
+            current_snapshot=observation.snapshot,
+            limit=limit,
+        )
+        if baseline is None:
+            window = f"{lookback_days} or more days old" if lookback_days else "earlier"
+            return result.model_copy(
+                update={
+                    "resources_added": [],
+                    "total_resources_added": 0,
+                    "notes": [
+                        f"No {window} snapshot of this scope exists to compare with: this scan "
+                        f"(snapshot {observation.snapshot.snapshot_id}) is the baseline for the next check."
+                    ],
+                }
+            )
+        return result
+
+    # --- 13. export_violations_csv ------------------------------------------------------
+
+    def export_violations(
+        self,
+        resource_types: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        severity: Severity = "all",
+        violation_types: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int = 500,
+        cursor: str | None = None,
+        to_file: bool = False,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> ExportResult:
+        observation, offset, payload = self._page_start(
+            "export", cursor, resource_types, regions, force_refresh, progress
+        )
+        if cursor:  # a cursor carries the filters of the export it continues
+            severity = payload.get("v", "all")  # type: ignore[assignment]
+            violation_types = payload.get("t")  # type: ignore[assignment]
+            columns = payload.get("c")  # type: ignore[assignment]
+        snapshot = observation.snapshot
+        options = {
+            "columns": columns,
+            "severity": severity,
+            "violation_types": violation_types,
+            "policy": observation.policy,
+            "account_id": snapshot.account_id,
+        }
+        violations = observation.evaluate().violations
+        if to_file:
+            exports = self.settings.data_dir / "exports"
+            exports.mkdir(parents=True, exist_ok=True)
+            path = exports / f"violations-{snapshot.snapshot_id}-{uuid.uuid4().hex[:8]}.csv"
+            partial = path.with_suffix(".csv.part")
+            with partial.open("w", encoding="utf-8", newline="") as out:
+                page = export_violations(violations, out=out, **options)  # type: ignore[arg-type]
+            partial.replace(path)  # never a half-written export under the final name
+            return ExportResult(
+                **page.model_dump(),
+                file_path=str(path),
+                next_cursor=None,
+                snapshot_id=snapshot.snapshot_id,
+                failed_shards=observation.failed_shards,
+            )
+        page = export_violations(violations, offset=offset, limit=limit, **options)  # type: ignore[arg-type]
+        next_cursor = None
+        if page.next_offset is not None:
+            next_cursor = _encode_cursor(
+                {
+                    "k": "export",
+                    "s": snapshot.snapshot_id,
+                    "o": page.next_offset,
+                    "v": severity,
+                    "t": list(violation_types) if violation_types else None,
+                    "c": list(columns) if columns else None,
+                }
+            )
+        return ExportResult(
+            **page.model_dump(),
+            next_cursor=next_cursor,
+            snapshot_id=snapshot.snapshot_id,
+            failed_shards=observation.failed_shards,
+        )
+
     # --- 7. generate_compliance_report -------------------------------------------------
 
     def compliance_report(
@@ -772,8 +896,8 @@ def _write_report(
     violations: list[Violation],
     out: io.StringIO,
 ) -> None:
-    if report_format == "csv":
-        write_csv(violations, out)
+    if report_format == "csv":  # the export's writer: RFC 4180, formula cells neutralised
+        export_violations(violations, out=out)
     elif report_format == "json":
         write_json(summary, listed, out)
     else:
