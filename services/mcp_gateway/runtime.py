@@ -29,6 +29,7 @@ from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.cache import Cache, open_cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.inventory import ProgressCallback
+from tagcompliance.policy_import import OrganizationsTagPolicySource, detect_policy_at_startup
 from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
 from tagcompliance.store import AuditRecord, Store, open_store
@@ -46,6 +47,7 @@ class Runtime:
     store: Store
     cache: Cache
     transport: str
+    policy_detection: str
 
     def health(self) -> dict[str, Any]:
         store_info = self.store.info()
@@ -57,6 +59,7 @@ class Runtime:
             "transport": self.transport,
             "policy_source": loaded.description,
             "policy_digest": loaded.policy.digest(),
+            "policy_detection": self.policy_detection,
             "store": {
                 "backend": store_info.backend,
                 "location": store_info.location,
@@ -79,11 +82,28 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, transport: str) -> Runtime:
+    clients = AwsClients(settings)
+    # Before anything reads the policy: without a policy file, import the organization's tag policy.
+    detection = detect_policy_at_startup(
+        OrganizationsTagPolicySource(clients),
+        auto_import=settings.auto_import_aws_policy,
+        policy_id=settings.aws_policy_id,
+        fallback_to_default=settings.fallback_to_default_policy,
+        policy_path=settings.policy_path,
+    )
+    logger.info("tagging policy: %s", detection.description)
     store = open_store(settings)
     cache = open_cache(settings)
-    service = ComplianceService(settings, AwsClients(settings), store, cache)
+    service = ComplianceService(settings, clients, store, cache)
     service.loaded_policy  # noqa: B018 - fail at start-up, not at the first call, on a broken policy file
-    return Runtime(settings=settings, service=service, store=store, cache=cache, transport=transport)
+    return Runtime(
+        settings=settings,
+        service=service,
+        store=store,
+        cache=cache,
+        transport=transport,
+        policy_detection=detection.description,
+    )
 
 
 def redact(value: Any, key: str = "") -> Any:

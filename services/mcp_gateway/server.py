@@ -4,6 +4,7 @@ returns a pydantic result model (structured content)."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -23,6 +24,7 @@ from tagcompliance.models import (
     ReportResult,
     ValidateResult,
 )
+from tagcompliance.policy_import import ImportResult, OrganizationsTagPolicySource, import_tag_policy
 from tagcompliance.remediation.openops import OpenOpsWorkflow
 from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.resources import RESOURCE_TYPE_IDS
@@ -413,6 +415,43 @@ def build_server(runtime: Runtime) -> MCPServer:
                 to_file,
                 force_refresh,
                 progress,
+            ),
+        )
+
+    @mcp.tool()
+    async def import_aws_tag_policy(
+        ctx: Context,
+        policy_id: Annotated[
+            str | None,
+            Field(
+                default=None, max_length=130, description="p-... id; omit to list the available tag policies."
+            ),
+        ] = None,
+        use_effective: Annotated[
+            bool, Field(default=False, description="Import this account's effective tag policy instead.")
+        ] = False,
+        save_to_file: Annotated[
+            bool,
+            Field(default=False, description="Save the converted policy (inside the policies directory)."),
+        ] = False,
+        output_path: Annotated[
+            str | None,
+            Field(default=None, max_length=500, description="A .json path inside the policies directory."),
+        ] = None,
+    ) -> ImportResult:
+        """Fetch an AWS Organizations tag policy and convert it to this server's policy format:
+        report_required_tag_for makes a tag required, enforced_for is recorded as enforcement, wildcard
+        values stay patterns, and anything that cannot be represented is listed in warnings. Without a
+        policy_id it lists the available policies. Saving over the active policy file takes effect at once."""
+        return await run_tool(
+            ctx,
+            lambda progress: import_tag_policy(
+                OrganizationsTagPolicySource(service.clients),
+                policy_id,
+                use_effective,
+                save_to_file,
+                output_path,
+                Path(runtime.settings.policy_path).resolve().parent,
             ),
         )
 

@@ -91,3 +91,68 @@ def test_types_without_requirements_are_not_scored() -> None:
     policy = parse_policy({"required_tags": [{"name": "Owner", "applies_to": ["ec2:instance"]}]})
     result = evaluate([bucket("a", {})], compile_policy(policy, RESOURCE_TYPE_IDS))
     assert result.compliance_score is None and result.without_requirements == 1
+
+
+# --- wildcard allowed values (AWS tag-policy syntax) -----------------------------------------
+
+WILDCARD_POLICY = parse_policy(
+    {
+        "required_tags": [
+            {"name": "CostCenter", "allowed_values": ["100", "200", "300*"]},
+            {"name": "Owner", "allowed_values": ["*@example.com"]},
+            {
+                "name": "Environment",
+                "allowed_values": ["production", "staging"],
+                "validation_regex": "^[a-z]+$",
+            },
+        ]
+    }
+)
+
+
+def run_wildcards(*tag_sets: dict[str, str]):
+    resources = [bucket(f"b{index}", tags) for index, tags in enumerate(tag_sets)]
+    return evaluate(resources, compile_policy(WILDCARD_POLICY, RESOURCE_TYPE_IDS))
+
+
+def test_wildcard_allowed_values_match_any_sequence() -> None:
+    good = {"CostCenter": "3001", "Owner": "ana@example.com", "Environment": "production"}
+    assert run_wildcards(good, {**good, "CostCenter": "300"}, {**good, "CostCenter": "100"}).violations == []
+    result = run_wildcards(
+        {**good, "CostCenter": "1300"},
+        {**good, "Owner": "ana@exampleXcom"},  # "." is literal
+        {**good, "Owner": "ana@example.com.evil.net"},  # the whole value must match
+    )
+    assert kinds(result) == [
+        ("invalid_value", "CostCenter"),
+        ("invalid_value", "Owner"),
+        ("invalid_value", "Owner"),
+    ]
+
+
+def test_wildcard_values_are_not_regular_expressions() -> None:
+    policy = parse_policy(
+        {"required_tags": [{"name": "App", "allowed_values": ["a.b*", "(x|y)*", "[0-9]+"]}]}
+    )
+    compiled = compile_policy(policy, ["s3:bucket"])
+    assert (
+        evaluate([bucket("a", {"App": "a.b-1"}), bucket("b", {"App": "(x|y)z"})], compiled).violations == []
+    )
+    bad = evaluate(
+        [bucket("c", {"App": "aXb"}), bucket("d", {"App": "x"}), bucket("e", {"App": "7"})], compiled
+    )
+    assert [v.current_value for v in bad.violations] == ["aXb", "x", "7"]
+    assert evaluate([bucket("f", {"App": "[0-9]+"})], compiled).violations == []  # no "*": exact only
+
+
+def test_policies_without_wildcards_compile_to_a_plain_set() -> None:
+    compiled = compile_policy(POLICY, ["s3:bucket"])
+    assert all(rule.allowed_match is None for rule in compiled.rules_for("s3:bucket"))
+    wild = compile_policy(WILDCARD_POLICY, ["s3:bucket"])
+    cost_center = wild.rules_for("s3:bucket")[0]
+    assert cost_center.allowed == frozenset({"100", "200"}) and cost_center.allowed_match is not None
+
+
+def test_wildcard_rules_keep_precedence_over_format() -> None:
+    good = {"CostCenter": "100", "Owner": "ana@example.com"}
+    assert kinds(run_wildcards({**good, "Environment": "Production"})) == [("invalid_value", "Environment")]

@@ -3,6 +3,10 @@
 No I/O, no pydantic and no logging in the hot path: the engine evaluates a million resources a
 second on one core. Each (resource, required tag) pair yields at most one violation, in this
 order of precedence: missing_tag, wrong_key_case, invalid_value, invalid_format.
+
+Allowed values may hold ``*`` wildcards (AWS tag-policy syntax). They are compiled once per
+policy into a frozenset of the exact values and one matcher for the wildcard ones; the matcher runs
+only for a value the set does not hold, and a policy without wildcards has no matcher at all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .policy import TaggingPolicy
+from .policy import RequiredTag, TaggingPolicy, allowed_value_matcher
 
 ViolationType = Literal["missing_tag", "wrong_key_case", "invalid_value", "invalid_format", "prohibited_tag"]
 Severity = Literal["error", "warning"]
@@ -66,7 +70,8 @@ class Violation:
 class _Rule:
     name: str
     lower: str
-    allowed: frozenset[str] | None
+    allowed: frozenset[str] | None  # the exact allowed values; None when any value is allowed
+    allowed_match: Callable[[str], bool] | None  # the wildcard allowed values, if there are any
     matches: Callable[[str], object] | None
 
 
@@ -81,18 +86,25 @@ class CompiledPolicy:
         return self.rules.get(resource_type, ())
 
 
+def _compile_rule(tag: RequiredTag) -> _Rule:
+    allowed: frozenset[str] | None = None
+    allowed_match: Callable[[str], bool] | None = None
+    if tag.allowed_values:
+        allowed, allowed_match = allowed_value_matcher(tag.allowed_values)
+    return _Rule(
+        name=tag.name,
+        lower=tag.name.lower(),
+        allowed=allowed,
+        allowed_match=allowed_match,
+        matches=re.compile(tag.validation_regex).fullmatch if tag.validation_regex else None,
+    )
+
+
 def compile_policy(policy: TaggingPolicy, resource_types: Iterable[str]) -> CompiledPolicy:
+    compiled = {tag.name: _compile_rule(tag) for tag in policy.required_tags}
     rules: dict[str, tuple[_Rule, ...]] = {}
     for resource_type in resource_types:
-        rules[resource_type] = tuple(
-            _Rule(
-                name=tag.name,
-                lower=tag.name.lower(),
-                allowed=frozenset(tag.allowed_values) if tag.allowed_values else None,
-                matches=re.compile(tag.validation_regex).fullmatch if tag.validation_regex else None,
-            )
-            for tag in policy.required_for(resource_type)
-        )
+        rules[resource_type] = tuple(compiled[tag.name] for tag in policy.required_for(resource_type))
     return CompiledPolicy(rules=rules, prohibited=frozenset(policy.prohibited_tags))
 
 
@@ -170,7 +182,11 @@ def evaluate(resources: Iterable[Resource], compiled: CompiledPolicy) -> Evaluat
                         "error",
                     )
                 )
-            elif rule.allowed is not None and value not in rule.allowed:
+            elif (
+                rule.allowed is not None
+                and value not in rule.allowed
+                and (rule.allowed_match is None or not rule.allowed_match(value))
+            ):
                 append(
                     Violation(
                         resource.arn,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +17,64 @@ from .resources import REGISTRY, RESOURCE_TYPE_IDS
 
 PolicySource = Literal["file", "default"]
 
+WILDCARD = "*"  # in an allowed value, any sequence of characters (AWS tag-policy syntax: "300*")
+
+ValueMatcher = Callable[[str], bool]
+
+
+def _split_glob(pattern: str) -> tuple[str, tuple[str, ...], str]:
+    head, *middle, tail = pattern.split(WILDCARD)
+    return head, tuple(middle), tail
+
+
+def _glob_match(value: str, head: str, middle: tuple[str, ...], tail: str) -> bool:
+    """Whether ``value`` matches ``head*middle[0]*...*tail``: every character literal, no regex.
+
+    Leftmost-first search is exact for patterns whose only operator is ``*``, and takes linear
+    time whatever the pattern (a regular expression would backtrack on many ``*``).
+    """
+    if len(value) < len(head) + len(tail) or not value.startswith(head) or not value.endswith(tail):
+        return False
+    position, end = len(head), len(value) - len(tail)
+    for part in middle:
+        found = value.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
+
+
+@lru_cache(maxsize=256)
+def _compile_allowed(values: tuple[str, ...]) -> tuple[frozenset[str], ValueMatcher | None]:
+    exact = frozenset(value for value in values if WILDCARD not in value)
+    globs = tuple(_split_glob(value) for value in dict.fromkeys(values) if WILDCARD in value)
+    if not globs:
+        return exact, None
+
+    def matches(value: str) -> bool:
+        return any(_glob_match(value, head, middle, tail) for head, middle, tail in globs)
+
+    return exact, matches
+
+
+def allowed_value_matcher(values: Iterable[str]) -> tuple[frozenset[str], ValueMatcher | None]:
+    """Split allowed values into the exact ones and one matcher for the wildcard ones.
+
+    A value is allowed when it is in the frozenset, or when the matcher (``None`` when no entry
+    has a ``*``) returns True. Check the set first: it is the cheap test and the common case.
+    """
+    return _compile_allowed(tuple(values))
+
+
+def _check_registry_types(value: list[str]) -> list[str]:
+    unknown = [item for item in value if item not in REGISTRY]
+    if unknown:
+        raise ValueError(
+            f"unknown resource type(s) {', '.join(map(repr, unknown))}; "
+            f"supported: {', '.join(RESOURCE_TYPE_IDS)}"
+        )
+    return value
+
 
 class RequiredTag(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -22,11 +82,22 @@ class RequiredTag(BaseModel):
     name: str = Field(min_length=1, max_length=128, description="Tag key, case-sensitive as AWS treats it.")
     description: str = ""
     allowed_values: list[str] | None = Field(
-        default=None, description="When set, the value must be exactly one of these."
+        default=None,
+        description=(
+            "When set, the value must equal one of these; an entry with * (AWS tag-policy "
+            'wildcard, e.g. "300*") matches any sequence of characters in its place.'
+        ),
     )
     validation_regex: str | None = Field(default=None, description="When set, the whole value must match.")
     applies_to: list[str] = Field(
         default_factory=list, description="Registry resource types; empty means every type."
+    )
+    enforced_for: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Registry resource types for which AWS Organizations blocks noncompliant tagging "
+            "(a tag policy's enforced_for). Informational: it does not make the tag required."
+        ),
     )
 
     @field_validator("name")
@@ -56,19 +127,20 @@ class RequiredTag(BaseModel):
                 raise ValueError(f"invalid regular expression {value!r}: {error}") from None
         return value
 
-    @field_validator("applies_to")
+    @field_validator("applies_to", "enforced_for")
     @classmethod
     def _check_types(cls, value: list[str]) -> list[str]:
-        unknown = [item for item in value if item not in REGISTRY]
-        if unknown:
-            raise ValueError(
-                f"unknown resource type(s) {', '.join(map(repr, unknown))}; "
-                f"supported: {', '.join(RESOURCE_TYPE_IDS)}"
-            )
-        return value
+        return _check_registry_types(value)
 
     def applies(self, resource_type: str) -> bool:
         return not self.applies_to or resource_type in self.applies_to
+
+    def value_allowed(self, value: str) -> bool:
+        """Whether ``allowed_values`` accepts ``value`` (exactly, or through a ``*`` entry)."""
+        if self.allowed_values is None:
+            return True
+        exact, matches = allowed_value_matcher(self.allowed_values)
+        return value in exact or (matches is not None and matches(value))
 
 
 class OptionalTag(BaseModel):
@@ -76,7 +148,39 @@ class OptionalTag(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     description: str = ""
-    allowed_values: list[str] | None = None
+    allowed_values: list[str] | None = Field(
+        default=None, description="Documented values; entries may hold * wildcards. Not checked."
+    )
+    enforced_for: list[str] = Field(
+        default_factory=list,
+        description="Registry resource types for which AWS Organizations blocks noncompliant tagging.",
+    )
+
+    @field_validator("enforced_for")
+    @classmethod
+    def _check_types(cls, value: list[str]) -> list[str]:
+        return _check_registry_types(value)
+
+
+class ImportedFrom(BaseModel):
+    """Where an imported policy came from: an AWS Organizations tag policy or an effective policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["aws_tag_policy", "aws_effective_tag_policy"] = "aws_tag_policy"
+    policy_id: str | None = None
+    name: str | None = None
+    arn: str | None = None
+    target_id: str | None = Field(
+        default=None, description="For an effective policy: the account it was computed for."
+    )
+
+    @property
+    def label(self) -> str:
+        if self.kind == "aws_effective_tag_policy":
+            return f"AWS Organizations effective tag policy of {self.target_id or 'this account'}"
+        named = f" {self.name!r}" if self.name else ""
+        return f"AWS Organizations tag policy {self.policy_id or '?'}{named}"
 
 
 class TaggingPolicy(BaseModel):
@@ -87,6 +191,9 @@ class TaggingPolicy(BaseModel):
     optional_tags: list[OptionalTag] = Field(default_factory=list)
     prohibited_tags: list[str] = Field(
         default_factory=list, description="Tag keys that must not be present on any resource."
+    )
+    imported_from: ImportedFrom | None = Field(
+        default=None, description="Set when the policy was converted from an AWS Organizations tag policy."
     )
 
     @model_validator(mode="after")
@@ -102,8 +209,16 @@ class TaggingPolicy(BaseModel):
         return self
 
     def digest(self) -> str:
-        """Stable hash of the policy's content: part of every cache key and snapshot."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Stable hash of the policy's content: part of every cache key and snapshot.
+
+        Provenance (``imported_from``) is not content, and an empty ``enforced_for`` is left out,
+        so a policy that uses neither hashes as it did before those fields existed.
+        """
+        content = self.model_dump(mode="json", exclude={"imported_from"})
+        for tag in (*content["required_tags"], *content["optional_tags"]):
+            if not tag["enforced_for"]:
+                del tag["enforced_for"]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def required_for(self, resource_type: str) -> list[RequiredTag]:
@@ -133,11 +248,10 @@ class LoadedPolicy(BaseModel):
 
     @property
     def description(self) -> str:
-        return (
-            f"file {self.path}"
-            if self.source == "file"
-            else "built-in default (CostCenter, Owner, Environment)"
-        )
+        if self.source != "file":
+            return "built-in default (CostCenter, Owner, Environment)"
+        origin = self.policy.imported_from
+        return f"file {self.path}" + (f" (imported from {origin.label})" if origin else "")
 
 
 def _location(loc: tuple[Any, ...]) -> str:

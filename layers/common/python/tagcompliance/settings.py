@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=900, ge=0, le=86_400, validation_alias="CACHE_TTL_SECONDS")
     scan_max_workers: int = Field(default=16, ge=1, le=128, validation_alias="SCAN_MAX_WORKERS")
     cost_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="COST_LOOKBACK_DAYS")
+    auto_import_aws_policy: bool = Field(
+        default=True,
+        validation_alias="AUTO_IMPORT_AWS_POLICY",
+        description="At start-up without a policy file, import the AWS Organizations tag policy.",
+    )
+    aws_policy_id: str | None = Field(
+        default=None, validation_alias="AWS_POLICY_ID", description="The tag policy to import (p-...)."
+    )
+    fallback_to_default_policy: bool = Field(
+        default=True,
+        validation_alias="FALLBACK_TO_DEFAULT_POLICY",
+        description="Use the built-in default policy when none can be imported.",
+    )
 
     @field_validator("scan_regions", mode="before")
     @classmethod

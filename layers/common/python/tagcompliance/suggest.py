@@ -125,9 +125,14 @@ def is_valid_value(tag: RequiredTag, value: str) -> bool:
     """Whether the policy accepts ``value`` for ``tag``: non-blank, allowed, and matching the regex."""
     if not value.strip():
         return False
-    if tag.allowed_values is not None and value not in tag.allowed_values:
+    if not tag.value_allowed(value):
         return False
     return tag.validation_regex is None or re.fullmatch(tag.validation_regex, value) is not None
+
+
+def _concrete_allowed_values(tag: RequiredTag) -> list[str]:
+    """Allowed values that can be suggested as they are: a wildcard entry ("300*") is a pattern."""
+    return [value for value in tag.allowed_values or [] if "*" not in value]
 
 
 def _name_tokens(text: str) -> list[str]:
@@ -151,7 +156,7 @@ def _stage_alias(tag: RequiredTag, token: str) -> str | None:
             return next(
                 (
                     value
-                    for value in tag.allowed_values or []
+                    for value in _concrete_allowed_values(tag)
                     if value.lower() in aliases and is_valid_value(tag, value)
                 ),
                 None,
@@ -162,7 +167,7 @@ def _stage_alias(tag: RequiredTag, token: str) -> str | None:
 def _normalised(tag: RequiredTag, value: str) -> str | None:
     """An accepted value that ``value`` spells differently (case, spacing, a stage abbreviation)."""
     stripped = value.strip()
-    for allowed in tag.allowed_values or []:
+    for allowed in _concrete_allowed_values(tag):
         if allowed.lower() == stripped.lower() and is_valid_value(tag, allowed):
             return allowed
     if tag.allowed_values is None:  # only a regex constrains it: try the spellings that differ in case
@@ -209,7 +214,7 @@ def _name_evidence(tag: RequiredTag, target: Resource) -> list[_Evidence]:
     found: list[_Evidence] = []
     for field, text in texts.items():
         tokens = _name_tokens(text or "")
-        for allowed in tag.allowed_values:
+        for allowed in _concrete_allowed_values(tag):
             wanted = _name_tokens(allowed)
             if (
                 wanted
