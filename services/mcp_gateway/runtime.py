@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from tagcompliance.cache import Cache, open_cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.policy_import import OrganizationsTagPolicySource, detect_policy_at_startup
+from tagcompliance.schedules import EventBridgeScheduler, LocalSchedulerLoop
 from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
 from tagcompliance.store import AuditRecord, Store, open_store
@@ -38,6 +40,8 @@ logger = logging.getLogger("tagcompliance.gateway")
 ResultT = TypeVar("ResultT", bound=BaseModel)
 SECRET_MARKERS = ("token", "secret", "password", "authorization", "webhook", "credential", "key_id")
 PROGRESS_INTERVAL_SECONDS = 0.5
+# A Slack incoming-webhook URL is a credential, whatever the parameter holding it is called.
+SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/services/[^\s\"']+")
 
 
 @dataclass(slots=True)
@@ -48,6 +52,7 @@ class Runtime:
     cache: Cache
     transport: str
     policy_detection: str
+    scheduler_loop: LocalSchedulerLoop | None = None
 
     def health(self) -> dict[str, Any]:
         store_info = self.store.info()
@@ -75,9 +80,14 @@ class Runtime:
             },
             "aws_endpoint": self.settings.aws_endpoint_url or "AWS default endpoints",
             "default_regions": self.settings.default_regions,
+            "scheduler": "eventbridge"
+            if self.service.schedules.scheduler is not None
+            else ("local loop" if self.scheduler_loop is not None else "off"),
         }
 
     def close(self) -> None:
+        if self.scheduler_loop is not None:
+            self.scheduler_loop.stop()
         self.store.close()
 
 
@@ -94,9 +104,14 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
     logger.info("tagging policy: %s", detection.description)
     store = open_store(settings)
     cache = open_cache(settings)
-    service = ComplianceService(settings, clients, store, cache)
+    scheduler = None
+    if settings.state_machine_arn and settings.scheduler_role_arn:
+        scheduler = EventBridgeScheduler(
+            clients, settings.scheduler_group, settings.state_machine_arn, settings.scheduler_role_arn
+        )
+    service = ComplianceService(settings, clients, store, cache, scheduler=scheduler)
     service.loaded_policy  # noqa: B018 - fail at start-up, not at the first call, on a broken policy file
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         service=service,
         store=store,
@@ -104,6 +119,13 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
         transport=transport,
         policy_detection=detection.description,
     )
+    # Without EventBridge, this process fires due schedules itself (claims keep replicas from doubling).
+    if scheduler is None and settings.local_scheduler_interval_seconds and transport != "memory":
+        runtime.scheduler_loop = LocalSchedulerLoop(
+            store, service.run_scheduled_audit, settings.local_scheduler_interval_seconds
+        )
+        runtime.scheduler_loop.start()
+    return runtime
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -114,6 +136,8 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(item, key) for item in value[:100]]
+    if isinstance(value, str) and SLACK_WEBHOOK.search(value):
+        return SLACK_WEBHOOK.sub("https://hooks.slack.com/services/[redacted]", value)
     if isinstance(value, str) and len(value) > 500:
         return value[:500] + "..."
     return to_jsonable_python(value)  # dates and the like, as the audit log stores JSON

@@ -22,6 +22,7 @@ from tagcompliance.models import (
     HistoryResult,
     PolicyResult,
     ReportResult,
+    ScheduleAction,
     ValidateResult,
 )
 from tagcompliance.policy_import import ImportResult, OrganizationsTagPolicySource, import_tag_policy
@@ -453,6 +454,75 @@ def build_server(runtime: Runtime) -> MCPServer:
                 output_path,
                 Path(runtime.settings.policy_path).resolve().parent,
             ),
+        )
+
+    @mcp.tool()
+    async def schedule_compliance_audit(
+        ctx: Context,
+        action: Annotated[
+            Literal["create", "list", "get", "update", "pause", "resume", "delete"],
+            Field(description="What to do; create and update take the schedule fields below."),
+        ] = "create",
+        schedule_id: Annotated[
+            str | None,
+            Field(default=None, max_length=64, description="The schedule (all actions but create/list)."),
+        ] = None,
+        schedule: Annotated[
+            Literal["daily", "weekly", "monthly", "cron"] | None,
+            Field(default=None, description="How often."),
+        ] = None,
+        time: Annotated[
+            str | None, Field(default=None, max_length=5, description="HH:MM, 24-hour, local.")
+        ] = None,
+        timezone: Annotated[
+            str | None, Field(default=None, max_length=64, description="IANA zone, e.g. America/New_York.")
+        ] = None,
+        day_of_week: Annotated[
+            str | None, Field(default=None, max_length=9, description="weekly: e.g. monday.")
+        ] = None,
+        day_of_month: Annotated[
+            int | None,
+            Field(default=None, ge=1, le=31, description="monthly: 1-31 (the last day if shorter)."),
+        ] = None,
+        cron_expression: Annotated[
+            str | None, Field(default=None, max_length=100, description="cron: 5 fields, in the timezone.")
+        ] = None,
+        resource_types: ResourceTypes = None,
+        regions: Regions = None,
+        recipients: Annotated[
+            list[str] | None,
+            Field(default=None, max_length=50, description="Email addresses and/or Slack webhook URLs."),
+        ] = None,
+        format: Annotated[
+            Literal["email", "slack", "both"] | None, Field(default=None, description="How results are sent.")
+        ] = None,
+        status: Annotated[
+            Literal["active", "paused", "deleted", "all"] | None,
+            Field(default=None, description="list: which schedules (default active and paused)."),
+        ] = None,
+    ) -> ScheduleAction:
+        """Create, list, update, pause, resume or delete recurring compliance audits (daily, weekly, monthly
+        or cron, at a local time in an IANA timezone; next_run is correct across DST). Results are stored
+        in history flagged as scheduled and sent to the recipients."""
+        fields = {
+            name: value
+            for name, value in {
+                "schedule": schedule,
+                "time": time,
+                "timezone": timezone,
+                "day_of_week": day_of_week,
+                "day_of_month": day_of_month,
+                "cron_expression": cron_expression,
+                "resource_types": resource_types,
+                "regions": regions,
+                "recipients": recipients,
+                "format": format,
+                "status": status,
+            }.items()
+            if value is not None
+        }
+        return await run_tool(
+            ctx, lambda progress: service.manage_schedule(action, schedule_id, fields, "mcp-client")
         )
 
     _forbid_unknown_arguments(mcp)

@@ -26,15 +26,17 @@ from tagcompliance.errors import InvalidInputError, StoreError
 from tagcompliance.settings import Settings
 from tagcompliance.store import (
     AuditRecord,
+    ConcurrentUpdateError,
     PostgresStore,
     ResourceStateRecord,
+    ScheduledAuditRecord,
     SnapshotRecord,
     SqliteStore,
     SqlStore,
     Store,
     open_store,
 )
-from tagcompliance.store.sql import SAVE_BATCH_SIZE, load_migrations
+from tagcompliance.store.sql import _SCHEMA_MIGRATIONS_DDL, SAVE_BATCH_SIZE, load_migrations, render_ddl
 from tests.conftest import fresh_postgres_database, postgres_url_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -61,7 +63,9 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         postgres_store.close()
         # The database lives for the session: empty it so the next test starts clean.
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("TRUNCATE resource_tag_state, compliance_snapshots, audit_logs RESTART IDENTITY")
+            conn.execute(
+                "TRUNCATE resource_tag_state, compliance_snapshots, audit_logs, scheduled_audits RESTART IDENTITY"
+            )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -341,3 +345,272 @@ def test_unreachable_database_url_fails_fast_without_falling_back() -> None:
     message = str(raised.value)
     assert "PostgreSQL" in message and "postgresql://postgres@127.0.0.1:1/tagcompliance" in message
     assert "hunter2" not in message
+
+
+# --- scheduled audits -------------------------------------------------------------------------
+
+
+def make_schedule(schedule_id: str, next_run: datetime = T0, **changes: Any) -> ScheduledAuditRecord:
+    fields: dict[str, Any] = {
+        "schedule_id": schedule_id,
+        "schedule_type": "daily",
+        "time": "09:00",
+        "timezone": "America/New_York",
+        "recipients": ["finops@example.com", "https://hooks.slack.com/services/T0001/B0001/secretXYZ"],
+        "format": "both",
+        "next_run": next_run,
+        "status": "active",
+        "created_by": "alice@example.com",
+        "created_at": T0 - timedelta(days=1),
+        "updated_at": T0 - timedelta(days=1),
+        "resource_types": ["ec2:instance", "rds:db"],
+        "regions": ["us-east-1"],
+    }
+    fields.update(changes)
+    return ScheduledAuditRecord(**fields)
+
+
+def test_scheduled_audit_round_trips_every_field(store: Store) -> None:
+    berlin = timezone(timedelta(hours=1))
+    daily = make_schedule("audit-sched-00000001", next_run=T0.astimezone(berlin))
+    cron = make_schedule(
+        "audit-sched-00000002",
+        schedule_type="cron",
+        time=None,
+        cron_expression="*/30 9-17 * * MON-FRI",
+        timezone="Europe/Berlin",
+        recipients=["https://hooks.slack.com/services/T0001/B0001/secretXYZ"],
+        format="slack",
+        resource_types=[],
+        regions=[],
+        created_at=T0,
+        updated_at=T0,
+    )
+    full = make_schedule(
+        "audit-sched-00000003",
+        schedule_type="monthly",
+        time="23:59",
+        day_of_month=31,
+        last_run=T0 - timedelta(hours=1),
+        last_run_status="error",
+        last_snapshot_id="snap-1",
+        last_error="AccessDenied: résumé",
+        external_id="arn:aws:scheduler:us-east-1:123456789012:schedule/tag-audits/audit-sched-00000003",
+        created_at=T0 + timedelta(seconds=1),
+        updated_at=T0 + timedelta(seconds=1),
+    )
+    weekly = make_schedule("audit-sched-00000004", schedule_type="weekly", day_of_week="sunday", time="00:00")
+
+    for record in (daily, cron, full, weekly):
+        assert store.create_scheduled_audit(record) == record  # revision 0
+
+    assert store.get_scheduled_audit(daily.schedule_id) == daily
+    loaded = store.get_scheduled_audit(daily.schedule_id)
+    assert loaded is not None and loaded.next_run.utcoffset() == timedelta(0)
+    assert store.get_scheduled_audit(cron.schedule_id) == cron
+    assert store.get_scheduled_audit(full.schedule_id) == full
+    assert store.get_scheduled_audit(weekly.schedule_id) == weekly
+    assert store.get_scheduled_audit("audit-sched-unknown") is None
+
+
+def test_duplicate_or_invalid_scheduled_audit_is_refused(store: Store) -> None:
+    store.create_scheduled_audit(make_schedule("audit-sched-dup"))
+
+    with pytest.raises(StoreError, match="audit-sched-dup"):
+        store.create_scheduled_audit(make_schedule("audit-sched-dup", format="email"))
+    with pytest.raises(StoreError, match="audit-sched-bad"):
+        store.create_scheduled_audit(make_schedule("audit-sched-bad", status="sleeping"))  # CHECK constraint
+    with pytest.raises(InvalidInputError, match="HH:MM"):
+        store.create_scheduled_audit(make_schedule("audit-sched-bad", time="9am"))
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        store.create_scheduled_audit(make_schedule("audit-sched-bad", next_run=datetime(2025, 3, 1, 9)))
+
+    assert store.get_scheduled_audit("audit-sched-dup") == make_schedule("audit-sched-dup")
+    assert [record.schedule_id for record in store.list_scheduled_audits()] == ["audit-sched-dup"]
+
+
+def test_list_scheduled_audits_oldest_first_filtered_by_status(store: Store) -> None:
+    records = [
+        make_schedule(f"audit-sched-{n}", created_at=T0 + timedelta(minutes=n), status=status)
+        for n, status in enumerate(["active", "paused", "deleted", "active"])
+    ]
+    for record in random.Random(4).sample(records, len(records)):
+        store.create_scheduled_audit(record)
+
+    assert store.list_scheduled_audits() == records
+    assert store.list_scheduled_audits(status="active") == [records[0], records[3]]
+    assert store.list_scheduled_audits(status="deleted") == [records[2]]
+    assert store.list_scheduled_audits(status="unknown") == []
+
+
+def test_update_scheduled_audit_replaces_the_record_at_the_revision_it_was_read(store: Store) -> None:
+    created = store.create_scheduled_audit(make_schedule("audit-sched-upd"))
+    changed = replace(
+        created,
+        schedule_type="cron",
+        time=None,
+        cron_expression="0 6 * * 1",
+        recipients=["ops@example.com"],
+        format="email",
+        status="paused",
+        external_id="arn:aws:scheduler:us-east-1:123456789012:schedule/g/audit-sched-upd",
+        updated_at=T0 + timedelta(hours=2),
+    )
+
+    stored = store.update_scheduled_audit(changed)
+
+    assert stored == replace(changed, revision=1)
+    assert store.get_scheduled_audit("audit-sched-upd") == stored
+    # A writer still holding revision 0 is refused and changes nothing.
+    with pytest.raises(ConcurrentUpdateError, match="audit-sched-upd"):
+        store.update_scheduled_audit(replace(created, format="slack"))
+    assert store.get_scheduled_audit("audit-sched-upd") == stored
+    # Unknown: a StoreError, but not a conflict (nothing to read again).
+    with pytest.raises(StoreError, match="does not exist") as raised:
+        store.update_scheduled_audit(make_schedule("audit-sched-missing"))
+    assert not isinstance(raised.value, ConcurrentUpdateError)
+    assert store.get_scheduled_audit("audit-sched-missing") is None
+
+
+def test_due_scheduled_audits_are_active_and_due_most_overdue_first(store: Store) -> None:
+    now = T0
+    due_late = make_schedule("audit-sched-a", next_run=now - timedelta(hours=3))
+    due_now = make_schedule("audit-sched-b", next_run=now)  # exactly now is due
+    due_early = make_schedule("audit-sched-c", next_run=now - timedelta(microseconds=1))
+    future = make_schedule("audit-sched-d", next_run=now + timedelta(microseconds=1))
+    paused = make_schedule("audit-sched-e", next_run=now - timedelta(days=1), status="paused")
+    deleted = make_schedule("audit-sched-f", next_run=now - timedelta(days=1), status="deleted")
+    for record in (future, paused, due_now, deleted, due_early, due_late):
+        store.create_scheduled_audit(record)
+
+    assert store.due_scheduled_audits(now) == [due_late, due_early, due_now]
+    # Any offset means the same instant.
+    assert store.due_scheduled_audits(now.astimezone(timezone(timedelta(hours=-5)))) == [
+        due_late,
+        due_early,
+        due_now,
+    ]
+    assert store.due_scheduled_audits(now, limit=1) == [due_late]
+    assert store.due_scheduled_audits(now - timedelta(days=2)) == []
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        store.due_scheduled_audits(datetime(2025, 3, 1))
+
+
+def test_claim_scheduled_run_is_a_compare_and_set_on_next_run(store: Store) -> None:
+    store.create_scheduled_audit(make_schedule("audit-sched-claim", next_run=T0))
+    store.create_scheduled_audit(make_schedule("audit-sched-paused", next_run=T0, status="paused"))
+    later = T0 + timedelta(days=1)
+    claimed_at = T0 + timedelta(seconds=5)
+
+    assert store.claim_scheduled_run("audit-sched-claim", T0, later, claimed_at) is True
+    record = store.get_scheduled_audit("audit-sched-claim")
+    assert record is not None
+    assert (record.next_run, record.last_run, record.last_run_status) == (later, claimed_at, "running")
+    assert record.revision == 1
+    # The same run again (a second replica that read the old next_run): refused.
+    assert store.claim_scheduled_run("audit-sched-claim", T0, later, claimed_at) is False
+    # An equal instant written with another offset is the same next_run.
+    eastern = later.astimezone(timezone(timedelta(hours=-5)))
+    assert store.claim_scheduled_run("audit-sched-claim", eastern, later + timedelta(days=1), later) is True
+    assert store.claim_scheduled_run("audit-sched-paused", T0, later, claimed_at) is False
+    assert store.claim_scheduled_run("audit-sched-unknown", T0, later, claimed_at) is False
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        store.claim_scheduled_run("audit-sched-claim", datetime(2025, 3, 1), later, claimed_at)
+
+
+def test_concurrent_claims_from_eight_threads_have_exactly_one_winner(store: Store) -> None:
+    for n in range(5):
+        store.create_scheduled_audit(make_schedule(f"audit-sched-race{n}", next_run=T0))
+
+    def claim_all(worker: int) -> list[str]:
+        start.wait()
+        return [
+            f"audit-sched-race{n}"
+            for n in range(5)
+            if store.claim_scheduled_run(
+                f"audit-sched-race{n}", T0, T0 + timedelta(days=1), T0 + timedelta(seconds=worker)
+            )
+        ]
+
+    start = threading.Barrier(8)
+    with ThreadPoolExecutor(8) as pool:
+        wins = [schedule for won in pool.map(claim_all, range(8)) for schedule in won]
+
+    assert sorted(wins) == [f"audit-sched-race{n}" for n in range(5)]  # each once, by one thread
+    assert all(record.revision == 1 for record in store.list_scheduled_audits())
+
+
+def test_record_scheduled_run_only_for_the_latest_claim(store: Store) -> None:
+    store.create_scheduled_audit(make_schedule("audit-sched-run", next_run=T0))
+    first_run = T0 + timedelta(seconds=1)
+    second_run = T0 + timedelta(days=1, seconds=1)
+    store.claim_scheduled_run("audit-sched-run", T0, T0 + timedelta(days=1), first_run)
+
+    assert store.record_scheduled_run("audit-sched-run", first_run, "snap-1", None) is True
+    record = store.get_scheduled_audit("audit-sched-run")
+    assert record is not None
+    assert (record.last_run_status, record.last_snapshot_id, record.last_error) == ("success", "snap-1", None)
+
+    store.claim_scheduled_run("audit-sched-run", T0 + timedelta(days=1), T0 + timedelta(days=2), second_run)
+    # The first run finishing late must not overwrite the second run's state.
+    assert store.record_scheduled_run("audit-sched-run", first_run, "snap-late", None) is False
+    assert (
+        store.record_scheduled_run("audit-sched-run", second_run, None, "Throttling: rate exceeded") is True
+    )
+    record = store.get_scheduled_audit("audit-sched-run")
+    assert record is not None
+    assert (record.last_run, record.last_run_status, record.last_error) == (
+        second_run,
+        "error",
+        "Throttling: rate exceeded",
+    )
+    assert record.last_snapshot_id is None
+    assert store.record_scheduled_run("audit-sched-unknown", first_run, "snap-1", None) is False
+
+
+def test_schedules_written_before_migration_2_survive_it(new_store: Callable[[], SqlStore]) -> None:
+    instance = new_store()
+    dialect = instance._dialect  # apply only migration 1, as a store of the previous release would have
+    first = load_migrations()[0]
+    assert first.version == 1
+
+    def placeholders(count: int) -> str:
+        return ", ".join([dialect.placeholder] * count)
+
+    with dialect.connection() as conn, dialect.transaction(conn):
+        cursor = conn.cursor()
+        cursor.execute(render_ddl(_SCHEMA_MIGRATIONS_DDL, dialect.ddl_types))
+        for statement in first.statements(dialect.ddl_types):
+            cursor.execute(statement)
+        cursor.execute(
+            f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({placeholders(3)})",
+            (1, first.name, dialect.encode_datetime(T0)),
+        )
+        cursor.execute(
+            "INSERT INTO scheduled_audits (schedule_id, schedule_type, time, timezone, recipients, format, "
+            f"next_run, status, created_by, created_at) VALUES ({placeholders(10)})",
+            (
+                "audit-sched-old",
+                "daily",
+                "07:15",
+                "Europe/Berlin",
+                dialect.encode_text_array(["a@example.com"]),
+                "email",
+                dialect.encode_datetime(T0),
+                "active",
+                "bob",
+                dialect.encode_datetime(T0),
+            ),
+        )
+
+    assert instance.migrate() == LATEST_SCHEMA_VERSION
+    record = instance.get_scheduled_audit("audit-sched-old")
+    assert record is not None
+    assert (record.time, record.timezone, record.recipients, record.next_run) == (
+        "07:15",
+        "Europe/Berlin",
+        ["a@example.com"],
+        T0,
+    )
+    assert (record.resource_types, record.regions, record.revision, record.last_run) == ([], [], 0, None)
+    assert instance.due_scheduled_audits(T0) == [record]

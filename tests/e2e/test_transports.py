@@ -93,6 +93,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
         assert health["status"] == "ok"
         assert health["store"]["backend"] == "sqlite" and health["cache"]["backend"] == "memory"
         assert health["policy_source"].startswith("file ")
+        assert health["scheduler"] == "local loop"
         assert health["version"]
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
             result = await call(

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .schedules import ScheduleResult
+
 
 class FailedShard(BaseModel):
     """A (region, resource type) that could not be scanned, or one resource whose tags were unreadable."""
@@ -130,6 +132,8 @@ class ReportResult(BaseModel):
 
 class HistoryPoint(BaseModel):
     period_start: datetime
+    trigger: str = Field(description="What took the period's latest snapshot: manual, scheduled or daily.")
+    scheduled: bool = Field(description="The period's latest snapshot came from a scheduled audit.")
     compliance_score: float | None
     total_resources: int
     compliant_resources: int
@@ -159,3 +163,12 @@ class ExportResult(BaseModel):
     file_path: str | None = Field(default=None, description="Where the whole export was written (to_file).")
     snapshot_id: str
     failed_shards: list[FailedShard]
+
+
+class ScheduleAction(BaseModel):
+    """The answer of schedule_compliance_audit: the schedule acted on, or the list."""
+
+    action: str
+    schedule: ScheduleResult | None = None
+    schedules: list[ScheduleResult] | None = None
+    total: int | None = None

@@ -53,6 +53,7 @@ from .models import (
     PolicyResult,
     ReportResult,
     ResourceValidation,
+    ScheduleAction,
     ScopeInfo,
     TypeCounts,
     UntaggedResource,
@@ -62,8 +63,9 @@ from .models import (
 from .policy import LoadedPolicy, TaggingPolicy, load_policy, parse_policy
 from .reports import report_summary, write_json, write_markdown
 from .resources import REGISTRY, RESOURCE_TYPE_IDS, parse_arn, resolve_resource_types, resource_id_from_arn
+from .schedules import SchedulerBackend, ScheduleService
 from .settings import REGION_PATTERN, Settings
-from .store import ResourceStateRecord, SnapshotRecord, Store
+from .store import ResourceStateRecord, ScheduledAuditRecord, SnapshotRecord, Store
 from .suggest import TagSuggestions, suggest_tags
 
 Severity = Literal["all", "errors_only", "warnings_only"]
@@ -254,6 +256,7 @@ class ComplianceService:
         store: Store,
         cache: Cache,
         tag_events: TagChangeEvents | None = None,
+        scheduler: SchedulerBackend | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -261,6 +264,8 @@ class ComplianceService:
         self.cache = cache
         # Who changed a tag and when (CloudTrail); replaceable where CloudTrail is not available.
         self.tag_events: TagChangeEvents = tag_events or CloudTrailTagEvents(clients)
+        # The store holds the schedules; EventBridge Scheduler mirrors them when deployed.
+        self.schedules = ScheduleService(store, scheduler)
         self._policy_lock = threading.Lock()
         self._policy: LoadedPolicy | None = None
         self._policy_mtime: float | None = None
@@ -314,6 +319,7 @@ class ComplianceService:
         regions: Sequence[str] | None,
         force_refresh: bool = False,
         progress: ProgressCallback | None = None,
+        trigger: str = "manual",
     ) -> Observation:
         """The latest snapshot for this scope from the cache, or a fresh scan stored as a snapshot."""
         type_ids = resolve_resource_types(resource_types)
@@ -331,7 +337,7 @@ class ComplianceService:
         )
         compiled = compile_policy(policy, type_ids)
         evaluation = evaluate(inventory.resources, compiled)
-        snapshot = build_snapshot(inventory, evaluation, policy)
+        snapshot = build_snapshot(inventory, evaluation, policy, trigger)
         self.store.save_snapshot(
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
@@ -715,6 +721,39 @@ class ComplianceService:
             )
         return result
 
+    # --- 11. schedule_compliance_audit -------------------------------------------------
+
+    def manage_schedule(
+        self, action: str, schedule_id: str | None, fields: dict[str, object], created_by: str
+    ) -> ScheduleAction:
+        if action == "list":
+            listing = self.schedules.list(fields.pop("status", None))  # type: ignore[arg-type]
+            return ScheduleAction(action=action, schedules=listing.schedules, total=listing.total)
+        if action == "create":
+            if schedule_id:
+                raise InvalidInputError("create assigns the schedule_id: do not pass one")
+            return ScheduleAction(action=action, schedule=self.schedules.create(fields, created_by))
+        if not schedule_id:
+            raise InvalidInputError(f"{action} needs the schedule_id (list shows them)")
+        if action == "update":
+            if not fields:
+                raise InvalidInputError("update needs at least one field to change")
+            return ScheduleAction(action=action, schedule=self.schedules.update(schedule_id, fields))
+        if fields:
+            raise InvalidInputError(f"{action} takes only schedule_id, not {', '.join(sorted(fields))}")
+        operations = {
+            "get": self.schedules.get,
+            "pause": self.schedules.pause,
+            "resume": self.schedules.resume,
+            "delete": self.schedules.delete,
+        }
+        return ScheduleAction(action=action, schedule=operations[action](schedule_id))
+
+    def run_scheduled_audit(self, record: ScheduledAuditRecord) -> str:
+        """One scheduled audit: a fresh scan of the schedule's scope, stored flagged as scheduled."""
+        observation = self.observe(record.resource_types, record.regions or None, True, trigger="scheduled")
+        return observation.snapshot.snapshot_id
+
     # --- 13. export_violations_csv ------------------------------------------------------
 
     def export_violations(
@@ -864,6 +903,8 @@ class ComplianceService:
             points.append(
                 HistoryPoint(
                     period_start=start,
+                    trigger=last.trigger,
+                    scheduled=last.scheduled,
                     compliance_score=last.compliance_score,
                     total_resources=last.total_resources,
                     compliant_resources=last.compliant_resources,

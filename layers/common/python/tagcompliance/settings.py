@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     aws_policy_id: str | None = Field(
         default=None, validation_alias="AWS_POLICY_ID", description="The tag policy to import (p-...)."
     )
+    state_machine_arn: str | None = Field(
+        default=None,
+        validation_alias="STATE_MACHINE_ARN",
+        description="The deployed audit state machine; schedules become EventBridge schedules targeting it.",
+    )
+    scheduler_role_arn: str | None = Field(
+        default=None, validation_alias="SCHEDULER_ROLE_ARN", description="Role EventBridge Scheduler assumes."
+    )
+    scheduler_group: str = Field(default="tag-compliance", validation_alias="SCHEDULER_GROUP")
+    local_scheduler_interval_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        validation_alias="LOCAL_SCHEDULER_INTERVAL_SECONDS",
+        description="Without EventBridge, how often the gateway fires due schedules; 0 turns the loop off.",
+    )
     fallback_to_default_policy: bool = Field(
         default=True,
         validation_alias="FALLBACK_TO_DEFAULT_POLICY",

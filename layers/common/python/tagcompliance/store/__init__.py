@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from tagcompliance.settings import Settings
 
-from .base import AuditRecord, ResourceStateRecord, SnapshotRecord, Store, StoreInfo
+from .base import (
+    AuditRecord,
+    ConcurrentUpdateError,
+    ResourceStateRecord,
+    ScheduledAuditRecord,
+    SnapshotRecord,
+    Store,
+    StoreInfo,
+)
 from .postgres import PostgresStore
 from .sql import SqlStore
 from .sqlite import SqliteStore
 
 __all__ = [
     "AuditRecord",
+    "ConcurrentUpdateError",
     "PostgresStore",
     "ResourceStateRecord",
+    "ScheduledAuditRecord",
     "SnapshotRecord",
     "SqlStore",
     "SqliteStore",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from tagcompliance.errors import StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRecord:
@@ -66,6 +68,43 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledAuditRecord:
+    """One recurring compliance audit (the spec's ``scheduled_audits`` row).
+
+    ``next_run`` is when it is next due, computed by ``tagcompliance.schedules``; the store only
+    compares it. ``revision`` counts writes: ``update_scheduled_audit`` succeeds only for the revision
+    it was read at, so an edit never silently undoes a run claimed in the meantime.
+    """
+
+    schedule_id: str
+    schedule_type: str  # daily | weekly | monthly | cron
+    time: str | None  # "HH:MM" (24-hour) in ``timezone``; None for cron schedules
+    timezone: str  # IANA name, e.g. "America/New_York"
+    recipients: list[str]  # email addresses and Slack incoming-webhook URLs
+    format: str  # email | slack | both
+    next_run: datetime  # timezone-aware UTC
+    status: str  # active | paused | deleted
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    cron_expression: str | None = None  # the 5-field expression, for cron schedules
+    day_of_week: str | None = None  # "monday".."sunday", for weekly schedules
+    day_of_month: int | None = None  # 1..31, for monthly schedules
+    resource_types: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)  # [] = the server's default regions
+    last_run: datetime | None = None  # when the latest run was claimed
+    last_run_status: str | None = None  # running | success | error
+    last_snapshot_id: str | None = None
+    last_error: str | None = None
+    external_id: str | None = None  # the EventBridge Scheduler schedule ARN, once synced
+    revision: int = 0  # assigned by the store
+
+
+class ConcurrentUpdateError(StoreError):
+    """The record changed since it was read (another writer, or a scheduled run); read it again."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreInfo:
     backend: str  # "sqlite" | "postgresql"
     location: str  # file path, or the URL with the password removed
@@ -104,6 +143,47 @@ class Store(Protocol):
 
     def list_audit_logs(self, limit: int = 100, tool_name: str | None = None) -> list[AuditRecord]:
         """Newest first."""
+        ...
+
+    def create_scheduled_audit(self, record: ScheduledAuditRecord) -> ScheduledAuditRecord:
+        """Insert a new schedule; StoreError if the id is taken. Returns it as stored (revision 0)."""
+        ...
+
+    def get_scheduled_audit(self, schedule_id: str) -> ScheduledAuditRecord | None: ...
+
+    def list_scheduled_audits(self, status: str | None = None) -> list[ScheduledAuditRecord]:
+        """Every schedule (or those with ``status``), oldest first."""
+        ...
+
+    def update_scheduled_audit(self, record: ScheduledAuditRecord) -> ScheduledAuditRecord:
+        """Replace the whole row if it is still at ``record.revision``; return it at the next revision.
+
+        StoreError if the schedule does not exist; ConcurrentUpdateError if it changed since read.
+        """
+        ...
+
+    def due_scheduled_audits(self, now: datetime, limit: int = 100) -> list[ScheduledAuditRecord]:
+        """Active schedules with ``next_run <= now``, most overdue first."""
+        ...
+
+    def claim_scheduled_run(
+        self, schedule_id: str, expected_next_run: datetime, new_next_run: datetime, now: datetime
+    ) -> bool:
+        """Atomically move an active schedule from ``expected_next_run`` to ``new_next_run``.
+
+        Sets ``last_run = now`` and ``last_run_status = "running"``. True for exactly one of any
+        number of concurrent callers with the same ``expected_next_run`` (across processes too);
+        False when the schedule has moved on, was paused or deleted, or does not exist.
+        """
+        ...
+
+    def record_scheduled_run(
+        self, schedule_id: str, run_at: datetime, snapshot_id: str | None, error: str | None
+    ) -> bool:
+        """Record how the run claimed at ``run_at`` ended (error None = success).
+
+        False, and nothing written, when a later run has been claimed since.
+        """
         ...
 
     def close(self) -> None: ...

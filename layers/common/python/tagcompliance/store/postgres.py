@@ -120,6 +120,12 @@ class PostgresDialect:
     def decode_json(self, raw: Any) -> Any:
         return raw  # psycopg has already parsed JSONB
 
+    def encode_text_array(self, value: list[str]) -> list[str]:
+        return value  # psycopg adapts a list of str to TEXT[]
+
+    def decode_text_array(self, raw: list[str]) -> list[str]:
+        return list(raw)
+
     def encode_datetime(self, value: datetime) -> datetime:
         return value
 

@@ -15,15 +15,23 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from datetime import time as time_of_day
 from importlib import resources
 from itertools import islice
 from typing import Any, Literal, Protocol
 
 from tagcompliance.errors import InvalidInputError, StoreError
 
-from .base import AuditRecord, ResourceStateRecord, SnapshotRecord, StoreInfo
+from .base import (
+    AuditRecord,
+    ConcurrentUpdateError,
+    ResourceStateRecord,
+    ScheduledAuditRecord,
+    SnapshotRecord,
+    StoreInfo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,12 @@ class Dialect(Protocol):
 
     def decode_json(self, raw: Any) -> Any: ...
 
+    def encode_text_array(self, value: list[str]) -> Any:
+        """For a ``{{TEXT_ARRAY}}`` column."""
+        ...
+
+    def decode_text_array(self, raw: Any) -> list[str]: ...
+
     def encode_datetime(self, value: datetime) -> Any:
         """``value`` is already timezone-aware UTC."""
         ...
@@ -125,7 +139,7 @@ class Dialect(Protocol):
     def close(self) -> None: ...
 
 
-ColumnKind = Literal["json", "datetime", "bool", "inet"]
+ColumnKind = Literal["json", "datetime", "bool", "inet", "text_array", "time"]
 
 
 class _Table:
@@ -180,6 +194,26 @@ _AUDIT_LOGS = _Table(
     {"timestamp": "datetime", "parameters": "json", "result_summary": "json", "ip_address": "inet"},
     generated=frozenset({"id"}),
 )
+_SCHEDULED_AUDITS = _Table(
+    "scheduled_audits",
+    ScheduledAuditRecord,
+    {
+        "time": "time",
+        "recipients": "text_array",
+        "next_run": "datetime",
+        "created_at": "datetime",
+        "updated_at": "datetime",
+        "resource_types": "json",
+        "regions": "json",
+        "last_run": "datetime",
+    },
+)
+# What update_scheduled_audit rewrites: every column but the key and the revision it checks.
+_SCHEDULE_UPDATE_COLUMNS = tuple(
+    (column, kind)
+    for column, kind in _SCHEDULED_AUDITS.insert_kinds
+    if column not in ("schedule_id", "revision")
+)
 
 
 def _utc(value: datetime, what: str) -> datetime:
@@ -199,6 +233,16 @@ def _ip_address(value: str) -> str | None:
     except ValueError:
         logger.debug("audit record ip_address %r is not an IP address; stored as NULL", value)
         return None
+
+
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _time_text(value: str, what: str) -> str:
+    """An "HH:MM" time of day, as both backends accept it (TIME on PostgreSQL, TEXT on SQLite)."""
+    if not isinstance(value, str) or not _TIME_OF_DAY.fullmatch(value):
+        raise InvalidInputError(f"{what} must be a time of day as HH:MM (24-hour), got {value!r}")
+    return value
 
 
 def _check_limit(limit: int) -> int:
@@ -326,6 +370,117 @@ class SqlStore:
             rows = self._execute(conn, sql, params).fetchall()
         return [self._decode(_AUDIT_LOGS, row) for row in rows]
 
+    # --- scheduled audits ------------------------------------------------------------------
+
+    def create_scheduled_audit(self, record: ScheduledAuditRecord) -> ScheduledAuditRecord:
+        record = replace(record, revision=0)
+        row = self._encode(_SCHEDULED_AUDITS, record)
+        with (
+            self._errors(f"create scheduled audit {record.schedule_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, _SCHEDULED_AUDITS.insert_sql, row)
+        return record
+
+    def get_scheduled_audit(self, schedule_id: str) -> ScheduledAuditRecord | None:
+        sql = f"{_SCHEDULED_AUDITS.select_sql} WHERE schedule_id = ?"
+        with self._errors(f"read scheduled audit {schedule_id}"), self._dialect.connection() as conn:
+            row = self._execute(conn, sql, (schedule_id,)).fetchone()
+        return None if row is None else self._decode(_SCHEDULED_AUDITS, row)
+
+    def list_scheduled_audits(self, status: str | None = None) -> list[ScheduledAuditRecord]:
+        where = "" if status is None else " WHERE status = ?"
+        params: tuple[Any, ...] = () if status is None else (status,)
+        sql = f"{_SCHEDULED_AUDITS.select_sql}{where} ORDER BY created_at, schedule_id"
+        with self._errors("list scheduled audits"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, params).fetchall()
+        return [self._decode(_SCHEDULED_AUDITS, row) for row in rows]
+
+    def update_scheduled_audit(self, record: ScheduledAuditRecord) -> ScheduledAuditRecord:
+        assignments = ", ".join(f'"{column}" = ?' for column, _ in _SCHEDULE_UPDATE_COLUMNS)
+        sql = (
+            f"UPDATE scheduled_audits SET {assignments}, revision = revision + 1 "
+            "WHERE schedule_id = ? AND revision = ?"
+        )
+        stored = replace(record, revision=record.revision + 1)
+        params: list[Any] = [
+            self._encode_value(kind, column, getattr(stored, column))
+            for column, kind in _SCHEDULE_UPDATE_COLUMNS
+        ]
+        params += [record.schedule_id, record.revision]
+        with (
+            self._errors(f"update scheduled audit {record.schedule_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            if self._execute(conn, sql, params).rowcount == 1:
+                return stored
+            found = self._execute(
+                conn, "SELECT revision FROM scheduled_audits WHERE schedule_id = ?", (record.schedule_id,)
+            ).fetchone()
+        if found is None:
+            raise StoreError(f"scheduled audit {record.schedule_id} does not exist")
+        raise ConcurrentUpdateError(
+            f"scheduled audit {record.schedule_id} changed since it was read "
+            f"(revision {found[0]}, not {record.revision}); read it again"
+        )
+
+    def due_scheduled_audits(self, now: datetime, limit: int = 100) -> list[ScheduledAuditRecord]:
+        sql = (
+            f"{_SCHEDULED_AUDITS.select_sql} WHERE status = 'active' AND next_run <= ? "
+            "ORDER BY next_run, schedule_id LIMIT ?"
+        )
+        params = (self._dialect.encode_datetime(_utc(now, "now")), _check_limit(limit))
+        with self._errors("list due scheduled audits"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, params).fetchall()
+        return [self._decode(_SCHEDULED_AUDITS, row) for row in rows]
+
+    def claim_scheduled_run(
+        self, schedule_id: str, expected_next_run: datetime, new_next_run: datetime, now: datetime
+    ) -> bool:
+        # One conditional UPDATE: PostgreSQL re-checks the WHERE clause against the row a concurrent
+        # claimer committed (READ COMMITTED), SQLite serialises writers; either way one caller wins.
+        encode = self._dialect.encode_datetime
+        sql = (
+            "UPDATE scheduled_audits SET next_run = ?, last_run = ?, last_run_status = 'running', "
+            "last_error = NULL, revision = revision + 1 "
+            "WHERE schedule_id = ? AND status = 'active' AND next_run = ?"
+        )
+        params = (
+            encode(_utc(new_next_run, "new_next_run")),
+            encode(_utc(now, "now")),
+            schedule_id,
+            encode(_utc(expected_next_run, "expected_next_run")),
+        )
+        with (
+            self._errors(f"claim a run of scheduled audit {schedule_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, params).rowcount == 1)
+
+    def record_scheduled_run(
+        self, schedule_id: str, run_at: datetime, snapshot_id: str | None, error: str | None
+    ) -> bool:
+        sql = (
+            "UPDATE scheduled_audits SET last_run_status = ?, last_snapshot_id = ?, last_error = ?, "
+            "revision = revision + 1 WHERE schedule_id = ? AND last_run = ?"
+        )
+        params = (
+            "success" if error is None else "error",
+            snapshot_id,
+            error,
+            schedule_id,
+            self._dialect.encode_datetime(_utc(run_at, "run_at")),
+        )
+        with (
+            self._errors(f"record the run of scheduled audit {schedule_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, params).rowcount == 1)
+
     def close(self) -> None:
         self._dialect.close()
 
@@ -377,6 +532,10 @@ class SqlStore:
                 return bool(value)
             case "inet":
                 return _ip_address(value)
+            case "text_array":
+                return self._dialect.encode_text_array(list(value))
+            case "time":
+                return _time_text(value, column)
         return value
 
     def _decode(self, table: _Table, row: Sequence[Any]) -> Any:
@@ -399,4 +558,9 @@ class SqlStore:
                 return bool(raw)
             case "inet":
                 return str(raw)
+            case "text_array":
+                return self._dialect.decode_text_array(raw)
+            case "time":
+                # PostgreSQL's TIME comes back as a time of day, SQLite's as the text written.
+                return raw.strftime("%H:%M") if isinstance(raw, time_of_day) else str(raw)[:5]
         return raw

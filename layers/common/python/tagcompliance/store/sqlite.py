@@ -121,6 +121,12 @@ class SqliteDialect:
     def decode_json(self, raw: str) -> Any:
         return json.loads(raw)
 
+    def encode_text_array(self, value: list[str]) -> str:
+        return self.encode_json(value)  # {{TEXT_ARRAY}} is a JSON list in TEXT here
+
+    def decode_text_array(self, raw: str) -> list[str]:
+        return list(json.loads(raw))
+
     def encode_datetime(self, value: datetime) -> str:
         # Fixed width (always microseconds, always +00:00), so comparing the text compares the times.
         return value.isoformat(timespec="microseconds")
