@@ -406,7 +406,7 @@ def test_bad_dates_regions_and_tag_keys_are_rejected_before_any_request(clients:
         ask(tag_keys=["costcenter", "Team", "Owner"])
     with pytest.raises(InvalidInputError, match="'Application' are not required on any of rds:db"):
         ask(tag_keys=["Application"])
-    with pytest.raises(InvalidInputError, match="not AWS regions: 'mars-1'"):
+    with pytest.raises(InvalidInputError, match="not AWS region names: 'mars-1'"):
         ask(regions=["mars-1"])
     with pytest.raises(InvalidInputError, match="unknown resource type"):
         ask(types=["ec2:banana"])

@@ -29,8 +29,7 @@ from .aws import AwsClients, describe_aws_error, error_code
 from .compliance import Resource
 from .errors import InvalidInputError, TagComplianceError
 from .policy import RequiredTag, TaggingPolicy
-from .resources import REGISTRY, get_resource_type, parse_arn, resolve_resource_types
-from .settings import REGION_PATTERN
+from .resources import REGISTRY, get_resource_type, parse_arn, resolve_resource_types, validate_region_names
 from .suggest import is_valid_value
 
 COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer is served from one endpoint, in us-east-1
@@ -285,10 +284,7 @@ def _check_regions(regions: Sequence[str] | None) -> list[str] | None:
     region_list = list(dict.fromkeys(regions))
     if not region_list:
         raise InvalidInputError('regions is empty: name at least one region, or "all" for every region')
-    bad = [region for region in region_list if not REGION_PATTERN.match(region)]
-    if bad:
-        raise InvalidInputError(f"not AWS regions: {', '.join(map(repr, bad))}")
-    return region_list
+    return validate_region_names(region_list)
 
 
 def _tags_in_scope(

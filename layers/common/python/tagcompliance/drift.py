@@ -44,8 +44,7 @@ from .aws import RETRY_CONFIG, AwsClients, describe_aws_error
 from .compliance import Resource, Violation, compile_policy, evaluate
 from .errors import InvalidInputError, TagComplianceError
 from .policy import TaggingPolicy
-from .resources import resolve_resource_types
-from .settings import REGION_PATTERN
+from .resources import region_filter, resolve_resource_types
 from .store import ResourceStateRecord, SnapshotRecord, Store
 
 DriftChange = Literal["added", "removed", "changed"]
@@ -428,16 +427,6 @@ def _validated_types(resource_types: Sequence[str] | None) -> set[str] | None:
     return set(resolve_resource_types(resource_types))
 
 
-def _validated_regions(regions: Sequence[str] | None) -> set[str] | None:
-    values = list(regions or [])
-    if not values or values == ["all"]:
-        return None
-    bad = [value for value in values if not isinstance(value, str) or not REGION_PATTERN.match(value)]
-    if bad:
-        raise InvalidInputError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
-    return set(values)
-
-
 def _positive(name: str, value: int | None) -> int | None:
     if value is None:
         return None
@@ -654,7 +643,7 @@ def detect_drift(
     caps each listed collection (most severe drifts first); totals always count everything.
     """
     wanted_types = _validated_types(resource_types)
-    wanted_regions = _validated_regions(regions)
+    wanted_regions = region_filter(regions)
     if tag_keys is not None and any(not isinstance(key, str) or not key for key in tag_keys):
         raise InvalidInputError("tag_keys must be non-empty strings (tag keys are case-sensitive)")
     wanted_keys = set(tag_keys) if tag_keys else None

@@ -29,8 +29,7 @@ from .compliance import VIOLATION_TYPES, Violation
 from .errors import InvalidInputError
 from .policy import TaggingPolicy
 from .reports import VIOLATION_COLUMNS
-from .resources import resolve_resource_types
-from .settings import REGION_PATTERN
+from .resources import region_filter, resolve_resource_types
 
 SeverityFilter = Literal["all", "errors_only", "warnings_only"]
 
@@ -101,16 +100,6 @@ def resolve_columns(columns: Sequence[str] | None) -> list[tuple[str, str]]:
     if repeated:
         raise InvalidInputError(f"column(s) listed more than once: {', '.join(map(repr, repeated))}")
     return resolved
-
-
-def _regions(regions: Sequence[str] | None) -> frozenset[str] | None:
-    values = list(regions or [])
-    if not values or values == ["all"]:
-        return None
-    bad = [value for value in values if not isinstance(value, str) or not REGION_PATTERN.match(value)]
-    if bad:
-        raise InvalidInputError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
-    return frozenset(values)
 
 
 def _violation_types(violation_types: Sequence[str] | None) -> frozenset[str] | None:
@@ -184,7 +173,7 @@ def export_violations(
     wanted_severities = _SEVERITIES[severity]
     values = list(resource_types or [])
     wanted_types = None if not values or values == ["all"] else frozenset(resolve_resource_types(values))
-    wanted_regions = _regions(regions)
+    wanted_regions = region_filter(regions)
     wanted_violations = _violation_types(violation_types)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInputError(f"offset must be a whole number of 0 or more, got {offset!r}")

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import InvalidInputError
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 TagMap = dict[str, str]
@@ -668,6 +668,25 @@ def resolve_resource_types(requested: Iterable[str] | None) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def validate_region_names(values: Iterable[object]) -> list[str]:
+    """Region names as given, deduplicated; an error naming every value that is not a region."""
+    names = list(values)
+    bad = [value for value in names if not isinstance(value, str) or not REGION_PATTERN.match(value)]
+    if bad:
+        raise InvalidInputError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
+    return list(dict.fromkeys(names))  # type: ignore[arg-type]
+
+
+def region_filter(regions: Iterable[object] | None) -> list[str] | None:
+    """A ``regions`` filter argument: None when omitted, empty or ["all"] (no filter)."""
+    values = list(regions or [])
+    if not values or values == ["all"]:
+        return None
+    if "all" in values:
+        raise InvalidInputError('"all" cannot be combined with other regions')
+    return validate_region_names(values)
+
+
 # --- ARN parsing ---------------------------------------------------------------------------
 
 
@@ -731,7 +750,7 @@ def parse_arn(arn: str) -> ParsedArn:
                 f"ARN {arn!r}: {row.id} ARNs have empty region and account (arn:{partition}:s3:::NAME)"
             )
     else:
-        if not _REGION.match(region):
+        if not REGION_PATTERN.match(region):
             raise InvalidInputError(f"ARN {arn!r} has invalid region {region!r}")
         if not _ACCOUNT.match(account_id):
             raise InvalidInputError(f"ARN {arn!r} has invalid account id {account_id!r}: expected 12 digits")

@@ -48,8 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .aws import AwsClients, describe_aws_error, error_code
 from .errors import InvalidInputError, StoreError, TagComplianceError
-from .resources import resolve_resource_types
-from .settings import REGION_PATTERN
+from .resources import resolve_resource_types, validate_region_names
 from .store import ConcurrentUpdateError, ScheduledAuditRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -579,10 +578,7 @@ class ScheduleSpec(BaseModel):
             return value
         if "all" in value:
             raise ValueError('"all" cannot be combined with other regions')
-        bad = [region for region in value if not REGION_PATTERN.match(region)]
-        if bad:
-            raise ValueError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
-        unique = list(dict.fromkeys(value))
+        unique = validate_region_names(value)
         if len(unique) > MAX_REGIONS:
             raise ValueError(f"at most {MAX_REGIONS} regions, got {len(unique)}")
         return unique

@@ -62,9 +62,16 @@ from .models import (
 )
 from .policy import LoadedPolicy, TaggingPolicy, load_policy, parse_policy
 from .reports import report_summary, write_json, write_markdown
-from .resources import REGISTRY, RESOURCE_TYPE_IDS, parse_arn, resolve_resource_types, resource_id_from_arn
+from .resources import (
+    REGISTRY,
+    RESOURCE_TYPE_IDS,
+    parse_arn,
+    region_filter,
+    resolve_resource_types,
+    resource_id_from_arn,
+)
 from .schedules import SchedulerBackend, ScheduleService
-from .settings import REGION_PATTERN, Settings
+from .settings import Settings
 from .store import ResourceStateRecord, ScheduledAuditRecord, SnapshotRecord, Store
 from .suggest import TagSuggestions, suggest_tags
 
@@ -304,14 +311,10 @@ class ComplianceService:
             return list(self.settings.default_regions)
         if values == ["all"]:
             return self.clients.enabled_regions()
-        if "all" in values:
-            raise InvalidInputError('"all" cannot be combined with other regions')
-        bad = [value for value in values if not isinstance(value, str) or not REGION_PATTERN.match(value)]
-        if bad:
-            raise InvalidInputError(f"not AWS region names: {', '.join(map(repr, bad))} (e.g. 'us-east-1')")
+        values = region_filter(values) or []
         if len(values) > MAX_REGIONS:
             raise InvalidInputError(f"at most {MAX_REGIONS} regions per call, got {len(values)}")
-        return list(dict.fromkeys(values))
+        return values
 
     def observe(
         self,

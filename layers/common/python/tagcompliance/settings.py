@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+from .resources import validate_region_names
 
 
 class Settings(BaseSettings):
@@ -96,10 +95,7 @@ class Settings(BaseSettings):
     @field_validator("scan_regions")
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
-        bad = [region for region in value if not REGION_PATTERN.match(region)]
-        if bad:
-            raise ValueError(f"SCAN_REGIONS holds values that are not AWS regions: {', '.join(bad)}")
-        return value
+        return validate_region_names(value)
 
     @property
     def default_regions(self) -> list[str]:
