@@ -26,6 +26,7 @@ from tagcompliance.models import (
     ValidateResult,
 )
 from tagcompliance.policy_import import ImportResult, OrganizationsTagPolicySource, import_tag_policy
+from tagcompliance.remediation.custodian import CustodianPolicies, generate_custodian_policies
 from tagcompliance.remediation.openops import OpenOpsWorkflow
 from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.resources import RESOURCE_TYPE_IDS
@@ -276,6 +277,60 @@ def build_server(runtime: Runtime) -> MCPServer:
         return await run_tool(
             ctx,
             lambda progress: service.violation_history(days_back, group_by, resource_types, regions),
+        )
+
+    @mcp.tool()
+    async def generate_custodian_policy(
+        ctx: Context,
+        resource_types: ResourceTypes = None,
+        violation_types: Annotated[
+            list[Literal["missing_tag", "invalid_value", "invalid_format", "wrong_key_case"]] | None,
+            Field(default=None, max_length=4, description="Violations to select; default all four."),
+        ] = None,
+        target_tags: Annotated[
+            list[str] | None,
+            Field(default=None, max_length=50, description="Required tags to enforce; default all of them."),
+        ] = None,
+        dry_run: Annotated[
+            bool,
+            Field(description="Only select and report (default); false adds the tag / mark-for-op actions."),
+        ] = True,
+        placeholder_values: Annotated[
+            dict[str, str] | None,
+            Field(
+                default=None, description="Values the tag action writes where a tag is ABSENT; policy-valid."
+            ),
+        ] = None,
+        mark_for_op_days: Annotated[
+            int | None,
+            Field(
+                default=None, ge=1, le=90, description="Grace period before action on invalid values (days)."
+            ),
+        ] = None,
+        mode: Annotated[
+            Literal["pull", "periodic", "cloudtrail"], Field(description="How Custodian runs the policies.")
+        ] = "pull",
+        schedule: Annotated[
+            str | None, Field(default=None, max_length=100, description="periodic mode: e.g. rate(1 day).")
+        ] = None,
+    ) -> CustodianPolicies:
+        """Generate Cloud Custodian YAML (one policy per resource type) selecting every resource that
+        violates the tagging policy (violations OR-ed). dry_run (default) only selects and reports; with
+        dry_run false, placeholders are written only where a tag is absent, never over a valid value, and
+        invalid values get mark-for-op. Run with `custodian run --dryrun` first."""
+        return await run_tool(
+            ctx,
+            lambda progress: generate_custodian_policies(
+                service.loaded_policy.policy,
+                resource_types,
+                violation_types,
+                target_tags,
+                dry_run,
+                placeholder_values,
+                mark_for_op_days,
+                mode,
+                schedule,
+            ),
         )
 
     @mcp.tool()

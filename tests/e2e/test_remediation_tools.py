@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -45,3 +47,32 @@ async def test_openops_workflow_is_an_importable_template(client: Client) -> Non
 )
 async def test_openops_bad_input(client: Client, arguments: dict, message: str) -> None:
     assert message in await call_error(client, "generate_openops_workflow", **arguments)
+
+
+async def test_custodian_policy_validates_with_the_real_cli(client: Client, tmp_path) -> None:
+    result = await call(client, "generate_custodian_policy", resource_types=["ec2:instance", "s3:bucket"],
+                        violation_types=["missing_tag", "invalid_value"])
+    assert [p["resource"].removeprefix("aws.") for p in result["policies"]] == ["ec2", "s3"]
+    path = tmp_path / "policy.yml"
+    path.write_text(result["yaml"])
+    completed = subprocess.run([sys.executable, "-m", "c7n.cli", "validate", str(path)],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    mutating = await call(client, "generate_custodian_policy", resource_types=["ec2:instance"], dry_run=False,
+                          placeholder_values={"Owner": "unassigned@example.com"}, mark_for_op_days=7)
+    assert "mark-for-op" in mutating["yaml"] and "unassigned@example.com" in mutating["yaml"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"resource_types": ["ec2:vpc"]}, "unknown resource type"),
+        ({"violation_types": ["typo"]}, "violation_types"),
+        ({"target_tags": ["Colour"]}, "Colour"),
+        ({"dry_run": False, "placeholder_values": {"Environment": "prod"}}, "Environment"),
+        ({"mark_for_op_days": 400}, "mark_for_op_days"),
+        ({"mode": "hourly"}, "mode"),
+    ],
+)
+async def test_custodian_bad_input(client: Client, arguments: dict, message: str) -> None:
+    assert message in await call_error(client, "generate_custodian_policy", **arguments)
