@@ -45,7 +45,11 @@ pytestmark = pytest.mark.anyio
         ("get_cost_attribution_gap", {"start_date": "2020-01-01", "end_date": "2025-01-01"}, "12 months"),
         ("get_cost_attribution_gap", {"tag_keys": ["Colour"]}, "Colour"),
         ("get_cost_attribution_gap", {"tag_keys": ["Owner"] * 21}, "tag_keys"),
-        ("suggest_tags", {"resource_arn": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-1"}, "not a supported ec2"),
+        (
+            "suggest_tags",
+            {"resource_arn": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-1"},
+            "not a supported ec2",
+        ),
         ("suggest_tags", {"resource_arn": ""}, "resource_arn"),
         ("get_tagging_policy", {"unexpected": 1}, "unexpected"),
         ("generate_compliance_report", {"format": "pdf"}, "format"),

@@ -34,24 +34,44 @@ async def test_drift_since_the_last_snapshot(aws_env: DemoAws, tmp_path: Path) -
     runtime = build_runtime(gateway_settings(aws_env, tmp_path), "memory")
     events = RecordedEvents()
     runtime.service.tag_events = events
-    table = next(r for r in aws_env.estate.resources
-                 if r.resource_type == "dynamodb:table" and r.compliant and r.region == "us-east-1")
+    table = next(
+        r
+        for r in aws_env.estate.resources
+        if r.resource_type == "dynamodb:table" and r.compliant and r.region == "us-east-1"
+    )
     arn = aws_env.arns[table.key]
     try:
         async with Client(build_server(runtime)) as client:
-            first = await call(client, "detect_tag_drift", resource_types=["dynamodb:table"], regions=["us-east-1"])
+            first = await call(
+                client, "detect_tag_drift", resource_types=["dynamodb:table"], regions=["us-east-1"]
+            )
             assert first["total_drifts"] == 0 and "baseline" in first["notes"][0]
             aws_env.client("dynamodb", "us-east-1").untag_resource(ResourceArn=arn, TagKeys=["Owner"])
-            events.events.append(TagChangeEvent(
-                event_id="e1", event_name="UntagResource", event_time=datetime.now(UTC),
-                actor="arn:aws:iam::123456789012:user/jane", resources=[arn], tag_keys=["Owner"],
-            ))
-            second = await call(client, "detect_tag_drift", resource_types=["dynamodb:table"], regions=["us-east-1"],
-                                threshold=1)
+            events.events.append(
+                TagChangeEvent(
+                    event_id="e1",
+                    event_name="UntagResource",
+                    event_time=datetime.now(UTC),
+                    actor="arn:aws:iam::123456789012:user/jane",
+                    resources=[arn],
+                    tag_keys=["Owner"],
+                )
+            )
+            second = await call(
+                client,
+                "detect_tag_drift",
+                resource_types=["dynamodb:table"],
+                regions=["us-east-1"],
+                threshold=1,
+            )
             assert second["total_drifts"] == 1 and second["threshold_exceeded"] is True
             [drift] = second["drift_detected"]
             assert (drift["resource_arn"], drift["tag"], drift["change"], drift["severity"]) == (
-                arn, "Owner", "removed", "critical")
+                arn,
+                "Owner",
+                "removed",
+                "critical",
+            )
             assert drift["changed_by"] == "arn:aws:iam::123456789012:user/jane"
             assert drift["attribution"] == "cloudtrail"
             assert "lookback_days" in await call_error(client, "detect_tag_drift", lookback_days=0)
@@ -63,8 +83,13 @@ async def test_drift_since_the_last_snapshot(aws_env: DemoAws, tmp_path: Path) -
 async def test_export_violations_csv(client: Client, aws_env: DemoAws) -> None:
     expected = aws_env.estate.expected_summary(resource_types=["sqs:queue", "sns:topic"])
     total = sum(expected.violations_by_type.values())
-    page = await call(client, "export_violations_csv", filters={"resource_types": ["sqs:queue", "sns:topic"]},
-                      columns=["resource_arn", "violation", "severity", "current_value"], limit=10)
+    page = await call(
+        client,
+        "export_violations_csv",
+        filters={"resource_types": ["sqs:queue", "sns:topic"]},
+        columns=["resource_arn", "violation", "severity", "current_value"],
+        limit=10,
+    )
     assert page["row_count"] == total and page["rows_written"] == 10 and page["next_cursor"]
     rows = list(csv.reader(io.StringIO(page["data"])))
     assert rows[0] == ["resource_arn", "violation", "severity", "current_value"] and len(rows) == 11
@@ -75,8 +100,9 @@ async def test_export_violations_csv(client: Client, aws_env: DemoAws) -> None:
         seen.extend(tuple(r) for r in list(csv.reader(io.StringIO(more["data"])))[1:])
         cursor = more["next_cursor"]
     assert len(seen) == total
-    whole = await call(client, "export_violations_csv", filters={"resource_types": ["sqs:queue", "sns:topic"]},
-                       to_file=True)
+    whole = await call(
+        client, "export_violations_csv", filters={"resource_types": ["sqs:queue", "sns:topic"]}, to_file=True
+    )
     assert whole["row_count"] == total and Path(whole["file_path"]).exists()
     assert "unknown column" in (await call_error(client, "export_violations_csv", columns=["colour"])).lower()
     assert "severity" in await call_error(client, "export_violations_csv", filters={"severity": "fatal"})

@@ -47,8 +47,9 @@ def attached_tag_policy(aws_env: DemoAws) -> Iterator[str]:
     except ClientError as error:
         if error.response["Error"]["Code"] != "PolicyTypeAlreadyEnabledException":
             raise
-    policy_id = org.create_policy(Content=json.dumps(TAG_POLICY), Description="finance tags", Name="finance-tags",
-                                  Type="TAG_POLICY")["Policy"]["PolicySummary"]["Id"]
+    policy_id = org.create_policy(
+        Content=json.dumps(TAG_POLICY), Description="finance tags", Name="finance-tags", Type="TAG_POLICY"
+    )["Policy"]["PolicySummary"]["Id"]
     org.attach_policy(PolicyId=policy_id, TargetId=aws_env.account_id)
     try:
         yield policy_id
@@ -59,7 +60,9 @@ def attached_tag_policy(aws_env: DemoAws) -> Iterator[str]:
             org.delete_organization()
 
 
-async def test_startup_detection_and_import_tool(aws_env: DemoAws, attached_tag_policy: str, tmp_path: Path) -> None:
+async def test_startup_detection_and_import_tool(
+    aws_env: DemoAws, attached_tag_policy: str, tmp_path: Path
+) -> None:
     policies_dir = tmp_path / "policies"
     policies_dir.mkdir()
     active = policies_dir / "tagging_policy.json"
@@ -79,14 +82,25 @@ async def test_startup_detection_and_import_tool(aws_env: DemoAws, attached_tag_
 
             listing = await call(client, "import_aws_tag_policy")
             assert attached_tag_policy in {p["id"] for p in listing["available_policies"]} or (
-                listing["status"] == "success" and listing["source_policy"]["id"] == attached_tag_policy)
-            imported = await call(client, "import_aws_tag_policy", policy_id=attached_tag_policy, save_to_file=True,
-                                  output_path="finance.json")
+                listing["status"] == "success" and listing["source_policy"]["id"] == attached_tag_policy
+            )
+            imported = await call(
+                client,
+                "import_aws_tag_policy",
+                policy_id=attached_tag_policy,
+                save_to_file=True,
+                output_path="finance.json",
+            )
             assert imported["status"] == "success"
             assert Path(imported["saved_to"]).resolve() == (policies_dir / "finance.json").resolve()
             assert imported["summary"]["required_tags_count"] == 1
-            escape = await call_error(client, "import_aws_tag_policy", policy_id=attached_tag_policy,
-                                      save_to_file=True, output_path="../outside.json")
+            escape = await call_error(
+                client,
+                "import_aws_tag_policy",
+                policy_id=attached_tag_policy,
+                save_to_file=True,
+                output_path="../outside.json",
+            )
             assert "policies directory" in escape or "outside" in escape
             assert not (tmp_path / "outside.json").exists()
             missing = await call_error(client, "import_aws_tag_policy", policy_id="p-00000000")

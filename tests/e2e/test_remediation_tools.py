@@ -18,13 +18,23 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_openops_workflow_is_an_importable_template(client: Client) -> None:
-    result = await call(client, "generate_openops_workflow", resource_types=["ec2:instance"],
-                        trigger="compliance_score_below", threshold=0.8)
+    result = await call(
+        client,
+        "generate_openops_workflow",
+        resource_types=["ec2:instance"],
+        trigger="compliance_score_below",
+        threshold=0.8,
+    )
     template = json.loads(result["content"])
     jsonschema.validate(template, load_flow_template_schema())
-    assert template["name"] and template["template"]["trigger"]["settings"]["blockName"] == "@openops/block-schedule"
+    assert (
+        template["name"]
+        and template["template"]["trigger"]["settings"]["blockName"] == "@openops/block-schedule"
+    )
     tagging = await call(
-        client, "generate_openops_workflow", remediation_strategy="auto_tag",
+        client,
+        "generate_openops_workflow",
+        remediation_strategy="auto_tag",
         resource_arns=[f"arn:aws:ec2:us-east-1:123456789012:instance/i-{n:017x}" for n in range(25)],
         tag_values={"CostCenter": "CC-1001"},
     )
@@ -50,16 +60,27 @@ async def test_openops_bad_input(client: Client, arguments: dict, message: str) 
 
 
 async def test_custodian_policy_validates_with_the_real_cli(client: Client, tmp_path) -> None:
-    result = await call(client, "generate_custodian_policy", resource_types=["ec2:instance", "s3:bucket"],
-                        violation_types=["missing_tag", "invalid_value"])
+    result = await call(
+        client,
+        "generate_custodian_policy",
+        resource_types=["ec2:instance", "s3:bucket"],
+        violation_types=["missing_tag", "invalid_value"],
+    )
     assert [p["resource"].removeprefix("aws.") for p in result["policies"]] == ["ec2", "s3"]
     path = tmp_path / "policy.yml"
     path.write_text(result["yaml"])
-    completed = subprocess.run([sys.executable, "-m", "c7n.cli", "validate", str(path)],
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "c7n.cli", "validate", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    mutating = await call(client, "generate_custodian_policy", resource_types=["ec2:instance"], dry_run=False,
-                          placeholder_values={"Owner": "unassigned@example.com"}, mark_for_op_days=7)
+    mutating = await call(
+        client,
+        "generate_custodian_policy",
+        resource_types=["ec2:instance"],
+        dry_run=False,
+        placeholder_values={"Owner": "unassigned@example.com"},
+        mark_for_op_days=7,
+    )
     assert "mark-for-op" in mutating["yaml"] and "unassigned@example.com" in mutating["yaml"]
 
 

@@ -22,10 +22,18 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
     runtime = build_runtime(gateway_settings(aws_env, tmp_path), "memory")
     try:
         async with Client(build_server(runtime)) as client:
-            created = (await call(
-                client, "schedule_compliance_audit", schedule="daily", time="09:00", timezone="America/New_York",
-                resource_types=["sqs:queue"], regions=["us-east-1"], recipients=["finops-team@example.com"],
-            ))["schedule"]
+            created = (
+                await call(
+                    client,
+                    "schedule_compliance_audit",
+                    schedule="daily",
+                    time="09:00",
+                    timezone="America/New_York",
+                    resource_types=["sqs:queue"],
+                    regions=["us-east-1"],
+                    recipients=["finops-team@example.com"],
+                )
+            )["schedule"]
             schedule_id = created["schedule_id"]
             assert created["status"] == "active" and created["format"] == "email"
             next_run = datetime.fromisoformat(created["next_run"])
@@ -36,23 +44,39 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
             assert [s["schedule_id"] for s in listed["schedules"]] == [schedule_id]
             paused = await call(client, "schedule_compliance_audit", action="pause", schedule_id=schedule_id)
             assert paused["schedule"]["status"] == "paused" and paused["schedule"]["next_run"] is None
-            resumed = await call(client, "schedule_compliance_audit", action="resume", schedule_id=schedule_id)
+            resumed = await call(
+                client, "schedule_compliance_audit", action="resume", schedule_id=schedule_id
+            )
             assert resumed["schedule"]["status"] == "active"
-            updated = await call(client, "schedule_compliance_audit", action="update", schedule_id=schedule_id,
-                                 time="07:30")
+            updated = await call(
+                client, "schedule_compliance_audit", action="update", schedule_id=schedule_id, time="07:30"
+            )
             assert datetime.fromisoformat(updated["schedule"]["next_run"]).hour == 7
 
             # The local scheduler's tick, an hour after the run was due: the audit runs once, flagged.
             due = datetime.fromisoformat(updated["schedule"]["next_run_utc"].replace("Z", "+00:00"))
-            fired = run_due_schedules(runtime.store, due + timedelta(hours=1), runtime.service.run_scheduled_audit)
+            fired = run_due_schedules(
+                runtime.store, due + timedelta(hours=1), runtime.service.run_scheduled_audit
+            )
             assert [(run.schedule_id, run.status) for run in fired] == [(schedule_id, "success")]
-            assert run_due_schedules(runtime.store, due + timedelta(hours=1), runtime.service.run_scheduled_audit) == []
-            history = await call(client, "get_violation_history", resource_types=["sqs:queue"], regions=["us-east-1"])
-            assert history["points"][-1]["scheduled"] is True and history["points"][-1]["trigger"] == "scheduled"
+            assert (
+                run_due_schedules(
+                    runtime.store, due + timedelta(hours=1), runtime.service.run_scheduled_audit
+                )
+                == []
+            )
+            history = await call(
+                client, "get_violation_history", resource_types=["sqs:queue"], regions=["us-east-1"]
+            )
+            assert (
+                history["points"][-1]["scheduled"] is True and history["points"][-1]["trigger"] == "scheduled"
+            )
             expected = aws_env.estate.expected_summary(resource_types=["sqs:queue"], regions=["us-east-1"])
             assert history["points"][-1]["total_resources"] == expected.total
 
-            deleted = await call(client, "schedule_compliance_audit", action="delete", schedule_id=schedule_id)
+            deleted = await call(
+                client, "schedule_compliance_audit", action="delete", schedule_id=schedule_id
+            )
             assert deleted["schedule"]["status"] == "deleted"
     finally:
         runtime.close()
@@ -62,14 +86,32 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
     ("arguments", "message"),
     [
         ({"schedule": "daily", "time": "25:00", "recipients": ["a@example.com"]}, "time"),
-        ({"schedule": "daily", "time": "09:00", "timezone": "Mars/Olympus", "recipients": ["a@example.com"]}, "timezone"),
+        (
+            {
+                "schedule": "daily",
+                "time": "09:00",
+                "timezone": "Mars/Olympus",
+                "recipients": ["a@example.com"],
+            },
+            "timezone",
+        ),
         ({"schedule": "daily", "time": "09:00", "recipients": ["not-an-address"]}, "recipients"),
         ({"schedule": "cron", "cron_expression": "61 * * * *", "recipients": ["a@example.com"]}, "cron"),
-        ({"schedule": "daily", "time": "09:00", "recipients": ["a@example.com"], "format": "slack"}, "format"),
+        (
+            {"schedule": "daily", "time": "09:00", "recipients": ["a@example.com"], "format": "slack"},
+            "format",
+        ),
         ({"action": "pause"}, "schedule_id"),
         ({"action": "get", "schedule_id": "audit-sched-00000000"}, "audit-sched-00000000"),
-        ({"schedule": "daily", "time": "09:00", "recipients": ["a@example.com"], "resource_types": ["ec2:vpc"]},
-         "unknown resource type"),
+        (
+            {
+                "schedule": "daily",
+                "time": "09:00",
+                "recipients": ["a@example.com"],
+                "resource_types": ["ec2:vpc"],
+            },
+            "unknown resource type",
+        ),
     ],
 )
 async def test_schedule_bad_input(client: Client, arguments: dict, message: str) -> None:
@@ -78,8 +120,12 @@ async def test_schedule_bad_input(client: Client, arguments: dict, message: str)
 
 async def test_webhook_urls_never_reach_the_audit_log(client: Client, runtime) -> None:
     hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
-    result = await call(client, "schedule_compliance_audit", schedule="weekly", time="08:00", recipients=[hook])
+    result = await call(
+        client, "schedule_compliance_audit", schedule="weekly", time="08:00", recipients=[hook]
+    )
     assert "XXXXSECRETXXXX" not in str(result)
     [entry] = runtime.store.list_audit_logs(limit=1)
     assert "XXXXSECRETXXXX" not in str(entry.parameters) and "[redacted]" in str(entry.parameters)
-    await call(client, "schedule_compliance_audit", action="delete", schedule_id=result["schedule"]["schedule_id"])
+    await call(
+        client, "schedule_compliance_audit", action="delete", schedule_id=result["schedule"]["schedule_id"]
+    )

@@ -209,7 +209,9 @@ async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     await call_error(client, "no_such_tool")
     logs = runtime.store.list_audit_logs(limit=4)
     assert [(log.tool_name, log.status) for log in logs] == [
-        ("no_such_tool", "error"), ("check_tag_compliance", "error"), ("check_tag_compliance", "error"),
+        ("no_such_tool", "error"),
+        ("check_tag_compliance", "error"),
+        ("check_tag_compliance", "error"),
         ("get_tagging_policy", "success"),
     ]
     assert "page_size" in (logs[1].error_message or "")

@@ -106,7 +106,11 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
             [entry] = store.list_audit_logs(limit=1)
         finally:
             store.close()
-        assert (entry.tool_name, entry.status, entry.ip_address) == ("check_tag_compliance", "success", "127.0.0.1")
+        assert (entry.tool_name, entry.status, entry.ip_address) == (
+            "check_tag_compliance",
+            "success",
+            "127.0.0.1",
+        )
         assert entry.user_agent and entry.user_id == "anonymous"
     finally:
         process.terminate()
