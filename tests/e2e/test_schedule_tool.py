@@ -129,3 +129,44 @@ async def test_webhook_urls_never_reach_the_audit_log(client: Client, runtime) -
     await call(
         client, "schedule_compliance_audit", action="delete", schedule_id=result["schedule"]["schedule_id"]
     )
+
+
+async def test_deployed_mode_mirrors_schedules_to_eventbridge(aws_env: DemoAws, tmp_path: Path) -> None:
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:compliance-audit"
+    role = "arn:aws:iam::123456789012:role/scheduler-invokes-audit"
+    settings = gateway_settings(
+        aws_env, tmp_path, STATE_MACHINE_ARN=machine, SCHEDULER_ROLE_ARN=role, SCHEDULER_GROUP="e2e-audits"
+    )
+    runtime = build_runtime(settings, "http")  # a server process: with EventBridge, no local loop
+    try:
+        assert runtime.health()["scheduler"] == "eventbridge" and runtime.scheduler_loop is None
+        async with Client(build_server(runtime)) as client:
+            created = (
+                await call(
+                    client,
+                    "schedule_compliance_audit",
+                    schedule="weekly",
+                    day_of_week="friday",
+                    time="18:30",
+                    timezone="Europe/Berlin",
+                    recipients=["a@example.com"],
+                )
+            )["schedule"]
+            remote = aws_env.client("scheduler").get_schedule(
+                Name=created["schedule_id"], GroupName="e2e-audits"
+            )
+            assert remote["ScheduleExpressionTimezone"] == "Europe/Berlin" and remote["State"] == "ENABLED"
+            assert remote["ScheduleExpression"].startswith("cron(30 18 ")
+            assert remote["Target"]["Arn"] == machine and remote["Target"]["RoleArn"] == role
+            await call(
+                client, "schedule_compliance_audit", action="pause", schedule_id=created["schedule_id"]
+            )
+            paused = aws_env.client("scheduler").get_schedule(
+                Name=created["schedule_id"], GroupName="e2e-audits"
+            )
+            assert paused["State"] == "DISABLED"
+            await call(
+                client, "schedule_compliance_audit", action="delete", schedule_id=created["schedule_id"]
+            )
+    finally:
+        runtime.close()
