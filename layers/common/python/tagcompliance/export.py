@@ -128,15 +128,12 @@ def _getter(
     if column == "expected":
         if policy is None:
             raise ValueError("the expected column needs the policy: pass policy=")
-        # Imported here: the service module imports this one.
-        from .service import describe_expectation
-
         cache: dict[tuple[str, str], str | None] = {}
 
         def expected(v: Violation) -> str | None:
             key = (v.tag_key, v.violation_type)
             if key not in cache:
-                cache[key] = describe_expectation(policy, v.tag_key, v.violation_type)
+                cache[key] = policy.expectation(v.tag_key, v.violation_type)
             return cache[key]
 
         return expected

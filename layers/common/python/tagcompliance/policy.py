@@ -221,6 +221,23 @@ class TaggingPolicy(BaseModel):
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def expectation(self, tag_key: str, violation_type: str) -> str | None:
+        """What the policy accepts for ``tag_key``, in words, to show beside a violation."""
+        if violation_type == "prohibited_tag":
+            return "tag must not be present"
+        tag = next((tag for tag in self.required_tags if tag.name == tag_key), None)
+        if tag is None:
+            return None
+        parts = [f"key exactly {tag.name!r}"]
+        if tag.allowed_values:
+            wildcard = " ('*' matches any text)" if any("*" in value for value in tag.allowed_values) else ""
+            parts.append(f"one of {', '.join(tag.allowed_values)}{wildcard}")
+        if tag.validation_regex:
+            parts.append(f"matching {tag.validation_regex}")
+        if len(parts) == 1:
+            parts.append("a non-empty value")
+        return "; ".join(parts)
+
     def required_for(self, resource_type: str) -> list[RequiredTag]:
         return [tag for tag in self.required_tags if tag.applies(resource_type)]
 

@@ -133,22 +133,6 @@ def _severity_filter(severity: Severity) -> set[str] | None:
     return {"all": None, "errors_only": {"error"}, "warnings_only": {"warning"}}[severity]
 
 
-def describe_expectation(policy: TaggingPolicy, tag_key: str, violation_type: str) -> str | None:
-    if violation_type == "prohibited_tag":
-        return "tag must not be present"
-    for tag in policy.required_tags:
-        if tag.name == tag_key:
-            parts = [f"key exactly {tag.name!r}"]
-            if tag.allowed_values:
-                parts.append(f"one of {', '.join(tag.allowed_values)}")
-            if tag.validation_regex:
-                parts.append(f"matching {tag.validation_regex}")
-            if len(parts) == 1:
-                parts.append("a non-empty value")
-            return "; ".join(parts)
-    return None
-
-
 def violation_out(violation: Violation, policy: TaggingPolicy) -> ViolationOut:
     return ViolationOut(
         resource_arn=violation.resource_arn,
@@ -158,7 +142,7 @@ def violation_out(violation: Violation, policy: TaggingPolicy) -> ViolationOut:
         tag_key=violation.tag_key,
         current_value=violation.current_value,
         severity=violation.severity,
-        expected=describe_expectation(policy, violation.tag_key, violation.violation_type),
+        expected=policy.expectation(violation.tag_key, violation.violation_type),
         actual_key=violation.actual_key,
     )
 
