@@ -1,0 +1,83 @@
+"""The audit pipeline: plan shards, scan a shard, aggregate a run; two runners over one ledger."""
+
+from .config import AuditSettings
+from .ledger import DynamoLedger, Ledger, MemoryLedger
+from .models import (
+    AuditOutcome,
+    AuditPlan,
+    AuditRequest,
+    AuditScope,
+    AuditStatus,
+    Shard,
+    ShardProgress,
+    ShardResult,
+    ShardSummary,
+    new_run_id,
+    snapshot_id_for,
+)
+from .pipeline import (
+    ShardThrottledError,
+    aggregate,
+    failed_shard_result,
+    merge_inventory,
+    plan_audit,
+    plan_shards,
+    scan_shard,
+)
+from .runner import (
+    AuditRunner,
+    InProcessRunner,
+    StepFunctionsRunner,
+    audit_status,
+    build_ledger,
+    build_runner,
+)
+from .steps import (
+    ScheduledStart,
+    failure_message,
+    finish_run,
+    plan_policy,
+    record_shard_failure,
+    resolve_request,
+    run_shard,
+    start_run,
+)
+
+__all__ = [
+    "AuditOutcome",
+    "AuditPlan",
+    "AuditRequest",
+    "AuditRunner",
+    "AuditScope",
+    "AuditSettings",
+    "AuditStatus",
+    "DynamoLedger",
+    "InProcessRunner",
+    "Ledger",
+    "MemoryLedger",
+    "ScheduledStart",
+    "Shard",
+    "ShardProgress",
+    "ShardResult",
+    "ShardSummary",
+    "ShardThrottledError",
+    "StepFunctionsRunner",
+    "aggregate",
+    "audit_status",
+    "build_ledger",
+    "build_runner",
+    "failed_shard_result",
+    "failure_message",
+    "finish_run",
+    "merge_inventory",
+    "new_run_id",
+    "plan_audit",
+    "plan_policy",
+    "plan_shards",
+    "record_shard_failure",
+    "resolve_request",
+    "run_shard",
+    "scan_shard",
+    "snapshot_id_for",
+    "start_run",
+]

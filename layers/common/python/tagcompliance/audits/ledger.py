@@ -1,0 +1,313 @@
+"""The shard ledger: one row per (run id, shard id), plus one row describing the run.
+
+Rows are keyed by run and shard, so a retried or re-run shard overwrites its own row and never
+counts twice; progress can be read while a run is under way. A shard's full result (resources
+and tags) is kept zlib-compressed in its row so the aggregate step can read it without passing
+it through Step Functions (whose state is limited to 256 KB). A DynamoDB item holds 400 KB, so a
+single shard is limited to a few thousand resources; larger shards need an S3 payload store.
+
+``DynamoLedger`` (pynamodb) is what deployed runs and the Step Functions runner use;
+``MemoryLedger`` serves the in-process runner when no table is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
+
+from .models import AuditOutcome, AuditPlan, ShardProgress, ShardResult, ShardStatus
+
+RUN_ROW = "#run"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunRecord(Protocol):
+    plan: AuditPlan | None
+    status: str
+    runner: str
+    outcome: AuditOutcome | None
+    error: str | None
+
+
+class Ledger(Protocol):
+    def start_run(self, plan: AuditPlan, runner: str) -> None:
+        """Record the plan and every shard as pending (shards already done stay done)."""
+        ...
+
+    def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
+        """Mark a shard running; return its stored result when it already completed."""
+        ...
+
+    def record_shard(self, result: ShardResult) -> None: ...
+
+    def shard_results(self, run_id: str) -> list[ShardResult]: ...
+
+    def progress(self, run_id: str) -> list[ShardProgress]: ...
+
+    def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None: ...
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """``{"plan", "status", "runner", "outcome", "error"}`` or None for an unknown run."""
+        ...
+
+
+def _pack(result: ShardResult) -> bytes:
+    return zlib.compress(result.model_dump_json().encode(), 6)
+
+
+def _unpack(data: bytes) -> ShardResult:
+    return ShardResult.model_validate_json(zlib.decompress(data))
+
+
+class _LedgerRow(Model):
+    """Table schema; bound to a table name / region / endpoint by ``_row_model``."""
+
+    class Meta:
+        table_name = "unbound"
+
+    run_id = UnicodeAttribute(hash_key=True)
+    shard_id = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    resource_count = NumberAttribute(default=0)
+    error = UnicodeAttribute(null=True)
+    started_at = UTCDateTimeAttribute(null=True)
+    finished_at = UTCDateTimeAttribute(null=True)
+    payload = BinaryAttribute(null=True, legacy_encoding=False)
+    runner = UnicodeAttribute(null=True)
+
+
+@lru_cache(maxsize=16)
+def _row_model(table_name: str, region: str, host: str | None) -> type[_LedgerRow]:
+    meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host})
+    return type(f"LedgerRow_{abs(hash((table_name, region, host)))}", (_LedgerRow,), {"Meta": meta})
+
+
+class DynamoLedger:
+    def __init__(self, table_name: str, region: str, endpoint_url: str | None = None) -> None:
+        self._row = _row_model(table_name, region, endpoint_url)
+
+    def ensure_table(self) -> None:
+        """Create the table when missing (tests, LocalStack; the CDK stack creates it when deployed)."""
+        if not self._row.exists():
+            self._row.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+    def drop_table(self) -> None:
+        if self._row.exists():
+            self._row.delete_table()
+
+    def _get(self, run_id: str, shard_id: str) -> _LedgerRow | None:
+        try:
+            return self._row.get(run_id, shard_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def start_run(self, plan: AuditPlan, runner: str) -> None:
+        existing = {row.shard_id: row for row in self._row.query(plan.run_id, consistent_read=True)}
+        run_row = existing.get(RUN_ROW)
+        if run_row is None or run_row.status != "succeeded":
+            self._row(
+                plan.run_id,
+                RUN_ROW,
+                status="running",
+                runner=runner,
+                payload=_pack_run(plan, None),
+                started_at=_now(),
+            ).save()
+        with self._row.batch_write() as batch:
+            for shard in plan.shards:
+                if shard.shard_id not in existing:
+                    batch.save(self._row(plan.run_id, shard.shard_id, status="pending"))
+
+    def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
+        row = self._get(run_id, shard_id)
+        if row is not None and row.status == "ok" and row.payload:
+            return _unpack(row.payload)
+        if row is None:
+            row = self._row(run_id, shard_id, status="pending")
+            row.save()
+        row.update(
+            actions=[
+                self._row.status.set("running"),
+                self._row.attempts.add(1),
+                self._row.started_at.set(_now()),
+            ]
+        )
+        return None
+
+    def record_shard(self, result: ShardResult) -> None:
+        existing = self._get(result.run_id, result.shard.shard_id)
+        if existing is not None and existing.status == "ok" and result.status != "ok":
+            return  # a late failure report never overwrites a completed shard
+        self._row(
+            result.run_id,
+            result.shard.shard_id,
+            status=result.status,
+            attempts=existing.attempts if existing is not None else 1,
+            resource_count=result.resource_count,
+            error=result.error,
+            started_at=existing.started_at if existing is not None else None,
+            finished_at=_now(),
+            payload=_pack(result),
+        ).save()
+
+    def _shard_rows(self, run_id: str) -> list[_LedgerRow]:
+        return [row for row in self._row.query(run_id, consistent_read=True) if row.shard_id != RUN_ROW]
+
+    def shard_results(self, run_id: str) -> list[ShardResult]:
+        return [
+            _unpack(row.payload)
+            for row in self._shard_rows(run_id)
+            if row.status in ("ok", "failed") and row.payload
+        ]
+
+    def progress(self, run_id: str) -> list[ShardProgress]:
+        return [
+            ShardProgress(
+                shard_id=row.shard_id,
+                status=row.status,
+                attempts=int(row.attempts or 0),
+                resource_count=int(row.resource_count or 0),
+                error=row.error,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+            )
+            for row in self._shard_rows(run_id)
+        ]
+
+    def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None:
+        row = self._get(run_id, RUN_ROW)
+        plan = _unpack_run(row.payload)[0] if row is not None and row.payload else None
+        self._row(
+            run_id,
+            RUN_ROW,
+            status="succeeded" if outcome is not None else "failed",
+            runner=row.runner if row is not None else None,
+            error=error,
+            started_at=row.started_at if row is not None else None,
+            finished_at=_now(),
+            payload=_pack_run(plan, outcome),
+        ).save()
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._get(run_id, RUN_ROW)
+        if row is None:
+            return None
+        plan, outcome = _unpack_run(row.payload) if row.payload else (None, None)
+        return {
+            "plan": plan,
+            "status": row.status,
+            "runner": row.runner,
+            "outcome": outcome,
+            "error": row.error,
+        }
+
+
+def _pack_run(plan: AuditPlan | None, outcome: AuditOutcome | None) -> bytes:
+    body = {
+        "plan": plan.model_dump(mode="json") if plan is not None else None,
+        "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
+    }
+    return zlib.compress(json.dumps(body).encode())
+
+
+def _unpack_run(data: bytes) -> tuple[AuditPlan | None, AuditOutcome | None]:
+    body = json.loads(zlib.decompress(data))
+    plan = AuditPlan.model_validate(body["plan"]) if body.get("plan") else None
+    outcome = AuditOutcome.model_validate(body["outcome"]) if body.get("outcome") else None
+    return plan, outcome
+
+
+class MemoryLedger:
+    """The same contract in memory, for in-process runs without a ledger table."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._shards: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def start_run(self, plan: AuditPlan, runner: str) -> None:
+        with self._lock:
+            run = self._runs.get(plan.run_id)
+            if run is None or run["status"] != "succeeded":
+                self._runs[plan.run_id] = {
+                    "plan": plan,
+                    "status": "running",
+                    "runner": runner,
+                    "outcome": None,
+                    "error": None,
+                }
+            shards = self._shards.setdefault(plan.run_id, {})
+            for shard in plan.shards:
+                shards.setdefault(shard.shard_id, {"status": "pending", "attempts": 0, "result": None})
+
+    def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
+        with self._lock:
+            row = self._shards.setdefault(run_id, {}).setdefault(
+                shard_id, {"status": "pending", "attempts": 0, "result": None}
+            )
+            if row["status"] == "ok" and row["result"] is not None:
+                return row["result"]
+            row.update(status="running", attempts=row["attempts"] + 1, started_at=_now())
+            return None
+
+    def record_shard(self, result: ShardResult) -> None:
+        with self._lock:
+            row = self._shards.setdefault(result.run_id, {}).setdefault(
+                result.shard.shard_id, {"status": "pending", "attempts": 1, "result": None}
+            )
+            if row["status"] == "ok" and result.status != "ok":
+                return
+            row.update(status=result.status, result=result, finished_at=_now())
+
+    def shard_results(self, run_id: str) -> list[ShardResult]:
+        with self._lock:
+            rows = self._shards.get(run_id, {}).values()
+            return [row["result"] for row in rows if row["result"] is not None]
+
+    def progress(self, run_id: str) -> list[ShardProgress]:
+        with self._lock:
+            items = list(self._shards.get(run_id, {}).items())
+        return [
+            ShardProgress(
+                shard_id=shard_id,
+                status=_status(row["status"]),
+                attempts=row["attempts"],
+                resource_count=row["result"].resource_count if row["result"] is not None else 0,
+                error=row["result"].error if row["result"] is not None else None,
+                started_at=row.get("started_at"),
+                finished_at=row.get("finished_at"),
+            )
+            for shard_id, row in sorted(items)
+        ]
+
+    def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None:
+        with self._lock:
+            run = self._runs.setdefault(run_id, {"plan": None, "runner": "in_process"})
+            run.update(status="succeeded" if outcome is not None else "failed", outcome=outcome, error=error)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            return dict(run) if run is not None else None
+
+
+def _status(value: str) -> ShardStatus:
+    assert value in ("pending", "running", "ok", "failed")
+    return value  # type: ignore[return-value]

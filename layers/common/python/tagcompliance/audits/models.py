@@ -1,0 +1,182 @@
+"""The audit pipeline's messages: what the planner, the scanners and the aggregator pass along.
+
+They are pydantic models so the same shapes travel between Lambda functions (as JSON through
+Step Functions) and between threads of the in-process runner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tagcompliance.compliance import Resource
+from tagcompliance.inventory import ShardOutcome, UnreadableResource
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"  # also a valid Step Functions execution name
+# Fixed namespace so a run id always maps to the same snapshot id (re-runs never duplicate).
+_SNAPSHOT_NAMESPACE = uuid.UUID("6d0c8f0e-3c1b-4f57-9a55-2a7a1f6d9b31")
+
+ShardStatus = Literal["pending", "running", "ok", "failed"]
+RunStatus = Literal["running", "succeeded", "failed", "unknown"]
+
+
+def new_run_id() -> str:
+    return f"audit-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def snapshot_id_for(run_id: str) -> str:
+    """The snapshot id a run writes: derived from the run id, so a re-run finds it."""
+    return str(uuid.uuid5(_SNAPSHOT_NAMESPACE, run_id))
+
+
+class AuditScope(BaseModel):
+    """What one audit run covers. Regions and types are already resolved (no defaults left)."""
+
+    account_id: str = Field(description="The account scanned (the credentials' own account).")
+    regions: list[str] = Field(min_length=1, description="Regions scanned, in report order.")
+    resource_types: list[str] = Field(min_length=1, description="Registry type ids, in report order.")
+    trigger: str = Field(default="manual", description="manual | scheduled | daily")
+
+
+class Shard(BaseModel):
+    """One unit of scanning: an account, a region and a resource type."""
+
+    account_id: str
+    region: str
+    resource_type: str
+
+    @property
+    def shard_id(self) -> str:
+        return f"{self.account_id}/{self.region}/{self.resource_type}"
+
+
+class ResourceModel(BaseModel):
+    arn: str
+    resource_type: str
+    region: str
+    account_id: str
+    resource_id: str
+    tags: dict[str, str]
+    name: str | None = None
+    vpc_id: str | None = None
+
+    @classmethod
+    def of(cls, resource: Resource) -> ResourceModel:
+        return cls(
+            arn=resource.arn,
+            resource_type=resource.resource_type,
+            region=resource.region,
+            account_id=resource.account_id,
+            resource_id=resource.resource_id,
+            tags=resource.tags,
+            name=resource.name,
+            vpc_id=resource.vpc_id,
+        )
+
+    def to_resource(self) -> Resource:
+        return Resource(**self.model_dump())
+
+
+class OutcomeModel(BaseModel):
+    """The inventory's ``ShardOutcome`` as a message."""
+
+    region: str
+    resource_type: str
+    status: Literal["ok", "failed"]
+    resource_count: int
+    tag_source: Literal["listing", "tagging_api", "per_resource", "none"]
+    error: str | None = None
+    unreadable_count: int = 0
+
+    def to_outcome(self) -> ShardOutcome:
+        return ShardOutcome(**self.model_dump())
+
+
+class UnreadableModel(BaseModel):
+    arn: str
+    resource_type: str
+    region: str
+    error: str
+
+    def to_unreadable(self) -> UnreadableResource:
+        return UnreadableResource(**self.model_dump())
+
+
+class ShardSummary(BaseModel):
+    """What a scanned (or failed) shard reports to the state machine: small, no resources."""
+
+    run_id: str
+    shard: Shard
+    status: Literal["ok", "failed"]
+    resource_count: int = 0
+    unreadable_count: int = 0
+    api_requests: int = 0
+    duration_seconds: float = 0.0
+    error: str | None = None
+
+
+class ShardResult(ShardSummary):
+    """A shard's full result: the resources with their tags and what could not be read."""
+
+    scanned_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    resources: list[ResourceModel] = Field(default_factory=list)
+    outcomes: list[OutcomeModel] = Field(default_factory=list)
+    unreadable: list[UnreadableModel] = Field(default_factory=list)
+
+    def summary(self) -> ShardSummary:
+        return ShardSummary.model_validate(self.model_dump(include=set(ShardSummary.model_fields)))
+
+
+class AuditRequest(BaseModel):
+    """What starts a run: the state machine's input, and the in-process runner's argument."""
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    scope: AuditScope
+    policy: dict[str, Any] | None = Field(
+        default=None, description="The policy document to evaluate with; None: the runner's policy file."
+    )
+
+
+class AuditPlan(AuditRequest):
+    shards: list[Shard]
+
+
+class AuditOutcome(BaseModel):
+    """What a finished run produced."""
+
+    run_id: str
+    snapshot_id: str
+    total_resources: int
+    compliant_resources: int
+    violation_count: int
+    compliance_score: float | None
+    failed_shards: int
+    created: bool = Field(description="False when the snapshot already existed (a re-run of the same id).")
+
+
+class ShardProgress(BaseModel):
+    shard_id: str
+    status: ShardStatus
+    attempts: int = 0
+    resource_count: int = 0
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class AuditStatus(BaseModel):
+    """Progress of a run, readable while it is under way; the outcome once it is done."""
+
+    run_id: str
+    status: RunStatus
+    runner: Literal["in_process", "step_functions", "unknown"] = "unknown"
+    total_shards: int = 0
+    done_shards: int = 0
+    failed_shards: int = 0
+    scanned_resources: int = 0
+    shards: list[ShardProgress] = Field(default_factory=list)
+    outcome: AuditOutcome | None = None
+    error: str | None = None

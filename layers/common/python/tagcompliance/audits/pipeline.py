@@ -1,0 +1,201 @@
+"""The scan pipeline as plain functions: plan shards, scan one shard, aggregate a run.
+
+The Lambda handlers call these one at a time; the in-process runner calls them on a thread pool.
+Both produce the same snapshot because both end in ``aggregate``, which reuses the gateway's own
+``build_snapshot`` / ``resource_states``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from tagcompliance.aws import AwsClients
+from tagcompliance.compliance import compile_policy, evaluate
+from tagcompliance.errors import StoreError
+from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
+from tagcompliance.policy import TaggingPolicy
+from tagcompliance.service import build_snapshot, resource_states
+from tagcompliance.store import SnapshotRecord, Store
+
+from .models import (
+    AuditOutcome,
+    AuditPlan,
+    AuditRequest,
+    AuditScope,
+    OutcomeModel,
+    ResourceModel,
+    Shard,
+    ShardResult,
+    UnreadableModel,
+    snapshot_id_for,
+)
+
+# Error codes that mean "slow down": a shard failing with one of them is raised to the caller
+# (the state machine's Retry, or the in-process runner's own retry) instead of being recorded.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+class ShardThrottledError(Exception):
+    """A shard's scan was throttled after the SDK's own retries: try the shard again later.
+
+    The class name is the error name Step Functions sees (``errorType``), which the state
+    machine's ``Retry`` matches.
+    """
+
+
+def _is_throttling(error: str | None) -> bool:
+    # describe_aws_error formats ClientErrors as "Operation: Code message".
+    if not error:
+        return False
+    head = error.split(": ", 1)[-1]
+    if head.startswith("tags could not be read: "):
+        head = head.removeprefix("tags could not be read: ").split(": ", 1)[-1]
+    return head.split(" ", 1)[0] in THROTTLING_CODES
+
+
+def plan_shards(scope: AuditScope) -> list[Shard]:
+    """One shard per account x region x resource type, in report order."""
+    return [
+        Shard(account_id=scope.account_id, region=region, resource_type=type_id)
+        for region in dict.fromkeys(scope.regions)
+        for type_id in dict.fromkeys(scope.resource_types)
+    ]
+
+
+def plan_audit(request: AuditRequest) -> AuditPlan:
+    return AuditPlan(**request.model_dump(), shards=plan_shards(request.scope))
+
+
+def scan_shard(run_id: str, shard: Shard, clients: AwsClients) -> ShardResult:
+    """Scan one (region, type) shard with the inventory's own logic.
+
+    A failed listing is a failed shard (recorded, not raised); throttling that outlasted the
+    SDK's retries raises ``ShardThrottledError`` so the caller retries the shard with backoff.
+    """
+    if shard.account_id != clients.account_id:
+        # Cross-account scanning (AssumeRole) is not implemented: say so rather than scan the
+        # wrong account.
+        return ShardResult(
+            run_id=run_id,
+            shard=shard,
+            status="failed",
+            error=f"account {shard.account_id} is not the credentials' account {clients.account_id}",
+        )
+    inventory = collect_inventory(clients, [shard.region], [shard.resource_type], max_workers=4)
+    failed = inventory.failed_shards
+    if failed and _is_throttling(failed[0].error):
+        raise ShardThrottledError(f"{shard.shard_id}: {failed[0].error}")
+    return ShardResult(
+        run_id=run_id,
+        shard=shard,
+        status="failed" if failed else "ok",
+        error=failed[0].error if failed else None,
+        resource_count=len(inventory.resources),
+        unreadable_count=len(inventory.unreadable),
+        api_requests=inventory.api_requests,
+        duration_seconds=inventory.duration_seconds,
+        scanned_at=inventory.scanned_at,
+        resources=[ResourceModel.of(resource) for resource in inventory.resources],
+        outcomes=[OutcomeModel(**dataclasses.asdict(outcome)) for outcome in inventory.shards],
+        unreadable=[UnreadableModel(**dataclasses.asdict(item)) for item in inventory.unreadable],
+    )
+
+
+def failed_shard_result(run_id: str, shard: Shard, error: str) -> ShardResult:
+    """The result recorded for a shard whose scan could not complete at all."""
+    return ShardResult(run_id=run_id, shard=shard, status="failed", error=error or "unknown error")
+
+
+def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[ShardResult]) -> Inventory:
+    """The run's inventory, as ``collect_inventory`` over the whole scope would have returned it.
+
+    A planned shard with no result counts as failed, so missing coverage is always visible.
+    """
+    by_id = {result.shard.shard_id: result for result in results}
+    inventory = Inventory(
+        account_id=scope.account_id,
+        regions=list(dict.fromkeys(scope.regions)),
+        resource_types=list(dict.fromkeys(scope.resource_types)),
+    )
+    scanned_at = []
+    for shard in shards:
+        result = by_id.get(shard.shard_id)
+        if result is None:
+            inventory.shards.append(
+                ShardOutcome(shard.region, shard.resource_type, "failed", 0, "none", "no result recorded")
+            )
+            continue
+        scanned_at.append(result.scanned_at)
+        if result.status == "failed" and not result.outcomes:
+            inventory.shards.append(
+                ShardOutcome(
+                    shard.region, shard.resource_type, "failed", 0, "none", result.error or "unknown error"
+                )
+            )
+            continue
+        inventory.resources.extend(item.to_resource() for item in result.resources)
+        inventory.shards.extend(item.to_outcome() for item in result.outcomes)
+        inventory.unreadable.extend(item.to_unreadable() for item in result.unreadable)
+        inventory.api_requests += result.api_requests
+    if scanned_at:
+        inventory.scanned_at = min(scanned_at)
+    inventory.resources.sort(key=lambda resource: resource.arn)
+    inventory.shards.sort(key=lambda outcome: (outcome.region, outcome.resource_type))
+    return inventory
+
+
+def _outcome(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOutcome:
+    return AuditOutcome(
+        run_id=run_id,
+        snapshot_id=snapshot.snapshot_id,
+        total_resources=snapshot.total_resources,
+        compliant_resources=snapshot.compliant_resources,
+        violation_count=snapshot.violation_count,
+        compliance_score=snapshot.compliance_score,
+        failed_shards=len(snapshot.failed_shards),
+        created=created,
+    )
+
+
+def aggregate(
+    plan: AuditPlan, shard_results: Iterable[ShardResult], policy: TaggingPolicy, store: Store
+) -> AuditOutcome:
+    """Evaluate the run's resources and write its snapshot and per-resource state, once per run id.
+
+    The snapshot id is derived from the run id: when it already exists (a re-run, or a retried
+    aggregate step) the stored snapshot is returned and nothing is written.
+    """
+    snapshot_id = snapshot_id_for(plan.run_id)
+    existing = store.get_snapshot(snapshot_id)
+    if existing is not None:
+        return _outcome(plan.run_id, existing, created=False)
+    inventory = merge_inventory(plan.scope, plan.shards, shard_results)
+    evaluation = evaluate(inventory.resources, compile_policy(policy, inventory.resource_types))
+    snapshot = dataclasses.replace(
+        build_snapshot(inventory, evaluation, policy, plan.scope.trigger), snapshot_id=snapshot_id
+    )
+    try:
+        store.save_snapshot(
+            snapshot, resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns)
+        )
+    except StoreError:
+        # A concurrent aggregate of the same run won the race (save_snapshot is all or nothing).
+        existing = store.get_snapshot(snapshot_id)
+        if existing is None:
+            raise
+        return _outcome(plan.run_id, existing, created=False)
+    return _outcome(plan.run_id, snapshot, created=True)

@@ -1,0 +1,273 @@
+"""Two runners, one result: the in-process runner (thread pool) and the Step Functions runner.
+
+Both start a run and return its id at once; ``status`` reads its progress from the shard ledger
+while it runs and its outcome once it is done. ``build_runner`` picks Step Functions when
+``STATE_MACHINE_ARN`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from tagcompliance.aws import AwsClients, describe_aws_error
+from tagcompliance.policy import TaggingPolicy, load_policy
+from tagcompliance.settings import Settings
+from tagcompliance.store import Store
+
+from .config import AuditSettings
+from .ledger import DynamoLedger, Ledger, MemoryLedger
+from .models import (
+    AuditOutcome,
+    AuditPlan,
+    AuditRequest,
+    AuditScope,
+    AuditStatus,
+    Shard,
+    new_run_id,
+    snapshot_id_for,
+)
+from .pipeline import ShardThrottledError
+from .steps import PolicyLoader, finish_run, record_shard_failure, run_shard, start_run
+
+
+def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
+    """A run's progress from the ledger; its outcome once done (also for runs only the store knows)."""
+    run = ledger.run(run_id)
+    shards = ledger.progress(run_id)
+    if run is None:
+        snapshot = store.get_snapshot(snapshot_id_for(run_id))
+        if snapshot is None:
+            return AuditStatus(run_id=run_id, status="unknown", error="no audit run with this id")
+        outcome = AuditOutcome(
+            run_id=run_id,
+            snapshot_id=snapshot.snapshot_id,
+            total_resources=snapshot.total_resources,
+            compliant_resources=snapshot.compliant_resources,
+            violation_count=snapshot.violation_count,
+            compliance_score=snapshot.compliance_score,
+            failed_shards=len(snapshot.failed_shards),
+            created=False,
+        )
+        return AuditStatus(run_id=run_id, status="succeeded", outcome=outcome)
+    plan: AuditPlan | None = run["plan"]
+    return AuditStatus(
+        run_id=run_id,
+        status=run["status"],
+        runner=run["runner"] or "unknown",
+        total_shards=len(plan.shards) if plan is not None else len(shards),
+        done_shards=sum(1 for shard in shards if shard.status in ("ok", "failed")),
+        failed_shards=sum(1 for shard in shards if shard.status == "failed"),
+        scanned_resources=sum(shard.resource_count for shard in shards),
+        shards=shards,
+        outcome=run["outcome"],
+        error=run["error"],
+    )
+
+
+class AuditRunner(Protocol):
+    ledger: Ledger
+
+    def start(self, scope: AuditScope, run_id: str | None = None, policy: TaggingPolicy | None = None) -> str:
+        """Start a run in the background and return its id (a job handle)."""
+        ...
+
+    def status(self, run_id: str) -> AuditStatus: ...
+
+    def wait(self, run_id: str, timeout: float = 600.0) -> AuditStatus: ...
+
+
+def _request(scope: AuditScope, run_id: str | None, policy: TaggingPolicy | None) -> AuditRequest:
+    return AuditRequest(
+        run_id=run_id or new_run_id(),
+        scope=scope,
+        policy=policy.model_dump(mode="json") if policy is not None else None,
+    )
+
+
+class InProcessRunner:
+    """Plan, scan (thread pool) and aggregate in this process, with the same functions as the Lambdas."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        store: Store,
+        ledger: Ledger,
+        policy_loader: PolicyLoader,
+        max_workers: int = 16,
+        shard_attempts: int = 4,
+        backoff_seconds: float = 1.0,
+    ) -> None:
+        self.clients = clients
+        self.store = store
+        self.ledger = ledger
+        self.policy_loader = policy_loader
+        self.max_workers = max_workers
+        self.shard_attempts = shard_attempts
+        self.backoff_seconds = backoff_seconds
+        self._threads: dict[str, threading.Thread] = {}
+
+    def _scan(self, run_id: str, shard: Shard) -> None:
+        # The state machine's Map task, in a thread: retry throttling with backoff, record the rest.
+        for attempt in range(self.shard_attempts):
+            try:
+                run_shard(run_id, shard, self.clients, self.ledger)
+                return
+            except ShardThrottledError as error:
+                if attempt + 1 == self.shard_attempts:
+                    record_shard_failure(run_id, shard, f"ShardThrottledError: {error}", self.ledger)
+                    return
+                time.sleep(self.backoff_seconds * 2**attempt)
+            except Exception as error:
+                record_shard_failure(run_id, shard, describe_aws_error(error), self.ledger)
+                return
+
+    def run(self, request: AuditRequest) -> AuditOutcome:
+        """Run to completion in the calling thread (idempotent per run id)."""
+        plan = start_run(request, self.ledger, "in_process")
+        try:
+            with ThreadPoolExecutor(self.max_workers, thread_name_prefix="audit") as pool:
+                list(pool.map(lambda shard: self._scan(plan.run_id, shard), plan.shards))
+        except Exception as error:
+            self.ledger.finish_run(plan.run_id, None, describe_aws_error(error))
+            raise
+        return finish_run(plan.run_id, self.ledger, self.store, self.policy_loader)
+
+    def start(self, scope: AuditScope, run_id: str | None = None, policy: TaggingPolicy | None = None) -> str:
+        request = _request(scope, run_id, policy)
+
+        def work() -> None:
+            try:
+                self.run(request)
+            except Exception:  # recorded in the ledger by run(); nothing else to do in a thread
+                return
+
+        # Record the plan before returning, so status() knows the run at once.
+        start_run(request, self.ledger, "in_process")
+        thread = threading.Thread(target=work, name=f"audit-{request.run_id}", daemon=True)
+        self._threads[request.run_id] = thread
+        thread.start()
+        return request.run_id
+
+    def status(self, run_id: str) -> AuditStatus:
+        return audit_status(run_id, self.ledger, self.store)
+
+    def wait(self, run_id: str, timeout: float = 600.0) -> AuditStatus:
+        thread = self._threads.get(run_id)
+        if thread is not None:
+            thread.join(timeout)
+        return self.status(run_id)
+
+
+class StepFunctionsRunner:
+    """Start the deployed state machine; read progress from the ledger and the execution."""
+
+    def __init__(
+        self,
+        sfn_client: Any,
+        state_machine_arn: str,
+        store: Store,
+        ledger: Ledger,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.sfn = sfn_client
+        self.state_machine_arn = state_machine_arn
+        self.store = store
+        self.ledger = ledger
+        self.poll_seconds = poll_seconds
+
+    def execution_arn(self, execution_name: str) -> str:
+        # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME -> ...:execution:NAME:EXECUTION
+        prefix, name = self.state_machine_arn.rsplit(":stateMachine:", 1)
+        return f"{prefix}:execution:{name}:{execution_name}"
+
+    def start(
+        self,
+        scope: AuditScope,
+        run_id: str | None = None,
+        policy: TaggingPolicy | None = None,
+        execution_name: str | None = None,
+    ) -> str:
+        """Start an execution named after the run (or ``execution_name`` to re-run a run id)."""
+        request = _request(scope, run_id, policy)
+        self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=execution_name or request.run_id,
+            input=request.model_dump_json(),
+        )
+        return request.run_id
+
+    def describe(self, execution_name: str) -> dict[str, Any]:
+        return self.sfn.describe_execution(executionArn=self.execution_arn(execution_name))
+
+    def status(self, run_id: str, execution_name: str | None = None) -> AuditStatus:
+        status = audit_status(run_id, self.ledger, self.store)
+        if status.status in ("running", "unknown"):
+            try:
+                execution = self.describe(execution_name or run_id)
+            except Exception:  # not started through this runner, or not yet visible
+                return status
+            state = execution["status"]
+            if state in ("FAILED", "TIMED_OUT", "ABORTED"):
+                detail = execution.get("error") or state
+                cause = execution.get("cause")
+                status.status = "failed"
+                status.error = f"execution {state}: {detail}" + (f" ({cause})" if cause else "")
+            elif state == "SUCCEEDED" and status.outcome is None:
+                output = json.loads(execution.get("output") or "null")
+                if isinstance(output, dict) and "snapshot_id" in output:
+                    status.outcome = AuditOutcome.model_validate(output)
+                    status.status = "succeeded"
+            status.runner = "step_functions"
+        return status
+
+    def wait(self, run_id: str, timeout: float = 600.0, execution_name: str | None = None) -> AuditStatus:
+        """Poll the execution (the source of truth for this runner) until it ends, then report."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                state = self.describe(execution_name or run_id)["status"]
+            except Exception:  # not visible yet
+                state = "RUNNING"
+            if state != "RUNNING":
+                break
+            time.sleep(self.poll_seconds)
+        return self.status(run_id, execution_name)
+
+
+def build_ledger(settings: Settings, audit_settings: AuditSettings | None = None) -> Ledger:
+    audit = audit_settings or AuditSettings()
+    if audit.ledger_table:
+        return DynamoLedger(
+            audit.ledger_table, audit.ledger_region or settings.aws_region, settings.aws_endpoint_url
+        )
+    return MemoryLedger()
+
+
+def build_runner(
+    settings: Settings,
+    clients: AwsClients,
+    store: Store,
+    policy_loader: PolicyLoader | None = None,
+    audit_settings: AuditSettings | None = None,
+) -> InProcessRunner | StepFunctionsRunner:
+    """Step Functions when ``STATE_MACHINE_ARN`` is set (needs ``AUDIT_LEDGER_TABLE``), else in-process."""
+    audit = audit_settings or AuditSettings()
+    ledger = build_ledger(settings, audit)
+    if settings.state_machine_arn:
+        if isinstance(ledger, MemoryLedger):
+            raise ValueError("STATE_MACHINE_ARN needs AUDIT_LEDGER_TABLE: the Lambdas report progress there")
+        return StepFunctionsRunner(
+            clients.client("stepfunctions"), settings.state_machine_arn, store, ledger, audit.poll_seconds
+        )
+    return InProcessRunner(
+        clients,
+        store,
+        ledger,
+        policy_loader or (lambda: load_policy(settings.policy_path).policy),
+        max_workers=settings.scan_max_workers,
+        shard_attempts=audit.scan_shard_attempts,
+    )

@@ -1,0 +1,1 @@
+"""Lambda handlers of the audit pipeline (thin adapters over ``tagcompliance.audits``)."""

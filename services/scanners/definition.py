@@ -1,0 +1,39 @@
+"""The audit state machine's definition, with its ``${...}`` substitutions filled in.
+
+``statemachines/compliance_audit.asl.json`` is the single source: the CDK stack passes the same
+names as ``definition_substitutions``; tests and local tools render it here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ASL_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "compliance_audit.asl.json"
+
+# Substitution name -> the handler (key of ``services.scanners.handlers.HANDLERS``) behind it.
+FUNCTION_SUBSTITUTIONS = {
+    "PlanFunctionArn": "plan",
+    "ScanShardFunctionArn": "scan-shard",
+    "RecordShardFailureFunctionArn": "record-shard-failure",
+    "AggregateFunctionArn": "aggregate",
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def placeholders(text: str | None = None) -> set[str]:
+    return set(_PLACEHOLDER.findall(text if text is not None else ASL_PATH.read_text(encoding="utf-8")))
+
+
+def render_definition(substitutions: dict[str, str]) -> str:
+    """The ASL with every ``${Name}`` replaced; a missing or unknown name is an error."""
+    text = ASL_PATH.read_text(encoding="utf-8")
+    wanted = placeholders(text)
+    if missing := wanted - substitutions.keys():
+        raise KeyError(f"definition substitutions missing: {sorted(missing)}")
+    if unknown := substitutions.keys() - wanted:
+        raise KeyError(f"definition has no placeholders named: {sorted(unknown)}")
+    rendered = _PLACEHOLDER.sub(lambda match: substitutions[match.group(1)], text)
+    json.loads(rendered)  # still valid JSON
+    return rendered

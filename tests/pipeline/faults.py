@@ -1,0 +1,49 @@
+"""AWS-side fault injection for the pipeline tests: answer chosen API calls with a throttling error.
+
+Registered on a boto3 session's ``before-call`` event, so the SDK's own retries are bypassed
+(as when they are exhausted) and the scanner sees what a persistently throttled API returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class _HttpResponse:
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    text: str = ""
+    raw: Any = None
+
+
+@dataclass
+class Throttle:
+    """Throttle ``service.operation`` in ``region`` the next ``times`` calls (None: always)."""
+
+    region: str
+    times: int | None
+    calls: int = 0
+    throttled: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, context: dict[str, Any] | None = None, **_: Any) -> Any:
+        if (context or {}).get("client_region") != self.region:
+            return None
+        with self.lock:
+            self.calls += 1
+            if self.times is not None and self.throttled >= self.times:
+                return None
+            self.throttled += 1
+        parsed = {
+            "Error": {"Code": "Throttling", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}},
+        }
+        return _HttpResponse(400), parsed
+
+
+def install_throttle(session: Any, service: str, operation: str, throttle: Throttle) -> None:
+    session.events.register(f"before-call.{service}.{operation}", throttle)
