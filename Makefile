@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint format services clean
+.PHONY: setup demo test lint format services clean bench
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: setup
 test: setup services
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+## Benchmarks (not part of `make test`): speed, API economy, latency under load, memory (< 15 min).
+bench: setup services
+	$(PY) -m bench
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,9 +1,14 @@
-"""``python -m services.mcp_gateway --transport stdio|http [--host H] [--port P]``."""
+"""``python -m services.mcp_gateway --transport stdio|http [--host H] [--port P]``.
+
+Transport rules: stdio needs no token (it is the user's own process). HTTP requires OAuth bearer
+tokens when ``AUTH_ISSUER_URL`` is set; without it HTTP is refused, except on a loopback address
+with ``--allow-unauthenticated-loopback`` (or ``AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK=true``), which
+``/health`` then reports.
+"""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 
@@ -13,35 +18,27 @@ from pydantic import ValidationError
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 
+from .auth.config import build_auth, check_http_exposure, transport_security
 from .runtime import build_runtime
 from .server import build_server
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.mcp_gateway", description=__doc__)
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="HTTP bind address (loopback only until OAuth lands)"
+        "--host", default="127.0.0.1", help="HTTP bind address (non-loopback needs AUTH_ISSUER_URL)"
     )
     parser.add_argument("--port", type=int, default=8080, help="HTTP port")
+    parser.add_argument(
+        "--allow-unauthenticated-loopback",
+        action="store_true",
+        help="serve HTTP on a loopback address without OAuth (local development only)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must be 1-65535, got {args.port}")
-    if args.transport == "http" and not _is_loopback(args.host):
-        parser.error(
-            f"refusing to serve HTTP on {args.host} without authentication: bind to 127.0.0.1 "
-            "(OAuth for other interfaces is configured separately)"
-        )
     return args
 
 
@@ -52,17 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        runtime = build_runtime(Settings(), args.transport)
-    except (TagComplianceError, ValidationError) as error:
+        settings = Settings()
+        auth = None
+        auth_mode = "none: stdio (the user's own process)"
+        if args.transport == "http":
+            auth = build_auth(settings, args.host, args.port)
+            auth_mode = check_http_exposure(settings, args.host, auth, args.allow_unauthenticated_loopback)
+        runtime = build_runtime(settings, args.transport)
+    except (TagComplianceError, ValidationError, ValueError) as error:
         print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
         return 2
+    runtime.auth_mode = auth_mode
     logging.getLogger("tagcompliance.gateway").info("starting: %s", runtime.health())
-    server = build_server(runtime)
+    server = build_server(runtime, auth)
     try:
         if args.transport == "stdio":
             server.run()
         else:
-            app = server.streamable_http_app(host=args.host)
+            app = server.streamable_http_app(host=args.host, transport_security=transport_security(settings))
             uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:
         runtime.close()

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -53,6 +54,7 @@ class Runtime:
     transport: str
     policy_detection: str
     scheduler_loop: LocalSchedulerLoop | None = None
+    auth_mode: str | None = None  # set by the entry point: "oauth (...)" or why there is none
 
     def health(self) -> dict[str, Any]:
         store_info = self.store.info()
@@ -62,6 +64,7 @@ class Runtime:
             "status": "ok",
             "version": __version__,
             "transport": self.transport,
+            "auth": self.auth_mode or _default_auth_mode(self.transport),
             "policy_source": loaded.description,
             "policy_digest": loaded.policy.digest(),
             "policy_detection": self.policy_detection,
@@ -199,6 +202,12 @@ class AuditMiddleware:
             return await call_next(ctx)
         started = time.monotonic()
         params = dict(ctx.params or {})
+        token = get_access_token()
+        if token is not None:
+            user_id, client_id = token.subject or f"client:{token.client_id}", token.client_id
+        else:
+            user_id = self.local_user if self.runtime.transport == "stdio" else "anonymous"
+            client_id = None
         status, error_message, summary = "error", None, {}
         try:
             result = await call_next(ctx)
@@ -218,14 +227,14 @@ class AuditMiddleware:
         finally:
             record = AuditRecord(
                 timestamp=datetime.now(UTC),
-                user_id=self.local_user if self.runtime.transport == "stdio" else "anonymous",
+                user_id=user_id[:200],
                 tool_name=str(params.get("name") or "")[:100],
                 parameters=redact(params.get("arguments") or {}),
                 result_summary=summary,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 status=status,
                 error_message=error_message,
-                client_id=None,
+                client_id=client_id[:200] if client_id else None,
                 ip_address=getattr(getattr(ctx.request, "client", None), "host", None),
                 user_agent=_user_agent(ctx.request),
             )
@@ -272,6 +281,10 @@ async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallba
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _default_auth_mode(transport: str) -> str:
+    return "none: stdio (the user's own process)" if transport == "stdio" else "none: unauthenticated"
 
 
 def _user_agent(request: Any) -> str | None:

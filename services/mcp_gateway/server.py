@@ -32,6 +32,8 @@ from tagcompliance.remediation.openops import generate_openops_workflow as build
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 from tagcompliance.suggest import TagSuggestions
 
+from .auth.config import GatewayAuth
+from .auth.scopes import ScopeMiddleware
 from .runtime import AuditMiddleware, Runtime, run_tool
 
 INSTRUCTIONS = f"""\
@@ -85,12 +87,16 @@ class ExportFilters(BaseModel):
     violation_types: list[str] | None = Field(default=None, max_length=10)
 
 
-def build_server(runtime: Runtime) -> MCPServer:
+def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer:
+    """The MCP server; with ``auth`` every HTTP request needs a bearer token with ``tag:read`` and
+    each tool call the scope ``auth.scopes.required_scope`` names (audit first, so refusals are logged)."""
     mcp = MCPServer(
         name="tag-compliance",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[AuditMiddleware(runtime)],
+        middleware=[AuditMiddleware(runtime), ScopeMiddleware()],
+        token_verifier=auth.verifier if auth is not None else None,
+        auth=auth.settings if auth is not None else None,
     )
     service = runtime.service
 

@@ -72,6 +72,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
             "127.0.0.1",
             "--port",
             str(port),
+            "--allow-unauthenticated-loopback",
         ],
         env=gateway_environment(aws_env, tmp_path),
         cwd=str(REPO_ROOT),
@@ -91,6 +92,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
             process.stderr.read().decode() if process.poll() is not None else "no answer"
         )
         assert health["status"] == "ok"
+        assert health["auth"] == "none: unauthenticated loopback (explicitly allowed)"
         assert health["store"]["backend"] == "sqlite" and health["cache"]["backend"] == "memory"
         assert health["policy_source"].startswith("file ")
         assert health["scheduler"] == "local loop"
@@ -131,3 +133,17 @@ def test_http_refuses_non_loopback_without_auth(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert "refusing to serve HTTP on 0.0.0.0 without authentication" in completed.stderr
+
+
+def test_http_loopback_without_auth_needs_explicit_opt_in(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AUTH_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=str(REPO_ROOT),
+        env=environment,
+    )
+    assert completed.returncode == 2
+    assert "--allow-unauthenticated-loopback" in completed.stderr

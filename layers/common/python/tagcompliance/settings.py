@@ -85,6 +85,79 @@ class Settings(BaseSettings):
         description="Use the built-in default policy when none can be imported.",
     )
 
+    # --- Authentication (HTTP transport; see README "Authentication") ---------------------------
+    auth_issuer_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_ISSUER_URL",
+        description="OAuth/OIDC issuer whose JWT access tokens the gateway accepts (company IdP or the "
+        "authorization server in front of it); set it to require bearer tokens over HTTP.",
+    )
+    auth_resource_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_RESOURCE_URL",
+        description="Public URL of this server's /mcp endpoint: the RFC 8707 resource and token audience; "
+        "default http://HOST:PORT/mcp.",
+    )
+    auth_audiences: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="AUTH_AUDIENCES",
+        description="Comma-separated extra accepted audiences (e.g. an IdP API identifier), besides the "
+        "resource URL.",
+    )
+    auth_jwks_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_JWKS_URL",
+        description="Override the JWKS URL; default: jwks_uri from the issuer's metadata.",
+    )
+    auth_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        validation_alias="AUTH_ALGORITHMS",
+        description="Accepted JWS algorithms (asymmetric only; none and HS* are always refused).",
+    )
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300, validation_alias="AUTH_LEEWAY_SECONDS")
+    auth_jwks_min_refresh_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        validation_alias="AUTH_JWKS_MIN_REFRESH_SECONDS",
+        description="Least time between two JWKS fetches triggered by unknown key ids.",
+    )
+    auth_allow_unauthenticated_loopback: bool = Field(
+        default=False,
+        validation_alias="AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK",
+        description="Serve HTTP on a loopback address without tokens (local development only).",
+    )
+    auth_idp_client_id: str | None = Field(
+        default=None,
+        validation_alias="AUTH_IDP_CLIENT_ID",
+        description="Client id at the company IdP (Okta, Entra ID, Cognito) for delegated user login.",
+    )
+    auth_idp_client_secret_arn: str | None = Field(
+        default=None,
+        validation_alias="AUTH_IDP_CLIENT_SECRET_ARN",
+        description="Secrets Manager ARN (tagging-mcp/...) of that client's secret; never the secret itself.",
+    )
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="MCP_ALLOWED_HOSTS",
+        description="Comma-separated Host header values accepted (behind a load balancer); enables "
+        "DNS-rebinding protection.",
+    )
+    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="MCP_ALLOWED_ORIGINS",
+        description="Comma-separated Origin values accepted from browsers.",
+    )
+
+    @field_validator(
+        "auth_audiences", "auth_algorithms", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before"
+    )
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("scan_regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
