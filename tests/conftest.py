@@ -17,13 +17,16 @@ so an in-process ``moto.mock_aws()`` in the same session would reset the demo es
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from psycopg import sql
 
 from services.demo.aws import DemoAws, start_demo_aws
@@ -70,3 +73,39 @@ def fresh_postgres_database() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     with fresh_postgres_database() as url:
         yield url
+
+
+@contextmanager
+def tag_policies_in_organization(
+    org: Any, account_id: str, documents: list[tuple[str, dict[str, Any]]]
+) -> Iterator[tuple[list[str], str]]:
+    """Tag policies created in moto's Organizations (the organization too, if there is none), the
+    first attached to ``account_id``; yields (policy ids, root id) and removes everything it made."""
+    created_organization = False
+    try:
+        org.create_organization(FeatureSet="ALL")
+        created_organization = True
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
+            raise
+    root_id = org.list_roots()["Roots"][0]["Id"]
+    try:
+        org.enable_policy_type(RootId=root_id, PolicyType="TAG_POLICY")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "PolicyTypeAlreadyEnabledException":
+            raise
+    policy_ids = [
+        org.create_policy(
+            Content=json.dumps(document), Description=f"test {name} tag policy", Name=name, Type="TAG_POLICY"
+        )["Policy"]["PolicySummary"]["Id"]
+        for name, document in documents
+    ]
+    org.attach_policy(PolicyId=policy_ids[0], TargetId=account_id)
+    try:
+        yield policy_ids, root_id
+    finally:
+        org.detach_policy(PolicyId=policy_ids[0], TargetId=account_id)
+        for policy_id in policy_ids:
+            org.delete_policy(PolicyId=policy_id)
+        if created_organization:
+            org.delete_organization()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
+from tests.conftest import tag_policies_in_organization
 
 from .helpers import call, call_error, gateway_settings
 
@@ -33,31 +32,12 @@ TAG_POLICY = {
 
 @pytest.fixture
 def attached_tag_policy(aws_env: DemoAws) -> Iterator[str]:
-    org = aws_env.client("organizations")
-    created_organization = False
-    try:
-        org.create_organization(FeatureSet="ALL")
-        created_organization = True
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
-            raise
-    root_id = org.list_roots()["Roots"][0]["Id"]
-    try:
-        org.enable_policy_type(RootId=root_id, PolicyType="TAG_POLICY")
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "PolicyTypeAlreadyEnabledException":
-            raise
-    policy_id = org.create_policy(
-        Content=json.dumps(TAG_POLICY), Description="finance tags", Name="finance-tags", Type="TAG_POLICY"
-    )["Policy"]["PolicySummary"]["Id"]
-    org.attach_policy(PolicyId=policy_id, TargetId=aws_env.account_id)
-    try:
-        yield policy_id
-    finally:
-        org.detach_policy(PolicyId=policy_id, TargetId=aws_env.account_id)
-        org.delete_policy(PolicyId=policy_id)
-        if created_organization:
-            org.delete_organization()
+    documents = [("finance-tags", TAG_POLICY)]
+    with tag_policies_in_organization(aws_env.client("organizations"), aws_env.account_id, documents) as (
+        ids,
+        _,
+    ):
+        yield ids[0]
 
 
 async def test_startup_detection_and_import_tool(

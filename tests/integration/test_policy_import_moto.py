@@ -7,7 +7,6 @@ organization only when the account has none), and deletes what it created at the
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from services.demo.aws import DemoAws
 from services.demo.seed import CREDENTIALS
@@ -30,6 +28,7 @@ from tagcompliance.policy_import import (
     list_tag_policies,
 )
 from tagcompliance.settings import Settings
+from tests.conftest import tag_policies_in_organization
 
 ATTACHED_DOCUMENT = {
     "tags": {
@@ -63,48 +62,22 @@ def clients(demo_aws: DemoAws) -> AwsClients:
 
 @pytest.fixture(scope="module")
 def organization(clients: AwsClients, demo_aws: DemoAws) -> Iterator[Organization]:
-    org = clients.client("organizations")
-    created_organization = False
-    try:
-        org.create_organization(FeatureSet="ALL")
-        created_organization = True
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
-            raise
-    root_id = org.list_roots()["Roots"][0]["Id"]
-    try:
-        org.enable_policy_type(RootId=root_id, PolicyType="TAG_POLICY")
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "PolicyTypeAlreadyEnabledException":
-            raise
-    suffix = uuid.uuid4().hex[:8]
-    created: list[str] = []
-    for name, document in (("attached", ATTACHED_DOCUMENT), ("other", OTHER_DOCUMENT)):
-        policy = org.create_policy(
-            Content=json.dumps(document),
-            Description=f"test {name} tag policy",
-            Name=f"test-{name}-{suffix}",
-            Type="TAG_POLICY",
-        )
-        created.append(policy["Policy"]["PolicySummary"]["Id"])
     account_id = clients.account_id
     assert account_id == demo_aws.account_id
-    org.attach_policy(PolicyId=created[0], TargetId=account_id)
-    try:
-        yield Organization(created[0], created[1], account_id, root_id)
-    finally:
-        org.detach_policy(PolicyId=created[0], TargetId=account_id)
-        for policy_id in created:
-            org.delete_policy(PolicyId=policy_id)
-        if created_organization:
-            org.delete_organization()
+    suffix = uuid.uuid4().hex[:8]
+    documents = [(f"test-attached-{suffix}", ATTACHED_DOCUMENT), (f"test-other-{suffix}", OTHER_DOCUMENT)]
+    with tag_policies_in_organization(clients.client("organizations"), account_id, documents) as (
+        ids,
+        root_id,
+    ):
+        yield Organization(ids[0], ids[1], account_id, root_id)
 
 
 def test_list_and_fetch(clients: AwsClients, organization: Organization) -> None:
     policies = {policy.id: policy for policy in list_tag_policies(clients)}
     assert {organization.attached_id, organization.other_id} <= set(policies)
     attached = policies[organization.attached_id]
-    assert attached.name.startswith("test-attached-") and attached.description == "test attached tag policy"
+    assert attached.name.startswith("test-attached-") and attached.description == f"test {attached.name} tag policy"
     assert attached.arn and attached.arn.endswith(f"/tag_policy/{organization.attached_id}")
 
     summary, document = fetch_tag_policy(clients, organization.other_id)
