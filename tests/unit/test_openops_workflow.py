@@ -461,7 +461,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         {"remediation_strategy": "auto_tag", "tag_values": {"CostCenter": "12345"}},
-        "does not match the policy's pattern",
+        "does not match the policy's format",
         id="value-not-matching-regex",
     ),
     pytest.param(

@@ -135,6 +135,14 @@ class RequiredTag(BaseModel):
     def applies(self, resource_type: str) -> bool:
         return not self.applies_to or resource_type in self.applies_to
 
+    def rejection(self, value: str) -> str | None:
+        """Why the policy rejects ``value`` for this tag (allowed values, then format), or None."""
+        if not self.value_allowed(value):
+            return f"is not allowed by the policy; allowed values: {', '.join(self.allowed_values or [])}"
+        if self.validation_regex and re.fullmatch(self.validation_regex, value) is None:
+            return f"does not match the policy's format {self.validation_regex!r}"
+        return None
+
     def value_allowed(self, value: str) -> bool:
         """Whether ``allowed_values`` accepts ``value`` (exactly, or through a ``*`` entry)."""
         if self.allowed_values is None:

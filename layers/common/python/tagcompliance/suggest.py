@@ -125,9 +125,7 @@ def is_valid_value(tag: RequiredTag, value: str) -> bool:
     """Whether the policy accepts ``value`` for ``tag``: non-blank, allowed, and matching the regex."""
     if not value.strip():
         return False
-    if not tag.value_allowed(value):
-        return False
-    return tag.validation_regex is None or re.fullmatch(tag.validation_regex, value) is not None
+    return tag.rejection(value) is None
 
 
 def _concrete_allowed_values(tag: RequiredTag) -> list[str]:

@@ -362,16 +362,9 @@ def _check_placeholders(
                 f"placeholder for {key!r} is {len(value)} characters long; AWS allows at most "
                 f"{MAX_TAG_VALUE_LENGTH}"
             )
-        if tag.allowed_values and value not in tag.allowed_values:
-            raise InvalidInputError(
-                f"placeholder {value!r} for {key!r} is not allowed by the policy; "
-                f"allowed values: {', '.join(tag.allowed_values)}"
-            )
-        if tag.validation_regex and re.fullmatch(tag.validation_regex, value) is None:
-            raise InvalidInputError(
-                f"placeholder {value!r} for {key!r} does not match the policy's format "
-                f"{tag.validation_regex!r}"
-            )
+        problem = tag.rejection(value)
+        if problem:
+            raise InvalidInputError(f"placeholder {value!r} for {key!r} {problem}")
         result[key] = value
     return result
 

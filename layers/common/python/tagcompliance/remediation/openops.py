@@ -370,16 +370,9 @@ def _check_tag_value(tag: RequiredTag, value: object) -> str:
             f"tag_values[{tag.name!r}] = {value!r} is not a valid AWS tag value "
             "(at most 256 letters, digits, spaces and _ . : / = + - @)"
         )
-    if not tag.value_allowed(value):
-        raise InvalidInputError(
-            f"tag_values[{tag.name!r}] = {value!r} is not allowed by the policy; "
-            f"allowed values: {', '.join(tag.allowed_values or [])}"
-        )
-    if tag.validation_regex and re.fullmatch(tag.validation_regex, value) is None:
-        raise InvalidInputError(
-            f"tag_values[{tag.name!r}] = {value!r} does not match the policy's pattern "
-            f"{tag.validation_regex!r}"
-        )
+    problem = tag.rejection(value)
+    if problem:
+        raise InvalidInputError(f"tag_values[{tag.name!r}] = {value!r} {problem}")
     return value
 
 
