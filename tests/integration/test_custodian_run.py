@@ -310,3 +310,55 @@ def test_tag_action_fills_placeholders_only_where_the_tag_was_missing(aws_env, t
         ]
     finally:
         aws_env.reset_and_reseed()
+
+
+# --- wildcard allowed values against the demo estate ---------------------------------------
+
+WILDCARD_TYPES = ["ec2:instance", "s3:bucket", "rds:db", "lambda:function", "dynamodb:table"]
+
+
+def _wildcard_policy() -> Any:
+    """The repository's policy with wildcard allowed values the estate's tags exercise."""
+    document = POLICY.model_dump(mode="json", exclude_none=True)
+    for tag in document["required_tags"]:
+        if tag["name"] == "CostCenter":
+            tag["allowed_values"] = ["CC-1*", "CC-2001", "CC-3001"]  # CC-10O1 is allowed, badly formatted
+        if tag["name"] == "Environment":
+            tag["allowed_values"] = ["production", "stag*", "dev*", "test"]  # "stage" and "dev" allowed
+    return parse_policy(document)
+
+
+def test_dry_run_with_wildcard_allowed_values_selects_exactly_what_the_check_reports(aws_env, tmp_path):
+    wildcard = _wildcard_policy()
+    regions = list(aws_env.regions)
+    result = generate_custodian_policies(wildcard, WILDCARD_TYPES, None, None)
+    assert "regex-case" in result.yaml and "stag.*" in result.yaml
+    names = dict(zip(result.resource_types, (policy["name"] for policy in result.policies), strict=True))
+    output = tmp_path / "out"
+    # No --skip-validation: the CLI validates the wildcard regexes before running them.
+    custodian_run(write(result, tmp_path / "wildcard.yml"), output, regions, aws_env, "--dryrun")
+
+    inventory = collect_inventory(
+        AwsClients(Settings(AWS_ENDPOINT_URL=aws_env.endpoint_url, AWS_DEFAULT_REGION=regions[0])),
+        regions,
+        WILDCARD_TYPES,
+    )
+    assert not inventory.failed_shards and not inventory.unreadable
+    expected_all = evaluate(inventory.resources, compile_policy(wildcard, WILDCARD_TYPES)).noncompliant_arns
+    literal_all = evaluate(inventory.resources, compile_policy(POLICY, WILDCARD_TYPES)).noncompliant_arns
+    # The wildcards matter in this estate: resources the literal lists flag are compliant now.
+    relieved = literal_all - expected_all
+    assert relieved, "no resource is compliant only through a wildcard: the test would prove nothing"
+
+    load_resources(tuple(f"aws.{REGISTRY[type_id].custodian_resource}" for type_id in WILDCARD_TYPES))
+    for type_id in WILDCARD_TYPES:
+        known = {resource.arn for resource in inventory.resources if resource.resource_type == type_id}
+        selected: set[str] = set()
+        for region in regions:
+            records = json.loads((output / region / names[type_id] / "resources.json").read_text())
+            read = _arn_reader(type_id, region, inventory.account_id)
+            selected.update(read(record) for record in records)
+        expected = known & expected_all
+        assert expected, f"the estate has no violation of {type_id}: the comparison would prove nothing"
+        assert selected == expected, (type_id, sorted(selected - expected), sorted(expected - selected))
+        assert not selected & relieved

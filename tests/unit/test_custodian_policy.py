@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tagcompliance.compliance import VIOLATION_TYPES, Resource, compile_policy, evaluate
 from tagcompliance.errors import InvalidInputError
-from tagcompliance.policy import parse_policy
+from tagcompliance.policy import RequiredTag, parse_policy
 from tagcompliance.remediation.custodian import (
     CLOUDTRAIL_EVENTS,
     MARK_TAG,
@@ -27,6 +27,7 @@ from tagcompliance.remediation.custodian import (
     MAX_POLICY_NAME_LENGTH,
     PLACEHOLDER_ROLE_ARN,
     CustodianPolicies,
+    allowed_values_regex,
     full_match_regex,
     generate_custodian_policies,
 )
@@ -725,3 +726,132 @@ def test_unused_arguments_are_reported_not_silently_dropped():
         violation_types=["invalid_value"], dry_run=False, placeholder_values={"Owner": "a@example.com"}
     )
     assert any("placeholder_values are unused" in note for note in result.notes)
+
+
+# --- wildcard allowed values ---------------------------------------------------------------
+
+# Characters a translation could get wrong: regex metacharacters, braces (c7n's variables), the
+# wildcard itself, case pairs, newline and space.
+_WILD_ALPHABET = "ab-.+?()[]{}|^$\\*\n A"
+
+
+def _allowed_entries() -> st.SearchStrategy[list[str]]:
+    entry = st.text(alphabet=_WILD_ALPHABET, min_size=1, max_size=6).filter(str.strip)
+    return st.lists(entry, min_size=1, max_size=4)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(allowed=_allowed_entries(), values=st.lists(st.text(alphabet=_WILD_ALPHABET, max_size=8), max_size=12))
+def test_allowed_values_regex_agrees_with_the_policys_value_allowed(allowed, values):
+    tag = RequiredTag(name="Team", allowed_values=allowed)
+    regex = allowed_values_regex(allowed)
+    if not any("*" in entry for entry in allowed):
+        assert regex is None  # the literal list is exact: in / not-in stay
+        return
+    assert regex is not None
+    # Values built from the entries themselves, so that matches are common, not only misses.
+    derived = [entry.replace("*", filler) for entry in allowed for filler in ("", "*", "a\nb", "-A")]
+    for candidate in [*values, *derived, *(entry.upper() for entry in allowed)]:
+        # c7n's regex-case is re.match(regex, value), exactly as here.
+        assert bool(re.match(regex, candidate)) == tag.value_allowed(candidate), (allowed, candidate, regex)
+
+
+def test_allowed_values_regex_examples():
+    regex = allowed_values_regex(["team-*", "ops", "300*-x*", "a.b*"])
+    assert regex == r"(?s)(?:team\-.*|ops|300.*\-x.*|a\.b.*)\Z"
+    accepted = ["team-", "team-red", "team-\nred", "ops", "300-x", "3001-x9", "a.b", "a.bc"]
+    rejected = ["Team-red", "team", "ops\n", "OPS", "xteam-red", "300x", "axb", "", "opsx"]
+    assert all(re.match(regex, value) for value in accepted)
+    assert not any(re.match(regex, value) for value in rejected)
+    assert allowed_values_regex(["production", "test"]) is None
+
+
+WILDCARDS = parse_policy(
+    {
+        "required_tags": [
+            {
+                "name": "CostCenter",
+                "allowed_values": ["CC-1*", "CC-2001", "{region}-*"],
+                "validation_regex": "^(CC-[0-9]{4}|us-.*)$",
+            },
+            {"name": "Environment", "allowed_values": ["production", "stag*", "*-sandbox"]},
+        ]
+    }
+)
+_WILDCARD_VALUES = [
+    *_BLANKS,
+    "CC-1001",
+    "CC-1",
+    "CC-10O1",
+    "cc-1001",
+    "CC-2001",
+    "CC-2002",
+    "CC-1001\n",
+    "{region}-x",
+    "us-east-1-x",
+    "production",
+    "Production",
+    "staging",
+    "stage",
+    "Stage",
+    "st",
+    "team-sandbox",
+    "-sandbox",
+    "sandbox",
+    "stag*",
+]
+
+
+def test_wildcard_allowed_values_become_one_regex_in_the_clauses():
+    policy = only(generate(policy=WILDCARDS, resource_types=["ec2:instance"]))
+    cost_center = r"(?s)(?:CC\-1.*|CC\-2001|\{{region\}}\-.*)\Z"  # braces doubled for c7n's expansion
+    environment = r"(?s)(?:production|stag.*|.*\-sandbox)\Z"
+    assert clauses(policy) == [
+        unset("CostCenter"),
+        {"not": [value("CostCenter", "regex-case", cost_center)]},
+        {"not": [value("CostCenter", "regex-case", r"(?:^(CC-[0-9]{{4}}|us-.*)$)\Z")]},
+        unset("Environment"),
+        {"not": [value("Environment", "regex-case", environment)]},
+    ]
+    single = only(
+        generate(policy=WILDCARDS, resource_types=["ec2:instance"], violation_types=["invalid_format"])
+    )
+    assert clauses(single)[0]["and"][:2] == [
+        is_set("CostCenter"),
+        value("CostCenter", "regex-case", cost_center),
+    ]
+    assert any("wildcards (CostCenter, Environment)" in note for note in generate(policy=WILDCARDS).notes)
+
+
+@pytest.mark.parametrize(
+    "violation_types", [None, ["invalid_value"], ["invalid_format"], ["invalid_value", "missing_tag"]]
+)
+def test_wildcard_policies_select_exactly_what_the_engine_reports(violation_types):
+    """Every combination of the two keys' values, evaluated by c7n and by the engine."""
+    tag_sets = (
+        [[]]
+        + [
+            [("CostCenter", cost), ("Environment", env)]
+            for cost in _WILDCARD_VALUES
+            for env in ("production", "staging", "prod", "x-sandbox", "Staging")
+        ]
+        + [[("CostCenter", "CC-1001"), ("Environment", env)] for env in _WILDCARD_VALUES]
+    )
+    requested = set(violation_types or VIOLATION_TYPES)
+    resources = [
+        Resource(f"arn:{index}", "ec2:instance", "us-east-1", ACCOUNT, str(index), dict(tags))
+        for index, tags in enumerate(tag_sets)
+    ]
+    expected = {
+        int(violation.resource_arn.split(":")[1])
+        for violation in evaluate(resources, compile_policy(WILDCARDS, ["ec2:instance"])).violations
+        if violation.violation_type in requested
+    }
+    policy = only(
+        generate(policy=WILDCARDS, resource_types=["ec2:instance"], violation_types=violation_types)
+    )
+    assert expected and expected != set(range(len(tag_sets)))
+    assert c7n_select(policy, "ec2:instance", tag_sets) == expected
+    # Read literally, as before the fix, "stag*" would flag every "staging": the case is exercised.
+    staging = tag_sets.index([("CostCenter", "CC-1001"), ("Environment", "staging")])
+    assert staging not in expected

@@ -11,7 +11,10 @@ engine's rule for that pair:
 ``wrong_key_case``
     the exact key is absent and a key equal to it case-insensitively has a non-blank value;
 ``invalid_value``
-    the exact key has a non-blank value that is not one of ``allowed_values``;
+    the exact key has a non-blank value that is not one of ``allowed_values``; when an allowed value
+    holds a ``*`` wildcard (any sequence of characters, as ``RequiredTag.value_allowed`` reads it),
+    the list becomes one anchored, case-sensitive regex (``allowed_values_regex``) instead of a
+    literal ``not-in`` list, which would take "team-*" for the value "team-*" only;
 ``invalid_format``
     the exact key has a non-blank value (one of ``allowed_values`` when they are set: otherwise it
     is an invalid_value) that does not wholly match ``validation_regex``;
@@ -58,7 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tagcompliance.compliance import VIOLATION_TYPES
 from tagcompliance.errors import InvalidInputError
-from tagcompliance.policy import RequiredTag, TaggingPolicy
+from tagcompliance.policy import WILDCARD, RequiredTag, TaggingPolicy
 from tagcompliance.resources import REGISTRY, ResourceType, resolve_resource_types
 
 Mode = Literal["pull", "periodic", "cloudtrail"]
@@ -185,6 +188,34 @@ def full_match_regex(regex: str) -> str:
     return wrapped
 
 
+def allowed_values_regex(values: Sequence[str]) -> str | None:
+    r"""One regex that ``re.match`` (c7n's ``regex-case``) matches exactly on the allowed values.
+
+    None when no value holds a ``*``: the literal ``in`` / ``not-in`` list is then exact. Otherwise
+    every entry becomes an alternative: its text escaped, each ``*`` turned into ``.*`` (any
+    sequence of characters, newlines too: ``(?s)``), the whole anchored at the end with ``\Z``
+    (``re.match`` anchors the start). No ``(?i)``: values compare case-sensitively, as in
+    ``RequiredTag.value_allowed``. Only standard ``re`` syntax, so any c7n's Python accepts it.
+    """
+    entries = list(dict.fromkeys(values))
+    if not any(WILDCARD in entry for entry in entries):
+        return None
+    alternatives = (".*".join(re.escape(part) for part in entry.split(WILDCARD)) for entry in entries)
+    return f"(?s)(?:{'|'.join(alternatives)})\\Z"
+
+
+def _allowed(key: str, values: Sequence[str]) -> dict[str, Any]:
+    """The exact key's value is one of ``values`` (an absent key never is)."""
+    regex = allowed_values_regex(values)
+    return _value(key, "in", list(values)) if regex is None else _value(key, "regex-case", regex)
+
+
+def _not_allowed(key: str, values: Sequence[str]) -> dict[str, Any]:
+    """The exact key's value is not one of ``values`` (an absent key counts as not allowed)."""
+    regex = allowed_values_regex(values)
+    return _value(key, "not-in", list(values)) if regex is None else {"not": [_allowed(key, values)]}
+
+
 def _missing_clauses(key: str) -> list[dict[str, Any]]:
     """missing_tag alone: absent with no case variant holding a value, or present and blank.
 
@@ -213,12 +244,12 @@ def _tag_clauses(tag: RequiredTag, violations: Sequence[str]) -> list[dict[str, 
         clauses.append({"and": [_absent(key), _any_case_filled(key)]})
     invalid_value = "invalid_value" in violations and bool(tag.allowed_values)
     if invalid_value:
-        outside = _value(key, "not-in", list(tag.allowed_values or ()))
+        outside = _not_allowed(key, tag.allowed_values or [])
         clauses.append(outside if unset_covered else {"and": [_set(key), outside]})
     if "invalid_format" in violations and tag.validation_regex:
         guards = [] if unset_covered else [_set(key)]
         if tag.allowed_values and not invalid_value:  # a value outside the list is an invalid_value
-            guards.append(_value(key, "in", list(tag.allowed_values)))
+            guards.append(_allowed(key, tag.allowed_values))
         mismatch = {"not": [_value(key, "regex-case", full_match_regex(tag.validation_regex))]}
         clauses.append({"and": [*guards, mismatch]} if guards else mismatch)
     return clauses
@@ -570,6 +601,16 @@ def _notes(
         "Braces in keys, values, regexes and descriptions are doubled ({{ and }}): `custodian run` "
         "expands {variables} in every string of a policy and turns them back into single braces.",
     ]
+    wildcard_tags = [
+        tag.name for tag in targets if allowed_values_regex(tag.allowed_values or []) is not None
+    ]
+    if wildcard_tags and {"invalid_value", "invalid_format"} & set(violations):
+        notes.append(
+            f"Allowed values with * wildcards ({', '.join(wildcard_tags)}) are matched with one "
+            "anchored 'regex-case' expression per tag, every * read as any sequence of characters, "
+            "instead of a literal in/not-in list, so c7n accepts exactly the values the compliance "
+            "check accepts."
+        )
     if uses_key_transforms:
         notes.append(
             "Keys in the wrong case are found with the value filter's `tag_key_transforms: [lower]` "
