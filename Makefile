@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+CDK_CLI := node_modules/.package-lock.json
 
-.PHONY: setup demo test lint format services clean bench
+.PHONY: setup demo test lint format services clean bench synth lambda-deps
 
 setup: $(STAMP)
 
@@ -20,7 +21,7 @@ demo: setup
 	$(PY) -m services.demo
 
 ## Everything the CI runs: services, lint, the whole test suite.
-test: setup services
+test: setup services $(CDK_CLI)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -39,5 +40,23 @@ format: setup
 services:
 	@.ci/services.sh
 
+## The pinned AWS CDK CLI (package.json / package-lock.json) the infrastructure tests and `synth` use.
+$(CDK_CLI): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+## CloudFormation templates of every environment into cdk.out/<env> (offline, no docker).
+synth: setup $(CDK_CLI)
+	@for env in dev staging prod; do \
+		echo "cdk synth -c env=$$env -> cdk.out/$$env"; \
+		JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth --quiet --no-notices -c env=$$env \
+			--app "$(PY) app.py" --output cdk.out/$$env || exit 1; \
+	done
+
+## Third-party packages of the Lambdas (the dependencies layer), as Linux x86_64 wheels for python3.12.
+lambda-deps: setup
+	rm -rf build/lambda-deps
+	$(PY) -m pip install --quiet --no-warn-conflicts --platform manylinux2014_x86_64 --implementation cp \
+		--python-version 3.12 --only-binary=:all: --target build/lambda-deps/python -r requirements.txt
+
 clean:
-	rm -rf $(VENV) .data cdk.out
+	rm -rf $(VENV) .data cdk.out build/lambda-deps

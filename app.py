@@ -1,7 +1,7 @@
-"""CDK app: selects the environment (``-c env=dev|staging|prod``) from cdk.json and synthesizes.
+"""CDK app: selects the environment (``-c env=dev|staging|prod``) from cdk.json and synthesizes
+its stacks (``stacks/``): Registry, Network, Data, Pipeline, Gateway, Monitoring.
 
-The stacks in ``stacks/`` are composed here as they land (infrastructure issue); until then the
-app validates the environment selection and synthesizes an empty cloud assembly.
+``CDK_OUTDIR=cdk.out python app.py`` or ``npx cdk synth -c env=prod`` (``make synth`` does all three).
 """
 
 from __future__ import annotations
@@ -10,19 +10,20 @@ import sys
 
 import aws_cdk as cdk
 
+from stacks.config import AppConfig, cdk_json_context, load_config
+from stacks.stacks import build
 
-def selected_environment(app: cdk.App) -> tuple[str, dict[str, object]]:
-    name = app.node.try_get_context("env") or "dev"
-    environments = app.node.try_get_context("environments") or {}
-    if name not in environments:
-        known = ", ".join(sorted(environments)) or "none defined in cdk.json"
-        raise SystemExit(f"unknown environment {name!r} (-c env=...): known environments: {known}")
-    return name, environments[name]
+
+def selected_environment(app: cdk.App) -> tuple[str, AppConfig]:
+    """The environment named by ``-c env=...`` (default dev) and its validated configuration."""
+    config = load_config(app)
+    return config.env_name, config
 
 
 def main() -> int:
-    app = cdk.App()
-    selected_environment(app)
+    app = cdk.App(context=cdk_json_context())
+    _, config = selected_environment(app)
+    build(app, config)
     app.synth()
     return 0
 

@@ -17,6 +17,7 @@ import io
 import logging
 import re
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable
@@ -42,14 +43,22 @@ class RequestCounter:
         self.app = app
         self._lock = threading.Lock()
         self._counts: Counter[RawKey] = Counter()
+        self._seconds: dict[RawKey, float] = {}  # time moto spent answering, per key
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
-        if not path.startswith("/moto-api"):
-            key = self._key(environ, path)
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+        key = self._key(environ, path)
+        with self._lock:
+            self._counts[key] += 1
+        started = time.perf_counter()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            spent = time.perf_counter() - started
             with self._lock:
-                self._counts[key] += 1
-        return self.app(environ, start_response)
+                self._seconds[key] = self._seconds.get(key, 0.0) + spent
 
     @staticmethod
     def _key(environ: dict[str, Any], path: str) -> RawKey:
@@ -74,6 +83,11 @@ class RequestCounter:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._seconds.clear()
+
+    def raw_seconds(self) -> dict[RawKey, float]:
+        with self._lock:
+            return dict(self._seconds)
 
     def raw_counts(self) -> Counter[RawKey]:
         with self._lock:
@@ -159,6 +173,15 @@ def _rest_operation(signing_name: str, method: str, path: str, query_keys: tuple
         if score > best_score:
             best, best_score = name, score
     return best or fallback
+
+
+def named_seconds(raw: dict[RawKey, float]) -> dict[str, float]:
+    """Seconds moto spent answering, per ``service:Operation`` (summed over concurrent requests)."""
+    named: Counter[str] = Counter()
+    for (service, kind, action, path, query_keys), seconds in raw.items():
+        operation = action if kind == "action" else _rest_operation(service, action, path, query_keys)
+        named[f"{service}:{operation}"] += seconds
+    return {name: round(value, 3) for name, value in named.most_common()}
 
 
 def named_counts(raw: Counter[RawKey]) -> Counter[str]:

@@ -1,9 +1,10 @@
 """``python -m services.mcp_gateway --transport stdio|http [--host H] [--port P]``.
 
 Transport rules: stdio needs no token (it is the user's own process). HTTP requires OAuth bearer
-tokens when ``AUTH_ISSUER_URL`` is set; without it HTTP is refused, except on a loopback address
-with ``--allow-unauthenticated-loopback`` (or ``AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK=true``), which
-``/health`` then reports.
+tokens when ``AUTH_IDP_ISSUER_URL`` is set (the gateway is then the OAuth authorization server too,
+users logging in at that IdP) or ``AUTH_ISSUER_URL`` (tokens from another authorization server);
+without either HTTP is refused, except on a loopback address with ``--allow-unauthenticated-loopback``
+(or ``AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK=true``), which ``/health`` then reports.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 
 from .auth.config import build_auth, check_http_exposure, transport_security
+from .auth.logfilter import install_access_log_redaction
 from .runtime import build_runtime
 from .server import build_server
 
@@ -27,7 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.mcp_gateway", description=__doc__)
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="HTTP bind address (non-loopback needs AUTH_ISSUER_URL)"
+        "--host",
+        default="127.0.0.1",
+        help="HTTP bind address (non-loopback needs AUTH_IDP_ISSUER_URL or AUTH_ISSUER_URL)",
     )
     parser.add_argument("--port", type=int, default=8080, help="HTTP port")
     parser.add_argument(
@@ -50,13 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings()
+        if args.transport == "http" and not (settings.auth_idp_issuer_url or settings.auth_issuer_url):
+            check_http_exposure(settings, args.host, None, args.allow_unauthenticated_loopback)
+        runtime = build_runtime(settings, args.transport)
+    except (TagComplianceError, ValidationError, ValueError) as error:
+        print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
+        return 2
+    try:
         auth = None
         auth_mode = "none: stdio (the user's own process)"
         if args.transport == "http":
-            auth = build_auth(settings, args.host, args.port)
+            auth = build_auth(settings, args.host, args.port, runtime.store)
             auth_mode = check_http_exposure(settings, args.host, auth, args.allow_unauthenticated_loopback)
-        runtime = build_runtime(settings, args.transport)
     except (TagComplianceError, ValidationError, ValueError) as error:
+        runtime.close()
         print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
         return 2
     runtime.auth_mode = auth_mode
@@ -66,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "stdio":
             server.run()
         else:
+            install_access_log_redaction()
             app = server.streamable_http_app(host=args.host, transport_security=transport_security(settings))
+            if auth is not None:
+                auth.install(app)
             uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:
         runtime.close()

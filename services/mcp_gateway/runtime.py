@@ -27,6 +27,8 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from tagcompliance import __version__
+from tagcompliance.audits import InProcessRunner, StepFunctionsRunner, build_runner, scheduled_audit_runner
+from tagcompliance.audits.jobs import LargeScanJobs
 from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.cache import Cache, open_cache
 from tagcompliance.errors import TagComplianceError
@@ -54,6 +56,7 @@ class Runtime:
     transport: str
     policy_detection: str
     scheduler_loop: LocalSchedulerLoop | None = None
+    runner: InProcessRunner | StepFunctionsRunner | None = None  # audit runs (get_audit_status)
     auth_mode: str | None = None  # set by the entry point: "oauth (...)" or why there is none
 
     def health(self) -> dict[str, Any]:
@@ -122,10 +125,22 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
         transport=transport,
         policy_detection=detection.description,
     )
+    try:  # in-process, or Step Functions when STATE_MACHINE_ARN is set; large checks become its jobs
+        runtime.runner = build_runner(settings, clients, store, lambda: service.loaded_policy.policy)
+        service.large_scan_jobs = LargeScanJobs(
+            runtime.runner, settings, store, cache, lambda: clients.account_id
+        )
+    except ValueError as error:
+        logger.error("audit runs are unavailable: %s", error)
     # Without EventBridge, this process fires due schedules itself (claims keep replicas from doubling).
     if scheduler is None and settings.local_scheduler_interval_seconds and transport != "memory":
+        run_audit = (
+            scheduled_audit_runner(runtime.runner, settings, clients)
+            if runtime.runner is not None
+            else service.run_scheduled_audit
+        )
         runtime.scheduler_loop = LocalSchedulerLoop(
-            store, service.run_scheduled_audit, settings.local_scheduler_interval_seconds
+            store, run_audit, settings.local_scheduler_interval_seconds
         )
         runtime.scheduler_loop.start()
     return runtime
@@ -150,7 +165,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars and list sizes of a result: enough to audit, small enough to store for every call."""
     summary: dict[str, Any] = {}
     for name, value in result.items():
-        if (
+        if name == "confirmation_token" and value is not None:
+            summary[name] = "[redacted]"  # a live credential until used: only its hash is stored
+        elif (
             isinstance(value, bool | int | float)
             or value is None
             or (isinstance(value, str) and len(value) <= 200)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from tagcompliance import __version__
 from tagcompliance.cost import CostAttributionGap
 from tagcompliance.drift import DriftResult
+from tagcompliance.errors import InvalidInputError
 from tagcompliance.models import (
     ComplianceCheckResult,
     ExportResult,
@@ -25,16 +26,34 @@ from tagcompliance.models import (
     ScheduleAction,
     ValidateResult,
 )
-from tagcompliance.policy_import import ImportResult, OrganizationsTagPolicySource, import_tag_policy
+from tagcompliance.policy_import import (
+    ImportResult,
+    OrganizationsTagPolicySource,
+    import_tag_policy,
+    resolve_output_path,
+)
 from tagcompliance.remediation.custodian import CustodianPolicies, generate_custodian_policies
 from tagcompliance.remediation.openops import OpenOpsWorkflow
 from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.resources import RESOURCE_TYPE_IDS
+from tagcompliance.schedules import ScheduleSpec
 from tagcompliance.suggest import TagSuggestions
 
+from .audit_tools import register_audit_tools
 from .auth.config import GatewayAuth
 from .auth.scopes import ScopeMiddleware
 from .runtime import AuditMiddleware, Runtime, run_tool
+from .safety import (
+    ConfirmationToken,
+    DryRun,
+    SafetyGate,
+    SafetyRequest,
+    SafetyResponse,
+    allow_safety_responses,
+    current_caller,
+    register_safety_tools,
+    scan_outcome,
+)
 
 INSTRUCTIONS = f"""\
 Tag-compliance analyst for AWS. Checks resources against the organisation's tagging policy,
@@ -45,16 +64,42 @@ Resource types are registry ids: {", ".join(RESOURCE_TYPE_IDS)} (or "all").
 Results are summaries plus one page of details; pass next_cursor back for more.
 Every figure states its scope (account, regions, types); failed_shards lists what could not be
 read: never present a partial scan as complete. When the user's request leaves the resource
-types, regions or time period unclear, ask them rather than guessing.
+types, regions or time period unclear, ask them rather than guessing: such calls answer
+clarification_needed with options and estimates. Large, costly or writing calls answer intent_commit:
+show it to the user, and only after they confirm call again with its confirmation_token. dry_run
+estimates a call without calling AWS.
 """
+
+# Tools whose answer may be a SafetyResponse instead of their own result.
+GUARDED_TOOLS = (
+    "check_tag_compliance",
+    "find_untagged_resources",
+    "validate_resource_tags",
+    "get_cost_attribution_gap",
+    "suggest_tags",
+    "generate_compliance_report",
+    "generate_openops_workflow",
+    "detect_tag_drift",
+    "export_violations_csv",
+    "import_aws_tag_policy",
+    "schedule_compliance_audit",
+)
+
+
+def _no_dry_run_with_cursor(cursor: str | None, dry_run: bool) -> None:
+    if cursor and dry_run:
+        raise InvalidInputError(
+            "dry_run estimates a new scan; a cursor pages a stored snapshot and calls no AWS API"
+        )
+
 
 ResourceTypes = Annotated[
     list[str] | None,
     Field(
         default=None,
         max_length=len(RESOURCE_TYPE_IDS) + 5,
-        description='Registry resource types such as "ec2:instance", "rds:db", "s3:bucket"; ["all"] or '
-        "omitted means every supported type.",
+        description='Registry resource types such as "ec2:instance", "rds:db", "s3:bucket"; ["all"] '
+        "means every supported type. Omitted: the answer asks which (clarification_needed).",
     ),
 ]
 Regions = Annotated[
@@ -62,8 +107,8 @@ Regions = Annotated[
     Field(
         default=None,
         max_length=40,
-        description='AWS regions such as "us-east-1"; ["all"] means every enabled region; omitted means the '
-        "server's configured default regions (stated in the result's scope).",
+        description='AWS regions such as "us-east-1"; ["all"] means every enabled region (needs approval). '
+        "Omitted: the answer asks which (clarification_needed).",
     ),
 ]
 PageSize = Annotated[int, Field(default=50, ge=1, le=500, description="Details per page (1-500).")]
@@ -89,7 +134,8 @@ class ExportFilters(BaseModel):
 
 def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer:
     """The MCP server; with ``auth`` every HTTP request needs a bearer token with ``tag:read`` and
-    each tool call the scope ``auth.scopes.required_scope`` names (audit first, so refusals are logged)."""
+    each tool call the scope ``auth.scopes.required_scope`` names (audit first, so refusals are logged).
+    Tools that scan, cost money or write go through the safety gate (``services/mcp_gateway/safety.py``)."""
     mcp = MCPServer(
         name="tag-compliance",
         version=__version__,
@@ -99,6 +145,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         auth=auth.settings if auth is not None else None,
     )
     service = runtime.service
+    gate = SafetyGate(runtime)
 
     @mcp.tool()
     async def check_tag_compliance(
@@ -112,16 +159,37 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         force_refresh: ForceRefresh = False,
         page_size: PageSize = 50,
         cursor: Cursor = None,
-    ) -> ComplianceCheckResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ComplianceCheckResult | SafetyResponse:
         """Check resources against the tagging policy: compliance score (compliant / scanned), counts by
         type, region and violation type, and one page of violations (missing_tag, wrong_key_case,
         invalid_value, invalid_format, prohibited_tag). Every check is stored as a snapshot for history."""
-        return await run_tool(
-            ctx,
-            lambda progress: service.check_compliance(
+
+        def execute(progress):
+            return service.check_compliance(
                 resource_types, regions, severity, force_refresh, page_size, cursor, progress
-            ),
+            )
+
+        _no_dry_run_with_cursor(cursor, dry_run)
+        if cursor:  # pages the stored snapshot: no AWS call
+            return await run_tool(ctx, execute)
+        parameters = {
+            "resource_types": resource_types,
+            "regions": regions,
+            "severity": severity,
+            "force_refresh": force_refresh,
+            "page_size": page_size,
+        }
+        request = SafetyRequest(
+            tool="check_tag_compliance",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
+        return await gate.run(ctx, request, execute, scan_outcome)
 
     @mcp.tool()
     async def find_untagged_resources(
@@ -131,15 +199,33 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         force_refresh: ForceRefresh = False,
         page_size: PageSize = 50,
         cursor: Cursor = None,
-    ) -> FindUntaggedResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> FindUntaggedResult | SafetyResponse:
         """Find resources missing one or more required tags (empty values count as missing), including
         resources that were never tagged at all, with the missing keys for each."""
-        return await run_tool(
-            ctx,
-            lambda progress: service.find_untagged(
-                resource_types, regions, force_refresh, page_size, cursor, progress
-            ),
+
+        def execute(progress):
+            return service.find_untagged(resource_types, regions, force_refresh, page_size, cursor, progress)
+
+        _no_dry_run_with_cursor(cursor, dry_run)
+        if cursor:  # pages the stored snapshot: no AWS call
+            return await run_tool(ctx, execute)
+        parameters = {
+            "resource_types": resource_types,
+            "regions": regions,
+            "force_refresh": force_refresh,
+            "page_size": page_size,
+        }
+        request = SafetyRequest(
+            tool="find_untagged_resources",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
+        return await gate.run(ctx, request, execute, scan_outcome)
 
     @mcp.tool()
     async def validate_resource_tags(
@@ -161,11 +247,22 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             bool,
             Field(default=True, description="Read current tags from AWS (default) or accept cached ones."),
         ] = True,
-    ) -> ValidateResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ValidateResult | SafetyResponse:
         """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
         as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
-        return await run_tool(
+        request = SafetyRequest(
+            tool="validate_resource_tags",
+            parameters={"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
+            caller=current_caller(runtime),
+            fixed_estimate=gate.arn_estimate(resource_arns, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
         )
 
@@ -195,13 +292,35 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             Field(default=False, description="Also list estimated spend of resources missing tags (top 50)."),
         ] = False,
         force_refresh: ForceRefresh = False,
-    ) -> CostAttributionGap:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> CostAttributionGap | SafetyResponse:
         """Spend that cannot be attributed: for each required tag, the Cost Explorer spend of the
         requested types' services without the tag or with a value the policy rejects, per service, with
         the headline gap. Every figure states its method. Cost Explorer bills $0.01 per request (one per
-        tag, plus one activation check); answers are cached."""
-        return await run_tool(
+        tag, plus one activation check); answers are cached. Omitting start_date and end_date asks for
+        the period."""
+        parameters = {
+            "resource_types": resource_types,
+            "regions": regions,
+            "start_date": start_date,
+            "end_date": end_date,
+            "tag_keys": tag_keys,
+            "include_resource_estimates": include_resource_estimates,
+            "force_refresh": force_refresh,
+        }
+        request = SafetyRequest(
+            tool="get_cost_attribution_gap",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(resource_types, regions, (start_date, end_date), period_matters=True),
+            cost_explorer=gate.cost_estimate(resource_types, tag_keys, include_resource_estimates),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: service.cost_gap(
                 resource_types,
                 regions,
@@ -227,14 +346,23 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             ),
         ] = None,
         force_refresh: ForceRefresh = False,
-    ) -> TagSuggestions:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> TagSuggestions | SafetyResponse:
         """Suggest values for a resource's missing, wrong-cased or invalid required tags, from its name,
         its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
         suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
         with the user before applying any."""
-        return await run_tool(
-            ctx,
-            lambda progress: service.suggest(resource_arn, regions, force_refresh, progress),
+        request = SafetyRequest(
+            tool="suggest_tags",
+            parameters={"resource_arn": resource_arn, "regions": regions, "force_refresh": force_refresh},
+            caller=current_caller(runtime),
+            fixed_estimate=gate.arn_estimate([resource_arn], regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
+            ctx, request, lambda progress: service.suggest(resource_arn, regions, force_refresh, progress)
         )
 
     @mcp.tool()
@@ -255,12 +383,30 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             bool, Field(default=True, description="List every violation (the file holds them all).")
         ] = True,
         force_refresh: ForceRefresh = False,
-    ) -> ReportResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ReportResult | SafetyResponse:
         """An executive compliance report (score, coverage, worst types and regions, top violations,
         recommendations). Small reports come inline; large ones are written to a file whose path is
         returned."""
-        return await run_tool(
+        parameters = {
+            "format": format,
+            "resource_types": resource_types,
+            "regions": regions,
+            "include_violations": include_violations,
+            "force_refresh": force_refresh,
+        }
+        request = SafetyRequest(
+            tool="generate_compliance_report",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: service.compliance_report(
                 format, resource_types, regions, include_violations, force_refresh, progress
             ),
@@ -380,13 +526,37 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         output_format: Annotated[
             Literal["json", "yaml"], Field(description="json imports into OpenOps; yaml is for reading only.")
         ] = "json",
-    ) -> OpenOpsWorkflow:
+        confirmation_token: ConfirmationToken = None,
+    ) -> OpenOpsWorkflow | SafetyResponse:
         """Generate an importable OpenOps workflow (FlowImportTemplate JSON) that reports or remediates
         tagging violations on a schedule, optionally only when the compliance score falls below a
         threshold. Steps run with dryRun unless dry_run is false. Never invents tag values: auto_tag needs
-        explicit, policy-valid tag_values."""
-        return await run_tool(
+        explicit, policy-valid tag_values. A workflow that would overwrite existing tag values (per the
+        stored inventory) first answers intent_commit."""
+        overwriting = remediation_strategy == "auto_tag" and not dry_run and tag_values and resource_arns
+        parameters = {
+            "resource_types": resource_types,
+            "trigger": trigger,
+            "cron_expression": cron_expression,
+            "threshold": threshold,
+            "remediation_strategy": remediation_strategy,
+            "tag_values": tag_values,
+            "resource_arns": resource_arns,
+            "dry_run": dry_run,
+            "name": name,
+            "output_format": output_format,
+        }
+        request = SafetyRequest(
+            tool="generate_openops_workflow",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            tag_values=tag_values if overwriting else None,
+            current_tags=gate.stored_tags(resource_arns or []) if overwriting else None,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: build_openops_workflow(
                 service.loaded_policy.policy,
                 resource_types,
@@ -426,13 +596,32 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         limit: Annotated[
             int, Field(default=100, ge=1, le=1000, description="Drifts listed (most severe first).")
         ] = 100,
-    ) -> DriftResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> DriftResult | SafetyResponse:
         """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan is
         compared with the stored tag state). Severity: critical when a required tag is removed or made
         invalid, warning when a required tag's value changes, info for other tags. Who and when come from
         CloudTrail when available."""
-        return await run_tool(
+        parameters = {
+            "resource_types": resource_types,
+            "regions": regions,
+            "lookback_days": lookback_days,
+            "tag_keys": tag_keys,
+            "threshold": threshold,
+            "limit": limit,
+        }
+        request = SafetyRequest(
+            tool="detect_tag_drift",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: service.tag_drift(
                 resource_types, regions, lookback_days, tag_keys, threshold, limit, progress
             ),
@@ -460,13 +649,15 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             bool, Field(default=False, description="Write every matching row to a file and return its path.")
         ] = False,
         force_refresh: ForceRefresh = False,
-    ) -> ExportResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ExportResult | SafetyResponse:
         """Violations as CSV for spreadsheets (RFC 4180; cells that a spreadsheet would run as formulas are
         neutralised). Pages with next_cursor, or writes all rows to a file with to_file."""
         chosen = filters or ExportFilters()
-        return await run_tool(
-            ctx,
-            lambda progress: service.export_violations(
+
+        def execute(progress):
+            return service.export_violations(
                 chosen.resource_types,
                 chosen.regions,
                 chosen.severity,
@@ -477,8 +668,28 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 to_file,
                 force_refresh,
                 progress,
-            ),
+            )
+
+        _no_dry_run_with_cursor(cursor, dry_run)
+        if cursor:  # pages the stored snapshot: no AWS call
+            return await run_tool(ctx, execute)
+        parameters = {
+            "filters": chosen.model_dump(),
+            "columns": columns,
+            "format": format,
+            "limit": limit,
+            "to_file": to_file,
+            "force_refresh": force_refresh,
+        }
+        request = SafetyRequest(
+            tool="export_violations_csv",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            scope=gate.scope(chosen.resource_types, chosen.regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
+        return await gate.run(ctx, request, execute)
 
     @mcp.tool()
     async def import_aws_tag_policy(
@@ -500,21 +711,49 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             str | None,
             Field(default=None, max_length=500, description="A .json path inside the policies directory."),
         ] = None,
-    ) -> ImportResult:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ImportResult | SafetyResponse:
         """Fetch an AWS Organizations tag policy and convert it to this server's policy format:
         report_required_tag_for makes a tag required, enforced_for is recorded as enforcement, wildcard
         values stay patterns, and anything that cannot be represented is listed in warnings. Without a
-        policy_id it lists the available policies. Saving over the active policy file takes effect at once."""
-        return await run_tool(
+        policy_id it lists the available policies. Saving over the active policy file takes effect at once.
+        Saving first answers intent_commit."""
+        policies_dir = Path(runtime.settings.policy_path).resolve().parent
+
+        def check_output_path() -> None:
+            resolve_output_path(output_path, policies_dir)  # refuses a path outside the policies directory
+
+        parameters = {
+            "policy_id": policy_id,
+            "use_effective": use_effective,
+            "save_to_file": save_to_file,
+            "output_path": output_path,
+        }
+        request = SafetyRequest(
+            tool="import_aws_tag_policy",
+            parameters=parameters,
+            caller=current_caller(runtime),
+            fixed_estimate=gate.organizations_estimate(policy_id, use_effective),
+            writes=f"saves the converted policy to {output_path or 'the default file'} in {policies_dir}"
+            if save_to_file
+            else None,
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
+        )
+        return await gate.run(
             ctx,
+            request,
             lambda progress: import_tag_policy(
                 OrganizationsTagPolicySource(service.clients),
                 policy_id,
                 use_effective,
                 save_to_file,
                 output_path,
-                Path(runtime.settings.policy_path).resolve().parent,
+                policies_dir,
             ),
+            # A path outside the policies directory is refused before any commit.
+            precheck=check_output_path if save_to_file else None,
         )
 
     @mcp.tool()
@@ -561,7 +800,9 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             Literal["active", "paused", "deleted", "all"] | None,
             Field(default=None, description="list: which schedules (default active and paused)."),
         ] = None,
-    ) -> ScheduleAction:
+        dry_run: DryRun = False,
+        confirmation_token: ConfirmationToken = None,
+    ) -> ScheduleAction | SafetyResponse:
         """Create, list, update, pause, resume or delete recurring compliance audits (daily, weekly, monthly
         or cron, at a local time in an IANA timezone; next_run is correct across DST). Results are stored
         in history flagged as scheduled and sent to the recipients."""
@@ -582,11 +823,39 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             }.items()
             if value is not None
         }
-        return await run_tool(
-            ctx, lambda progress: service.manage_schedule(action, schedule_id, fields, "mcp-client")
+        writes = {
+            "create": "creates a recurring audit that scans on every run",
+            "update": f"changes schedule {schedule_id}",
+            "delete": f"deletes schedule {schedule_id}",
+        }.get(action)
+        scans = action in ("create", "update") and (resource_types is not None or regions is not None)
+        request = SafetyRequest(
+            tool="schedule_compliance_audit",
+            parameters={"action": action, "schedule_id": schedule_id, **fields},
+            caller=current_caller(runtime),
+            fixed_estimate=gate.schedule_run_estimate(resource_types, regions) if scans else None,
+            writes=writes,
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
 
+        def precheck() -> None:  # refuse invalid changes before committing to them
+            if action == "create" and not schedule_id:
+                ScheduleSpec.model_validate(dict(fields))
+            elif action in ("update", "delete") and schedule_id:
+                service.schedules.get(schedule_id)  # refuses an unknown schedule_id
+
+        return await gate.run(
+            ctx,
+            request,
+            lambda progress: service.manage_schedule(action, schedule_id, fields, "mcp-client"),
+            precheck=precheck,
+        )
+
+    register_safety_tools(mcp, runtime, gate)
+    register_audit_tools(mcp, runtime)
     _forbid_unknown_arguments(mcp)
+    allow_safety_responses(mcp, GUARDED_TOOLS)
 
     @mcp.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> JSONResponse:

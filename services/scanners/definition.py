@@ -18,7 +18,14 @@ FUNCTION_SUBSTITUTIONS = {
     "ScanShardFunctionArn": "scan-shard",
     "RecordShardFailureFunctionArn": "record-shard-failure",
     "AggregateFunctionArn": "aggregate",
+    "DetectDriftFunctionArn": "detect-drift",
+    "NotifyFunctionArn": "notify",
+    "RecordStepFailureFunctionArn": "record-step-failure",
+    "ImportPolicyFunctionArn": "import-policy",
 }
+# The definition has no placeholders other than these functions' ARNs (every name ends in
+# ``FunctionArn``); a new non-function placeholder must be listed and described here.
+NON_FUNCTION_SUBSTITUTIONS: dict[str, str] = {}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 

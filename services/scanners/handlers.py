@@ -21,13 +21,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from tagcompliance.audits import (
-    AuditSettings,
     Ledger,
     Shard,
     build_ledger,
+    detect_run_drift,
     failure_message,
     finish_run,
+    notify_run,
     record_shard_failure,
+    record_step_failure,
     resolve_request,
     run_shard,
     start_run,
@@ -35,6 +37,7 @@ from tagcompliance.audits import (
 from tagcompliance.audits.steps import PolicyLoader
 from tagcompliance.aws import AwsClients
 from tagcompliance.policy import load_policy
+from tagcompliance.policy_import import OrganizationsTagPolicySource, import_tag_policy
 from tagcompliance.settings import Settings
 from tagcompliance.store import Store, open_store
 
@@ -57,15 +60,13 @@ _runtime: ScannerRuntime | None = None
 _runtime_lock = threading.Lock()
 
 
-def build_runtime(
-    settings: Settings | None = None, audit_settings: AuditSettings | None = None
-) -> ScannerRuntime:
+def build_runtime(settings: Settings | None = None) -> ScannerRuntime:
     settings = settings or Settings()
     return ScannerRuntime(
         settings=settings,
         clients=AwsClients(settings),
         store=open_store(settings),
-        ledger=build_ledger(settings, audit_settings),
+        ledger=build_ledger(settings),
         policy_loader=lambda: load_policy(settings.policy_path).policy,
     )
 
@@ -108,6 +109,23 @@ class AggregateEvent(BaseModel):
     run_id: str
 
 
+class StepFailureEvent(BaseModel):
+    run_id: str
+    step: str = Field(pattern=r"^(drift|notify)$")
+    failure: ShardFailure = Field(default_factory=ShardFailure)
+
+
+class ImportPolicyRequest(BaseModel):
+    """The execution input's ``import_policy``: which AWS Organizations tag policy a run evaluates with."""
+
+    policy_id: str | None = None
+    use_effective: bool = False
+
+
+class ImportPolicyEvent(BaseModel):
+    request: ImportPolicyRequest = Field(default_factory=ImportPolicyRequest)
+
+
 @logger.inject_lambda_context(correlation_id_path="execution_name")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -116,6 +134,11 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     rt = runtime()
     request = resolve_request(parsed.input, parsed.execution_name, rt.clients, rt.settings)
     plan = start_run(request, rt.ledger, "step_functions")
+    if "import_policy_error" in parsed.input:
+        failure = ShardFailure.model_validate(parsed.input["import_policy_error"])
+        message = failure_message(failure.Error, failure.Cause)
+        rt.ledger.record_step(plan.run_id, "import_policy_error", message)
+        logger.warning("tag policy import failed; the configured policy is used", extra={"error": message})
     metrics.add_metric(name="AuditShardsPlanned", unit=MetricUnit.Count, value=len(plan.shards))
     logger.info("audit planned", extra={"shards": len(plan.shards)})
     return plan.model_dump(mode="json")
@@ -127,7 +150,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def scan_shard_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = ScanShardEvent.model_validate(event)
     rt = runtime()
-    result = run_shard(parsed.run_id, parsed.shard, rt.clients, rt.ledger)
+    result = run_shard(parsed.run_id, parsed.shard, rt.clients, rt.ledger, rt.settings.audit_role_name)
     metrics.add_metric(name="ResourcesScanned", unit=MetricUnit.Count, value=result.resource_count)
     logger.info("shard scanned", extra={"shard": parsed.shard.shard_id, "status": result.status})
     return result.summary().model_dump(mode="json")
@@ -153,8 +176,76 @@ def aggregate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     rt = runtime()
     outcome = finish_run(parsed.run_id, rt.ledger, rt.store, rt.policy_loader)
     metrics.add_metric(name="SnapshotsWritten", unit=MetricUnit.Count, value=1 if outcome.created else 0)
+    if outcome.compliance_score is not None:
+        # Read by the dashboard's score widget and the score-drop alarm (stacks/constructs/monitoring.py).
+        metrics.add_metric(
+            name="ComplianceScore", unit=MetricUnit.Percent, value=round(outcome.compliance_score * 100, 2)
+        )
     logger.info("audit aggregated", extra={"outcome": outcome.model_dump(mode="json")})
     return outcome.model_dump(mode="json")
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def detect_drift_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = AggregateEvent.model_validate(event)
+    rt = runtime()
+    summary = detect_run_drift(parsed.run_id, rt.ledger, rt.store)
+    metrics.add_metric(name="TagDrifts", unit=MetricUnit.Count, value=summary.total_drifts)
+    logger.info(
+        "drift detected", extra={"drifts": summary.total_drifts, "baseline": summary.baseline_snapshot_id}
+    )
+    return summary.model_dump(mode="json")
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = AggregateEvent.model_validate(event)
+    rt = runtime()
+    report = notify_run(parsed.run_id, rt.ledger, rt.store, rt.clients, rt.settings)
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=report.sent)
+    metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=report.failed)
+    logger.info("audit notified", extra={"sent": report.sent, "failed": report.failed})
+    return report.model_dump(mode="json")
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def record_step_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = StepFailureEvent.model_validate(event)
+    error = failure_message(parsed.failure.Error, parsed.failure.Cause)
+    record_step_failure(parsed.run_id, parsed.step, error, runtime().ledger)
+    metrics.add_metric(name="AuditStepsFailed", unit=MetricUnit.Count, value=1)
+    logger.warning("audit step failed", extra={"step": parsed.step, "error": error})
+    return {"run_id": parsed.run_id, "step": parsed.step, "error": error}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def import_policy_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Fetch and convert an AWS Organizations tag policy for one run (never written to a file)."""
+    parsed = ImportPolicyEvent.model_validate(event)
+    rt = runtime()
+    result = import_tag_policy(
+        OrganizationsTagPolicySource(rt.clients),
+        parsed.request.policy_id,
+        parsed.request.use_effective,
+        save_to_file=False,
+        output_path=None,
+        policies_dir=rt.settings.policy_path.parent,
+    )
+    logger.info("tag policy import", extra={"status": result.status, "detail": result.message})
+    return {
+        "status": result.status,
+        "message": result.message,
+        "policy": result.policy.model_dump(mode="json") if result.policy is not None else None,
+        "warnings": result.warnings,
+    }
 
 
 # Function name (the last part of each Lambda ARN the state machine is deployed with) -> handler.
@@ -163,4 +254,8 @@ HANDLERS = {
     "scan-shard": scan_shard_handler,
     "record-shard-failure": record_shard_failure_handler,
     "aggregate": aggregate_handler,
+    "detect-drift": detect_drift_handler,
+    "notify": notify_handler,
+    "record-step-failure": record_step_failure_handler,
+    "import-policy": import_policy_handler,
 }

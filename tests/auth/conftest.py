@@ -1,18 +1,25 @@
-"""Fixtures for the OAuth tests: the built-in IdP and the gateway as real HTTP servers on 127.0.0.1."""
+"""Fixtures for the OAuth tests: the test OIDC IdP (standing in for the company IdP) and the gateway
+(the MCP server and its OAuth authorization server) as real HTTP servers on 127.0.0.1."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx2 as httpx
 import pytest
 import uvicorn
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -24,13 +31,19 @@ from mcp.shared.auth import (
 )
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.auth.testidp import DemoIdentityProvider
+from services.mcp_gateway.auth.authserver import GatewayAuthorizationServer, token_hash
+from services.mcp_gateway.auth.config import GatewayAuth, build_auth
+from services.mcp_gateway.auth.logfilter import install_access_log_redaction
+from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
+from tagcompliance.store.base import OAuthSessionRecord
+from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import gateway_settings
 
 REDIRECT_URI = "http://127.0.0.1:1/callback"  # never contacted: the test reads the redirect itself
+ALICE = TestUser("00u-alice", "alice@example.com", ["finops-readers"])
+ADMIN = TestUser("00u-root", "root@example.com", ["finops-admins"])
 
 
 @pytest.fixture
@@ -47,8 +60,14 @@ def free_port() -> int:
 class ServerThread:
     """A uvicorn server on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    def __init__(self, app: Any, port: int, *, access_log: bool = False) -> None:
+        config = (
+            # log_config=None: uvicorn's records (access log included) reach the root logger and caplog
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", log_config=None)
+            if access_log
+            else uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -67,32 +86,105 @@ class ServerThread:
 
 @dataclass
 class AuthStack:
-    idp: DemoIdentityProvider
-    issuer: str
+    idp: TestOidcProvider
+    issuer: str  # the gateway: its own OAuth authorization server
     mcp_url: str
     runtime: Runtime
+    auth: GatewayAuth
+    backend: str
+    database_url: str | None = None
+
+    @property
+    def server(self) -> GatewayAuthorizationServer:
+        assert self.auth.authorization_server is not None
+        return self.auth.authorization_server
+
+    @property
+    def key(self) -> RSAKey:
+        return self.server.key
+
+    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        """An access token signed with the gateway's key and given a live ``oauth_sessions`` row, so a
+        refusal can only come from the claim or header under test."""
+        token = jwt.encode({"alg": "RS256", "kid": self.key.kid, **(header or {})}, claims, self.key)
+        now = datetime.now(UTC)
+        self.runtime.store.create_oauth_session(
+            OAuthSessionRecord(
+                grant_id=uuid.uuid4().hex,
+                client_id=str(claims.get("client_id", "matrix")),
+                user_id=str(claims.get("sub", "nobody")),
+                access_token_hash=token_hash(token),
+                refresh_token_hash=None,
+                scopes=str(claims.get("scope", "")).split(),
+                expires_at=now + timedelta(hours=1),
+                refresh_expires_at=None,
+                resource=self.mcp_url,
+                created_at=now,
+            )
+        )
+        return token
+
+
+@contextmanager
+def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = None) -> Iterator[AuthStack]:
+    idp_port, gateway_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    idp = TestOidcProvider(
+        issuer=f"http://127.0.0.1:{idp_port}", redirect_uris=[f"{gateway}/oauth/callback"], user=ALICE
+    )
+    overrides: dict[str, Any] = {
+        "AUTH_IDP_ISSUER_URL": idp.issuer,
+        "AUTH_IDP_CLIENT_ID": idp.client_id,
+        "AUTH_IDP_CLIENT_SECRET": idp.client_secret,
+        "AUTH_ADMIN_GROUPS": "finops-admins",
+    }
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    environment = pytest.MonkeyPatch()  # AWS credentials for the demo estate, as a user's shell has them
+    for name, value in demo_aws.environment.items():
+        environment.setenv(name, value)
+    settings = gateway_settings(demo_aws, data_dir, **overrides)
+    runtime = build_runtime(settings, "memory")
+    auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store)
+    assert auth is not None and auth.authorization_server is not None
+    runtime.auth_mode = auth.describe()
+    install_access_log_redaction()
+    app = auth.install(build_server(runtime, auth).streamable_http_app(host="127.0.0.1"))
+    try:
+        with ServerThread(idp.app(), idp_port), ServerThread(app, gateway_port, access_log=True):
+            yield AuthStack(
+                idp,
+                gateway,
+                f"{gateway}/mcp",
+                runtime,
+                auth,
+                "postgresql" if database_url else "sqlite",
+                database_url,
+            )
+    finally:
+        runtime.close()
+        environment.undo()
 
 
 @pytest.fixture(scope="module")
 def stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
-    idp_port, gateway_port = free_port(), free_port()
-    issuer = f"http://127.0.0.1:{idp_port}"
-    mcp_url = f"http://127.0.0.1:{gateway_port}/mcp"
-    idp = DemoIdentityProvider(issuer=issuer, default_resource=mcp_url, subject="alice@example.com")
-    settings = gateway_settings(
-        demo_aws,
-        tmp_path_factory.mktemp("auth-gateway"),
-        AUTH_ISSUER_URL=issuer,
-        AUTH_JWKS_MIN_REFRESH_SECONDS=0,
-    )
-    auth = build_auth(settings, "127.0.0.1", gateway_port)
-    assert auth is not None
-    runtime = build_runtime(settings, "memory")
-    runtime.auth_mode = auth.describe()
-    app = build_server(runtime, auth).streamable_http_app(host="127.0.0.1")
-    with ServerThread(idp.app(), idp_port), ServerThread(app, gateway_port):
-        yield AuthStack(idp, issuer, mcp_url, runtime)
-    runtime.close()
+    with running_stack(demo_aws, tmp_path_factory.mktemp("auth-gateway")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pg_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """The same stack on a new PostgreSQL database (dropped afterwards)."""
+    with (
+        fresh_postgres_database() as url,
+        running_stack(demo_aws, tmp_path_factory.mktemp("auth-gateway-pg"), url) as running,
+    ):
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_stack(request: pytest.FixtureRequest) -> AuthStack:
+    return request.getfixturevalue("stack" if request.param == "sqlite" else "pg_stack")
 
 
 class MemoryTokenStorage:
@@ -113,21 +205,48 @@ class MemoryTokenStorage:
         self.client_info = client_info
 
 
+async def follow_login(http: httpx.AsyncClient, url: str, hops: list[str]) -> httpx.Response:
+    """Follows redirects like a browser (gateway /authorize -> IdP login -> gateway callback) until the
+    one back to the MCP client's redirect URI, which is returned unfollowed."""
+    response = await http.get(url, follow_redirects=False)
+    for _ in range(5):
+        hops.append(url)
+        if response.status_code != 302:
+            return response
+        url = response.headers["location"]
+        if url.startswith(REDIRECT_URI):
+            return response
+        response = await http.get(url, follow_redirects=False)
+    raise AssertionError(f"too many redirects: {hops}")
+
+
+def redirect_query(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT_URI), location
+    query = {key: values[0] for key, values in parse_qs(urlparse(location).query).items()}
+    assert "code" in query or "error" in query, location
+    return query
+
+
 class BrowserStandIn:
     """Follows the authorization URL like a browser would and captures the redirect back."""
 
     def __init__(self) -> None:
         self.result: AuthorizationCodeResult | None = None
         self.authorize_urls: list[str] = []
+        self.hops: list[str] = []
+        self.codes: list[str] = []  # every code seen (the IdP's and the gateway's): secrets to look for
 
     async def redirect(self, url: str) -> None:
         self.authorize_urls.append(url)
         async with httpx.AsyncClient() as http:
-            response = await http.get(url, follow_redirects=False)
-        assert response.status_code == 302, response.text
-        query = parse_qs(urlparse(response.headers["location"]).query)
+            query = redirect_query(await follow_login(http, url, self.hops))
+        assert "code" in query, query
+        self.codes += [value for hop in self.hops for value in parse_qs(urlparse(hop).query).get("code", [])]
+        self.codes.append(query["code"])
         self.result = AuthorizationCodeResult(
-            code=query["code"][0], state=query.get("state", [None])[0], iss=query.get("iss", [None])[0]
+            code=query["code"], state=query.get("state"), iss=query.get("iss")
         )
 
     async def callback(self) -> AuthorizationCodeResult:
@@ -143,9 +262,13 @@ class OAuthClient:
 
 
 def oauth_client(stack: AuthStack, scope: str) -> OAuthClient:
+    return oauth_client_for(stack.mcp_url, scope)
+
+
+def oauth_client_for(mcp_url: str, scope: str) -> OAuthClient:
     storage, browser = MemoryTokenStorage(), BrowserStandIn()
     provider = OAuthClientProvider(
-        server_url=stack.mcp_url,
+        server_url=mcp_url,
         client_metadata=OAuthClientMetadata(
             client_name="auth-tests",
             redirect_uris=[REDIRECT_URI],
@@ -233,10 +356,14 @@ class ManualClient:
             follow_redirects=False,
         )
 
+    async def login(self, http: httpx.AsyncClient, challenge: str, scope: str = "tag:read") -> httpx.Response:
+        """/authorize, through the IdP's login, up to the redirect back to the client."""
+        first = await self.authorize(http, challenge, scope=scope)
+        assert first.status_code == 302, first.text
+        return await follow_login(http, first.headers["location"], [])
+
     async def code(self, http: httpx.AsyncClient, challenge: str, scope: str = "tag:read") -> str:
-        response = await self.authorize(http, challenge, scope=scope)
-        assert response.status_code == 302, response.text
-        return parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+        return redirect_query(await self.login(http, challenge, scope))["code"]
 
     async def exchange(self, http: httpx.AsyncClient, code: str, verifier: str) -> httpx.Response:
         return await http.post(

@@ -122,6 +122,8 @@ def _tool_names() -> list[str]:
         "export_violations_csv",
         "import_aws_tag_policy",
         "schedule_compliance_audit",
+        "get_intent_beliefs",
+        "get_audit_status",
     ]
 
 

@@ -59,9 +59,9 @@ def unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
 
 
 def hs256_with_public_key(stack: AuthStack) -> str:
-    public_pem = stack.idp.key.as_pem(private=False)
+    public_pem = stack.key.as_pem(private=False)
     signing_input = (
-        f"{b64(json.dumps({'alg': 'HS256', 'kid': stack.idp.key.kid, 'typ': 'JWT'}).encode())}."
+        f"{b64(json.dumps({'alg': 'HS256', 'kid': stack.key.kid, 'typ': 'JWT'}).encode())}."
         f"{b64(json.dumps(claims(stack)).encode())}"
     )
     signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
@@ -69,8 +69,8 @@ def hs256_with_public_key(stack: AuthStack) -> str:
 
 
 def forged_with_same_kid(stack: AuthStack) -> str:
-    other = RSAKey.generate_key(2048, parameters={"kid": stack.idp.key.kid})
-    return jwt.encode({"alg": "RS256", "kid": stack.idp.key.kid}, claims(stack), other)
+    other = RSAKey.generate_key(2048, parameters={"kid": stack.key.kid})
+    return jwt.encode({"alg": "RS256", "kid": stack.key.kid}, claims(stack), other)
 
 
 def unknown_kid(stack: AuthStack) -> str:
@@ -87,7 +87,7 @@ async def post_mcp(stack: AuthStack, token: str | None) -> httpx.Response:
 
 
 async def test_a_valid_token_is_accepted(stack: AuthStack) -> None:
-    response = await post_mcp(stack, stack.idp.sign(claims(stack)))
+    response = await post_mcp(stack, stack.sign(claims(stack)))
     assert response.status_code == 200, response.text
 
 
@@ -103,16 +103,16 @@ async def test_no_token_gets_401_pointing_to_the_metadata(stack: AuthStack) -> N
     "make_token",
     [
         pytest.param(
-            lambda s: s.idp.sign(claims(s, exp=int(time.time()) - 120, iat=int(time.time()) - 800)),
+            lambda s: s.sign(claims(s, exp=int(time.time()) - 120, iat=int(time.time()) - 800)),
             id="expired",
         ),
-        pytest.param(lambda s: s.idp.sign(claims(s, nbf=int(time.time()) + 600)), id="not-yet-valid"),
-        pytest.param(lambda s: s.idp.sign(claims(s, iss="http://127.0.0.1:1")), id="wrong-issuer"),
-        pytest.param(lambda s: s.idp.sign(claims(s, aud="http://127.0.0.1:1/mcp")), id="wrong-audience"),
-        pytest.param(lambda s: s.idp.sign(claims(s, exp=None)), id="no-exp"),
-        pytest.param(lambda s: s.idp.sign(claims(s, sub=None)), id="no-subject"),
+        pytest.param(lambda s: s.sign(claims(s, nbf=int(time.time()) + 600)), id="not-yet-valid"),
+        pytest.param(lambda s: s.sign(claims(s, iss="http://127.0.0.1:1")), id="wrong-issuer"),
+        pytest.param(lambda s: s.sign(claims(s, aud="http://127.0.0.1:1/mcp")), id="wrong-audience"),
+        pytest.param(lambda s: s.sign(claims(s, exp=None)), id="no-exp"),
+        pytest.param(lambda s: s.sign(claims(s, sub=None)), id="no-subject"),
         pytest.param(forged_with_same_kid, id="bad-signature"),
-        pytest.param(lambda s: unsigned({"alg": "none", "kid": s.idp.key.kid}, claims(s)), id="alg-none"),
+        pytest.param(lambda s: unsigned({"alg": "none", "kid": s.key.kid}, claims(s)), id="alg-none"),
         pytest.param(hs256_with_public_key, id="hs256-with-public-key"),
         pytest.param(unknown_kid, id="unknown-kid"),
         pytest.param(lambda s: "not.a.jwt", id="garbage"),
@@ -125,20 +125,25 @@ async def test_bad_tokens_get_401(stack: AuthStack, make_token: Any) -> None:
 
 
 async def test_missing_read_scope_gets_403_insufficient_scope(stack: AuthStack) -> None:
-    response = await post_mcp(stack, stack.idp.sign(claims(stack, scope="admin:other")))
+    response = await post_mcp(stack, stack.sign(claims(stack, scope="admin:other")))
     assert response.status_code == 403
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
     assert "tag:read" in response.json()["error_description"]
 
 
-async def test_a_replayed_code_is_refused(stack: AuthStack) -> None:
+async def test_a_replayed_code_is_refused_and_revokes_its_grant(any_stack: AuthStack) -> None:
+    stack = any_stack
     async with httpx.AsyncClient() as http:
         client = await ManualClient.register(stack, http)
         verifier, challenge = pkce_pair()
         code = await client.code(http, challenge)
-        assert (await client.exchange(http, code, verifier)).status_code == 200
+        first = await client.exchange(http, code, verifier)
+        assert first.status_code == 200
+        assert (await post_mcp(stack, first.json()["access_token"])).status_code == 200
         replay = await client.exchange(http, code, verifier)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    # the code was intercepted: the tokens its first exchange produced stop working too
+    assert (await post_mcp(stack, first.json()["access_token"])).status_code == 401
 
 
 async def test_a_wrong_code_verifier_is_refused(stack: AuthStack) -> None:
@@ -204,7 +209,7 @@ async def test_an_unregistered_redirect_uri_is_refused(stack: AuthStack) -> None
 )
 def test_junk_bodies_with_a_valid_token_never_get_a_5xx(stack: AuthStack, body: bytes) -> None:
     headers = {
-        "Authorization": f"Bearer {stack.idp.sign(claims(stack))}",
+        "Authorization": f"Bearer {stack.sign(claims(stack))}",
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
     }

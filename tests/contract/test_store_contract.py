@@ -614,3 +614,278 @@ def test_schedules_written_before_migration_2_survive_it(new_store: Callable[[],
     )
     assert (record.resource_types, record.regions, record.revision, record.last_run) == ([], [], 0, None)
     assert instance.due_scheduled_audits(T0) == [record]
+
+
+# --- OAuth authorization server storage (hashes only) -------------------------------------------
+
+
+def _oauth_session(grant_id: str, access: str, refresh: str | None, **changes: Any) -> Any:
+    from tagcompliance.store.base import OAuthSessionRecord
+
+    fields: dict[str, Any] = {
+        "grant_id": grant_id,
+        "client_id": "client-1",
+        "user_id": "alice@example.com",
+        "access_token_hash": access,
+        "refresh_token_hash": refresh,
+        "scopes": ["tag:read", "admin"],
+        "expires_at": T0 + timedelta(hours=1),
+        "refresh_expires_at": T0 + timedelta(days=30),
+        "resource": "https://mcp.example.com/mcp",
+        "created_at": T0,
+    }
+    fields.update(changes)
+    return OAuthSessionRecord(**fields)
+
+
+def test_oauth_client_and_code_round_trip_and_a_code_is_used_once(store: Store) -> None:
+    from tagcompliance.store.base import OAuthClientRecord, OAuthCodeRecord
+
+    suffix = uuid_hex()
+    client = OAuthClientRecord(f"c-{suffix}", "ab" * 32, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
+    store.save_oauth_client(client)
+    assert store.get_oauth_client(client.client_id) == client
+    assert store.get_oauth_client("nobody") is None
+    with pytest.raises(StoreError):
+        store.save_oauth_client(client)
+
+    code = OAuthCodeRecord(
+        code_hash=f"{suffix:0<64}",
+        grant_id=f"g-{suffix}",
+        client_id=client.client_id,
+        user_id="alice@example.com",
+        scopes=["tag:read"],
+        code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        redirect_uri="http://127.0.0.1/cb",
+        redirect_uri_provided_explicitly=True,
+        resource=None,
+        expires_at=T0 + timedelta(minutes=5),
+        created_at=T0,
+    )
+    store.save_oauth_code(code)
+    assert store.get_oauth_code(code.code_hash) == code
+    assert not store.consume_oauth_code(code.code_hash, T0 + timedelta(minutes=6))  # expired
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda _: store.consume_oauth_code(code.code_hash, T0), range(8)))
+    assert wins.count(True) == 1
+    used = store.get_oauth_code(code.code_hash)
+    assert used is not None and used.used_at == T0
+    assert not store.consume_oauth_code("0" * 64, T0)
+
+
+def test_oauth_sessions_rotate_once_and_revoke_by_grant(store: Store) -> None:
+    grant = f"g-{uuid_hex()}"
+    first = _oauth_session(grant, uuid_hex() * 2, uuid_hex() * 2)
+    store.create_oauth_session(first)
+    found = store.find_oauth_session(access_token_hash=first.access_token_hash)
+    assert found is not None and found.id is not None
+    assert replace(found, id=None) == first
+    assert store.find_oauth_session(refresh_token_hash=first.refresh_token_hash) == found
+    assert store.find_oauth_session(access_token_hash="f" * 64) is None
+    with pytest.raises(InvalidInputError):
+        store.find_oauth_session()
+
+    later = T0 + timedelta(minutes=50)
+    successors = [_oauth_session(grant, uuid_hex() * 2, uuid_hex() * 2, created_at=later) for _ in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(
+            pool.map(lambda s: store.rotate_oauth_session(first.refresh_token_hash, s, later), successors)
+        )
+    assert results.count(True) == 1  # concurrent refreshes with one token: exactly one wins
+    winner = successors[results.index(True)]
+    rotated = store.find_oauth_session(refresh_token_hash=first.refresh_token_hash)
+    assert rotated is not None and rotated.rotated_at == later
+    for loser in (s for s, won in zip(successors, results, strict=True) if not won):
+        assert store.find_oauth_session(access_token_hash=loser.access_token_hash) is None
+    # a token of another grant cannot rotate this one
+    other = _oauth_session(f"g-{uuid_hex()}", uuid_hex() * 2, uuid_hex() * 2)
+    assert not store.rotate_oauth_session(winner.refresh_token_hash, other, later)
+
+    assert store.revoke_oauth_grant(grant, later) == 2
+    assert store.revoke_oauth_grant(grant, later) == 0
+    revoked = store.find_oauth_session(access_token_hash=winner.access_token_hash)
+    assert revoked is not None and revoked.revoked_at == later
+    assert not store.rotate_oauth_session(winner.refresh_token_hash, other, later)
+
+
+def test_expired_oauth_rows_are_deleted(store: Store) -> None:
+    grant = f"g-{uuid_hex()}"
+    live = _oauth_session(grant, uuid_hex() * 2, uuid_hex() * 2)
+    dead = _oauth_session(grant, uuid_hex() * 2, None, refresh_expires_at=None)
+    store.create_oauth_session(live)
+    store.create_oauth_session(dead)
+    assert store.delete_expired_oauth(T0 + timedelta(hours=2)) >= 1
+    assert store.find_oauth_session(access_token_hash=dead.access_token_hash) is None
+    assert store.find_oauth_session(access_token_hash=live.access_token_hash) is not None  # refreshable
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+# --- agent safety (tagcompliance.safety) ------------------------------------------------------
+
+from tagcompliance.store.base import BeliefRecord, ConfirmationRecord, RegretEventRecord  # noqa: E402
+
+
+def _states_of(snapshot_id: str, counts: dict[tuple[str, str], int]) -> list[ResourceStateRecord]:
+    return [
+        ResourceStateRecord(
+            snapshot_id=snapshot_id,
+            resource_arn=f"arn:aws:{type_id.split(':')[0]}:{region}:123456789012:{type_id}/{n:06d}",
+            resource_type=type_id,
+            region=region,
+            account_id="123456789012",
+            tags={},
+            compliant=False,
+        )
+        for (type_id, region), count in counts.items()
+        for n in range(count)
+    ]
+
+
+def test_inventory_counts_use_the_newest_successful_read_of_each_pair(store: Store) -> None:
+    # Older: both types in both regions. Newer: only us-east-1, and s3 there failed.
+    old = make_snapshot("inv-old", T0, failed_shards=[])
+    store.save_snapshot(
+        old,
+        _states_of(
+            "inv-old",
+            {
+                ("ec2:instance", "us-east-1"): 3,
+                ("ec2:instance", "eu-west-1"): 2,
+                ("s3:bucket", "us-east-1"): 4,
+            },
+        ),
+    )
+    new = make_snapshot(
+        "inv-new",
+        T0 + timedelta(hours=1),
+        regions=["us-east-1"],
+        failed_shards=[{"region": "us-east-1", "resource_type": "s3:bucket", "error": "AccessDenied"}],
+    )
+    store.save_snapshot(new, _states_of("inv-new", {("ec2:instance", "us-east-1"): 5}))
+    counts = {(c.resource_type, c.region): (c.resources, c.snapshot_id) for c in store.inventory_counts()}
+    assert counts == {
+        ("ec2:instance", "us-east-1"): (5, "inv-new"),
+        ("ec2:instance", "eu-west-1"): (2, "inv-old"),
+        ("s3:bucket", "us-east-1"): (4, "inv-old"),  # the newer read failed: the older one stands
+        ("s3:bucket", "eu-west-1"): (0, "inv-old"),  # in scope, nothing found: a known zero
+    }
+    filtered = store.inventory_counts(["s3:bucket"], ["eu-west-1"])
+    assert [(c.resource_type, c.region, c.resources) for c in filtered] == [("s3:bucket", "eu-west-1", 0)]
+    assert filtered[0].taken_at == T0
+    assert store.inventory_counts(["lambda:function"], None) == []  # never read: unknown, not zero
+
+
+def test_inventory_counts_are_fast_at_100k_resources(store: Store) -> None:
+    counts = {
+        (type_id, region): 10_000
+        for type_id in ("ec2:instance", "s3:bucket")
+        for region in ("us-east-1", "eu-west-1", "us-west-2", "ap-south-1", "sa-east-1")
+    }
+    snapshot = make_snapshot("inv-big", regions=sorted({r for _, r in counts}), failed_shards=[])
+    store.save_snapshot(snapshot, _states_of("inv-big", counts))
+    started = time.monotonic()
+    found = store.inventory_counts()
+    elapsed = time.monotonic() - started
+    assert sum(c.resources for c in found) == 100_000 and len(found) == 10
+    assert elapsed < 2.0, f"inventory_counts took {elapsed:.2f}s over 100,000 resource states"
+
+
+def test_confirmation_tokens_round_trip_and_are_consumed_once(store: Store) -> None:
+    record = ConfirmationRecord(
+        token_hash="ab" * 32,
+        organization="acme",
+        user_id="alice",
+        client_id="claude",
+        operation="check_tag_compliance",
+        parameters={"regions": ["us-east-1"], "resource_types": ["ec2:instance"]},
+        parameters_digest="cd" * 32,
+        estimate={"resources": 42},
+        created_at=T0,
+        expires_at=T0 + timedelta(minutes=10),
+        belief_id="b1",
+    )
+    store.save_confirmation(record)
+    assert store.get_confirmation("ab" * 32) == record
+    assert store.get_confirmation("ef" * 32) is None
+    assert store.consume_confirmation("ab" * 32, T0 + timedelta(minutes=11)) is False  # expired
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(
+            pool.map(lambda _: store.consume_confirmation("ab" * 32, T0 + timedelta(minutes=1)), range(8))
+        )
+    assert wins.count(True) == 1
+    used = store.get_confirmation("ab" * 32)
+    assert used is not None and used.used_at == T0 + timedelta(minutes=1)
+    with pytest.raises(StoreError):
+        store.save_confirmation(record)  # the same token twice
+
+
+def test_beliefs_round_trip_filter_and_record_outcomes(store: Store) -> None:
+    def belief(belief_id: str, minutes: int, **changes: Any) -> BeliefRecord:
+        fields: dict[str, Any] = {
+            "belief_id": belief_id,
+            "created_at": T0 + timedelta(minutes=minutes),
+            "organization": "acme",
+            "user_id": "alice",
+            "tool_name": "check_tag_compliance",
+            "stage": "commit",
+            "understood": {"regions": ["us-east-1"]},
+            "assumptions": ["regions omitted: default"],
+            "alternatives": [{"parameter": "regions", "options": []}],
+            "estimate": {"resources": 42},
+            "warnings": [{"rule_id": "region_coverage"}],
+        }
+        fields.update(changes)
+        return BeliefRecord(**fields)
+
+    first = belief("b1", 0, client_id="claude")
+    store.record_belief(first)
+    store.record_belief(belief("b2", 1, stage="clarification", user_id="bob"))
+    store.record_belief(belief("b3", 2, organization="other"))
+    assert store.list_beliefs("acme") == [belief("b2", 1, stage="clarification", user_id="bob"), first]
+    assert [b.belief_id for b in store.list_beliefs("acme", stage="commit")] == ["b1"]
+    assert [b.belief_id for b in store.list_beliefs(user_id="bob")] == ["b2"]
+    assert [b.belief_id for b in store.list_beliefs(since=T0 + timedelta(minutes=2))] == ["b3"]
+    assert [b.belief_id for b in store.list_beliefs(limit=1)] == ["b3"]
+    outcome = {"total_resources": 0, "regions": ["us-east-1"]}
+    assert store.update_belief_outcome("b1", outcome, False, "zero found", T0, stage="executed")
+    updated = store.list_beliefs("acme", stage="executed")[0]
+    assert (updated.outcome, updated.outcome_matched, updated.outcome_notes, updated.resolved_at) == (
+        outcome,
+        False,
+        "zero found",
+        T0,
+    )
+    assert store.update_belief_outcome("missing", outcome, None, None, T0) is False
+
+
+def test_regret_events_resolve_once_and_count_corrections(store: Store) -> None:
+    def event(rule_id: str, user_id: str = "alice", organization: str = "acme") -> RegretEventRecord:
+        return RegretEventRecord(
+            created_at=T0,
+            organization=organization,
+            user_id=user_id,
+            tool_name="check_tag_compliance",
+            rule_id=rule_id,
+            parameter="regions",
+            value=["eu-west-1"],
+        )
+
+    first = store.record_regret_event(event("region_coverage"))
+    second = store.record_regret_event(event("excluded_types"))
+    store.record_regret_event(event("region_coverage", user_id="bob"))
+    store.record_regret_event(event("region_coverage", organization="other"))
+    assert first.id is not None and second.id is not None and first.id != second.id
+    assert store.open_regret_events("acme", "alice", "check_tag_compliance") == [first, second]
+    assert store.resolve_regret_event(first.id, "corrected", T0) is True
+    assert store.resolve_regret_event(first.id, "kept", T0) is False  # already resolved
+    assert store.resolve_regret_event(second.id, "kept", T0) is True
+    with pytest.raises(InvalidInputError):
+        store.resolve_regret_event(second.id, "shown", T0)
+    assert store.open_regret_events("acme", "alice", "check_tag_compliance") == []
+    assert store.regret_correction_counts("acme") == {"region_coverage": 1}
+    assert store.regret_correction_counts("nobody") == {}

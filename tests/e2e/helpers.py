@@ -8,10 +8,13 @@ from typing import Any
 from mcp import Client
 
 from services.demo.aws import DemoAws
+from services.demo.estate import REGIONS
 from tagcompliance.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
+# Scans state their scope explicitly: an omitted scope gets clarification_needed (agent safety).
+DEMO_REGIONS = list(REGIONS)
 
 
 def gateway_settings(demo: DemoAws, data_dir: Path, **overrides: Any) -> Settings:
@@ -41,3 +44,10 @@ async def call_error(client: Client, tool: str, **arguments: Any) -> str:
     text = " ".join(getattr(block, "text", "") for block in result.content)
     assert "Traceback" not in text
     return text
+
+
+async def call_confirmed(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that answers with an intent commit (it writes), confirm it, return the result."""
+    commit = await call(client, tool, **arguments)
+    assert commit.get("safety") == "intent_commit", f"{tool} did not ask for confirmation: {commit}"
+    return await call(client, tool, **arguments, confirmation_token=commit["confirmation_token"])

@@ -12,9 +12,11 @@ from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
 from tagcompliance.errors import PolicyError
 
-from .helpers import call_error, gateway_settings
+from .helpers import DEMO_REGIONS, call_error, gateway_settings
 
 pytestmark = pytest.mark.anyio
+# An explicit scan scope, so that the call reaches the validation under test (not a clarification).
+EXPLICIT_SCOPE = {"resource_types": ["all"], "regions": DEMO_REGIONS}
 
 
 @pytest.mark.parametrize(
@@ -41,9 +43,21 @@ pytestmark = pytest.mark.anyio
         ),
         ("get_cost_attribution_gap", {"resource_types": ["ec2:vpc"]}, "unknown resource type"),
         ("get_cost_attribution_gap", {"start_date": "2025-13-01"}, "start_date"),
-        ("get_cost_attribution_gap", {"start_date": "2025-03-01", "end_date": "2025-02-01"}, "before"),
-        ("get_cost_attribution_gap", {"start_date": "2020-01-01", "end_date": "2025-01-01"}, "12 months"),
-        ("get_cost_attribution_gap", {"tag_keys": ["Colour"]}, "Colour"),
+        (
+            "get_cost_attribution_gap",
+            {**EXPLICIT_SCOPE, "start_date": "2025-03-01", "end_date": "2025-02-01"},
+            "before",
+        ),
+        (
+            "get_cost_attribution_gap",
+            {**EXPLICIT_SCOPE, "start_date": "2020-01-01", "end_date": "2025-01-01"},
+            "12 months",
+        ),
+        (
+            "get_cost_attribution_gap",
+            {**EXPLICIT_SCOPE, "start_date": "2025-01-01", "end_date": "2025-02-01", "tag_keys": ["Colour"]},
+            "Colour",
+        ),
         ("get_cost_attribution_gap", {"tag_keys": ["Owner"] * 21}, "tag_keys"),
         (
             "suggest_tags",
@@ -65,7 +79,9 @@ async def test_bad_arguments(client: Client, tool: str, arguments: dict, message
 
 
 async def test_cursor_of_another_tool_is_refused(client: Client) -> None:
-    result = await client.call_tool("find_untagged_resources", {"resource_types": ["all"], "page_size": 1})
+    result = await client.call_tool(
+        "find_untagged_resources", {"resource_types": ["all"], "regions": DEMO_REGIONS, "page_size": 1}
+    )
     cursor = result.structured_content["next_cursor"]
     assert "does not belong to check" in await call_error(client, "check_tag_compliance", cursor=cursor)
 
@@ -87,7 +103,9 @@ async def test_policy_broken_while_running_gives_clear_errors(aws_env, tmp_path:
             import os
 
             os.utime(policy, (1, 1))  # a different mtime, as an edit would give
-            text = await call_error(connected, "check_tag_compliance", resource_types=["sqs:queue"])
+            text = await call_error(
+                connected, "check_tag_compliance", resource_types=["sqs:queue"], regions=DEMO_REGIONS
+            )
             assert "required_tags[0].applies_to" in text and "ec2:vpc" in text
     finally:
         runtime.close()

@@ -15,7 +15,7 @@ from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from tagcompliance.drift import TagChangeEvent
 
-from .helpers import call, call_error, gateway_settings
+from .helpers import DEMO_REGIONS, call, call_error, gateway_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +86,7 @@ async def test_export_violations_csv(client: Client, aws_env: DemoAws) -> None:
     page = await call(
         client,
         "export_violations_csv",
-        filters={"resource_types": ["sqs:queue", "sns:topic"]},
+        filters={"resource_types": ["sqs:queue", "sns:topic"], "regions": DEMO_REGIONS},
         columns=["resource_arn", "violation", "severity", "current_value"],
         limit=10,
     )
@@ -101,8 +101,21 @@ async def test_export_violations_csv(client: Client, aws_env: DemoAws) -> None:
         cursor = more["next_cursor"]
     assert len(seen) == total
     whole = await call(
-        client, "export_violations_csv", filters={"resource_types": ["sqs:queue", "sns:topic"]}, to_file=True
+        client,
+        "export_violations_csv",
+        filters={"resource_types": ["sqs:queue", "sns:topic"], "regions": DEMO_REGIONS},
+        to_file=True,
     )
     assert whole["row_count"] == total and Path(whole["file_path"]).exists()
-    assert "unknown column" in (await call_error(client, "export_violations_csv", columns=["colour"])).lower()
+    assert (
+        "unknown column"
+        in (
+            await call_error(
+                client,
+                "export_violations_csv",
+                filters={"resource_types": ["all"], "regions": DEMO_REGIONS},
+                columns=["colour"],
+            )
+        ).lower()
+    )
     assert "severity" in await call_error(client, "export_violations_csv", filters={"severity": "fatal"})

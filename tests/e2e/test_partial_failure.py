@@ -16,7 +16,7 @@ from services.mcp_gateway.server import build_server
 from tagcompliance.aws import AwsClients
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 
-from .helpers import call, gateway_settings
+from .helpers import DEMO_REGIONS, call, gateway_settings
 
 pytestmark = pytest.mark.anyio
 BROKEN_REGION = "eu-west-1"
@@ -42,7 +42,9 @@ async def test_failed_region_is_named_in_every_result(aws_env: DemoAws, tmp_path
     runtime.service.clients = OneRegionUnreachable(settings)
     try:
         async with Client(build_server(runtime)) as client:
-            check = await call(client, "check_tag_compliance", resource_types=["all"], page_size=1)
+            check = await call(
+                client, "check_tag_compliance", resource_types=["all"], regions=DEMO_REGIONS, page_size=1
+            )
             failed = {(shard["region"], shard["resource_type"]) for shard in check["failed_shards"]}
             assert failed == {(BROKEN_REGION, type_id) for type_id in RESOURCE_TYPE_IDS}
             assert all(
@@ -58,10 +60,18 @@ async def test_failed_region_is_named_in_every_result(aws_env: DemoAws, tmp_path
             assert "Partial coverage" in check["score_note"]
             assert BROKEN_REGION in check["scope"]["regions"]
 
-            untagged = await call(client, "find_untagged_resources", resource_types=["all"])
+            untagged = await call(
+                client, "find_untagged_resources", resource_types=["all"], regions=DEMO_REGIONS
+            )
             assert {s["region"] for s in untagged["failed_shards"]} == {BROKEN_REGION}
 
-            report = await call(client, "generate_compliance_report", format="markdown")
+            report = await call(
+                client,
+                "generate_compliance_report",
+                format="markdown",
+                resource_types=["all"],
+                regions=DEMO_REGIONS,
+            )
             assert "Incomplete" in report["content"] and BROKEN_REGION in report["content"]
 
             bucket = next(

@@ -13,7 +13,7 @@ from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from tests.conftest import tag_policies_in_organization
 
-from .helpers import call, call_error, gateway_settings
+from .helpers import call, call_confirmed, call_error, gateway_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +64,7 @@ async def test_startup_detection_and_import_tool(
             assert attached_tag_policy in {p["id"] for p in listing["available_policies"]} or (
                 listing["status"] == "success" and listing["source_policy"]["id"] == attached_tag_policy
             )
-            imported = await call(
+            imported = await call_confirmed(
                 client,
                 "import_aws_tag_policy",
                 policy_id=attached_tag_policy,

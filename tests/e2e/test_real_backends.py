@@ -13,7 +13,7 @@ from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from tests.conftest import REDIS_TEST_URL
 
-from .helpers import call, gateway_settings
+from .helpers import DEMO_REGIONS, call, gateway_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -27,13 +27,15 @@ async def test_postgres_store_and_redis_cache(aws_env: DemoAws, postgres_url: st
         assert health["cache"]["note"] is None
         async with Client(build_server(runtime)) as client:
             types = ["lambda:function", "s3:bucket"]
-            first = await call(client, "check_tag_compliance", resource_types=types, force_refresh=True)
+            first = await call(
+                client, "check_tag_compliance", resource_types=types, regions=DEMO_REGIONS, force_refresh=True
+            )
             expected = aws_env.estate.expected_summary(resource_types=types)
             assert (first["total_resources"], first["compliant_resources"]) == (
                 expected.total,
                 expected.compliant,
             )
-            again = await call(client, "check_tag_compliance", resource_types=types)
+            again = await call(client, "check_tag_compliance", resource_types=types, regions=DEMO_REGIONS)
             assert again["cached"] is True and again["snapshot_id"] == first["snapshot_id"]
             history = await call(client, "get_violation_history", resource_types=types)
             assert history["snapshot_count"] == 1

@@ -13,7 +13,7 @@ from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from tagcompliance.schedules import run_due_schedules
 
-from .helpers import call, call_error, gateway_settings
+from .helpers import call, call_confirmed, call_error, gateway_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
     try:
         async with Client(build_server(runtime)) as client:
             created = (
-                await call(
+                await call_confirmed(
                     client,
                     "schedule_compliance_audit",
                     schedule="daily",
@@ -48,7 +48,7 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
                 client, "schedule_compliance_audit", action="resume", schedule_id=schedule_id
             )
             assert resumed["schedule"]["status"] == "active"
-            updated = await call(
+            updated = await call_confirmed(
                 client, "schedule_compliance_audit", action="update", schedule_id=schedule_id, time="07:30"
             )
             assert datetime.fromisoformat(updated["schedule"]["next_run"]).hour == 7
@@ -74,7 +74,7 @@ async def test_schedule_lifecycle_and_a_scheduled_run(aws_env: DemoAws, tmp_path
             expected = aws_env.estate.expected_summary(resource_types=["sqs:queue"], regions=["us-east-1"])
             assert history["points"][-1]["total_resources"] == expected.total
 
-            deleted = await call(
+            deleted = await call_confirmed(
                 client, "schedule_compliance_audit", action="delete", schedule_id=schedule_id
             )
             assert deleted["schedule"]["status"] == "deleted"
@@ -120,13 +120,13 @@ async def test_schedule_bad_input(client: Client, arguments: dict, message: str)
 
 async def test_webhook_urls_never_reach_the_audit_log(client: Client, runtime) -> None:
     hook = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
-    result = await call(
+    result = await call_confirmed(
         client, "schedule_compliance_audit", schedule="weekly", time="08:00", recipients=[hook]
     )
     assert "XXXXSECRETXXXX" not in str(result)
     [entry] = runtime.store.list_audit_logs(limit=1)
     assert "XXXXSECRETXXXX" not in str(entry.parameters) and "[redacted]" in str(entry.parameters)
-    await call(
+    await call_confirmed(
         client, "schedule_compliance_audit", action="delete", schedule_id=result["schedule"]["schedule_id"]
     )
 
@@ -142,7 +142,7 @@ async def test_deployed_mode_mirrors_schedules_to_eventbridge(aws_env: DemoAws, 
         assert runtime.health()["scheduler"] == "eventbridge" and runtime.scheduler_loop is None
         async with Client(build_server(runtime)) as client:
             created = (
-                await call(
+                await call_confirmed(
                     client,
                     "schedule_compliance_audit",
                     schedule="weekly",
@@ -165,7 +165,7 @@ async def test_deployed_mode_mirrors_schedules_to_eventbridge(aws_env: DemoAws, 
                 Name=created["schedule_id"], GroupName="e2e-audits"
             )
             assert paused["State"] == "DISABLED"
-            await call(
+            await call_confirmed(
                 client, "schedule_compliance_audit", action="delete", schedule_id=created["schedule_id"]
             )
     finally:

@@ -18,7 +18,7 @@ from services.demo.aws import DemoAws
 from services.mcp_gateway.runtime import Runtime
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS
 
-from .helpers import call, call_error
+from .helpers import DEMO_REGIONS, call, call_error
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +64,9 @@ async def test_lists_the_core_tools_with_descriptions(client: Client) -> None:
 
 async def test_full_estate_check_matches_the_definition(client: Client, aws_env: DemoAws) -> None:
     expected = aws_env.estate.expected_summary()
-    first, violations = await all_violations(client, resource_types=["all"], force_refresh=True)
+    first, violations = await all_violations(
+        client, resource_types=["all"], regions=DEMO_REGIONS, force_refresh=True
+    )
     assert first["total_resources"] == len(aws_env.estate.resources) == expected.total
     assert first["compliant_resources"] == expected.compliant
     assert first["compliance_score"] == pytest.approx(expected.compliance_score, abs=1e-4)
@@ -96,15 +98,19 @@ async def test_filtered_check_by_type_and_region(client: Client, aws_env: DemoAw
 
 
 async def test_second_check_is_served_from_the_snapshot(client: Client) -> None:
-    first = await call(client, "check_tag_compliance", resource_types=["sqs:queue"], force_refresh=True)
-    again = await call(client, "check_tag_compliance", resource_types=["sqs:queue"])
+    first = await call(
+        client, "check_tag_compliance", resource_types=["sqs:queue"], regions=DEMO_REGIONS, force_refresh=True
+    )
+    again = await call(client, "check_tag_compliance", resource_types=["sqs:queue"], regions=DEMO_REGIONS)
     assert (first["cached"], again["cached"]) == (False, True)
     assert again["snapshot_id"] == first["snapshot_id"]
     assert again["compliance_score"] == first["compliance_score"]
 
 
 async def test_severity_filter(client: Client) -> None:
-    warnings = await call(client, "check_tag_compliance", resource_types=["all"], severity="warnings_only")
+    warnings = await call(
+        client, "check_tag_compliance", resource_types=["all"], regions=DEMO_REGIONS, severity="warnings_only"
+    )
     assert warnings["violations"] == [] and warnings["violation_count"] == 0
 
 
@@ -115,14 +121,18 @@ async def test_find_untagged_resources(client: Client, aws_env: DemoAws) -> None
             if violation.violation_type == "missing_tag":
                 expected[aws_env.arns[resource.key]].add(violation.tag_key)
     found: dict[str, set[str]] = {}
-    result = await call(client, "find_untagged_resources", resource_types=["all"], page_size=500)
+    result = await call(
+        client, "find_untagged_resources", resource_types=["all"], regions=DEMO_REGIONS, page_size=500
+    )
     assert result["next_cursor"] is None
     for item in result["resources"]:
         found[item["resource_arn"]] = set(item["missing_tags"])
     assert found == dict(expected)
     assert result["total_untagged"] == len(expected)
     assert result["never_tagged"] == sum(1 for r in aws_env.estate.resources if r.tags is None)
-    paged = await call(client, "find_untagged_resources", resource_types=["all"], page_size=7)
+    paged = await call(
+        client, "find_untagged_resources", resource_types=["all"], regions=DEMO_REGIONS, page_size=7
+    )
     assert len(paged["resources"]) == 7 and paged["next_cursor"]
     second = await call(client, "find_untagged_resources", cursor=paged["next_cursor"], page_size=7)
     assert {r["resource_arn"] for r in paged["resources"]}.isdisjoint(
@@ -177,21 +187,36 @@ async def test_get_tagging_policy(client: Client) -> None:
 
 async def test_reports_in_three_formats(client: Client, aws_env: DemoAws) -> None:
     expected = aws_env.estate.expected_summary()
-    markdown = await call(client, "generate_compliance_report", format="markdown")
+    markdown = await call(
+        client, "generate_compliance_report", format="markdown", resource_types=["all"], regions=DEMO_REGIONS
+    )
     assert f"{expected.compliance_score * 100:.1f}%" in markdown["content"]
     assert markdown["summary"]["total_resources"] == expected.total
-    csv_report = await call(client, "generate_compliance_report", format="csv")
+    csv_report = await call(
+        client, "generate_compliance_report", format="csv", resource_types=["all"], regions=DEMO_REGIONS
+    )
     text = csv_report["content"] if not csv_report["truncated"] else Path(csv_report["file_path"]).read_text()
     lines = text.strip().splitlines()
     assert lines[0].startswith("resource_arn,resource_type,region,violation_type")
     assert len(lines) - 1 == sum(expected.violations_by_type.values())
-    json_report = await call(client, "generate_compliance_report", format="json", include_violations=False)
+    json_report = await call(
+        client,
+        "generate_compliance_report",
+        format="json",
+        include_violations=False,
+        resource_types=["all"],
+        regions=DEMO_REGIONS,
+    )
     assert '"violation_count": ' + str(sum(expected.violations_by_type.values())) in json_report["content"]
 
 
 async def test_violation_history_after_checks(client: Client, runtime: Runtime) -> None:
-    await call(client, "check_tag_compliance", resource_types=["all"], force_refresh=True)
-    await call(client, "check_tag_compliance", resource_types=["all"], force_refresh=True)
+    await call(
+        client, "check_tag_compliance", resource_types=["all"], regions=DEMO_REGIONS, force_refresh=True
+    )
+    await call(
+        client, "check_tag_compliance", resource_types=["all"], regions=DEMO_REGIONS, force_refresh=True
+    )
     history = await call(client, "get_violation_history", days_back=7, group_by="day")
     assert history["snapshot_count"] >= 2
     assert len(history["points"]) == 1 and history["points"][0]["snapshots"] >= 2
@@ -204,7 +229,9 @@ async def test_violation_history_after_checks(client: Client, runtime: Runtime) 
 
 async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     await call(client, "get_tagging_policy")
-    await call_error(client, "check_tag_compliance", resource_types=["ec2:vpc"])  # refused by the core
+    await call_error(  # refused by the core
+        client, "check_tag_compliance", resource_types=["ec2:vpc"], regions=DEMO_REGIONS
+    )
     await call_error(client, "check_tag_compliance", page_size=0)  # refused by the schema, before the tool
     await call_error(client, "no_such_tool")
     logs = runtime.store.list_audit_logs(limit=4)
@@ -216,7 +243,7 @@ async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     ]
     assert "page_size" in (logs[1].error_message or "")
     assert "ec2:vpc" in (logs[2].error_message or "")
-    assert logs[2].parameters == {"resource_types": ["ec2:vpc"]}
+    assert logs[2].parameters == {"resource_types": ["ec2:vpc"], "regions": DEMO_REGIONS}
     assert logs[3].result_summary["source"] == "file" and logs[3].duration_ms >= 0
 
 
@@ -228,7 +255,7 @@ async def test_scans_report_progress(client: Client) -> None:
 
     result = await client.call_tool(
         "check_tag_compliance",
-        {"resource_types": ["all"], "force_refresh": True},
+        {"resource_types": ["all"], "regions": DEMO_REGIONS, "force_refresh": True},
         progress_callback=on_progress,
     )
     assert not result.is_error
@@ -243,6 +270,7 @@ async def test_cost_attribution_gap_matches_the_seeded_costs(client: Client, aws
         client,
         "get_cost_attribution_gap",
         resource_types=types,
+        regions=DEMO_REGIONS,
         start_date=start.isoformat(),
         end_date=end.isoformat(),
     )
@@ -274,6 +302,7 @@ async def test_cost_attribution_gap_matches_the_seeded_costs(client: Client, aws
         client,
         "get_cost_attribution_gap",
         resource_types=types,
+        regions=DEMO_REGIONS,
         start_date=start.isoformat(),
         end_date=end.isoformat(),
     )
@@ -282,6 +311,7 @@ async def test_cost_attribution_gap_matches_the_seeded_costs(client: Client, aws
         client,
         "get_cost_attribution_gap",
         resource_types=types,
+        regions=DEMO_REGIONS,
         start_date=start.isoformat(),
         end_date=end.isoformat(),
         include_resource_estimates=True,

@@ -16,7 +16,7 @@ from mcp import Client, StdioServerParameters
 from services.demo.aws import DemoAws
 from tagcompliance.store import SqliteStore
 
-from .helpers import POLICY_PATH, REPO_ROOT, call
+from .helpers import DEMO_REGIONS, POLICY_PATH, REPO_ROOT, call
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +47,9 @@ async def test_stdio(aws_env: DemoAws, tmp_path: Path) -> None:
     async with Client(parameters) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert {"check_tag_compliance", "get_tagging_policy"} <= names
-        result = await call(client, "check_tag_compliance", resource_types=["dynamodb:table"])
+        result = await call(
+            client, "check_tag_compliance", resource_types=["dynamodb:table"], regions=DEMO_REGIONS
+        )
         expected = aws_env.estate.expected_summary(resource_types=["dynamodb:table"])
         assert result["total_resources"] == expected.total
         assert result["compliant_resources"] == expected.compliant

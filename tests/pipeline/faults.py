@@ -47,3 +47,24 @@ class Throttle:
 
 def install_throttle(session: Any, service: str, operation: str, throttle: Throttle) -> None:
     session.events.register(f"before-call.{service}.{operation}", throttle)
+
+
+@dataclass
+class DenyAssumeRole:
+    """Refuse ``sts:AssumeRole`` into one account, as a missing role or trust policy does."""
+
+    account_id: str
+    denied: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, params: dict[str, Any] | None = None, **_: Any) -> Any:
+        # ``params`` is the serialized request: for STS's query protocol, the body holds RoleArn.
+        if f":iam::{self.account_id}:role/" not in str((params or {}).get("body", "")):
+            return None
+        with self.lock:
+            self.denied += 1
+        parsed = {
+            "Error": {"Code": "AccessDenied", "Message": "not authorized to perform: sts:AssumeRole"},
+            "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
+        }
+        return _HttpResponse(403), parsed

@@ -128,20 +128,23 @@ def test_in_process_runner_retries_a_throttled_shard_and_records_one_that_keeps_
 def test_build_runner_picks_step_functions_only_when_a_state_machine_is_configured(settings, store):
     import pytest
 
-    from tagcompliance.audits import AuditSettings, DynamoLedger, StepFunctionsRunner, build_runner
+    from tagcompliance.audits import DynamoLedger, StepFunctionsRunner, build_runner
 
     clients = AwsClients(settings)
-    local = build_runner(settings, clients, store, audit_settings=AuditSettings())
+    local = build_runner(settings, clients, store)
     assert isinstance(local, InProcessRunner) and isinstance(local.ledger, MemoryLedger)
 
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:tagc-audit"
     deployed_settings = settings.model_copy(update={"state_machine_arn": arn})
     with pytest.raises(ValueError, match="AUDIT_LEDGER_TABLE"):
-        build_runner(deployed_settings, clients, store, audit_settings=AuditSettings())
+        build_runner(deployed_settings, clients, store)
     deployed = build_runner(
-        deployed_settings, clients, store, audit_settings=AuditSettings(AUDIT_LEDGER_TABLE="ledger")
+        deployed_settings.model_copy(update={"audit_ledger_table": "ledger", "audit_ledger_ttl_days": 7}),
+        clients,
+        store,
     )
     assert isinstance(deployed, StepFunctionsRunner) and isinstance(deployed.ledger, DynamoLedger)
+    assert deployed.ledger.ttl.days == 7
     assert (
         deployed.execution_arn("run-1") == "arn:aws:states:us-east-1:123456789012:execution:tagc-audit:run-1"
     )

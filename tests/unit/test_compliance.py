@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from tagcompliance.compliance import Resource, compile_policy, evaluate
-from tagcompliance.policy import parse_policy
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tagcompliance import compliance
+from tagcompliance.compliance import (
+    Resource,
+    Violation,
+    compile_policy,
+    count_by,
+    evaluate,
+    evaluate_reference,
+)
+from tagcompliance.policy import TaggingPolicy, parse_policy
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 
 POLICY = parse_policy(
@@ -156,3 +170,120 @@ def test_policies_without_wildcards_compile_to_a_plain_set() -> None:
 def test_wildcard_rules_keep_precedence_over_format() -> None:
     good = {"CostCenter": "100", "Owner": "ana@example.com"}
     assert kinds(run_wildcards({**good, "Environment": "Production"})) == [("invalid_value", "Environment")]
+
+
+# --- the fast path equals the reference loop ---------------------------------------------------
+# evaluate() runs the rules once per distinct tag map and builds Violation objects only when they
+# are read; evaluate_reference() is the plain loop. Over random policies and tag maps they must give
+# the same violations (same order), counts, pages and noncompliant set.
+
+TYPES = ("ec2:instance", "s3:bucket", "lambda:function")
+KEYS = ("CostCenter", "costcenter", "COSTCENTER", "Owner", "owner", "Env", "Temp", "Secret", "Name")
+VALUES = ("", " ", "CC-1001", "CC-2042", "cc-1", "prod", "production", "ana@example.com", "=x", "a*b")
+
+tag_maps = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=6)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> TaggingPolicy:
+    names = draw(st.lists(st.sampled_from(("CostCenter", "Owner", "Env", "Name")), unique=True, max_size=4))
+    required = []
+    for name in names:
+        tag: dict[str, object] = {"name": name}
+        if draw(st.booleans()):
+            tag["allowed_values"] = draw(
+                st.lists(
+                    st.sampled_from(("CC-1001", "CC-2*", "prod*", "production", "*@example.com")),
+                    min_size=1,
+                    max_size=3,
+                    unique=True,
+                )
+            )
+        if draw(st.booleans()):
+            tag["validation_regex"] = draw(
+                st.sampled_from(("^CC-[0-9]{4}$", "^[a-z]+$", "^.+@example\\.com$"))
+            )
+        if draw(st.booleans()):
+            tag["applies_to"] = draw(st.lists(st.sampled_from(TYPES), min_size=1, max_size=2, unique=True))
+        required.append(tag)
+    candidates = [key for key in ("Temp", "Secret", "Name") if key not in names]
+    prohibited = draw(st.lists(st.sampled_from(candidates), unique=True, max_size=2))
+    return parse_policy({"required_tags": required, "prohibited_tags": prohibited})
+
+
+@st.composite
+def estates(draw: st.DrawFn) -> list[Resource]:
+    shared = draw(st.lists(tag_maps, min_size=1, max_size=4))  # repeated maps: the memo's case
+    resources = []
+    for index in range(draw(st.integers(0, 25))):
+        tags = draw(st.one_of(st.sampled_from(shared), tag_maps))
+        tags = dict(tags) if draw(st.booleans()) else tags  # equal maps, distinct or shared objects
+        resource_type = draw(st.sampled_from((*TYPES, "dynamodb:table")))
+        resources.append(
+            Resource(f"arn:aws:x:us-east-1:1:r/{index}", resource_type, "us-east-1", "1", str(index), tags)
+        )
+    return resources
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy=policies(), resources=estates(), offset=st.integers(0, 30), limit=st.integers(1, 10))
+def test_fast_path_equals_reference(
+    policy: TaggingPolicy, resources: list[Resource], offset: int, limit: int
+) -> None:
+    compiled = compile_policy(policy, TYPES)  # dynamodb:table is out of scope: no requirements
+    fast = evaluate(resources, compiled)
+    reference = evaluate_reference(resources, compiled)
+    assert list(fast.iter_violations()) == reference.violations
+    assert fast.violations == reference.violations
+    assert all(type(v) is Violation for v in fast.violations)
+    assert (fast.scanned, fast.compliant, fast.without_requirements) == (
+        reference.scanned,
+        reference.compliant,
+        reference.without_requirements,
+    )
+    assert fast.violation_count == len(reference.violations)
+    assert fast.noncompliant_arns == reference.noncompliant_arns
+    for severities in (None, {"error"}, {"warning"}):
+        selected = [v for v in reference.violations if severities is None or v.severity in severities]
+        assert list(fast.iter_violations(severities)) == selected
+        assert fast.page(offset, limit, severities) == selected[offset : offset + limit]
+    for attribute in ("violation_type", "tag_key", "severity", "resource_type", "region"):
+        assert fast.counts(attribute) == count_by(reference.violations, attribute)
+
+
+@settings(max_examples=50, deadline=None)
+@given(policy=policies(), resources=estates())
+def test_a_full_memo_starts_over_without_changing_results(
+    policy: TaggingPolicy, resources: list[Resource], monkeypatch_memo: None
+) -> None:
+    compiled = compile_policy(policy, TYPES)
+    assert evaluate(resources, compiled).violations == evaluate_reference(resources, compiled).violations
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_memo() -> Iterator[None]:
+    """A memo of two entries, so estates overflow it and it is cleared mid-evaluation."""
+    previous = compliance.MEMO_LIMIT
+    compliance.MEMO_LIMIT = 2
+    yield
+    compliance.MEMO_LIMIT = previous
+
+
+def test_prohibited_tags_are_reported_in_key_order() -> None:
+    policy = parse_policy({"required_tags": [], "prohibited_tags": ["Zeta", "Alpha", "Mid"]})
+    result = evaluate([bucket("a", {"Zeta": "1", "Mid": "2", "Alpha": "3"})], compile_policy(policy, TYPES))
+    assert [v.tag_key for v in result.violations] == ["Alpha", "Mid", "Zeta"]
+
+
+def test_resources_with_equal_tags_share_findings_but_keep_their_identity() -> None:
+    tags = {"CostCenter": "CC-1001", "Owner": "bad"}
+    result = run(bucket("a", tags), bucket("b", dict(tags)), bucket("c", tags))
+    assert [(v.resource_arn, v.tag_key) for v in result.violations] == [
+        ("arn:aws:s3:::a", "Owner"),
+        ("arn:aws:s3:::a", "Environment"),
+        ("arn:aws:s3:::b", "Owner"),
+        ("arn:aws:s3:::b", "Environment"),
+        ("arn:aws:s3:::c", "Owner"),
+        ("arn:aws:s3:::c", "Environment"),
+    ]
+    assert result.page(3, 2) == result.violations[3:5]

@@ -304,3 +304,32 @@ def test_memory_stays_flat(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert page.row_count == 20_000
     assert peak < 1_000_000, f"peak traced memory {peak} bytes"
+
+
+def test_export_streamed_from_the_evaluation_equals_the_materialised_export() -> None:
+    # The service exports from Evaluation.iter_violations (nothing kept); the bytes must be those of
+    # the materialised list, for whole files and for every page with every filter.
+    tag_maps = [
+        {"CostCenter": "CC-1001", "Owner": "ana@example.com", "Environment": "production"},
+        {"CostCenter": "=HYPERLINK(1)", "owner": "x", "Temp": "t"},
+        {},
+        {"CostCenter": "CC-1001", "Owner": "Bob", "Environment": "dev", "Temp": "+1"},
+    ]
+    resources = [ec2(n, dict(tag_maps[n % 4]), ("us-east-1", "eu-west-1")[n % 2]) for n in range(40)]
+    resources += [bucket(f"b{n}", tag_maps[n % 4]) for n in range(10)]
+    evaluation = evaluate(resources, compile_policy(POLICY, RESOURCE_TYPE_IDS))
+    listed = list(evaluation.violations)
+    options: list[dict[str, Any]] = [
+        {},
+        {"severity": "warnings_only"},
+        {"violation_types": ["missing_tag", "wrong_key_case"], "regions": ["eu-west-1"]},
+        {"columns": list(EXPORT_COLUMNS), "policy": POLICY, "account_id": ACCOUNT},
+    ]
+    for option in options:
+        streamed, materialised = io.StringIO(), io.StringIO()
+        a = export_violations(evaluation.iter_violations(), out=streamed, **option)
+        b = export_violations(listed, out=materialised, **option)
+        assert streamed.getvalue() == materialised.getvalue() and a == b
+        for offset in (0, 7, 30):
+            page = export_violations(evaluation.iter_violations(), offset=offset, limit=9, **option)
+            assert page == export_violations(listed, offset=offset, limit=9, **option)

@@ -1,29 +1,56 @@
-"""Settings -> the gateway's resource-server configuration and the transport rules."""
+"""Settings -> the gateway's OAuth configuration, and the transport rules.
+
+Two modes, chosen by configuration:
+
+* ``AUTH_IDP_ISSUER_URL`` set: the gateway is the OAuth authorization server of the MCP flow
+  (``authserver.py``), users log in at that company IdP, and the gateway verifies the access tokens
+  it signed itself (plus their ``oauth_sessions`` row, so revocation is immediate).
+* ``AUTH_ISSUER_URL`` set: a resource server only; another authorization server issues the JWTs.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
 
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
+from tagcompliance.store.base import Store
 
+from .authserver import GatewayAuthorizationServer, ScopePolicy
+from .keys import load_signing_key, read_secret
 from .scopes import READ_SCOPE
+from .upstream import OidcUpstream
 from .verifier import JwtTokenVerifier
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayAuth:
-    """What ``build_server`` needs to require bearer tokens."""
+    """What ``build_server`` needs to require bearer tokens (and, in the authorization-server mode,
+    the routes ``install`` adds to the HTTP app)."""
 
     verifier: JwtTokenVerifier
     settings: AuthSettings
+    authorization_server: GatewayAuthorizationServer | None = None
 
     def describe(self) -> str:
+        if self.authorization_server is not None:
+            return (
+                f"oauth (issuer {self.authorization_server.issuer}: this gateway, login delegated to "
+                f"{self.authorization_server.upstream.issuer}; resource {self.settings.resource_server_url})"
+            )
         return f"oauth (issuer {self.settings.issuer_url}, resource {self.settings.resource_server_url})"
+
+    def install(self, app: Starlette) -> Starlette:
+        """Add the authorization server's endpoints to the app ``streamable_http_app`` built."""
+        if self.authorization_server is not None:
+            app.router.routes[0:0] = self.authorization_server.routes()
+        return app
 
 
 def is_loopback(host: str) -> bool:
@@ -35,12 +62,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_auth(settings: Settings, host: str, port: int) -> GatewayAuth | None:
-    """The resource-server configuration, or None when no issuer is configured."""
+def build_auth(settings: Settings, host: str, port: int, store: Store | None = None) -> GatewayAuth | None:
+    """The OAuth configuration, or None when neither mode is configured."""
+    if settings.auth_idp_issuer_url:
+        if store is None:
+            raise TagComplianceError("the OAuth authorization server needs the store (oauth_sessions)")
+        return _authorization_server(settings, host, port, store)
     if not settings.auth_issuer_url:
         return None
-    url_host = f"[{host}]" if ":" in host else host
-    resource = settings.auth_resource_url or f"http://{url_host}:{port}/mcp"
+    resource = settings.auth_resource_url or f"{_base_url(host, port)}/mcp"
     verifier = JwtTokenVerifier(
         settings.auth_issuer_url,
         [resource, *settings.auth_audiences],
@@ -49,16 +79,77 @@ def build_auth(settings: Settings, host: str, port: int) -> GatewayAuth | None:
         jwks_url=settings.auth_jwks_url,
         min_refresh_seconds=settings.auth_jwks_min_refresh_seconds,
     )
+    return GatewayAuth(verifier, _auth_settings(settings.auth_issuer_url, resource))
+
+
+def _base_url(host: str, port: int) -> str:
+    url_host = f"[{host}]" if ":" in host else host
+    return f"http://{url_host}:{port}"
+
+
+def _auth_settings(issuer: str, resource: str) -> AuthSettings:
     try:
-        auth_settings = AuthSettings(
-            issuer_url=settings.auth_issuer_url,
+        return AuthSettings(
+            issuer_url=issuer,
             resource_server_url=resource,
             required_scopes=[READ_SCOPE],
             validate_token_resource=False,  # the verifier checks aud itself (resource or AUTH_AUDIENCES)
         )
     except ValueError as error:
         raise TagComplianceError(f"invalid authentication settings: {error}") from None
-    return GatewayAuth(verifier, auth_settings)
+
+
+def _authorization_server(settings: Settings, host: str, port: int, store: Store) -> GatewayAuth:
+    if settings.auth_issuer_url:
+        raise TagComplianceError(
+            "set either AUTH_IDP_ISSUER_URL (this gateway is the authorization server) or AUTH_ISSUER_URL "
+            "(another authorization server issues the tokens), not both"
+        )
+    client_id, client_secret = settings.auth_idp_client_id, None
+    if settings.auth_idp_client_secret is not None:
+        client_secret = settings.auth_idp_client_secret.get_secret_value()
+    elif settings.auth_idp_client_secret_arn:
+        raw = read_secret(settings, settings.auth_idp_client_secret_arn, "IdP client secret")
+        client_secret, stored_id = _client_credentials(raw, settings.auth_idp_client_secret_arn)
+        client_id = client_id or stored_id
+    if not client_id:
+        raise TagComplianceError(
+            "AUTH_IDP_ISSUER_URL needs AUTH_IDP_CLIENT_ID (the gateway's client at the IdP), or a client_id "
+            "in the AUTH_IDP_CLIENT_SECRET_ARN secret"
+        )
+    if not client_secret:
+        raise TagComplianceError(
+            "AUTH_IDP_ISSUER_URL needs the IdP client secret: AUTH_IDP_CLIENT_SECRET_ARN (Secrets Manager) "
+            "or, for local runs, AUTH_IDP_CLIENT_SECRET"
+        )
+    issuer = (settings.auth_public_url or _base_url(host, port)).rstrip("/")
+    resource = settings.auth_resource_url or f"{issuer}/mcp"
+    server = GatewayAuthorizationServer(
+        store=store,
+        issuer=issuer,
+        resource=resource,
+        key=load_signing_key(settings),
+        upstream=OidcUpstream(
+            settings.auth_idp_issuer_url or "",
+            client_id,
+            client_secret,
+            scopes=settings.auth_idp_scopes,
+            user_claim=settings.auth_user_claim,
+            leeway_seconds=settings.auth_leeway_seconds,
+        ),
+        scope_policy=ScopePolicy(frozenset(settings.auth_admin_users), frozenset(settings.auth_admin_groups)),
+        access_token_seconds=settings.auth_access_token_seconds,
+        refresh_token_seconds=settings.auth_refresh_token_days * 86400,
+    )
+    verifier = JwtTokenVerifier(
+        issuer,
+        [resource, *settings.auth_audiences],
+        algorithms=["RS256"],
+        leeway_seconds=settings.auth_leeway_seconds,
+        key_set=server.public_keys(),
+        session_check=server.access_token_active,
+    )
+    return GatewayAuth(verifier, _auth_settings(issuer, resource), server)
 
 
 def check_http_exposure(settings: Settings, host: str, auth: GatewayAuth | None, allow_flag: bool) -> str:
@@ -67,13 +158,14 @@ def check_http_exposure(settings: Settings, host: str, auth: GatewayAuth | None,
         return auth.describe()
     if not is_loopback(host):
         raise TagComplianceError(
-            f"refusing to serve HTTP on {host} without authentication: set AUTH_ISSUER_URL "
-            "(see README, Authentication) or bind to 127.0.0.1"
+            f"refusing to serve HTTP on {host} without authentication: set AUTH_IDP_ISSUER_URL or "
+            "AUTH_ISSUER_URL (see README, Authentication) or bind to 127.0.0.1"
         )
     if not (allow_flag or settings.auth_allow_unauthenticated_loopback):
         raise TagComplianceError(
-            "refusing to serve HTTP without authentication: set AUTH_ISSUER_URL, or for local development "
-            "on loopback pass --allow-unauthenticated-loopback (AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK=true)"
+            "refusing to serve HTTP without authentication: set AUTH_IDP_ISSUER_URL or AUTH_ISSUER_URL, or "
+            "for local development on loopback pass --allow-unauthenticated-loopback "
+            "(AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK=true)"
         )
     return "none: unauthenticated loopback (explicitly allowed)"
 
@@ -87,3 +179,19 @@ def transport_security(settings: Settings) -> TransportSecuritySettings | None:
         allowed_hosts=settings.mcp_allowed_hosts,
         allowed_origins=settings.mcp_allowed_origins,
     )
+
+
+def _client_credentials(raw: str, arn: str) -> tuple[str, str | None]:
+    """The secret as stored: the bare client secret, or the spec's JSON document
+    ``{"client_id": ..., "client_secret": ..., "issuer_url": ...}``."""
+    if not raw.lstrip().startswith("{"):
+        return raw.strip(), None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise TagComplianceError(f"the secret {arn} looks like JSON but does not parse") from None
+    secret = document.get("client_secret") if isinstance(document, dict) else None
+    if not isinstance(secret, str) or not secret:
+        raise TagComplianceError(f"the JSON secret {arn} has no client_secret")
+    client_id = document.get("client_id")
+    return secret, client_id if isinstance(client_id, str) and client_id else None

@@ -27,6 +27,8 @@ SCHEDULE_READ_ACTIONS = frozenset({"list", "get"})
 
 def required_scope(tool_name: str, arguments: dict[str, Any] | None) -> str:
     arguments = arguments or {}
+    if tool_name == "get_intent_beliefs":  # the intent belief log shows every caller's requests
+        return ADMIN_SCOPE
     if tool_name == "import_aws_tag_policy" and arguments.get("save_to_file") not in (None, False):
         return ADMIN_SCOPE
     if (

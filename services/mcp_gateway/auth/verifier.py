@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -44,7 +44,12 @@ class JwtTokenVerifier:
         jwks_url: str | None = None,
         min_refresh_seconds: float = 30.0,
         http_timeout_seconds: float = 5.0,
+        key_set: KeySet | None = None,
+        session_check: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """``key_set`` fixes the keys (the gateway's own, when it is the authorization server) instead
+        of fetching the issuer's JWKS; ``session_check`` must also accept a token whose signature and
+        claims are valid (the gateway's revocation check against ``oauth_sessions``)."""
         bad = set(algorithms) - ALLOWED_ALGORITHMS
         if bad or not algorithms:
             raise ValueError(f"unsupported token algorithms {sorted(bad)}: only asymmetric ones are allowed")
@@ -61,6 +66,12 @@ class JwtTokenVerifier:
         self._kids: set[str] = set()
         self._fetched_at: float | None = None
         self._lock = anyio.Lock()
+        self._static = key_set is not None
+        self.session_check = session_check
+        if key_set is not None:
+            self._keys = key_set
+            self._kids = {str(key.kid) for key in key_set.keys if key.kid}
+            self._fetched_at = time.monotonic()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -101,6 +112,14 @@ class JwtTokenVerifier:
             ),
             None,
         )
+        if self.session_check is not None:
+            try:
+                live = await self.session_check(token)
+            except Exception as error:  # the store is down: refuse, say why in the log (not the token)
+                logger.warning("cannot check the token's session: %s", type(error).__name__)
+                live = False
+            if not live:
+                raise TokenRejected("no live session for this token (revoked, expired or never issued)")
         return AccessToken(
             token=token,
             client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("cid") or "unknown"),
@@ -114,8 +133,9 @@ class JwtTokenVerifier:
     async def _key_set(self, kid: str) -> KeySet:
         async with self._lock:
             now = time.monotonic()
-            stale = self._fetched_at is None or (
-                kid not in self._kids and now - self._fetched_at >= self.min_refresh_seconds
+            stale = not self._static and (
+                self._fetched_at is None
+                or (kid not in self._kids and now - self._fetched_at >= self.min_refresh_seconds)
             )
             if stale:
                 await self._refresh()

@@ -8,7 +8,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.session import get_session
 
 from .settings import Settings
 
@@ -33,6 +35,29 @@ def describe_aws_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class _FixedProvider(CredentialProvider):
+    """Hands a session the (refreshable) credentials of an assumed role."""
+
+    METHOD = "sts-assume-role"
+    CANONICAL_NAME = "tag-compliance-assumed-role"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
+class AssumeRoleError(Exception):
+    """A role in another account could not be assumed (the account cannot be audited)."""
+
+    def __init__(self, message: str, account_id: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.account_id = account_id
+        self.code = code
+
+
 def error_code(error: Exception) -> str | None:
     if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code")
@@ -46,13 +71,22 @@ class AwsClients:
     may be shared between threads.
     """
 
-    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: boto3.session.Session | None = None,
+        *,
+        account_id: str | None = None,
+        parent: AwsClients | None = None,
+    ) -> None:
         self._settings = settings
         self._session = session or boto3.session.Session()
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
-        self._account_id: str | None = None
-        self._partition: str | None = None
+        self._account_id: str | None = account_id
+        self._partition: str | None = parent.partition if parent is not None and account_id else None
+        self._parent = parent
+        self._assumed: dict[tuple[str, str], AwsClients] = {}
         self.request_counts: Counter[str] = Counter()
 
     @property
@@ -78,6 +112,52 @@ class AwsClients:
         event_name = kwargs.get("event_name", "")
         with self._lock:
             self.request_counts[event_name.removeprefix("before-send.")] += 1
+        if self._parent is not None:  # an assumed account's requests count for the caller too
+            self._parent._count_request(request, **kwargs)
+
+    def for_account(self, account_id: str, role_name: str) -> AwsClients:
+        """Clients acting in ``account_id``: these clients when it is their own account, else
+        clients with credentials from ``sts:AssumeRole`` of ``role_name`` there (cached; refreshed
+        by botocore before they expire).
+
+        Raises ``AssumeRoleError`` when the role cannot be assumed.
+        """
+        if account_id == self.account_id:
+            return self
+        key = (account_id, role_name)
+        with self._lock:
+            existing = self._assumed.get(key)
+        if existing is not None:
+            return existing
+        role_arn = f"arn:{self.partition}:iam::{account_id}:role/{role_name}"
+        sts = self.client("sts")
+
+        def refresh() -> dict[str, str]:
+            try:
+                credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName="tag-compliance-audit")[
+                    "Credentials"
+                ]
+            except (ClientError, BotoCoreError) as error:
+                raise AssumeRoleError(
+                    f"cannot assume {role_arn}: {describe_aws_error(error)}", account_id, error_code(error)
+                ) from None
+            return {
+                "access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"],
+                "token": credentials["SessionToken"],
+                "expiry_time": credentials["Expiration"].isoformat(),
+            }
+
+        refreshable = RefreshableCredentials.create_from_metadata(
+            metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
+        )
+        core = get_session()
+        core.get_component("credential_provider").insert_before("env", _FixedProvider(refreshable))
+        assumed = AwsClients(
+            self._settings, boto3.session.Session(botocore_session=core), account_id=account_id, parent=self
+        )
+        with self._lock:
+            return self._assumed.setdefault(key, assumed)
 
     def total_requests(self) -> int:
         with self._lock:

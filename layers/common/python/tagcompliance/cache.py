@@ -9,7 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -98,6 +98,65 @@ class MemoryCache:
 
     def ping(self) -> bool:
         return True
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ObjectLRU(Generic[K, V]):
+    """Live objects kept in this process (never serialised), bounded by count and by total weight.
+
+    For values that are expensive to rebuild and never change once built, such as an evaluated
+    snapshot: snapshots are immutable, so an entry never goes stale, it only ages out (least
+    recently used first) when the bounds are reached. Thread-safe.
+    """
+
+    def __init__(self, max_entries: int, max_weight: int) -> None:
+        if max_entries < 1 or max_weight < 1:
+            raise ValueError("max_entries and max_weight must be at least 1")
+        self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_weight = max_weight
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: K, value: V, weight: int = 1) -> bool:
+        """Keep ``value``; False (and nothing kept) when it alone outweighs the bound."""
+        weight = max(1, weight)
+        if weight > self._max_weight:
+            return False
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._weight -= previous[0]
+            self._entries[key] = (weight, value)
+            self._weight += weight
+            while len(self._entries) > self._max_entries or self._weight > self._max_weight:
+                _, (dropped, _) = self._entries.popitem(last=False)
+                self._weight -= dropped
+        return True
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._weight -= previous[0]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def weight(self) -> int:
+        return self._weight
 
 
 class RedisCache:

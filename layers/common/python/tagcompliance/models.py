@@ -65,6 +65,20 @@ class ComplianceCheckResult(BaseModel):
     scanned_at: datetime
     cached: bool
     policy_source: str
+    job: AuditJob | None = Field(
+        default=None,
+        description="Set when the scope was too large to scan within the call: the scan runs as an audit "
+        "job (the counts above are empty until it is done); poll get_audit_status with its run_id.",
+    )
+
+
+class AuditJob(BaseModel):
+    """A scan running in the background (the audit pipeline): a job handle."""
+
+    run_id: str
+    status: str = Field(description="running | succeeded | failed")
+    poll_with: str = "get_audit_status"
+    estimated_seconds: float | None = None
 
 
 class UntaggedResource(BaseModel):

@@ -21,7 +21,7 @@ VIOLATION_COLUMNS = (
 )
 
 
-def report_summary(snapshot: SnapshotRecord, violations: list[Violation]) -> dict[str, Any]:
+def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) -> dict[str, Any]:
     """The headline figures of a report, and recommendations derived from them."""
     by_tag = Counter((v.violation_type, v.tag_key) for v in violations)
     worst_types = sorted(

@@ -505,6 +505,7 @@ _ROWS: tuple[ResourceType, ...] = (
             ),
             name=lambda item: item.get("Name") or None,
             tags=_kv_tags("Tags"),
+            params={"MaxItems": 100},  # AWS's largest page (its default too; moto's default is 10)
         ),
         tagging_api_filter="elasticfilesystem:file-system",
         tag_reader=None,
@@ -565,6 +566,9 @@ _ROWS: tuple[ResourceType, ...] = (
             items=_wrapped("QueueUrls", "QueueUrl"),
             arn=_sqs_arn,
             name=_last_segment("QueueUrl", "/"),
+            # Without MaxResults, ListQueues returns at most 1,000 queues and no NextToken: the rest
+            # would silently be missing from the scan.
+            params={"MaxResults": 1000},
         ),
         tagging_api_filter="sqs",
         tag_reader=TagReader("sqs", _sqs_tags),

@@ -720,6 +720,7 @@ class SchedulerBackend(Protocol):
 
 
 _GROUP_NAME = re.compile(r"[0-9a-zA-Z_.-]{1,64}")
+DAILY_SNAPSHOT_NAME = "daily-compliance-snapshot"
 
 
 class EventBridgeScheduler:
@@ -853,6 +854,55 @@ class EventBridgeScheduler:
             except BotoCoreError as error:
                 raise self._sync_error("read the group of", self.group_name, error) from None
             self._group_ready = True
+
+    def schedule_names(self) -> list[str]:
+        """Names of every schedule in the group (none when the group does not exist yet)."""
+        names: list[str] = []
+        try:
+            paginator = self._client.get_paginator("list_schedules")
+            for page in paginator.paginate(GroupName=self.group_name):
+                names.extend(item["Name"] for item in page.get("Schedules", []))
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return []
+            raise self._sync_error("list", "*", error) from None
+        except BotoCoreError as error:
+            raise self._sync_error("list", "*", error) from None
+        return sorted(names)
+
+    def put_daily_snapshot(self, time_utc: str) -> str:
+        """Create or update the daily compliance snapshot: every resource type in the default
+        regions at ``time_utc`` (HH:MM, UTC), started with trigger ``daily``."""
+        hour, minute = _hour_minute(time_utc)
+        self._ensure_group()
+        payload = {"resource_types": [], "regions": [], "trigger": "daily"}
+        params = {
+            "Name": DAILY_SNAPSHOT_NAME,
+            "GroupName": self.group_name,
+            "Description": f"Daily tag-compliance snapshot at {hour:02d}:{minute:02d} UTC",
+            "ScheduleExpression": f"cron({minute} {hour} * * ? *)",
+            "ScheduleExpressionTimezone": "UTC",
+            "State": "ENABLED",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "Target": {
+                "Arn": self.target_arn,
+                "RoleArn": self.role_arn,
+                "Input": json.dumps(payload, separators=(",", ":")),
+                "RetryPolicy": {
+                    "MaximumRetryAttempts": self._max_retry_attempts,
+                    "MaximumEventAgeInSeconds": 3600,
+                },
+            },
+        }
+        try:
+            return self._call("update", params)
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise self._sync_error("update", DAILY_SNAPSHOT_NAME, error) from None
+            return self._call("create", params, wrap=True)
+
+    def delete_name(self, name: str) -> None:
+        self._delete_quietly(name)
 
     def _sync_error(self, action: str, name: str, error: Exception) -> SchedulerSyncError:
         return SchedulerSyncError(
@@ -1299,3 +1349,80 @@ class LocalSchedulerLoop:
                 self.last_tick_error = str(error)
                 logger.exception("scheduled audits tick failed; trying again in %ss", self.interval_seconds)
             stop.wait(self.interval_seconds)
+
+
+# --- keeping EventBridge in step, and runs it started -----------------------------------------
+
+
+class ScheduleSyncReport(BaseModel):
+    """What ``reconcile_schedules`` changed in EventBridge Scheduler."""
+
+    synced: list[str] = Field(description="Schedules created or updated from the store (active and paused).")
+    deleted: list[str] = Field(description="Deleted schedules removed from EventBridge.")
+    orphans_removed: list[str] = Field(
+        description="EventBridge schedules with no scheduled audit behind them."
+    )
+    daily_snapshot: str | None = Field(default=None, description="The daily snapshot schedule's ARN.")
+    errors: list[str] = Field(default_factory=list)
+
+
+def reconcile_schedules(
+    store: Store, backend: EventBridgeScheduler, daily_snapshot_time: str | None = None
+) -> ScheduleSyncReport:
+    """Bring EventBridge Scheduler in line with the ``scheduled_audits`` table (the source of truth).
+
+    Every active or paused schedule is written (paused ones disabled); deleted ones and schedules
+    of this product that the table does not know are removed; with ``daily_snapshot_time`` the daily
+    snapshot schedule is kept at that time. A failure on one schedule is reported, the others go on.
+    """
+    report = ScheduleSyncReport(synced=[], deleted=[], orphans_removed=[])
+    wanted: set[str] = set()
+    for record in store.list_scheduled_audits():
+        try:
+            if record.status == "deleted":
+                backend.delete(record)
+                report.deleted.append(record.schedule_id)
+                continue
+            backend.update(record)
+            wanted.update(record.schedule_id + suffix for suffix, _ in aws_schedule_expressions(record))
+            report.synced.append(record.schedule_id)
+        except (SchedulerSyncError, TagComplianceError) as error:
+            wanted.update((record.schedule_id, record.schedule_id + FEBRUARY_SUFFIX))  # never delete on doubt
+            report.errors.append(f"{record.schedule_id}: {error}")
+    try:
+        for name in backend.schedule_names():
+            if name.startswith(SCHEDULE_ID_PREFIX) and name not in wanted:
+                backend.delete_name(name)
+                report.orphans_removed.append(name)
+        if daily_snapshot_time:
+            report.daily_snapshot = backend.put_daily_snapshot(daily_snapshot_time)
+    except SchedulerSyncError as error:
+        report.errors.append(str(error))
+    return report
+
+
+def record_external_run(
+    store: Store,
+    schedule_id: str,
+    started_at: datetime,
+    snapshot_id: str | None,
+    error: str | None,
+    early_tolerance: timedelta = timedelta(minutes=2),
+) -> ScheduledAuditRecord | None:
+    """A run that EventBridge Scheduler started has ended: move the schedule's next run past it and
+    record its last run (time, status, snapshot, error). None for an unknown schedule.
+
+    The same claim as the local loop, so a delivery seen twice moves ``next_run`` once.
+    """
+    started_at = _utc(started_at, "started_at")
+    record = store.get_scheduled_audit(schedule_id)
+    if record is None:
+        return None
+    if record.status == "active" and record.next_run <= started_at + early_tolerance:
+        try:
+            following = next_run(record, max(started_at, record.next_run))
+        except TagComplianceError:
+            following = started_at + timedelta(days=1)
+        store.claim_scheduled_run(schedule_id, record.next_run, following, started_at)
+    store.record_scheduled_run(schedule_id, started_at, snapshot_id, error)
+    return store.get_scheduled_audit(schedule_id)

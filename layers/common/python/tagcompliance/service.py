@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 from .aws import AwsClients
-from .cache import Cache, scan_cache_key
+from .cache import Cache, ObjectLRU, scan_cache_key
 from .compliance import (
     SEVERITY,
     Evaluation,
     Resource,
     Violation,
     compile_policy,
-    count_by,
     evaluate,
     missing_tags_by_resource,
 )
@@ -79,6 +77,10 @@ Severity = Literal["all", "errors_only", "warnings_only"]
 MAX_REGIONS = 40
 INLINE_REPORT_CHARS = 60_000  # what fits an LLM's context comfortably
 INLINE_PREVIEW_CHARS = 8_000
+# Evaluated snapshots kept in memory, so a cached question is a lookup, not a reload and re-evaluation.
+# Snapshots never change once stored, so entries never go stale; they age out past these bounds.
+EVALUATED_SNAPSHOTS = 16
+EVALUATED_RESOURCES = 1_000_000  # resources held over all of them
 MAX_ESTIMATES = 50
 
 
@@ -89,6 +91,9 @@ class Observation:
     snapshot: SnapshotRecord
     resources: list[Resource]
     cached: bool
+    # Parsed and evaluated once, on first use, then shared by every answer from this snapshot.
+    parsed_policy: TaggingPolicy | None = field(default=None, repr=False, compare=False)
+    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
 
     @property
     def failed_shards(self) -> list[FailedShard]:
@@ -97,10 +102,20 @@ class Observation:
     @property
     def policy(self) -> TaggingPolicy:
         """The policy this snapshot was evaluated with (so later pages never mix two policies)."""
-        return parse_policy(self.snapshot.policy, "snapshot")
+        if self.parsed_policy is None:
+            self.parsed_policy = parse_policy(self.snapshot.policy, "snapshot")
+        return self.parsed_policy
 
     def evaluate(self) -> Evaluation:
-        return evaluate(self.resources, compile_policy(self.policy, self.snapshot.resource_types))
+        """The snapshot's evaluation under its own policy (computed once: snapshots never change)."""
+        if self.evaluation is None:
+            compiled = compile_policy(self.policy, self.snapshot.resource_types)
+            self.evaluation = evaluate(self.resources, compiled)
+        return self.evaluation
+
+    def served_from_cache(self) -> Observation:
+        """This observation again, marked as a cached answer, sharing the parsed policy and evaluation."""
+        return Observation(self.snapshot, self.resources, True, self.policy, self.evaluate())
 
     @property
     def scope(self) -> ScopeInfo:
@@ -150,9 +165,7 @@ def violation_out(violation: Violation, policy: TaggingPolicy) -> ViolationOut:
 def _counts(
     resources: Sequence[Resource], evaluation: Evaluation, attribute: str
 ) -> dict[str, dict[str, int]]:
-    violations_per: dict[str, int] = defaultdict(int)
-    for violation in evaluation.violations:
-        violations_per[getattr(violation, attribute)] += 1
+    violations_per = evaluation.counts(attribute)  # from the findings: no Violation objects built
     counts: dict[str, dict[str, int]] = {}
     for resource in resources:
         entry = counts.setdefault(getattr(resource, attribute), {"total": 0, "compliant": 0, "violations": 0})
@@ -197,10 +210,10 @@ def build_snapshot(
         scanned_resources=evaluation.scanned,
         compliant_resources=evaluation.compliant,
         compliance_score=evaluation.compliance_score,
-        violation_count=len(evaluation.violations),
+        violation_count=evaluation.violation_count,
         counts_by_type=_counts(inventory.resources, evaluation, "resource_type"),
         counts_by_region=_counts(inventory.resources, evaluation, "region"),
-        counts_by_violation=count_by(evaluation.violations, "violation_type"),
+        counts_by_violation=evaluation.counts("violation_type"),
         failed_shards=failed,  # type: ignore[arg-type]
         trigger=trigger,
         scheduled=trigger != "manual",
@@ -260,6 +273,10 @@ class ComplianceService:
         self._policy_lock = threading.Lock()
         self._policy: LoadedPolicy | None = None
         self._policy_mtime: float | None = None
+        # Snapshot id + the digest of the policy it was evaluated with -> the evaluated observation.
+        self._evaluated: ObjectLRU[tuple[str, str], Observation] = ObjectLRU(
+            EVALUATED_SNAPSHOTS, EVALUATED_RESOURCES
+        )
 
     # --- policy ------------------------------------------------------------------------
 
@@ -316,7 +333,7 @@ class ComplianceService:
         if not force_refresh:
             cached = self.cache.get(key)
             if isinstance(cached, str):
-                observation = self._load_observation(cached)
+                observation = self._load_observation(cached, policy.digest())
                 if observation is not None:
                     return observation
         inventory = collect_inventory(
@@ -329,14 +346,35 @@ class ComplianceService:
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
         self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
-        return Observation(snapshot=snapshot, resources=inventory.resources, cached=False)
+        observation = Observation(snapshot=snapshot, resources=inventory.resources, cached=False)
+        if list(snapshot.resource_types) == list(type_ids):  # evaluated exactly as evaluate() would
+            observation.evaluation = evaluation
+        self._remember(observation)
+        return observation
 
-    def _load_observation(self, snapshot_id: str) -> Observation | None:
+    def _remember(self, observation: Observation) -> None:
+        observation.evaluate()  # kept complete: readers share it and never evaluate it again
+        key = (observation.snapshot.snapshot_id, observation.snapshot.policy_digest)
+        self._evaluated.put(key, observation, len(observation.resources))
+
+    def _load_observation(self, snapshot_id: str, policy_digest: str | None = None) -> Observation | None:
+        """A stored snapshot as a cached observation: from memory when it was evaluated recently,
+        else loaded from the store and evaluated once. ``policy_digest`` (when known) is the digest
+        the snapshot must have been evaluated with."""
+        if policy_digest is not None:
+            remembered = self._evaluated.get((snapshot_id, policy_digest))
+            if remembered is not None:
+                return remembered.served_from_cache()
         snapshot = self.store.get_snapshot(snapshot_id)
-        if snapshot is None:
+        if snapshot is None or (policy_digest is not None and snapshot.policy_digest != policy_digest):
             return None
+        remembered = self._evaluated.get((snapshot_id, snapshot.policy_digest))
+        if remembered is not None:
+            return remembered.served_from_cache()
         resources = [_resource_from_state(state) for state in self.store.iter_resource_states(snapshot_id)]
-        return Observation(snapshot=snapshot, resources=resources, cached=True)
+        observation = Observation(snapshot=snapshot, resources=resources, cached=True)
+        self._remember(observation)
+        return observation
 
     def _snapshot_for_cursor(self, snapshot_id: object) -> Observation:
         observation = self._load_observation(str(snapshot_id)) if isinstance(snapshot_id, str) else None
@@ -374,6 +412,8 @@ class ComplianceService:
         cursor: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> ComplianceCheckResult:
+        if not cursor and (job := self._large_scan_job(resource_types, regions, force_refresh)) is not None:
+            return job
         observation, offset, payload = self._page_start(
             "check", cursor, resource_types, regions, force_refresh, progress
         )
@@ -383,12 +423,17 @@ class ComplianceService:
         policy = observation.policy
         evaluation = observation.evaluate()
         wanted = _severity_filter(severity)
-        selected = [v for v in evaluation.violations if wanted is None or v.severity in wanted]
-        page = selected[offset : offset + page_size]
+        # Only the page's violations are built; the total comes from the evaluation's counts.
+        selected_count = (
+            evaluation.violation_count
+            if wanted is None
+            else sum(n for level, n in evaluation.counts("severity").items() if level in wanted)
+        )
+        page = evaluation.page(offset, page_size, wanted)
         next_offset = offset + len(page)
         next_cursor = (
             _encode_cursor({"k": "check", "s": snapshot.snapshot_id, "o": next_offset, "v": severity})
-            if next_offset < len(selected)
+            if next_offset < selected_count
             else None
         )
         score_note = None
@@ -410,7 +455,7 @@ class ComplianceService:
             total_resources=snapshot.total_resources,
             scanned_resources=snapshot.scanned_resources,
             compliant_resources=snapshot.compliant_resources,
-            violation_count=len(selected),
+            violation_count=selected_count,
             violations_by_type={
                 k: v
                 for k, v in sorted(snapshot.counts_by_violation.items())
@@ -443,7 +488,7 @@ class ComplianceService:
             "untagged", cursor, resource_types, regions, force_refresh, progress
         )
         snapshot = observation.snapshot
-        missing = missing_tags_by_resource(observation.evaluate().violations)
+        missing = missing_tags_by_resource(observation.evaluate().iter_violations())
         untagged = [resource for resource in observation.resources if resource.arn in missing]
         by_type: dict[str, int] = defaultdict(int)
         for resource in untagged:
@@ -615,7 +660,7 @@ class ComplianceService:
         notes = list(result.notes)
         estimates: list[ResourceCostEstimate] = []
         if include_resource_estimates:
-            untagged = missing_tags_by_resource(observation.evaluate().violations)
+            untagged = missing_tags_by_resource(observation.evaluate().iter_violations())
             by_arn = {estimate.arn: estimate for estimate in result.estimates if estimate.arn in untagged}
             if by_arn:
                 try:  # measured figures replace the service-average estimates where AWS has them
@@ -771,7 +816,8 @@ class ComplianceService:
             "policy": observation.policy,
             "account_id": snapshot.account_id,
         }
-        violations = observation.evaluate().violations
+        evaluation = observation.evaluate()
+        violations = evaluation.iter_violations()  # streamed: one Violation at a time, none kept
         if to_file:
             exports = self.settings.data_dir / "exports"
             exports.mkdir(parents=True, exist_ok=True)
@@ -820,13 +866,25 @@ class ComplianceService:
     ) -> ReportResult:
         observation = self.observe(resource_types, regions, force_refresh, progress)
         snapshot = observation.snapshot
-        violations = observation.evaluate().violations
-        summary = report_summary(snapshot, violations)
-        listed = violations if include_violations else None
-        buffer = io.StringIO()
-        _write_report(report_format, summary, listed, violations, buffer)
-        content = buffer.getvalue()
-        if len(content) <= INLINE_REPORT_CHARS:
+        evaluation = observation.evaluate()
+        summary = report_summary(snapshot, evaluation.iter_violations())
+        listed = evaluation.iter_violations() if include_violations else None
+        reports_dir = self.settings.data_dir / "reports"
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        extension = {"json": "json", "csv": "csv", "markdown": "md"}[report_format]
+        path = reports_dir / f"compliance-report-{snapshot.snapshot_id}.{extension}"
+        # Streamed to a file, never held whole in memory; read back only when it is small enough to inline.
+        temporary = path.with_suffix(f"{path.suffix}.{uuid.uuid4().hex[:8]}.part")
+        with temporary.open("w", encoding="utf-8", newline="") as out:
+            _write_report(report_format, summary, listed, evaluation.iter_violations(), out)
+        content: str | None = None
+        if temporary.stat().st_size <= 4 * INLINE_REPORT_CHARS:  # UTF-8: at most 4 bytes a character
+            with temporary.open(encoding="utf-8", newline="") as written:
+                content = written.read()
+            if len(content) > INLINE_REPORT_CHARS:
+                content = None
+        if content is not None:
+            temporary.unlink()
             return ReportResult(
                 format=report_format,
                 content=content,
@@ -834,16 +892,12 @@ class ComplianceService:
                 snapshot_id=snapshot.snapshot_id,
                 failed_shards=observation.failed_shards,
             )
-        reports_dir = self.settings.data_dir / "reports"
-        reports_dir.mkdir(parents=True, exist_ok=True)
-        extension = {"json": "json", "csv": "csv", "markdown": "md"}[report_format]
-        path = reports_dir / f"compliance-report-{snapshot.snapshot_id}.{extension}"
-        temporary = path.with_suffix(path.suffix + ".part")
-        temporary.write_text(content, encoding="utf-8")
         temporary.replace(path)  # never a half-written report under the final name
+        with path.open(encoding="utf-8", newline="") as written:
+            preview = written.read(INLINE_PREVIEW_CHARS)
         return ReportResult(
             format=report_format,
-            content=content[:INLINE_PREVIEW_CHARS],
+            content=preview,
             file_path=str(path),
             truncated=True,
             summary=summary,
@@ -916,13 +970,28 @@ class ComplianceService:
             note=note,
         )
 
+    # --- large scans as audit jobs (tagcompliance.audits.jobs; set by the gateway's runtime) ------
+
+    large_scan_jobs: object | None = None  # a LargeScanJobs: check_or_start(...) -> result | None
+
+    def _large_scan_job(
+        self, resource_types: Sequence[str] | None, regions: Sequence[str] | None, force_refresh: bool
+    ) -> ComplianceCheckResult | None:
+        """A job-handle answer when this check's scan is estimated to outlast a tool call."""
+        if self.large_scan_jobs is None:
+            return None
+        loaded = self.loaded_policy
+        return self.large_scan_jobs.check_or_start(  # type: ignore[attr-defined]
+            resource_types, self.resolve_regions(regions), loaded.policy, loaded.description, force_refresh
+        )
+
 
 def _write_report(
     report_format: str,
     summary: dict[str, object],
-    listed: list[Violation] | None,
-    violations: list[Violation],
-    out: io.StringIO,
+    listed: Iterable[Violation] | None,
+    violations: Iterable[Violation],
+    out: TextIO,
 ) -> None:
     if report_format == "csv":  # the export's writer: RFC 4180, formula cells neutralised
         export_violations(violations, out=out)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .resources import validate_region_names
@@ -85,6 +87,83 @@ class Settings(BaseSettings):
         description="Use the built-in default policy when none can be imported.",
     )
 
+    # --- Audit pipeline (see README "Audit pipeline") -------------------------------------------
+    audit_ledger_table: str | None = Field(
+        default=None,
+        validation_alias="AUDIT_LEDGER_TABLE",
+        description="DynamoDB table of the shard ledger; unset: an in-memory ledger (in-process runs only).",
+    )
+    audit_ledger_region: str | None = Field(
+        default=None, validation_alias="AUDIT_LEDGER_REGION", description="Region of the ledger table."
+    )
+    audit_ledger_ttl_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        validation_alias="AUDIT_LEDGER_TTL_DAYS",
+        description="Ledger items expire (DynamoDB TTL) this many days after they were last written.",
+    )
+    audit_shard_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        validation_alias="AUDIT_SHARD_ATTEMPTS",
+        description="In-process runner: attempts per throttled shard (the state machine has its own Retry).",
+    )
+    audit_poll_seconds: float = Field(default=1.0, gt=0, le=60, validation_alias="AUDIT_POLL_SECONDS")
+    audit_accounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="AUDIT_ACCOUNTS",
+        description="Comma-separated account ids audited by pipeline runs; empty: the credentials' account.",
+    )
+    audit_accounts_from_organizations: bool = Field(
+        default=False,
+        validation_alias="AUDIT_ACCOUNTS_FROM_ORGANIZATIONS",
+        description="Audit every active account of the organization (Organizations ListAccounts).",
+    )
+    audit_role_name: str = Field(
+        default="TagComplianceAuditRole",
+        pattern=r"^[\w+=,.@/-]{1,64}$",
+        validation_alias="AUDIT_ROLE_NAME",
+        description="Role assumed in each audited account other than the credentials' own.",
+    )
+    audit_async_threshold_seconds: float = Field(
+        default=40.0,
+        gt=0,
+        le=3600,
+        validation_alias="AUDIT_ASYNC_THRESHOLD_SECONDS",
+        description="check_tag_compliance returns a job handle when a scan is estimated to take longer.",
+    )
+    daily_snapshot_time: str = Field(
+        default="06:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        validation_alias="DAILY_SNAPSHOT_TIME",
+        description="HH:MM (UTC) of the daily compliance snapshot.",
+    )
+    notify_email_sender: str | None = Field(
+        default=None,
+        validation_alias="NOTIFY_EMAIL_SENDER",
+        description="SES-verified address audit notifications are sent from; unset: no email.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="NOTIFY_TIMEOUT_SECONDS"
+    )
+    notify_slack_base_url: str = Field(
+        default="https://hooks.slack.com",
+        pattern=r"^https?://[^/\s]+$",
+        validation_alias="NOTIFY_SLACK_BASE_URL",
+        description="Where Slack webhook posts go (scheme://host); a local receiver in tests.",
+    )
+
+    @field_validator("audit_accounts", mode="before")
+    @classmethod
+    def _split_accounts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and (bad := [a for a in value if not re.fullmatch(r"\d{12}", str(a))]):
+            raise ValueError(f"AUDIT_ACCOUNTS must be 12-digit account ids, got {', '.join(map(str, bad))}")
+        return value
+
     # --- Authentication (HTTP transport; see README "Authentication") ---------------------------
     auth_issuer_url: str | None = Field(
         default=None,
@@ -137,6 +216,63 @@ class Settings(BaseSettings):
         validation_alias="AUTH_IDP_CLIENT_SECRET_ARN",
         description="Secrets Manager ARN (tagging-mcp/...) of that client's secret; never the secret itself.",
     )
+    # The gateway as the OAuth authorization server of the MCP flow, user login delegated to the
+    # company IdP over OIDC (set AUTH_IDP_ISSUER_URL; see README "Authentication").
+    auth_idp_issuer_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_IDP_ISSUER_URL",
+        description="OIDC issuer of the company IdP (Okta, Entra ID, Cognito) users log in with; setting it "
+        "makes the gateway the OAuth authorization server (mutually exclusive with AUTH_ISSUER_URL).",
+    )
+    auth_idp_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="AUTH_IDP_CLIENT_SECRET",
+        description="The IdP client secret itself, for local runs; in AWS use AUTH_IDP_CLIENT_SECRET_ARN.",
+    )
+    auth_idp_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        validation_alias="AUTH_IDP_SCOPES",
+        description="Comma-separated scopes asked of the IdP (openid is always added).",
+    )
+    auth_user_claim: str = Field(
+        default="email",
+        validation_alias="AUTH_USER_CLAIM",
+        description="ID-token claim naming the user in tokens and audit_logs (falls back to sub).",
+    )
+    auth_admin_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="AUTH_ADMIN_USERS",
+        description="Comma-separated users (AUTH_USER_CLAIM values) who may be granted the admin scope.",
+    )
+    auth_admin_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="AUTH_ADMIN_GROUPS",
+        description="Comma-separated IdP groups (the 'groups' claim) whose members may be granted admin.",
+    )
+    auth_public_url: str | None = Field(
+        default=None,
+        validation_alias="AUTH_PUBLIC_URL",
+        description="Public base URL of the gateway (its OAuth issuer), e.g. https://mcp.example.com; "
+        "default http://HOST:PORT.",
+    )
+    auth_signing_key_secret_arn: str | None = Field(
+        default=None,
+        validation_alias="AUTH_SIGNING_KEY_SECRET_ARN",
+        description="Secrets Manager ARN of the PEM private key signing access tokens; unset: a key is "
+        "generated once and kept in DATA_DIR/oauth-signing-key.pem.",
+    )
+    auth_access_token_seconds: int = Field(
+        default=3600, ge=60, le=86_400, validation_alias="AUTH_ACCESS_TOKEN_SECONDS"
+    )
+    auth_refresh_token_days: int = Field(default=30, ge=1, le=365, validation_alias="AUTH_REFRESH_TOKEN_DAYS")
+
+    @field_validator("auth_idp_scopes", "auth_admin_users", "auth_admin_groups", mode="before")
+    @classmethod
+    def _split_auth_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias="MCP_ALLOWED_HOSTS",
@@ -148,6 +284,81 @@ class Settings(BaseSettings):
         validation_alias="MCP_ALLOWED_ORIGINS",
         description="Comma-separated Origin values accepted from browsers.",
     )
+
+    # --- Agent safety (see README "Safety"; per-organization overrides in SAFETY_ORGANIZATIONS) ---
+    safety_enabled: bool = Field(
+        default=True,
+        validation_alias="SAFETY_ENABLED",
+        description="Clarify underspecified requests and require confirmation past the thresholds.",
+    )
+    safety_organization: str = Field(
+        default="default",
+        min_length=1,
+        max_length=100,
+        validation_alias="SAFETY_ORGANIZATION",
+        description="The organization this gateway serves: keys thresholds, learned warnings and beliefs.",
+    )
+    safety_max_resources: int = Field(
+        default=500,
+        ge=0,
+        validation_alias="SAFETY_MAX_RESOURCES",
+        description="Estimated resources a scan may cover without explicit approval.",
+    )
+    safety_max_api_calls: int = Field(
+        default=2000,
+        ge=0,
+        validation_alias="SAFETY_MAX_API_CALLS",
+        description="Estimated AWS requests a call may send without explicit approval.",
+    )
+    safety_max_cost_explorer_requests: int = Field(
+        default=10,
+        ge=0,
+        validation_alias="SAFETY_MAX_COST_EXPLORER_REQUESTS",
+        description="Cost Explorer requests ($0.01 each) a call may make without explicit approval.",
+    )
+    safety_all_regions_require_approval: bool = Field(
+        default=True,
+        validation_alias="SAFETY_ALL_REGIONS_REQUIRE_APPROVAL",
+        description='A scan of regions ["all"] needs explicit approval.',
+    )
+    safety_require_explicit_scope: bool = Field(
+        default=True,
+        validation_alias="SAFETY_REQUIRE_EXPLICIT_SCOPE",
+        description="Omitted resource_types / regions get clarification_needed instead of defaults.",
+    )
+    safety_token_ttl_seconds: int = Field(
+        default=600, ge=10, le=86_400, validation_alias="SAFETY_TOKEN_TTL_SECONDS"
+    )
+    safety_sample_size: int = Field(
+        default=25,
+        ge=1,
+        le=500,
+        validation_alias="SAFETY_SAMPLE_SIZE",
+        description="Progressive disclosure: details in the first page of a large scan.",
+    )
+    safety_regret_learn_after: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        validation_alias="SAFETY_REGRET_LEARN_AFTER",
+        description="Corrections after a regret warning before it is raised earlier for the organization.",
+    )
+    safety_organizations: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        validation_alias="SAFETY_ORGANIZATIONS",
+        description='JSON: per-organization overrides, e.g. {"acme": {"max_resources": 2000, '
+        '"disabled_rules": ["excluded_types"]}}.',
+    )
+
+    @field_validator("safety_organizations", mode="before")
+    @classmethod
+    def _parse_safety_organizations(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(f"SAFETY_ORGANIZATIONS is not valid JSON: {error}") from None
+        return value
 
     @field_validator(
         "auth_audiences", "auth_algorithms", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before"

@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import threading
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
+import boto3
 from pynamodb.attributes import (
     BinaryAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
@@ -31,6 +33,8 @@ from pynamodb.models import Model
 from .models import AuditOutcome, AuditPlan, ShardProgress, ShardResult, ShardStatus
 
 RUN_ROW = "#run"
+TTL_ATTRIBUTE = "expires_at"  # the table's DynamoDB TTL attribute (the CDK stack sets the same name)
+DEFAULT_TTL_DAYS = 30
 
 
 def _now() -> datetime:
@@ -62,8 +66,12 @@ class Ledger(Protocol):
 
     def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None: ...
 
+    def record_step(self, run_id: str, step: str, result: Any) -> None:
+        """Keep what a step after aggregate reported (``drift``, ``notifications``) with the run."""
+        ...
+
     def run(self, run_id: str) -> dict[str, Any] | None:
-        """``{"plan", "status", "runner", "outcome", "error"}`` or None for an unknown run."""
+        """``{"plan", "status", "runner", "outcome", "error", "steps"}`` or None for an unknown run."""
         ...
 
 
@@ -91,6 +99,7 @@ class _LedgerRow(Model):
     finished_at = UTCDateTimeAttribute(null=True)
     payload = BinaryAttribute(null=True, legacy_encoding=False)
     runner = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True, attr_name=TTL_ATTRIBUTE)
 
 
 @lru_cache(maxsize=16)
@@ -100,13 +109,36 @@ def _row_model(table_name: str, region: str, host: str | None) -> type[_LedgerRo
 
 
 class DynamoLedger:
-    def __init__(self, table_name: str, region: str, endpoint_url: str | None = None) -> None:
+    """Every item written expires ``ttl_days`` after its last write (DynamoDB TTL on ``expires_at``)."""
+
+    def __init__(
+        self, table_name: str, region: str, endpoint_url: str | None = None, ttl_days: int = DEFAULT_TTL_DAYS
+    ) -> None:
+        if ttl_days < 1:
+            raise ValueError(f"ledger ttl_days must be at least 1, got {ttl_days}")
         self._row = _row_model(table_name, region, endpoint_url)
+        self.ttl = timedelta(days=ttl_days)
+
+    @property
+    def table_name(self) -> str:
+        return str(self._row.Meta.table_name)
+
+    def _expiry(self) -> datetime:
+        return _now() + self.ttl
+
+    def _new(self, run_id: str, shard_id: str, **fields: Any) -> _LedgerRow:
+        return self._row(run_id, shard_id, expires_at=self._expiry(), **fields)
 
     def ensure_table(self) -> None:
-        """Create the table when missing (tests, LocalStack; the CDK stack creates it when deployed)."""
+        """Create the table with TTL on when missing (tests, LocalStack; the CDK stack when deployed)."""
         if not self._row.exists():
             self._row.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+            meta = self._row.Meta
+            client = boto3.client("dynamodb", region_name=meta.region, endpoint_url=meta.host)
+            client.update_time_to_live(
+                TableName=meta.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
 
     def drop_table(self) -> None:
         if self._row.exists():
@@ -122,7 +154,7 @@ class DynamoLedger:
         existing = {row.shard_id: row for row in self._row.query(plan.run_id, consistent_read=True)}
         run_row = existing.get(RUN_ROW)
         if run_row is None or run_row.status != "succeeded":
-            self._row(
+            self._new(
                 plan.run_id,
                 RUN_ROW,
                 status="running",
@@ -133,20 +165,21 @@ class DynamoLedger:
         with self._row.batch_write() as batch:
             for shard in plan.shards:
                 if shard.shard_id not in existing:
-                    batch.save(self._row(plan.run_id, shard.shard_id, status="pending"))
+                    batch.save(self._new(plan.run_id, shard.shard_id, status="pending"))
 
     def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
         row = self._get(run_id, shard_id)
         if row is not None and row.status == "ok" and row.payload:
             return _unpack(row.payload)
         if row is None:
-            row = self._row(run_id, shard_id, status="pending")
+            row = self._new(run_id, shard_id, status="pending")
             row.save()
         row.update(
             actions=[
                 self._row.status.set("running"),
                 self._row.attempts.add(1),
                 self._row.started_at.set(_now()),
+                self._row.expires_at.set(self._expiry()),
             ]
         )
         return None
@@ -155,7 +188,7 @@ class DynamoLedger:
         existing = self._get(result.run_id, result.shard.shard_id)
         if existing is not None and existing.status == "ok" and result.status != "ok":
             return  # a late failure report never overwrites a completed shard
-        self._row(
+        self._new(
             result.run_id,
             result.shard.shard_id,
             status=result.status,
@@ -193,8 +226,8 @@ class DynamoLedger:
 
     def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None:
         row = self._get(run_id, RUN_ROW)
-        plan = _unpack_run(row.payload)[0] if row is not None and row.payload else None
-        self._row(
+        plan, _, steps = _unpack_run(row.payload) if row is not None and row.payload else (None, None, {})
+        self._new(
             run_id,
             RUN_ROW,
             status="succeeded" if outcome is not None else "failed",
@@ -202,36 +235,54 @@ class DynamoLedger:
             error=error,
             started_at=row.started_at if row is not None else None,
             finished_at=_now(),
-            payload=_pack_run(plan, outcome),
+            payload=_pack_run(plan, outcome, steps),
         ).save()
+
+    def record_step(self, run_id: str, step: str, result: Any) -> None:
+        row = self._get(run_id, RUN_ROW)
+        if row is None:
+            raise LookupError(f"audit run {run_id} is not in the ledger")
+        plan, outcome, steps = _unpack_run(row.payload) if row.payload else (None, None, {})
+        row.payload = _pack_run(plan, outcome, {**steps, step: result})
+        row.expires_at = self._expiry()
+        row.save()
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         row = self._get(run_id, RUN_ROW)
         if row is None:
             return None
-        plan, outcome = _unpack_run(row.payload) if row.payload else (None, None)
+        plan, outcome, steps = _unpack_run(row.payload) if row.payload else (None, None, {})
         return {
             "plan": plan,
             "status": row.status,
             "runner": row.runner,
             "outcome": outcome,
             "error": row.error,
+            "steps": steps,
         }
 
+    def expiry_of(self, run_id: str, shard_id: str = RUN_ROW) -> datetime | None:
+        """When a ledger item expires (for inspection and tests)."""
+        row = self._get(run_id, shard_id)
+        return row.expires_at if row is not None else None
 
-def _pack_run(plan: AuditPlan | None, outcome: AuditOutcome | None) -> bytes:
+
+def _pack_run(
+    plan: AuditPlan | None, outcome: AuditOutcome | None, steps: dict[str, Any] | None = None
+) -> bytes:
     body = {
         "plan": plan.model_dump(mode="json") if plan is not None else None,
         "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
+        "steps": steps or {},
     }
-    return zlib.compress(json.dumps(body).encode())
+    return zlib.compress(json.dumps(body, default=str).encode())
 
 
-def _unpack_run(data: bytes) -> tuple[AuditPlan | None, AuditOutcome | None]:
+def _unpack_run(data: bytes) -> tuple[AuditPlan | None, AuditOutcome | None, dict[str, Any]]:
     body = json.loads(zlib.decompress(data))
     plan = AuditPlan.model_validate(body["plan"]) if body.get("plan") else None
     outcome = AuditOutcome.model_validate(body["outcome"]) if body.get("outcome") else None
-    return plan, outcome
+    return plan, outcome, dict(body.get("steps") or {})
 
 
 class MemoryLedger:
@@ -252,6 +303,7 @@ class MemoryLedger:
                     "runner": runner,
                     "outcome": None,
                     "error": None,
+                    "steps": {},
                 }
             shards = self._shards.setdefault(plan.run_id, {})
             for shard in plan.shards:
@@ -299,13 +351,20 @@ class MemoryLedger:
 
     def finish_run(self, run_id: str, outcome: AuditOutcome | None, error: str | None = None) -> None:
         with self._lock:
-            run = self._runs.setdefault(run_id, {"plan": None, "runner": "in_process"})
+            run = self._runs.setdefault(run_id, {"plan": None, "runner": "in_process", "steps": {}})
             run.update(status="succeeded" if outcome is not None else "failed", outcome=outcome, error=error)
+
+    def record_step(self, run_id: str, step: str, result: Any) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise LookupError(f"audit run {run_id} is not in the ledger")
+            run["steps"] = {**run.get("steps", {}), step: result}
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         with self._lock:
             run = self._runs.get(run_id)
-            return dict(run) if run is not None else None
+            return {"steps": {}, **run} if run is not None else None
 
 
 def _status(value: str) -> ShardStatus:

@@ -35,10 +35,28 @@ def snapshot_id_for(run_id: str) -> str:
 class AuditScope(BaseModel):
     """What one audit run covers. Regions and types are already resolved (no defaults left)."""
 
-    account_id: str = Field(description="The account scanned (the credentials' own account).")
+    account_id: str = Field(description="The credentials' own account (the one running the audit).")
+    accounts: list[str] = Field(
+        default_factory=list,
+        description="Accounts audited (others through AssumeRole); empty: account_id alone.",
+    )
     regions: list[str] = Field(min_length=1, description="Regions scanned, in report order.")
     resource_types: list[str] = Field(min_length=1, description="Registry type ids, in report order.")
     trigger: str = Field(default="manual", description="manual | scheduled | daily")
+
+    @property
+    def audited_accounts(self) -> list[str]:
+        return list(dict.fromkeys(self.accounts)) or [self.account_id]
+
+    @property
+    def snapshot_account_id(self) -> str:
+        """The snapshot's ``account_id``: the account, or the sorted audited accounts joined by commas.
+
+        A snapshot of several accounts is one scope (drift baselines compare it whole); each
+        resource state and each failed shard names its own account.
+        """
+        accounts = self.audited_accounts
+        return accounts[0] if len(accounts) == 1 else ",".join(sorted(accounts))
 
 
 class Shard(BaseModel):
@@ -138,6 +156,12 @@ class AuditRequest(BaseModel):
     policy: dict[str, Any] | None = Field(
         default=None, description="The policy document to evaluate with; None: the runner's policy file."
     )
+    schedule_id: str | None = Field(
+        default=None, description="The scheduled audit that started the run: its recipients are notified."
+    )
+    recipients: list[str] = Field(
+        default_factory=list, description="Extra recipients (email addresses, Slack webhook URLs)."
+    )
 
 
 class AuditPlan(AuditRequest):
@@ -154,6 +178,14 @@ class AuditOutcome(BaseModel):
     violation_count: int
     compliance_score: float | None
     failed_shards: int
+    failed_shard_details: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The snapshot's failed shards (account, region, type, error), at most 100.",
+    )
+    accounts: list[str] = Field(default_factory=list, description="The accounts the snapshot covers.")
+    by_account: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Per account: resources found ('total') and 'compliant' ones."
+    )
     created: bool = Field(description="False when the snapshot already existed (a re-run of the same id).")
 
 
@@ -179,4 +211,8 @@ class AuditStatus(BaseModel):
     scanned_resources: int = 0
     shards: list[ShardProgress] = Field(default_factory=list)
     outcome: AuditOutcome | None = None
+    drift: dict[str, Any] | None = Field(default=None, description="The drift step's summary, once run.")
+    notifications: list[dict[str, Any]] | None = Field(
+        default=None, description="One entry per recipient notified (recipients masked), once run."
+    )
     error: str | None = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from tagcompliance.aws import AwsClients
+from tagcompliance.aws import AssumeRoleError, AwsClients
 from tagcompliance.compliance import compile_policy, evaluate
 from tagcompliance.errors import StoreError
 from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
 from tagcompliance.policy import TaggingPolicy
 from tagcompliance.service import build_snapshot, resource_states
-from tagcompliance.store import SnapshotRecord, Store
+from tagcompliance.store import ResourceStateRecord, SnapshotRecord, Store
 
 from .models import (
     AuditOutcome,
@@ -49,6 +49,9 @@ THROTTLING_CODES = frozenset(
 )
 
 
+DEFAULT_ROLE_NAME = "TagComplianceAuditRole"
+
+
 class ShardThrottledError(Exception):
     """A shard's scan was throttled after the SDK's own retries: try the shard again later.
 
@@ -70,7 +73,8 @@ def _is_throttling(error: str | None) -> bool:
 def plan_shards(scope: AuditScope) -> list[Shard]:
     """One shard per account x region x resource type, in report order."""
     return [
-        Shard(account_id=scope.account_id, region=region, resource_type=type_id)
+        Shard(account_id=account, region=region, resource_type=type_id)
+        for account in scope.audited_accounts
         for region in dict.fromkeys(scope.regions)
         for type_id in dict.fromkeys(scope.resource_types)
     ]
@@ -80,22 +84,23 @@ def plan_audit(request: AuditRequest) -> AuditPlan:
     return AuditPlan(**request.model_dump(), shards=plan_shards(request.scope))
 
 
-def scan_shard(run_id: str, shard: Shard, clients: AwsClients) -> ShardResult:
-    """Scan one (region, type) shard with the inventory's own logic.
+def scan_shard(
+    run_id: str, shard: Shard, clients: AwsClients, role_name: str = DEFAULT_ROLE_NAME
+) -> ShardResult:
+    """Scan one (account, region, type) shard with the inventory's own logic.
 
-    A failed listing is a failed shard (recorded, not raised); throttling that outlasted the
-    SDK's retries raises ``ShardThrottledError`` so the caller retries the shard with backoff.
+    Another account than the credentials' own is scanned through ``AssumeRole`` of ``role_name``;
+    an account that cannot be assumed is a failed shard. A failed listing is a failed shard
+    (recorded, not raised); throttling that outlasted the SDK's retries raises
+    ``ShardThrottledError`` so the caller retries the shard with backoff.
     """
-    if shard.account_id != clients.account_id:
-        # Cross-account scanning (AssumeRole) is not implemented: say so rather than scan the
-        # wrong account.
-        return ShardResult(
-            run_id=run_id,
-            shard=shard,
-            status="failed",
-            error=f"account {shard.account_id} is not the credentials' account {clients.account_id}",
-        )
-    inventory = collect_inventory(clients, [shard.region], [shard.resource_type], max_workers=4)
+    try:
+        target = clients.for_account(shard.account_id, role_name)
+    except AssumeRoleError as error:
+        if error.code in THROTTLING_CODES:
+            raise ShardThrottledError(f"{shard.shard_id}: {error}") from None
+        return failed_shard_result(run_id, shard, str(error))
+    inventory = collect_inventory(target, [shard.region], [shard.resource_type], max_workers=4)
     failed = inventory.failed_shards
     if failed and _is_throttling(failed[0].error):
         raise ShardThrottledError(f"{shard.shard_id}: {failed[0].error}")
@@ -127,7 +132,7 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
     """
     by_id = {result.shard.shard_id: result for result in results}
     inventory = Inventory(
-        account_id=scope.account_id,
+        account_id=scope.snapshot_account_id,
         regions=list(dict.fromkeys(scope.regions)),
         resource_types=list(dict.fromkeys(scope.resource_types)),
     )
@@ -158,8 +163,25 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
     return inventory
 
 
-def _outcome(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOutcome:
+def account_counts(states: Iterable[ResourceStateRecord]) -> dict[str, dict[str, int]]:
+    """Resources found and compliant ones per account, from a snapshot's resource states."""
+    counts: dict[str, dict[str, int]] = {}
+    for state in states:
+        entry = counts.setdefault(state.account_id, {"total": 0, "compliant": 0})
+        entry["total"] += 1
+        entry["compliant"] += int(state.compliant)
+    return dict(sorted(counts.items()))
+
+
+def outcome_of(
+    run_id: str,
+    snapshot: SnapshotRecord,
+    created: bool,
+    by_account: dict[str, dict[str, int]] | None = None,
+) -> AuditOutcome:
+    """A run's outcome as its snapshot says it."""
     return AuditOutcome(
+        by_account=by_account or {},
         run_id=run_id,
         snapshot_id=snapshot.snapshot_id,
         total_resources=snapshot.total_resources,
@@ -167,8 +189,65 @@ def _outcome(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOutco
         violation_count=snapshot.violation_count,
         compliance_score=snapshot.compliance_score,
         failed_shards=len(snapshot.failed_shards),
+        failed_shard_details=[dict(entry) for entry in snapshot.failed_shards[:100]],
+        accounts=snapshot.account_id.split(","),
         created=created,
     )
+
+
+def failed_coverage(shards: list[Shard], results: Iterable[ShardResult]) -> list[dict[str, object]]:
+    """The snapshot's ``failed_shards``, each naming its account: whole shards first (by region,
+    type, account), then single resources whose tags could not be read."""
+    by_id = {result.shard.shard_id: result for result in results}
+    whole: list[dict[str, object]] = []
+    single: list[dict[str, object]] = []
+    for shard in shards:
+        result = by_id.get(shard.shard_id)
+        where = {"account_id": shard.account_id}
+        if result is None:
+            whole.append(
+                {
+                    **where,
+                    "region": shard.region,
+                    "resource_type": shard.resource_type,
+                    "error": "no result recorded",
+                }
+            )
+            continue
+        if result.status == "failed" and not result.outcomes:
+            whole.append(
+                {
+                    **where,
+                    "region": shard.region,
+                    "resource_type": shard.resource_type,
+                    "error": result.error or "unknown error",
+                }
+            )
+            continue
+        whole.extend(
+            {
+                **where,
+                "region": item.region,
+                "resource_type": item.resource_type,
+                "error": item.error or "unknown error",
+            }
+            for item in result.outcomes
+            if item.status == "failed"
+        )
+        single.extend(
+            {
+                **where,
+                "region": item.region,
+                "resource_type": item.resource_type,
+                "error": item.error,
+                "resource_arn": item.arn,
+            }
+            for item in result.unreadable
+        )
+    whole.sort(
+        key=lambda entry: (str(entry["region"]), str(entry["resource_type"]), str(entry["account_id"]))
+    )
+    return whole + single
 
 
 def aggregate(
@@ -182,20 +261,24 @@ def aggregate(
     snapshot_id = snapshot_id_for(plan.run_id)
     existing = store.get_snapshot(snapshot_id)
     if existing is not None:
-        return _outcome(plan.run_id, existing, created=False)
-    inventory = merge_inventory(plan.scope, plan.shards, shard_results)
+        return outcome_of(
+            plan.run_id, existing, False, account_counts(store.iter_resource_states(snapshot_id))
+        )
+    results = list(shard_results)
+    inventory = merge_inventory(plan.scope, plan.shards, results)
     evaluation = evaluate(inventory.resources, compile_policy(policy, inventory.resource_types))
     snapshot = dataclasses.replace(
-        build_snapshot(inventory, evaluation, policy, plan.scope.trigger), snapshot_id=snapshot_id
+        build_snapshot(inventory, evaluation, policy, plan.scope.trigger),
+        snapshot_id=snapshot_id,
+        failed_shards=failed_coverage(plan.shards, results),
     )
+    states = list(resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns))
     try:
-        store.save_snapshot(
-            snapshot, resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns)
-        )
+        store.save_snapshot(snapshot, states)
     except StoreError:
         # A concurrent aggregate of the same run won the race (save_snapshot is all or nothing).
         existing = store.get_snapshot(snapshot_id)
         if existing is None:
             raise
-        return _outcome(plan.run_id, existing, created=False)
-    return _outcome(plan.run_id, snapshot, created=True)
+        return outcome_of(plan.run_id, existing, False, account_counts(states))
+    return outcome_of(plan.run_id, snapshot, True, account_counts(states))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from tagcompliance.aws import AwsClients, describe_aws_error
+from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, load_policy
 from tagcompliance.settings import Settings
-from tagcompliance.store import Store
+from tagcompliance.store import ScheduledAuditRecord, Store
 
-from .config import AuditSettings
 from .ledger import DynamoLedger, Ledger, MemoryLedger
 from .models import (
     AuditOutcome,
@@ -30,8 +31,18 @@ from .models import (
     new_run_id,
     snapshot_id_for,
 )
-from .pipeline import ShardThrottledError
-from .steps import PolicyLoader, finish_run, record_shard_failure, run_shard, start_run
+from .pipeline import DEFAULT_ROLE_NAME, ShardThrottledError, outcome_of
+from .steps import (
+    PolicyLoader,
+    build_scope,
+    detect_run_drift,
+    finish_run,
+    notify_run,
+    record_shard_failure,
+    record_step_failure,
+    run_shard,
+    start_run,
+)
 
 
 def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
@@ -42,17 +53,9 @@ def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
         snapshot = store.get_snapshot(snapshot_id_for(run_id))
         if snapshot is None:
             return AuditStatus(run_id=run_id, status="unknown", error="no audit run with this id")
-        outcome = AuditOutcome(
-            run_id=run_id,
-            snapshot_id=snapshot.snapshot_id,
-            total_resources=snapshot.total_resources,
-            compliant_resources=snapshot.compliant_resources,
-            violation_count=snapshot.violation_count,
-            compliance_score=snapshot.compliance_score,
-            failed_shards=len(snapshot.failed_shards),
-            created=False,
+        return AuditStatus(
+            run_id=run_id, status="succeeded", outcome=outcome_of(run_id, snapshot, created=False)
         )
-        return AuditStatus(run_id=run_id, status="succeeded", outcome=outcome)
     plan: AuditPlan | None = run["plan"]
     return AuditStatus(
         run_id=run_id,
@@ -64,14 +67,25 @@ def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
         scanned_resources=sum(shard.resource_count for shard in shards),
         shards=shards,
         outcome=run["outcome"],
-        error=run["error"],
+        drift=run["steps"].get("drift"),
+        notifications=run["steps"].get("notifications"),
+        error=run["error"]
+        or "; ".join(f"{name}: {value}" for name, value in run["steps"].items() if name.endswith("_error"))
+        or None,
     )
 
 
 class AuditRunner(Protocol):
     ledger: Ledger
 
-    def start(self, scope: AuditScope, run_id: str | None = None, policy: TaggingPolicy | None = None) -> str:
+    def start(
+        self,
+        scope: AuditScope,
+        run_id: str | None = None,
+        policy: TaggingPolicy | None = None,
+        schedule_id: str | None = None,
+        recipients: list[str] | None = None,
+    ) -> str:
         """Start a run in the background and return its id (a job handle)."""
         ...
 
@@ -80,11 +94,19 @@ class AuditRunner(Protocol):
     def wait(self, run_id: str, timeout: float = 600.0) -> AuditStatus: ...
 
 
-def _request(scope: AuditScope, run_id: str | None, policy: TaggingPolicy | None) -> AuditRequest:
+def _request(
+    scope: AuditScope,
+    run_id: str | None,
+    policy: TaggingPolicy | None,
+    schedule_id: str | None = None,
+    recipients: list[str] | None = None,
+) -> AuditRequest:
     return AuditRequest(
         run_id=run_id or new_run_id(),
         scope=scope,
         policy=policy.model_dump(mode="json") if policy is not None else None,
+        schedule_id=schedule_id,
+        recipients=list(recipients or []),
     )
 
 
@@ -100,7 +122,10 @@ class InProcessRunner:
         max_workers: int = 16,
         shard_attempts: int = 4,
         backoff_seconds: float = 1.0,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings`` given: runs also detect drift and notify (as the state machine does after
+        aggregate), and other accounts are assumed with its ``audit_role_name``."""
         self.clients = clients
         self.store = store
         self.ledger = ledger
@@ -108,13 +133,15 @@ class InProcessRunner:
         self.max_workers = max_workers
         self.shard_attempts = shard_attempts
         self.backoff_seconds = backoff_seconds
+        self.settings = settings
+        self.role_name = settings.audit_role_name if settings is not None else DEFAULT_ROLE_NAME
         self._threads: dict[str, threading.Thread] = {}
 
     def _scan(self, run_id: str, shard: Shard) -> None:
         # The state machine's Map task, in a thread: retry throttling with backoff, record the rest.
         for attempt in range(self.shard_attempts):
             try:
-                run_shard(run_id, shard, self.clients, self.ledger)
+                run_shard(run_id, shard, self.clients, self.ledger, self.role_name)
                 return
             except ShardThrottledError as error:
                 if attempt + 1 == self.shard_attempts:
@@ -134,10 +161,32 @@ class InProcessRunner:
         except Exception as error:
             self.ledger.finish_run(plan.run_id, None, describe_aws_error(error))
             raise
-        return finish_run(plan.run_id, self.ledger, self.store, self.policy_loader)
+        outcome = finish_run(plan.run_id, self.ledger, self.store, self.policy_loader)
+        if self.settings is not None:
+            self.follow_up(plan.run_id)
+        return outcome
 
-    def start(self, scope: AuditScope, run_id: str | None = None, policy: TaggingPolicy | None = None) -> str:
-        request = _request(scope, run_id, policy)
+    def follow_up(self, run_id: str) -> None:
+        """Drift detection, then notification: a failure of either is recorded, the snapshot stays."""
+        assert self.settings is not None
+        try:
+            detect_run_drift(run_id, self.ledger, self.store)
+        except Exception as error:
+            record_step_failure(run_id, "drift", describe_aws_error(error), self.ledger)
+        try:
+            notify_run(run_id, self.ledger, self.store, self.clients, self.settings)
+        except Exception as error:
+            record_step_failure(run_id, "notify", describe_aws_error(error), self.ledger)
+
+    def start(
+        self,
+        scope: AuditScope,
+        run_id: str | None = None,
+        policy: TaggingPolicy | None = None,
+        schedule_id: str | None = None,
+        recipients: list[str] | None = None,
+    ) -> str:
+        request = _request(scope, run_id, policy, schedule_id, recipients)
 
         def work() -> None:
             try:
@@ -189,10 +238,12 @@ class StepFunctionsRunner:
         scope: AuditScope,
         run_id: str | None = None,
         policy: TaggingPolicy | None = None,
+        schedule_id: str | None = None,
+        recipients: list[str] | None = None,
         execution_name: str | None = None,
     ) -> str:
         """Start an execution named after the run (or ``execution_name`` to re-run a run id)."""
-        request = _request(scope, run_id, policy)
+        request = _request(scope, run_id, policy, schedule_id, recipients)
         self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_name or request.run_id,
@@ -238,11 +289,13 @@ class StepFunctionsRunner:
         return self.status(run_id, execution_name)
 
 
-def build_ledger(settings: Settings, audit_settings: AuditSettings | None = None) -> Ledger:
-    audit = audit_settings or AuditSettings()
-    if audit.ledger_table:
+def build_ledger(settings: Settings) -> Ledger:
+    if settings.audit_ledger_table:
         return DynamoLedger(
-            audit.ledger_table, audit.ledger_region or settings.aws_region, settings.aws_endpoint_url
+            settings.audit_ledger_table,
+            settings.audit_ledger_region or settings.aws_region,
+            settings.aws_endpoint_url,
+            settings.audit_ledger_ttl_days,
         )
     return MemoryLedger()
 
@@ -252,16 +305,18 @@ def build_runner(
     clients: AwsClients,
     store: Store,
     policy_loader: PolicyLoader | None = None,
-    audit_settings: AuditSettings | None = None,
 ) -> InProcessRunner | StepFunctionsRunner:
     """Step Functions when ``STATE_MACHINE_ARN`` is set (needs ``AUDIT_LEDGER_TABLE``), else in-process."""
-    audit = audit_settings or AuditSettings()
-    ledger = build_ledger(settings, audit)
+    ledger = build_ledger(settings)
     if settings.state_machine_arn:
         if isinstance(ledger, MemoryLedger):
             raise ValueError("STATE_MACHINE_ARN needs AUDIT_LEDGER_TABLE: the Lambdas report progress there")
         return StepFunctionsRunner(
-            clients.client("stepfunctions"), settings.state_machine_arn, store, ledger, audit.poll_seconds
+            clients.client("stepfunctions"),
+            settings.state_machine_arn,
+            store,
+            ledger,
+            settings.audit_poll_seconds,
         )
     return InProcessRunner(
         clients,
@@ -269,5 +324,28 @@ def build_runner(
         ledger,
         policy_loader or (lambda: load_policy(settings.policy_path).policy),
         max_workers=settings.scan_max_workers,
-        shard_attempts=audit.scan_shard_attempts,
+        shard_attempts=settings.audit_shard_attempts,
+        settings=settings,
     )
+
+
+def scheduled_audit_runner(
+    runner: InProcessRunner | StepFunctionsRunner,
+    settings: Settings,
+    clients: AwsClients,
+    timeout: float = 3600.0,
+) -> Callable[[ScheduledAuditRecord], str]:
+    """The local scheduler loop's ``run_audit``: one scheduled audit as a pipeline run (trigger
+    ``scheduled``, the schedule's recipients notified), returning the snapshot id once it is done."""
+
+    def run(record: ScheduledAuditRecord) -> str:
+        scope = build_scope(settings, clients, list(record.resource_types), list(record.regions), "scheduled")
+        run_id = runner.start(scope, schedule_id=record.schedule_id)
+        status = runner.wait(run_id, timeout)
+        if status.outcome is None:
+            raise TagComplianceError(
+                f"scheduled audit run {run_id} ended {status.status}: {status.error or 'no snapshot'}"
+            )
+        return status.outcome.snapshot_id
+
+    return run

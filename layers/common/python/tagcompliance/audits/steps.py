@@ -10,15 +10,19 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from tagcompliance.aws import AwsClients
+from tagcompliance.aws import AwsClients, describe_aws_error
+from tagcompliance.drift import choose_baseline, detect_drift
+from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, parse_policy
 from tagcompliance.resources import region_filter, resolve_resource_types
+from tagcompliance.service import _resource_from_state
 from tagcompliance.settings import Settings
 from tagcompliance.store import Store
 
 from .ledger import Ledger
-from .models import AuditOutcome, AuditPlan, AuditRequest, AuditScope, Shard, ShardResult
-from .pipeline import aggregate, failed_shard_result, plan_audit, scan_shard
+from .models import AuditOutcome, AuditPlan, AuditRequest, AuditScope, Shard, ShardResult, snapshot_id_for
+from .notify import DriftSummary, NotifyReport, build_message, deliver, run_recipients
+from .pipeline import DEFAULT_ROLE_NAME, aggregate, failed_shard_result, outcome_of, plan_audit, scan_shard
 
 PolicyLoader = Callable[[], TaggingPolicy]
 
@@ -30,26 +34,74 @@ class ScheduledStart(BaseModel):
     resource_types: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     trigger: str = "scheduled"
+    recipients: list[str] = Field(default_factory=list)
+
+
+def organization_accounts(clients: AwsClients) -> list[str]:
+    """The active accounts of the organization (Organizations ``ListAccounts``), sorted."""
+    paginator = clients.client("organizations").get_paginator("list_accounts")
+    try:
+        return sorted(
+            account["Id"]
+            for page in paginator.paginate()
+            for account in page["Accounts"]
+            if account.get("Status", "ACTIVE") == "ACTIVE"
+        )
+    except Exception as error:
+        raise TagComplianceError(
+            f"cannot list the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS): "
+            f"{describe_aws_error(error)}"
+        ) from None
+
+
+def audited_accounts(settings: Settings, clients: AwsClients) -> list[str]:
+    """The accounts a run audits: the organization's, the configured list, or the credentials' own."""
+    if settings.audit_accounts_from_organizations:
+        return organization_accounts(clients)
+    return list(dict.fromkeys(settings.audit_accounts)) or [clients.account_id]
+
+
+def build_scope(
+    settings: Settings,
+    clients: AwsClients,
+    resource_types: list[str] | None,
+    regions: list[str] | None,
+    trigger: str = "manual",
+) -> AuditScope:
+    """A run's scope with every default resolved: types, regions and the accounts from settings."""
+    if regions == ["all"]:
+        region_list = clients.enabled_regions()
+    else:
+        region_list = region_filter(regions or []) or list(settings.default_regions)
+    return AuditScope(
+        account_id=clients.account_id,
+        accounts=audited_accounts(settings, clients),
+        regions=region_list,
+        resource_types=resolve_resource_types(resource_types or []),
+        trigger=trigger,
+    )
 
 
 def resolve_request(
     execution_input: dict[str, object], execution_name: str, clients: AwsClients, settings: Settings
 ) -> AuditRequest:
-    """An ``AuditRequest`` as given, or one resolved from a scheduled start (run id: the execution name)."""
+    """An ``AuditRequest`` as given, or one resolved from a scheduled start (run id: the execution name).
+
+    A policy imported by the state machine's ImportPolicy step (``imported_policy``) is the one the
+    run evaluates with.
+    """
     if "scope" in execution_input:
-        return AuditRequest.model_validate(execution_input)
-    start = ScheduledStart.model_validate(execution_input)
-    if start.regions == ["all"]:
-        regions = clients.enabled_regions()
+        request = AuditRequest.model_validate(execution_input)
     else:
-        regions = region_filter(start.regions) or list(settings.default_regions)
-    scope = AuditScope(
-        account_id=clients.account_id,
-        regions=regions,
-        resource_types=resolve_resource_types(start.resource_types),
-        trigger=start.trigger,
-    )
-    return AuditRequest(run_id=execution_name, scope=scope)
+        start = ScheduledStart.model_validate(execution_input)
+        scope = build_scope(settings, clients, start.resource_types, start.regions, start.trigger)
+        request = AuditRequest(
+            run_id=execution_name, scope=scope, schedule_id=start.schedule_id, recipients=start.recipients
+        )
+    imported = execution_input.get("imported_policy")
+    if isinstance(imported, dict) and imported.get("status") == "success" and imported.get("policy"):
+        request = request.model_copy(update={"policy": imported["policy"]})
+    return request
 
 
 def start_run(request: AuditRequest, ledger: Ledger, runner: str) -> AuditPlan:
@@ -59,7 +111,9 @@ def start_run(request: AuditRequest, ledger: Ledger, runner: str) -> AuditPlan:
     return plan
 
 
-def run_shard(run_id: str, shard: Shard, clients: AwsClients, ledger: Ledger) -> ShardResult:
+def run_shard(
+    run_id: str, shard: Shard, clients: AwsClients, ledger: Ledger, role_name: str = DEFAULT_ROLE_NAME
+) -> ShardResult:
     """Scan a shard once per run: a shard the ledger already holds as done is not scanned again.
 
     ``ShardThrottledError`` propagates (nothing is recorded) so the caller retries the shard.
@@ -67,7 +121,7 @@ def run_shard(run_id: str, shard: Shard, clients: AwsClients, ledger: Ledger) ->
     stored = ledger.shard_started(run_id, shard.shard_id)
     if stored is not None:
         return stored
-    result = scan_shard(run_id, shard, clients)
+    result = scan_shard(run_id, shard, clients, role_name)
     ledger.record_shard(result)
     return result
 
@@ -109,3 +163,86 @@ def finish_run(run_id: str, ledger: Ledger, store: Store, policy_loader: PolicyL
         raise
     ledger.finish_run(run_id, outcome)
     return outcome
+
+
+def detect_run_drift(run_id: str, ledger: Ledger, store: Store, limit: int = 20) -> DriftSummary:
+    """Compare the run's snapshot with the previous snapshot of the same scope (the core ``drift``)."""
+    snapshot = store.get_snapshot(snapshot_id_for(run_id))
+    if snapshot is None:
+        raise LookupError(f"audit run {run_id} has no snapshot yet: aggregate it first")
+    baseline = choose_baseline(
+        store,
+        (snapshot.resource_types, snapshot.regions, snapshot.account_id),
+        None,
+        snapshot.created_at,
+        exclude_snapshot_id=snapshot.snapshot_id,
+    )
+    if baseline is None:
+        summary = DriftSummary(
+            snapshot_id=snapshot.snapshot_id,
+            baseline_snapshot_id=None,
+            total_drifts=0,
+            note="no earlier snapshot of this scope: this run is the baseline for the next one",
+        )
+    else:
+        current = [_resource_from_state(state) for state in store.iter_resource_states(snapshot.snapshot_id)]
+        result = detect_drift(
+            store.iter_resource_states(baseline.snapshot_id),
+            current,
+            parse_policy(snapshot.policy, "snapshot"),
+            baseline=baseline,
+            current_snapshot=snapshot,
+            limit=limit,
+        )
+        summary = DriftSummary(
+            snapshot_id=snapshot.snapshot_id,
+            baseline_snapshot_id=baseline.snapshot_id,
+            total_drifts=result.total_drifts,
+            by_severity=result.by_severity,
+            resources_added=result.total_resources_added,
+            resources_removed=result.total_resources_removed,
+            drifts=[drift.model_dump(mode="json") for drift in result.drift_detected],
+        )
+    ledger.record_step(run_id, "drift", summary.model_dump(mode="json"))
+    return summary
+
+
+def run_outcome(run_id: str, ledger: Ledger, store: Store) -> tuple[AuditPlan, AuditOutcome]:
+    run = ledger.run(run_id)
+    if run is None or run["plan"] is None:
+        raise LookupError(f"audit run {run_id} has no plan in the ledger")
+    outcome = run["outcome"]
+    if outcome is None:
+        snapshot = store.get_snapshot(snapshot_id_for(run_id))
+        if snapshot is None:
+            raise LookupError(f"audit run {run_id} has no snapshot yet: aggregate it first")
+        outcome = outcome_of(run_id, snapshot, created=False)
+    return run["plan"], outcome
+
+
+def notify_run(
+    run_id: str, ledger: Ledger, store: Store, clients: AwsClients, settings: Settings
+) -> NotifyReport:
+    """Send the run's result (and drift) to its recipients; every delivery is recorded, none raises."""
+    plan, outcome = run_outcome(run_id, ledger, store)
+    run = ledger.run(run_id) or {}
+    drift_data = (run.get("steps") or {}).get("drift")
+    drift = DriftSummary.model_validate(drift_data) if drift_data else None
+    recipients = run_recipients(plan, store)
+    deliveries = (
+        deliver(build_message(plan, outcome, drift), recipients, clients, settings) if recipients else []
+    )
+    report = NotifyReport(
+        run_id=run_id,
+        recipients=len(recipients),
+        sent=sum(1 for item in deliveries if item.status == "sent"),
+        failed=sum(1 for item in deliveries if item.status == "failed"),
+        deliveries=deliveries,
+    )
+    ledger.record_step(run_id, "notifications", [item.model_dump(mode="json") for item in report.deliveries])
+    return report
+
+
+def record_step_failure(run_id: str, step: str, error: str, ledger: Ledger) -> None:
+    """A step after aggregate failed for good: keep why with the run (the snapshot stays)."""
+    ledger.record_step(run_id, f"{step}_error", error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -112,6 +112,123 @@ class StoreInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# --- agent safety (tagcompliance.safety) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryCount:
+    """How many resources of one type one region held, per the newest snapshot that read it."""
+
+    resource_type: str
+    region: str
+    resources: int
+    snapshot_id: str
+    taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationRecord:
+    """A single-use confirmation token (stored as its SHA-256 hash) bound to an intent commit."""
+
+    token_hash: str
+    organization: str
+    user_id: str
+    operation: str
+    parameters: dict[str, Any]
+    parameters_digest: str
+    estimate: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    client_id: str | None = None
+    belief_id: str | None = None
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BeliefRecord:
+    """What the server understood a request to mean, and afterwards whether the outcome matched."""
+
+    belief_id: str
+    created_at: datetime
+    organization: str
+    user_id: str
+    tool_name: str
+    stage: str  # clarification | commit | executed | dry_run | refused
+    understood: dict[str, Any]
+    assumptions: list[str]
+    alternatives: list[dict[str, Any]]
+    estimate: dict[str, Any]
+    warnings: list[dict[str, Any]]
+    client_id: str | None = None
+    outcome: dict[str, Any] | None = None
+    outcome_matched: bool | None = None
+    outcome_notes: str | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegretEventRecord:
+    """A regret warning shown to a caller, then resolved as corrected (parameter changed) or kept."""
+
+    created_at: datetime
+    organization: str
+    user_id: str
+    tool_name: str
+    rule_id: str
+    parameter: str
+    value: Any
+    status: str = "shown"  # shown | corrected | kept
+    resolved_at: datetime | None = None
+    id: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClientRecord:
+    """An OAuth client registered with the gateway's authorization server (``oauth_clients``)."""
+
+    client_id: str
+    client_secret_hash: str | None  # SHA-256 hex of the secret; None for public clients
+    metadata: dict[str, Any]  # the RFC 7591 registration, without the secret
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthCodeRecord:
+    """An authorization code (``oauth_authorization_codes``), kept as its SHA-256 hex digest."""
+
+    code_hash: str
+    grant_id: str  # the grant its exchange starts (revoked if the code is replayed)
+    client_id: str
+    user_id: str
+    scopes: list[str]
+    code_challenge: str  # PKCE S256 challenge
+    redirect_uri: str
+    redirect_uri_provided_explicitly: bool
+    resource: str | None
+    expires_at: datetime
+    created_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSessionRecord:
+    """One issued access/refresh token pair (the spec's ``oauth_sessions`` row), hashes only."""
+
+    grant_id: str
+    client_id: str
+    user_id: str
+    access_token_hash: str  # SHA-256 hex
+    refresh_token_hash: str | None  # SHA-256 hex
+    scopes: list[str]
+    expires_at: datetime  # of the access token
+    refresh_expires_at: datetime | None
+    resource: str | None
+    created_at: datetime
+    rotated_at: datetime | None = None  # its refresh token was exchanged for the next pair
+    revoked_at: datetime | None = None
+    id: int | None = None  # assigned by the store
+
+
 class Store(Protocol):
     """Persistence for snapshots, per-resource tag state and the audit log."""
 
@@ -184,6 +301,107 @@ class Store(Protocol):
 
         False, and nothing written, when a later run has been claimed since.
         """
+        ...
+
+    # --- agent safety ---------------------------------------------------------------------
+
+    def inventory_counts(
+        self, resource_types: Sequence[str] | None = None, regions: Sequence[str] | None = None
+    ) -> list[InventoryCount]:
+        """Per (type, region) pair, the resource count of the newest snapshot that read it successfully
+        (a pair in a snapshot's scope with no resources counts 0). None means any type / region.
+        Pairs no stored snapshot covers are absent: their size is unknown."""
+        ...
+
+    def save_confirmation(self, record: ConfirmationRecord) -> None: ...
+
+    def get_confirmation(self, token_hash: str) -> ConfirmationRecord | None: ...
+
+    def consume_confirmation(self, token_hash: str, now: datetime) -> bool:
+        """Mark the token used if it is unused and unexpired; True for exactly one concurrent caller."""
+        ...
+
+    def record_belief(self, record: BeliefRecord) -> None: ...
+
+    def update_belief_outcome(
+        self,
+        belief_id: str,
+        outcome: dict[str, Any],
+        matched: bool | None,
+        notes: str | None,
+        resolved_at: datetime,
+        stage: str | None = None,
+    ) -> bool:
+        """Record how a belief turned out (and optionally its new stage); False if it does not exist."""
+        ...
+
+    def list_beliefs(
+        self,
+        organization: str | None = None,
+        limit: int = 100,
+        tool_name: str | None = None,
+        user_id: str | None = None,
+        stage: str | None = None,
+        since: datetime | None = None,
+    ) -> list[BeliefRecord]:
+        """Newest first."""
+        ...
+
+    def record_regret_event(self, record: RegretEventRecord) -> RegretEventRecord:
+        """Insert; returns the record with its id."""
+        ...
+
+    def open_regret_events(self, organization: str, user_id: str, tool_name: str) -> list[RegretEventRecord]:
+        """Warnings shown to this caller for this tool and not yet resolved, oldest first."""
+        ...
+
+    def resolve_regret_event(self, event_id: int, status: str, resolved_at: datetime) -> bool: ...
+
+    def regret_correction_counts(self, organization: str) -> dict[str, int]:
+        """rule_id -> how many times users changed the warned parameter after that rule's warning."""
+        ...
+
+    # --- OAuth authorization server (hashes only; see OAuthSessionRecord) ----------------------
+
+    def save_oauth_client(self, record: OAuthClientRecord) -> None:
+        """Register a client; StoreError if the id is taken."""
+        ...
+
+    def get_oauth_client(self, client_id: str) -> OAuthClientRecord | None: ...
+
+    def save_oauth_code(self, record: OAuthCodeRecord) -> None: ...
+
+    def get_oauth_code(self, code_hash: str) -> OAuthCodeRecord | None:
+        """The code, used or not (a used one lets the caller detect a replay)."""
+        ...
+
+    def consume_oauth_code(self, code_hash: str, now: datetime) -> bool:
+        """Mark the code used: True for exactly one caller, and only before it expires."""
+        ...
+
+    def create_oauth_session(self, record: OAuthSessionRecord) -> None: ...
+
+    def find_oauth_session(
+        self, *, access_token_hash: str | None = None, refresh_token_hash: str | None = None
+    ) -> OAuthSessionRecord | None:
+        """The row holding that access or refresh token hash (exactly one of the two)."""
+        ...
+
+    def rotate_oauth_session(
+        self, refresh_token_hash: str, successor: OAuthSessionRecord, now: datetime
+    ) -> bool:
+        """Atomically mark the row of ``refresh_token_hash`` rotated and insert ``successor``.
+
+        False, and nothing written, when that row is unknown, already rotated or revoked.
+        """
+        ...
+
+    def revoke_oauth_grant(self, grant_id: str, now: datetime) -> int:
+        """Revoke every token pair of the grant; the number of rows newly revoked."""
+        ...
+
+    def delete_expired_oauth(self, now: datetime) -> int:
+        """Drop codes and token pairs that can no longer be used; the number of rows deleted."""
         ...
 
     def close(self) -> None: ...

@@ -26,7 +26,14 @@ from tagcompliance.errors import InvalidInputError, StoreError
 
 from .base import (
     AuditRecord,
+    BeliefRecord,
     ConcurrentUpdateError,
+    ConfirmationRecord,
+    InventoryCount,
+    OAuthClientRecord,
+    OAuthCodeRecord,
+    OAuthSessionRecord,
+    RegretEventRecord,
     ResourceStateRecord,
     ScheduledAuditRecord,
     SnapshotRecord,
@@ -480,6 +487,368 @@ class SqlStore:
             self._dialect.transaction(conn),
         ):
             return bool(self._execute(conn, sql, params).rowcount == 1)
+
+    # --- agent safety (tagcompliance.safety) ------------------------------------------------
+
+    _CONFIRMATIONS = _Table(
+        "safety_confirmations",
+        ConfirmationRecord,
+        {
+            "parameters": "json",
+            "estimate": "json",
+            "created_at": "datetime",
+            "expires_at": "datetime",
+            "used_at": "datetime",
+        },
+    )
+    _BELIEFS = _Table(
+        "safety_beliefs",
+        BeliefRecord,
+        {
+            "created_at": "datetime",
+            "understood": "json",
+            "assumptions": "json",
+            "alternatives": "json",
+            "estimate": "json",
+            "warnings": "json",
+            "outcome": "json",
+            "outcome_matched": "bool",
+            "resolved_at": "datetime",
+        },
+    )
+    _REGRET_EVENTS = _Table(
+        "safety_regret_events",
+        RegretEventRecord,
+        {"created_at": "datetime", "value": "json", "resolved_at": "datetime"},
+        generated=frozenset({"id"}),
+    )
+    # How many recent snapshots inventory_counts considers when looking for the newest read of a pair.
+    INVENTORY_SNAPSHOT_WINDOW = 500
+
+    def inventory_counts(
+        self, resource_types: Sequence[str] | None = None, regions: Sequence[str] | None = None
+    ) -> list[InventoryCount]:
+        wanted_types = None if resource_types is None else set(resource_types)
+        wanted_regions = None if regions is None else set(regions)
+        decode_json = self._dialect.decode_json
+        scopes_sql = (
+            "SELECT snapshot_id, created_at, regions, resource_types, failed_shards "
+            "FROM compliance_snapshots ORDER BY created_at DESC, snapshot_id DESC LIMIT ?"
+        )
+        with self._errors("count the stored inventory"), self._dialect.connection() as conn:
+            scopes = self._execute(conn, scopes_sql, (self.INVENTORY_SNAPSHOT_WINDOW,)).fetchall()
+            # The newest snapshot that read each (type, region) pair without failing it.
+            chosen: dict[tuple[str, str], tuple[str, datetime]] = {}
+            for snapshot_id, created_at, raw_regions, raw_types, raw_failed in scopes:
+                failed = {
+                    (shard.get("resource_type"), shard.get("region"))
+                    for shard in decode_json(raw_failed) or []
+                    if isinstance(shard, dict)
+                }
+                taken_at = self._dialect.decode_datetime(created_at)
+                for type_id in decode_json(raw_types) or []:
+                    if wanted_types is not None and type_id not in wanted_types:
+                        continue
+                    for region in decode_json(raw_regions) or []:
+                        if wanted_regions is not None and region not in wanted_regions:
+                            continue
+                        if (type_id, region) not in chosen and (type_id, region) not in failed:
+                            chosen[(type_id, region)] = (snapshot_id, taken_at)
+            snapshot_ids = sorted({snapshot_id for snapshot_id, _ in chosen.values()})
+            counted: dict[tuple[str, str, str], int] = {}
+            for start in range(0, len(snapshot_ids), 200):
+                batch = snapshot_ids[start : start + 200]
+                count_sql = (
+                    "SELECT snapshot_id, resource_type, region, COUNT(*) FROM resource_tag_state "
+                    f"WHERE snapshot_id IN ({', '.join('?' * len(batch))}) "
+                    "GROUP BY snapshot_id, resource_type, region"
+                )
+                for snapshot_id, type_id, region, count in self._execute(conn, count_sql, batch).fetchall():
+                    counted[(snapshot_id, type_id, region)] = int(count)
+        return [
+            InventoryCount(
+                type_id, region, counted.get((snapshot_id, type_id, region), 0), snapshot_id, taken_at
+            )
+            for (type_id, region), (snapshot_id, taken_at) in sorted(chosen.items())
+        ]
+
+    def save_confirmation(self, record: ConfirmationRecord) -> None:
+        row = self._encode(self._CONFIRMATIONS, record)
+        with (
+            self._errors("save a confirmation token"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, self._CONFIRMATIONS.insert_sql, row)
+
+    def get_confirmation(self, token_hash: str) -> ConfirmationRecord | None:
+        sql = f"{self._CONFIRMATIONS.select_sql} WHERE token_hash = ?"
+        with self._errors("read a confirmation token"), self._dialect.connection() as conn:
+            row = self._execute(conn, sql, (token_hash,)).fetchone()
+        return None if row is None else self._decode(self._CONFIRMATIONS, row)
+
+    def consume_confirmation(self, token_hash: str, now: datetime) -> bool:
+        encoded = self._dialect.encode_datetime(_utc(now, "now"))
+        sql = (
+            "UPDATE safety_confirmations SET used_at = ? "
+            "WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?"
+        )
+        with (
+            self._errors("use a confirmation token"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, (encoded, token_hash, encoded)).rowcount == 1)
+
+    def record_belief(self, record: BeliefRecord) -> None:
+        row = self._encode(self._BELIEFS, record)
+        with (
+            self._errors(f"record belief {record.belief_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, self._BELIEFS.insert_sql, row)
+
+    def update_belief_outcome(
+        self,
+        belief_id: str,
+        outcome: dict[str, Any],
+        matched: bool | None,
+        notes: str | None,
+        resolved_at: datetime,
+        stage: str | None = None,
+    ) -> bool:
+        sql = (
+            "UPDATE safety_beliefs SET outcome = ?, outcome_matched = ?, outcome_notes = ?, resolved_at = ?, "
+            "stage = COALESCE(?, stage) WHERE belief_id = ?"
+        )
+        params = (
+            self._dialect.encode_json(outcome),
+            None if matched is None else bool(matched),
+            notes,
+            self._dialect.encode_datetime(_utc(resolved_at, "resolved_at")),
+            stage,
+            belief_id,
+        )
+        with (
+            self._errors(f"record the outcome of belief {belief_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, params).rowcount == 1)
+
+    def list_beliefs(
+        self,
+        organization: str | None = None,
+        limit: int = 100,
+        tool_name: str | None = None,
+        user_id: str | None = None,
+        stage: str | None = None,
+        since: datetime | None = None,
+    ) -> list[BeliefRecord]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("organization", organization),
+            ("tool_name", tool_name),
+            ("user_id", user_id),
+            ("stage", stage),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            conditions.append("created_at >= ?")
+            params.append(self._dialect.encode_datetime(_utc(since, "since")))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        params.append(_check_limit(limit))
+        sql = f"{self._BELIEFS.select_sql}{where} ORDER BY created_at DESC, belief_id DESC LIMIT ?"
+        with self._errors("list beliefs"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, params).fetchall()
+        return [self._decode(self._BELIEFS, row) for row in rows]
+
+    def record_regret_event(self, record: RegretEventRecord) -> RegretEventRecord:
+        row = self._encode(self._REGRET_EVENTS, record)
+        with (
+            self._errors(f"record a {record.rule_id} regret warning"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            found = self._execute(conn, f"{self._REGRET_EVENTS.insert_sql} RETURNING id", row).fetchone()
+        return replace(record, id=int(found[0]))
+
+    def open_regret_events(self, organization: str, user_id: str, tool_name: str) -> list[RegretEventRecord]:
+        sql = (
+            f"{self._REGRET_EVENTS.select_sql} WHERE organization = ? AND user_id = ? AND tool_name = ? "
+            "AND status = 'shown' ORDER BY id"
+        )
+        with self._errors("list open regret warnings"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, (organization, user_id, tool_name)).fetchall()
+        return [self._decode(self._REGRET_EVENTS, row) for row in rows]
+
+    def resolve_regret_event(self, event_id: int, status: str, resolved_at: datetime) -> bool:
+        if status not in ("corrected", "kept"):
+            raise InvalidInputError(f"a regret warning resolves as corrected or kept, not {status!r}")
+        sql = "UPDATE safety_regret_events SET status = ?, resolved_at = ? WHERE id = ? AND status = 'shown'"
+        params = (status, self._dialect.encode_datetime(_utc(resolved_at, "resolved_at")), event_id)
+        with (
+            self._errors(f"resolve regret warning {event_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, params).rowcount == 1)
+
+    def regret_correction_counts(self, organization: str) -> dict[str, int]:
+        sql = (
+            "SELECT rule_id, COUNT(*) FROM safety_regret_events "
+            "WHERE organization = ? AND status = 'corrected' GROUP BY rule_id"
+        )
+        with self._errors("count regret corrections"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, (organization,)).fetchall()
+        return {str(rule_id): int(count) for rule_id, count in rows}
+
+    # --- OAuth authorization server: hashes only, never a raw token, code or secret ------------
+
+    _OAUTH_CLIENTS = _Table(
+        "oauth_clients", OAuthClientRecord, {"metadata": "json", "created_at": "datetime"}
+    )
+    _OAUTH_CODES = _Table(
+        "oauth_authorization_codes",
+        OAuthCodeRecord,
+        {
+            "scopes": "text_array",
+            "redirect_uri_provided_explicitly": "bool",
+            "expires_at": "datetime",
+            "created_at": "datetime",
+            "used_at": "datetime",
+        },
+    )
+    _OAUTH_SESSIONS = _Table(
+        "oauth_sessions",
+        OAuthSessionRecord,
+        {
+            "scopes": "text_array",
+            "expires_at": "datetime",
+            "refresh_expires_at": "datetime",
+            "created_at": "datetime",
+            "rotated_at": "datetime",
+            "revoked_at": "datetime",
+        },
+        generated=frozenset({"id"}),
+    )
+
+    def save_oauth_client(self, record: OAuthClientRecord) -> None:
+        row = self._encode(self._OAUTH_CLIENTS, record)
+        with (
+            self._errors(f"register OAuth client {record.client_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, self._OAUTH_CLIENTS.insert_sql, row)
+
+    def get_oauth_client(self, client_id: str) -> OAuthClientRecord | None:
+        sql = f"{self._OAUTH_CLIENTS.select_sql} WHERE client_id = ?"
+        with self._errors("read an OAuth client"), self._dialect.connection() as conn:
+            row = self._execute(conn, sql, (client_id,)).fetchone()
+        return None if row is None else self._decode(self._OAUTH_CLIENTS, row)
+
+    def save_oauth_code(self, record: OAuthCodeRecord) -> None:
+        row = self._encode(self._OAUTH_CODES, record)
+        with (
+            self._errors("save an OAuth authorization code"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, self._OAUTH_CODES.insert_sql, row)
+
+    def get_oauth_code(self, code_hash: str) -> OAuthCodeRecord | None:
+        sql = f"{self._OAUTH_CODES.select_sql} WHERE code_hash = ?"
+        with self._errors("read an OAuth authorization code"), self._dialect.connection() as conn:
+            row = self._execute(conn, sql, (code_hash,)).fetchone()
+        return None if row is None else self._decode(self._OAUTH_CODES, row)
+
+    def consume_oauth_code(self, code_hash: str, now: datetime) -> bool:
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        sql = (
+            "UPDATE oauth_authorization_codes SET used_at = ? "
+            "WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?"
+        )
+        with (
+            self._errors("use an OAuth authorization code"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return bool(self._execute(conn, sql, (stamp, code_hash, stamp)).rowcount == 1)
+
+    def create_oauth_session(self, record: OAuthSessionRecord) -> None:
+        row = self._encode(self._OAUTH_SESSIONS, record)
+        with (
+            self._errors(f"save an OAuth session of grant {record.grant_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, self._OAUTH_SESSIONS.insert_sql, row)
+
+    def find_oauth_session(
+        self, *, access_token_hash: str | None = None, refresh_token_hash: str | None = None
+    ) -> OAuthSessionRecord | None:
+        if (access_token_hash is None) == (refresh_token_hash is None):
+            raise InvalidInputError(
+                "find_oauth_session needs exactly one of access_token_hash and refresh_token_hash"
+            )
+        column = "access_token_hash" if access_token_hash is not None else "refresh_token_hash"
+        sql = f"{self._OAUTH_SESSIONS.select_sql} WHERE {column} = ?"
+        with self._errors("read an OAuth session"), self._dialect.connection() as conn:
+            row = self._execute(conn, sql, (access_token_hash or refresh_token_hash,)).fetchone()
+        return None if row is None else self._decode(self._OAUTH_SESSIONS, row)
+
+    def rotate_oauth_session(
+        self, refresh_token_hash: str, successor: OAuthSessionRecord, now: datetime
+    ) -> bool:
+        # The conditional UPDATE decides: of concurrent refreshes with one token exactly one wins.
+        sql = (
+            "UPDATE oauth_sessions SET rotated_at = ? "
+            "WHERE refresh_token_hash = ? AND rotated_at IS NULL AND revoked_at IS NULL AND grant_id = ?"
+        )
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        row = self._encode(self._OAUTH_SESSIONS, successor)
+        with (
+            self._errors(f"rotate an OAuth session of grant {successor.grant_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            if self._execute(conn, sql, (stamp, refresh_token_hash, successor.grant_id)).rowcount != 1:
+                return False
+            self._execute(conn, self._OAUTH_SESSIONS.insert_sql, row)
+            return True
+
+    def revoke_oauth_grant(self, grant_id: str, now: datetime) -> int:
+        sql = "UPDATE oauth_sessions SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL"
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        with (
+            self._errors(f"revoke OAuth grant {grant_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return int(self._execute(conn, sql, (stamp, grant_id)).rowcount)
+
+    def delete_expired_oauth(self, now: datetime) -> int:
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        with (
+            self._errors("delete expired OAuth codes and sessions"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            codes = self._execute(
+                conn, "DELETE FROM oauth_authorization_codes WHERE expires_at <= ?", (stamp,)
+            )
+            sessions = self._execute(
+                conn,
+                "DELETE FROM oauth_sessions WHERE expires_at <= ? AND (refresh_expires_at IS NULL "
+                "OR refresh_expires_at <= ? OR rotated_at IS NOT NULL OR revoked_at IS NOT NULL)",
+                (stamp, stamp),
+            )
+            return int(codes.rowcount) + int(sessions.rowcount)
 
     def close(self) -> None:
         self._dialect.close()

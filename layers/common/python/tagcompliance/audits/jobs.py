@@ -1,0 +1,117 @@
+"""Large scans as jobs: when a check would take too long for one tool call, run it as an audit.
+
+MCP clients give up on a call after about 60 seconds. ``LargeScanJobs.check_or_start`` estimates a
+check's scan from the stored inventory counts (``tagcompliance.safety.estimates``); above
+``AUDIT_ASYNC_THRESHOLD_SECONDS`` it starts an audit run of the same scope (same account,
+regions, types and policy) and answers with a job handle instead of blocking. Once the run is done
+its snapshot becomes the scope's cached answer, so the next check is served from it at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from tagcompliance.cache import Cache, scan_cache_key
+from tagcompliance.models import AuditJob, ComplianceCheckResult, ScopeInfo
+from tagcompliance.policy import TaggingPolicy
+from tagcompliance.resources import resolve_resource_types
+from tagcompliance.safety.estimates import estimate_scope
+from tagcompliance.settings import Settings
+from tagcompliance.store import Store
+
+from .models import AuditScope, snapshot_id_for
+from .runner import InProcessRunner, StepFunctionsRunner
+
+ScopeKey = str
+
+
+class LargeScanJobs:
+    def __init__(
+        self,
+        runner: InProcessRunner | StepFunctionsRunner,
+        settings: Settings,
+        store: Store,
+        cache: Cache,
+        account_id: Callable[[], str],
+    ) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.store = store
+        self.cache = cache
+        self._account_id = account_id
+        self._lock = threading.Lock()
+        self._jobs: dict[ScopeKey, str] = {}  # scope cache key -> run id of its latest job
+
+    def check_or_start(
+        self,
+        resource_types: Sequence[str] | None,
+        regions: list[str],
+        policy: TaggingPolicy,
+        policy_source: str,
+        force_refresh: bool,
+    ) -> ComplianceCheckResult | None:
+        """A job-handle result when the check must run as a job; None to answer it in the call."""
+        type_ids = resolve_resource_types(resource_types)
+        account_id = self._account_id()
+        key = scan_cache_key("scan", account_id, regions, type_ids, policy.digest())
+        with self._lock:
+            run_id = self._jobs.get(key)
+        if run_id is not None:
+            status = self.runner.status(run_id)
+            if status.status == "running":
+                return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, None)
+            with self._lock:
+                self._jobs.pop(key, None)
+            if status.status == "succeeded" and status.outcome is not None and not force_refresh:
+                # The job's snapshot answers this scope from now on (the check reads it from the store).
+                self.cache.set(key, status.outcome.snapshot_id, self.settings.cache_ttl_seconds)
+                return None
+        if not force_refresh and isinstance(self.cache.get(key), str):
+            return None  # a stored answer exists: served within the call
+        estimate = estimate_scope(self.store, type_ids, regions, workers=self.settings.scan_max_workers)
+        if estimate.seconds <= self.settings.audit_async_threshold_seconds:
+            return None
+        scope = AuditScope(account_id=account_id, regions=regions, resource_types=type_ids)
+        run_id = self.runner.start(scope, policy=policy)
+        with self._lock:
+            self._jobs[key] = run_id
+        return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, estimate.seconds)
+
+    def _handle(
+        self,
+        run_id: str,
+        status: str,
+        account_id: str,
+        regions: list[str],
+        type_ids: list[str],
+        policy_source: str,
+        estimated_seconds: float | None,
+    ) -> ComplianceCheckResult:
+        note = (
+            f"This scope is too large to scan within one call (estimated {estimated_seconds:.0f} s): "
+            if estimated_seconds is not None
+            else "A scan of this scope is already running: "
+        )
+        return ComplianceCheckResult(
+            compliance_score=None,
+            score_note=note + f"it runs as audit job {run_id}. Poll get_audit_status(run_id) for progress "
+            "and the result, then call check_tag_compliance again for the violations. Nothing below is a "
+            "result yet.",
+            total_resources=0,
+            scanned_resources=0,
+            compliant_resources=0,
+            violation_count=0,
+            violations_by_type={},
+            by_resource_type={},
+            by_region={},
+            violations=[],
+            failed_shards=[],
+            scope=ScopeInfo(account_id=account_id, regions=regions, resource_types=type_ids),
+            snapshot_id=snapshot_id_for(run_id),
+            scanned_at=datetime.now(UTC),
+            cached=False,
+            policy_source=policy_source,
+            job=AuditJob(run_id=run_id, status=status, estimated_seconds=estimated_seconds),
+        )

@@ -1,0 +1,127 @@
+"""The audit-job tool: ``get_audit_status`` (progress of a pipeline run, and its result when done).
+
+Runs are started by large ``check_tag_compliance`` calls (a job handle), scheduled audits and the
+daily snapshot; this tool reads the shard ledger, so it answers at once however large the run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from tagcompliance.audits import AuditStatus
+from tagcompliance.audits.models import RUN_ID_PATTERN
+from tagcompliance.errors import InvalidInputError
+
+from .runtime import Runtime, run_tool
+
+MAX_LISTED_SHARDS = 50
+
+
+class AuditResultSummary(BaseModel):
+    snapshot_id: str
+    compliance_score: float | None
+    total_resources: int
+    compliant_resources: int
+    violation_count: int
+    failed_shards: int = Field(description="Coverage missing from the score (see failed_shard_details).")
+    failed_shard_details: list[dict[str, Any]] = Field(description="Account, region, type and error each.")
+    accounts: list[str]
+    by_account: dict[str, dict[str, int]] = Field(description="Per account: resources found and compliant.")
+
+
+class AuditStatusResult(BaseModel):
+    run_id: str
+    status: str = Field(description="running | succeeded | failed")
+    runner: str = Field(description="in_process | step_functions")
+    shards_total: int
+    shards_done: int = Field(description="Shards finished, failed ones included.")
+    shards_failed: int
+    resources_scanned: int = Field(description="Resources read so far by the finished shards.")
+    failed_shards: list[dict[str, Any]] = Field(description="Failed shards so far (at most 50).")
+    result: AuditResultSummary | None = Field(description="Set once the run's snapshot is written.")
+    drift: dict[str, Any] | None = Field(
+        default=None, description="Tag drift since the scope's previous snapshot."
+    )
+    notifications: list[dict[str, Any]] | None = Field(
+        default=None, description="One entry per recipient: sent or failed (webhook secrets masked)."
+    )
+    error: str | None = None
+    next_step: str
+
+
+def status_result(status: AuditStatus) -> AuditStatusResult:
+    outcome = status.outcome
+    result = (
+        AuditResultSummary(
+            snapshot_id=outcome.snapshot_id,
+            compliance_score=outcome.compliance_score,
+            total_resources=outcome.total_resources,
+            compliant_resources=outcome.compliant_resources,
+            violation_count=outcome.violation_count,
+            failed_shards=outcome.failed_shards,
+            failed_shard_details=outcome.failed_shard_details,
+            accounts=outcome.accounts,
+            by_account=outcome.by_account,
+        )
+        if outcome is not None
+        else None
+    )
+    if status.status == "running":
+        next_step = "Still running: call get_audit_status again in a few seconds."
+    elif result is not None:
+        next_step = (
+            "Done: call check_tag_compliance with the same scope for the violations, or "
+            "get_violation_history for the trend."
+        )
+    else:
+        next_step = "The run failed before writing a snapshot: see error."
+    return AuditStatusResult(
+        run_id=status.run_id,
+        status=status.status,
+        runner=status.runner,
+        shards_total=status.total_shards,
+        shards_done=status.done_shards,
+        shards_failed=status.failed_shards,
+        resources_scanned=status.scanned_resources,
+        failed_shards=[
+            {"shard_id": shard.shard_id, "attempts": shard.attempts, "error": shard.error}
+            for shard in status.shards
+            if shard.status == "failed"
+        ][:MAX_LISTED_SHARDS],
+        result=result,
+        drift=status.drift,
+        notifications=status.notifications,
+        error=status.error,
+        next_step=next_step,
+    )
+
+
+def audit_status_for(runtime: Runtime, run_id: str) -> AuditStatusResult:
+    if runtime.runner is None:
+        raise InvalidInputError("audit runs are not available on this server (see the server log)")
+    status = runtime.runner.status(run_id)
+    if status.status == "unknown":
+        raise InvalidInputError(
+            f"no audit run {run_id!r}: pass the run_id of a job handle or a scheduled run"
+        )
+    return status_result(status)
+
+
+def register_audit_tools(mcp: MCPServer, runtime: Runtime) -> None:
+    @mcp.tool()
+    async def get_audit_status(
+        ctx: Context,
+        run_id: Annotated[
+            str,
+            Field(
+                pattern=RUN_ID_PATTERN,
+                description="The run_id of a job handle (job.run_id) or a scheduled run.",
+            ),
+        ],
+    ) -> AuditStatusResult:
+        """Progress of an audit run (shards done / failed / total) and, once it is done, its result:
+        snapshot id, compliance score, counts, failed shards, drift and notification deliveries."""
+        return await run_tool(ctx, lambda progress: audit_status_for(runtime, run_id))

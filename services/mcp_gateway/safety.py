@@ -1,0 +1,307 @@
+"""Gateway wiring of the agent-safety layer (``tagcompliance.safety``).
+
+Each tool that scans, costs money or writes builds a ``SafetyRequest`` and calls ``SafetyGate.run``:
+the core decides (clarify, commit, dry run, proceed); only ``proceed`` runs the tool's work. A
+tool's output schema is widened to "its result or a ``SafetyResponse``" so clients validate both.
+The admin tool ``get_intent_beliefs`` reads the intent belief log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_type_hints
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field, TypeAdapter
+
+from tagcompliance.errors import InvalidInputError
+from tagcompliance.inventory import ProgressCallback
+from tagcompliance.resources import parse_arn
+from tagcompliance.safety.engine import Proceed, SafetyEngine, SafetyRequest, ScopeRequest
+from tagcompliance.safety.estimates import (
+    CostExplorerEstimate,
+    ScopeEstimate,
+    estimate_cost_explorer,
+    estimate_scope,
+    estimate_seconds,
+)
+from tagcompliance.safety.models import SafetyResponse
+from tagcompliance.safety.policy import SafetyPolicy
+from tagcompliance.safety.tokens import Caller
+
+from .runtime import Runtime, _login_name, run_tool
+
+logger = logging.getLogger("tagcompliance.gateway.safety")
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+DryRun = Annotated[
+    bool,
+    Field(
+        default=False,
+        description="Only estimate (resources, AWS requests, Cost Explorer cost, time) from the stored "
+        "inventory: no scanning API is called and nothing changes.",
+    ),
+]
+ConfirmationToken = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=200,
+        description="The confirmation_token of an intent commit, after the user confirmed it; the other "
+        "parameters must be exactly the committed ones.",
+    ),
+]
+SAFETY_NOTE = (
+    " When resource types, regions or (for costs) the period are not given, the answer is "
+    "clarification_needed: ask the user which option they mean rather than guessing. Large, costly or "
+    "writing calls first return an intent_commit: show it to the user and, once they confirm, call again "
+    "with its confirmation_token."
+)
+
+
+def current_caller(runtime: Runtime) -> Caller:
+    """The caller as the audit log names it: the token's subject and client, or the local user."""
+    token = get_access_token()
+    if token is not None:
+        return Caller(user_id=token.subject or f"client:{token.client_id}", client_id=token.client_id)
+    return Caller(user_id=f"local:{_login_name()}" if runtime.transport == "stdio" else "anonymous")
+
+
+class SafetyGate:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.policy = SafetyPolicy.for_organization(runtime.settings)
+        self.engine = SafetyEngine(runtime.store, self.policy, runtime.settings.scan_max_workers)
+
+    def scope(
+        self,
+        resource_types: list[str] | None,
+        regions: list[str] | None,
+        period: tuple[Any, Any] | None = None,
+        period_matters: bool = False,
+    ) -> ScopeRequest:
+        return ScopeRequest(
+            resource_types=list(resource_types) if resource_types else None,
+            regions=list(regions) if regions else None,
+            period=period,
+            period_matters=period_matters,
+            default_regions=list(self.runtime.settings.default_regions),
+        )
+
+    def arn_estimate(self, arns: Iterable[str], regions: list[str] | None) -> ScopeEstimate | None:
+        """The scan validating or suggesting for these ARNs implies (their types in their regions)."""
+        types: set[str] = set()
+        arn_regions: set[str] = set()
+        for arn in arns:
+            try:
+                parsed = parse_arn(arn)
+            except InvalidInputError:
+                continue  # the tool itself reports it
+            types.add(parsed.resource_type)
+            arn_regions.update(
+                [parsed.region] if parsed.region else regions or self.runtime.settings.default_regions
+            )
+        if not types:
+            return None
+        return estimate_scope(self.runtime.store, sorted(types), sorted(arn_regions), self.engine.workers)
+
+    def cost_estimate(
+        self, resource_types: list[str] | None, tag_keys: list[str] | None, include_resource_estimates: bool
+    ) -> CostExplorerEstimate:
+        policy = self.runtime.service.loaded_policy.policy
+        if tag_keys:
+            keys = len(set(tag_keys))
+        else:
+            types = resource_types if resource_types and resource_types != ["all"] else None
+            names = {
+                tag.name
+                for tag in policy.required_tags
+                if types is None or any(tag.applies(type_id) for type_id in types)
+            }
+            keys = len(names)
+        return estimate_cost_explorer(
+            keys, include_resource_estimates, 100 if include_resource_estimates else 0
+        )
+
+    def organizations_estimate(self, policy_id: str | None, use_effective: bool) -> ScopeEstimate:
+        """Organizations requests of import_aws_tag_policy: list, describe or the effective policy."""
+        calls = 1  # one call either way; paginated listings of more than 20 policies take more
+        return ScopeEstimate(
+            resource_types=[],
+            regions=[],
+            resources=0,
+            api_calls=calls,
+            seconds=estimate_seconds(calls, 1),
+            by_type_region=[],
+            unknown_pairs=0,
+            complete=True,
+            basis="one AWS Organizations request (ListPolicies, DescribePolicy or DescribeEffectivePolicy)",
+        )
+
+    def schedule_run_estimate(
+        self, resource_types: list[str] | None, regions: list[str] | None
+    ) -> ScopeEstimate:
+        """What each run of a scheduled audit will scan (its types in its regions; defaults if omitted)."""
+        return estimate_scope(
+            self.runtime.store,
+            resource_types or ["all"],
+            regions or self.runtime.settings.default_regions,
+            self.engine.workers,
+        )
+
+    def stored_tags(self, arns: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The newest stored tags of these resources (from the last 30 days of snapshots)."""
+        wanted = set(arns)
+        found: dict[str, dict[str, str]] = {}
+        store = self.runtime.store
+        since = datetime.now(UTC) - timedelta(days=30)
+        for snapshot in reversed(store.list_snapshots(since=since, limit=200)):
+            for state in store.iter_resource_states(snapshot.snapshot_id):
+                if state.resource_arn in wanted and state.resource_arn not in found:
+                    found[state.resource_arn] = dict(state.tags)
+            if len(found) == len(wanted):
+                break
+        return found
+
+    async def run(
+        self,
+        ctx: Context | None,
+        request: SafetyRequest,
+        execute: Callable[[ProgressCallback], ResultT],
+        outcome: Callable[[ResultT], Mapping[str, Any]] | None = None,
+        precheck: Callable[[], None] | None = None,
+    ) -> ResultT | SafetyResponse:
+        """Decide, and run ``execute`` only if the decision is to proceed. ``precheck`` validates the
+        arguments first, so that an invalid request is refused rather than committed to."""
+
+        def work(progress: ProgressCallback) -> Any:
+            if precheck is not None:
+                precheck()
+            decision = self.engine.evaluate(request)
+            if isinstance(decision, SafetyResponse):
+                return decision
+            result = execute(progress)
+            self._record(decision, result, outcome)
+            return result
+
+        return await run_tool(ctx, work)
+
+    def _record(
+        self, decision: Proceed, result: Any, outcome: Callable[[Any], Mapping[str, Any]] | None
+    ) -> None:
+        try:
+            self.engine.record_outcome(decision, outcome(result) if outcome else {})
+        except Exception:  # the answer still reaches the user; the gap in the belief log is logged
+            logger.exception("could not record the outcome of belief %s", decision.belief_id)
+
+
+def scan_outcome(result: Any) -> dict[str, Any]:
+    """What a scan found, for the belief log."""
+    scope = getattr(result, "scope", None)
+    found: dict[str, Any] = {}
+    for name in ("total_resources", "total_untagged", "scanned_resources"):
+        value = getattr(result, name, None)
+        if isinstance(value, int):
+            found[name] = value
+    if scope is not None:
+        found["resource_types"] = list(scope.resource_types)
+        found["regions"] = list(scope.regions)
+    by_region = getattr(result, "by_region", None)
+    if isinstance(by_region, dict):
+        found["by_region"] = {
+            region: getattr(counts, "total", counts) for region, counts in by_region.items()
+        }
+    return found
+
+
+def allow_safety_responses(mcp: MCPServer, tool_names: Iterable[str]) -> None:
+    """Publish (and validate) each tool's output as its own result OR a SafetyResponse."""
+    for tool in mcp._tool_manager.list_tools():
+        if tool.name not in tool_names:
+            continue
+        returned = get_type_hints(tool.fn).get("return")
+        members = [member for member in get_args(returned) if member is not type(None)] or [returned]
+        if SafetyResponse not in members:
+            members.append(SafetyResponse)
+        union = Union[tuple(members)]  # noqa: UP007 - built at run time
+        schema = TypeAdapter(union).json_schema(mode="serialization")
+        metadata = tool.fn_metadata
+        metadata.output_model = union
+        metadata.wrap_output = False
+        metadata.output_schema = {"type": "object", **schema}
+        if SAFETY_NOTE not in (tool.description or ""):
+            tool.description = (tool.description or "") + SAFETY_NOTE
+
+
+class BeliefOut(BaseModel):
+    belief_id: str
+    created_at: datetime
+    user_id: str
+    client_id: str | None
+    tool_name: str
+    stage: str
+    understood: dict[str, Any]
+    assumptions: list[str]
+    alternatives: list[dict[str, Any]]
+    estimate: dict[str, Any]
+    warnings: list[dict[str, Any]]
+    outcome: dict[str, Any] | None
+    outcome_matched: bool | None
+    outcome_notes: str | None
+    resolved_at: datetime | None
+
+
+class BeliefLogResult(BaseModel):
+    organization: str
+    beliefs: list[BeliefOut]
+    mismatched: int = Field(description="Beliefs in this page whose outcome did not match the intent.")
+    learned_rules: list[str] = Field(description="Regret rules raised earlier for this organization.")
+    correction_counts: dict[str, int]
+
+
+def register_safety_tools(mcp: MCPServer, runtime: Runtime, gate: SafetyGate) -> None:
+    @mcp.tool()
+    async def get_intent_beliefs(
+        ctx: Context,
+        tool_name: Annotated[
+            str | None, Field(default=None, max_length=100, description="Only this tool.")
+        ] = None,
+        user_id: Annotated[
+            str | None, Field(default=None, max_length=255, description="Only this caller.")
+        ] = None,
+        stage: Annotated[
+            Literal["clarification", "commit", "executed", "dry_run"] | None,
+            Field(default=None, description="Only this stage."),
+        ] = None,
+        only_mismatched: Annotated[
+            bool, Field(default=False, description="Only beliefs whose outcome did not match.")
+        ] = False,
+        limit: Annotated[int, Field(default=50, ge=1, le=500, description="Newest first.")] = 50,
+    ) -> BeliefLogResult:
+        """(admin) The intent belief log: what the server understood each request to mean, the assumptions
+        and alternatives, and whether the outcome matched (e.g. zero resources in the chosen region while
+        others hold some). Also which regret warnings were learned from users' corrections."""
+
+        def work(progress: ProgressCallback) -> BeliefLogResult:
+            organization = gate.policy.organization
+            records = runtime.store.list_beliefs(
+                organization, limit if not only_mismatched else 10_000, tool_name, user_id, stage
+            )
+            if only_mismatched:
+                records = [record for record in records if record.outcome_matched is False][:limit]
+            beliefs = [
+                BeliefOut(**{name: getattr(record, name) for name in BeliefOut.model_fields})
+                for record in records
+            ]
+            return BeliefLogResult(
+                organization=organization,
+                beliefs=beliefs,
+                mismatched=sum(1 for belief in beliefs if belief.outcome_matched is False),
+                learned_rules=sorted(gate.engine.learner.learned_rules(gate.policy)),
+                correction_counts=runtime.store.regret_correction_counts(organization),
+            )
+
+        return await run_tool(ctx, work)

@@ -1,0 +1,1 @@
+"""Scheduling Lambdas: EventBridge sync, the daily snapshot, notifications, scheduled run results."""

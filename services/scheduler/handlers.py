@@ -1,0 +1,195 @@
+"""Lambda handlers that keep scheduled audits running (thin adapters over ``tagcompliance``).
+
+* ``sync``: bring EventBridge Scheduler in line with the ``scheduled_audits`` table, and keep the
+  daily compliance snapshot schedule at ``DAILY_SNAPSHOT_TIME`` (UTC).
+* ``daily-snapshot``: start the daily snapshot run (trigger ``daily``) with the configured runner.
+* ``notify``: (re-)deliver a finished run's result to its recipients.
+* ``run-finished``: an EventBridge "Step Functions Execution Status Change" event of the audit
+  state machine; for a scheduled run, record its last run and move its next run on.
+
+Where no cloud scheduler exists, ``tagcompliance.schedules.LocalSchedulerLoop`` fires the same
+schedules inside the gateway (see ``services.mcp_gateway.runtime``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from tagcompliance.audits import (
+    InProcessRunner,
+    StepFunctionsRunner,
+    build_runner,
+    build_scope,
+    notify_run,
+    snapshot_id_for,
+)
+from tagcompliance.aws import AwsClients
+from tagcompliance.errors import InvalidInputError
+from tagcompliance.schedules import EventBridgeScheduler, reconcile_schedules, record_external_run
+from tagcompliance.settings import Settings
+from tagcompliance.store import Store, open_store
+
+SERVICE = "tag-compliance-scheduler"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="TagCompliance", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+
+@dataclass
+class SchedulerRuntime:
+    settings: Settings
+    clients: AwsClients
+    store: Store
+    runner: InProcessRunner | StepFunctionsRunner
+
+    def eventbridge(self) -> EventBridgeScheduler:
+        if not (self.settings.state_machine_arn and self.settings.scheduler_role_arn):
+            raise InvalidInputError(
+                "EventBridge Scheduler sync needs STATE_MACHINE_ARN and SCHEDULER_ROLE_ARN (the target "
+                "state machine and the role the scheduler assumes to start it)"
+            )
+        return EventBridgeScheduler(
+            self.clients,
+            self.settings.scheduler_group,
+            self.settings.state_machine_arn,
+            self.settings.scheduler_role_arn,
+        )
+
+
+_runtime: SchedulerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def build_runtime(settings: Settings | None = None) -> SchedulerRuntime:
+    settings = settings or Settings()
+    clients = AwsClients(settings)
+    store = open_store(settings)
+    return SchedulerRuntime(settings, clients, store, build_runner(settings, clients, store))
+
+
+def set_runtime(runtime: SchedulerRuntime | None) -> None:
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
+
+
+def runtime() -> SchedulerRuntime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime()
+        return _runtime
+
+
+class RunEvent(BaseModel):
+    run_id: str
+
+
+class DailySnapshotEvent(BaseModel):
+    run_id: str | None = Field(default=None, description="Default: a new id.")
+
+
+class ExecutionDetail(BaseModel):
+    """The ``detail`` of EventBridge's "Step Functions Execution Status Change" event."""
+
+    executionArn: str
+    name: str
+    status: str
+    startDate: int | None = None
+    stopDate: int | None = None
+    input: str | None = None
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionStatusEvent(BaseModel):
+    detail: ExecutionDetail
+
+
+def _epoch_ms(value: int | None) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC) if value else datetime.now(UTC)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rt = runtime()
+    report = reconcile_schedules(rt.store, rt.eventbridge(), rt.settings.daily_snapshot_time)
+    metrics.add_metric(name="SchedulesSynced", unit=MetricUnit.Count, value=len(report.synced))
+    metrics.add_metric(name="ScheduleSyncErrors", unit=MetricUnit.Count, value=len(report.errors))
+    logger.info("schedules synced", extra=report.model_dump())
+    return report.model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def daily_snapshot_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = DailySnapshotEvent.model_validate(event or {})
+    rt = runtime()
+    scope = build_scope(rt.settings, rt.clients, [], [], "daily")
+    run_id = rt.runner.start(scope, run_id=parsed.run_id)
+    metrics.add_metric(name="DailySnapshotsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("daily snapshot started", extra={"run_id": run_id, "accounts": scope.audited_accounts})
+    return {"run_id": run_id, "snapshot_id": snapshot_id_for(run_id), "poll_with": "get_audit_status"}
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = RunEvent.model_validate(event)
+    rt = runtime()
+    report = notify_run(parsed.run_id, rt.runner.ledger, rt.store, rt.clients, rt.settings)
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=report.sent)
+    metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=report.failed)
+    return report.model_dump(mode="json")
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.name")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def run_finished_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    detail = ExecutionStatusEvent.model_validate(event).detail
+    execution_input = json.loads(detail.input or "{}")
+    schedule_id = execution_input.get("schedule_id") if isinstance(execution_input, dict) else None
+    if not schedule_id:  # an ad-hoc or daily run: no schedule to update
+        metrics.add_metric(name="ScheduledRunsRecorded", unit=MetricUnit.Count, value=0)
+        return {"run_id": detail.name, "schedule_id": None, "recorded": False}
+    output = json.loads(detail.output or "null")
+    snapshot_id = output.get("snapshot_id") if isinstance(output, dict) else None
+    error = None
+    if detail.status != "SUCCEEDED" or not snapshot_id:
+        error = f"execution {detail.status}" + (f": {detail.error}" if detail.error else "")
+        snapshot_id = None
+    rt = runtime()
+    record = record_external_run(rt.store, schedule_id, _epoch_ms(detail.startDate), snapshot_id, error)
+    metrics.add_metric(name="ScheduledRunsRecorded", unit=MetricUnit.Count, value=1 if record else 0)
+    logger.info("scheduled run recorded", extra={"schedule_id": schedule_id, "error": error})
+    return {
+        "run_id": detail.name,
+        "schedule_id": schedule_id,
+        "recorded": record is not None,
+        "last_run_status": record.last_run_status if record else None,
+        "next_run": record.next_run.isoformat() if record else None,
+    }
+
+
+# Function name -> handler (another module derives the Lambda functions from this table).
+HANDLERS = {
+    "sync-schedules": sync_handler,
+    "daily-snapshot": daily_snapshot_handler,
+    "deliver-notifications": notify_handler,
+    "record-scheduled-run": run_finished_handler,
+}

@@ -1,0 +1,1 @@
+"""One construct per capability; ``stacks.stacks`` composes them into thin stacks."""

@@ -1,0 +1,355 @@
+"""Gateway: the MCP server image, an ECS Fargate service behind an HTTPS Application Load Balancer,
+auto-scaling on CPU, and a task role with the spec's read-only permissions.
+
+Rollout: ECS rolling deployment at full capacity (min 100 %, max 200 %: the new task set starts
+beside the old one and takes traffic only once the ALB finds it healthy) with the deployment
+circuit breaker and a CloudWatch deployment alarm on 5XX answers, both rolling back
+automatically (stacks/README.md "Rollout and rollback").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import (
+    DATABASE_NAME,
+    DATABASE_PORT,
+    DATABASE_USER,
+    GATEWAY_CPU,
+    GATEWAY_CPU_TARGET_PERCENT,
+    GATEWAY_HEALTH_PATH,
+    GATEWAY_MEMORY_MIB,
+    GATEWAY_PORT,
+    REDIS_PORT,
+    AppConfig,
+    log_retention,
+)
+from stacks.permissions import (
+    STATE_MACHINE_EXECUTION_ACTIONS,
+    STATE_MACHINE_START_ACTIONS,
+    gateway_read_actions,
+)
+
+from .data import Data
+from .network import Network, allow_ingress
+from .pipeline import Pipeline
+from .secrets import Secrets
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = "services/mcp_gateway/Dockerfile"
+CONTAINER_NAME = "mcp-server"
+GATEWAY_COMMAND = [
+    "python", "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0",
+    "--port", str(GATEWAY_PORT),
+]  # fmt: skip
+
+
+class Gateway(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        network: Network,
+        data: Data,
+        secrets: Secrets,
+        pipeline: Pipeline,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        env = config.env
+        stack = Stack.of(self)
+        vpc = network.vpc
+
+        # --- load balancer --------------------------------------------------------------------
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs support SSE-S3 only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(env.log_retention_days))],
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            auto_delete_objects=not config.is_prod,
+        )
+        self.alb_security_group = ec2.SecurityGroup(
+            self, "LoadBalancerSecurityGroup", vpc=vpc, description="Public HTTPS endpoint of the MCP gateway"
+        )
+        self.alb_security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS from anywhere"
+        )
+        self.alb_security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "HTTP -> HTTPS redirect"
+        )
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            internet_facing=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            security_group=self.alb_security_group,
+            drop_invalid_header_fields=True,
+            idle_timeout=Duration.seconds(120),  # streamable HTTP keeps responses open while tools run
+        )
+        self.load_balancer.log_access_logs(self.access_logs, prefix="alb")
+        self.load_balancer.add_redirect(source_port=80, target_port=443)
+        self.https_listener = self.load_balancer.add_listener(
+            "Https",
+            port=443,
+            protocol=elbv2.ApplicationProtocol.HTTPS,
+            certificates=[acm.Certificate.from_certificate_arn(self, "Certificate", env.certificate_arn)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            open=False,  # the security group above already admits 443
+        )
+        public_host = env.domain_name or self.load_balancer.load_balancer_dns_name
+
+        # --- task definition --------------------------------------------------------------------
+        self.task_role = iam.Role(
+            self,
+            "TaskRole",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="MCP gateway tasks: read-only tag compliance (the spec's FargateTaskRole)",
+        )
+        self._grant_task_permissions(config, stack, data, secrets, pipeline)
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=GATEWAY_CPU,
+            memory_limit_mib=GATEWAY_MEMORY_MIB,
+            task_role=self.task_role,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention(env.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        environment = {
+            "AWS_REGION": stack.region,
+            "SCAN_REGIONS": ",".join(env.scan_regions),
+            "DATABASE_URL": (
+                f"postgresql://{DATABASE_USER}@{data.database.db_instance_endpoint_address}:"
+                f"{data.database.db_instance_endpoint_port}/{DATABASE_NAME}?sslmode=require"
+            ),
+            # The image's entrypoint builds REDIS_URL (rediss://, AUTH token) from these.
+            "REDIS_HOST": data.redis_host,
+            "REDIS_PORT": data.redis_port,
+            "STATE_MACHINE_ARN": pipeline.state_machine_arn,
+            "SCHEDULER_ROLE_ARN": pipeline.scheduler_role.role_arn,
+            "SCHEDULER_GROUP": config.scheduler_group_name,
+            "AUDIT_LEDGER_TABLE": data.ledger.table_name,
+            "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",  # EventBridge Scheduler fires the schedules
+            "DAILY_SNAPSHOT_TIME": env.daily_snapshot_time,
+            "AUDIT_ROLE_NAME": config.audit_role_name,
+            "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
+            "MCP_ALLOWED_HOSTS": public_host,
+            **self._auth_environment(config, secrets, public_host),
+        }
+        if config.aws_endpoint_url:
+            environment["AWS_ENDPOINT_URL"] = config.aws_endpoint_url
+        self.container = self.task_definition.add_container(
+            "Server",
+            container_name=CONTAINER_NAME,
+            image=self._image(config),
+            command=GATEWAY_COMMAND,
+            environment=environment,
+            secrets={
+                "PGPASSWORD": ecs.Secret.from_secrets_manager(secrets.database, "password"),
+                "REDIS_AUTH_TOKEN": ecs.Secret.from_secrets_manager(secrets.redis, "auth_token"),
+            },
+            port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="ecs", log_group=self.log_group),
+            health_check=ecs.HealthCheck(
+                command=[
+                    "CMD",
+                    "python",
+                    "-c",
+                    "import urllib.request; urllib.request.urlopen("
+                    f"'http://127.0.0.1:{GATEWAY_PORT}{GATEWAY_HEALTH_PATH}', timeout=4)",
+                ],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(60),
+            ),
+        )
+
+        # --- service ----------------------------------------------------------------------------
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self.service_security_group = ec2.SecurityGroup(
+            self, "ServiceSecurityGroup", vpc=vpc, description="MCP gateway tasks"
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=env.gateway_desired_count,
+            vpc_subnets=network.app_subnets,
+            security_groups=[self.service_security_group],
+            assign_public_ip=False,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            health_check_grace_period=Duration.seconds(90),
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_ecs_managed_tags=True,
+        )
+        self.target_group = self.https_listener.add_targets(
+            "Gateway",
+            port=GATEWAY_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[
+                self.service.load_balancer_target(container_name=CONTAINER_NAME, container_port=GATEWAY_PORT)
+            ],
+            health_check=elbv2.HealthCheck(
+                path=GATEWAY_HEALTH_PATH,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+            deregistration_delay=Duration.seconds(30),
+        )
+        self.service.connections.allow_from(
+            self.alb_security_group, ec2.Port.tcp(GATEWAY_PORT), "ALB to tasks"
+        )
+        allow_ingress(
+            self,
+            "DatabaseFromGateway",
+            target=data.database_security_group,
+            source=self.service_security_group,
+            port=DATABASE_PORT,
+            description="MCP gateway to PostgreSQL",
+        )
+        allow_ingress(
+            self,
+            "RedisFromGateway",
+            target=data.redis_security_group,
+            source=self.service_security_group,
+            port=REDIS_PORT,
+            description="MCP gateway to Redis",
+        )
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=env.gateway_min_capacity, max_capacity=env.gateway_max_capacity
+        )
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=GATEWAY_CPU_TARGET_PERCENT,
+            scale_in_cooldown=Duration.seconds(300),
+            scale_out_cooldown=Duration.seconds(60),
+        )
+
+        # A fast 5XX alarm watched during deployments: in alarm, ECS rolls the deployment back.
+        self.deployment_alarm = cloudwatch.Alarm(
+            self,
+            "Deployment5xx",
+            # A literal name: the service references it without a dependency on the alarm resource.
+            alarm_name=f"{config.prefix}-gateway-deployment-5xx",
+            alarm_description="MCP gateway answers 5XX during a deployment: ECS rolls back",
+            metric=self.target_group.metrics.http_code_target(
+                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=Duration.minutes(1), statistic="Sum"
+            ),
+            threshold=5,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.service.enable_deployment_alarms(
+            [f"{config.prefix}-gateway-deployment-5xx"], behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM
+        )
+        self.service.node.add_dependency(self.deployment_alarm)
+
+        CfnOutput(self, "Url", value=f"https://{public_host}/mcp", description="MCP endpoint")
+        CfnOutput(self, "LoadBalancerDns", value=self.load_balancer.load_balancer_dns_name)
+
+    @staticmethod
+    def _auth_environment(config: AppConfig, secrets: Secrets, public_host: str) -> dict[str, str]:
+        """OAuth settings of the selected ``auth_mode`` (tagcompliance.settings, README "Authentication")."""
+        env = config.env
+        if env.auth_mode == "resource_server":
+            return {"AUTH_ISSUER_URL": env.auth_issuer_url}
+        assert secrets.signing_key is not None
+        return {
+            "AUTH_IDP_ISSUER_URL": env.auth_issuer_url,
+            "AUTH_IDP_CLIENT_SECRET_ARN": secrets.oauth.secret_arn,  # {"client_id", "client_secret", ...}
+            "AUTH_PUBLIC_URL": f"https://{public_host}",
+            "AUTH_SIGNING_KEY_SECRET_ARN": secrets.signing_key.secret_arn,
+        }
+
+    def _image(self, config: AppConfig) -> ecs.ContainerImage:
+        """The image CI pushed (``-c gateway_image_tag=<sha>``), else built from the Dockerfile."""
+        if config.gateway_image_tag:
+            repository = ecr.Repository.from_repository_name(self, "Repository", config.ecr_repository_name)
+            return ecs.ContainerImage.from_ecr_repository(repository, config.gateway_image_tag)
+        return ecs.ContainerImage.from_asset(
+            str(ROOT), file=DOCKERFILE, platform=ecr_assets.Platform.LINUX_AMD64
+        )
+
+    def _grant_task_permissions(
+        self, config: AppConfig, stack: Stack, data: Data, secrets: Secrets, pipeline: Pipeline
+    ) -> None:
+        role = self.task_role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagComplianceReadAccess", actions=list(gateway_read_actions()), resources=["*"]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StartAudits",
+                actions=list(STATE_MACHINE_START_ACTIONS),
+                resources=[pipeline.state_machine_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowAudits",
+                actions=list(STATE_MACHINE_EXECUTION_ACTIONS),
+                resources=[pipeline.execution_arns],
+            )
+        )
+        group = config.scheduler_group_name
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ManageScheduleGroup",
+                actions=["scheduler:*"],
+                resources=[
+                    stack.format_arn(service="scheduler", resource="schedule-group", resource_name=group),
+                    stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*"),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassSchedulerRole",
+                actions=["iam:PassRole"],
+                resources=[pipeline.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
+        data.ledger.grant_read_data(role)
+        if secrets.signing_key is not None:  # the authorization server reads its client secret and key
+            secrets.oauth.grant_read(role)
+            secrets.signing_key.grant_read(role)

@@ -1,0 +1,261 @@
+"""Monitoring: one CloudWatch dashboard (the spec's requests / ECS / RDS / Redis widget groups plus
+pipeline runs and the compliance score) and the alarms, all notifying one encrypted SNS topic.
+
+The pipeline's custom metrics are the Powertools EMF metrics of ``services.scanners.handlers``:
+namespace and ``service`` dimension are read from that module, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from services.scanners import handlers
+from stacks.config import AppConfig
+
+from .data import Data
+from .gateway import Gateway
+from .pipeline import Pipeline
+
+METRICS_NAMESPACE: str = handlers.metrics.namespace
+METRICS_SERVICE: str = handlers.SERVICE
+# The aggregate step's score of the run (percent); the other names are those handlers.py emits.
+COMPLIANCE_SCORE_METRIC = "ComplianceScore"
+PIPELINE_METRICS = ("ResourcesScanned", "ShardsFailed", "SnapshotsWritten", "AuditShardsPlanned")
+FIVE_MINUTES = Duration.minutes(5)
+
+
+def pipeline_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": METRICS_SERVICE},
+        statistic=statistic,
+        period=period,
+    )
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        data: Data,
+        pipeline: Pipeline,
+        gateway: Gateway,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        env = config.env
+        key = kms.Key(
+            self,
+            "AlertsKey",
+            description=f"{config.prefix} alarm notifications (SNS encryption)",
+            enable_key_rotation=True,
+        )
+        # CloudWatch alarms publish to an encrypted topic only if they may use its key.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Alerts", display_name=f"{config.prefix} alerts", master_key=key, enforce_ssl=True
+        )
+        if env.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(env.alarm_email))
+        action = actions.SnsAction(self.topic)
+
+        alb = gateway.load_balancer
+        service = gateway.service
+        database = data.database
+        state_machine = pipeline.state_machine
+        redis_nodes = [f"{config.prefix}-redis-{index:03d}" for index in range(1, env.redis_replicas + 2)]
+
+        # --- alarms ------------------------------------------------------------------------------
+        errors_5xx = cloudwatch.MathExpression(
+            label="ALB and target 5XX",
+            expression="FILL(elb, 0) + FILL(target, 0)",
+            using_metrics={
+                "elb": alb.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=FIVE_MINUTES),
+                "target": alb.metrics.http_code_target(
+                    elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=FIVE_MINUTES
+                ),
+            },
+            period=FIVE_MINUTES,
+        )
+        self.alarms: dict[str, cloudwatch.Alarm] = {
+            "alb_5xx": errors_5xx.create_alarm(
+                self,
+                "Alb5xx",
+                alarm_description="More than 10 5XX answers in 5 minutes, twice in a row",
+                threshold=10,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "ecs_cpu": service.metric_cpu_utilization(period=FIVE_MINUTES).create_alarm(
+                self,
+                "EcsCpu",
+                alarm_description="Gateway CPU above 85 % for 10 minutes (auto-scaling targets 70 %)",
+                threshold=85,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            ),
+            "rds_connections": database.metric_database_connections(period=FIVE_MINUTES).create_alarm(
+                self,
+                "RdsConnections",
+                alarm_description="More than 80 PostgreSQL connections",
+                threshold=80,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            ),
+            "state_machine_failures": state_machine.metric_failed(period=FIVE_MINUTES).create_alarm(
+                self,
+                "AuditFailures",
+                alarm_description="A compliance audit execution failed",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "compliance_score": pipeline_metric(
+                COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1)
+            ).create_alarm(
+                self,
+                "ComplianceScoreDrop",
+                alarm_description=(
+                    f"An audit's compliance score dropped below {env.compliance_score_alarm_threshold:g} %"
+                ),
+                threshold=env.compliance_score_alarm_threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        # --- dashboard ---------------------------------------------------------------------------
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"{config.prefix}-overview", default_interval=Duration.hours(6)
+        )
+
+        def redis(metric_name: str, statistic: str = "Average") -> list[cloudwatch.IMetric]:
+            return [
+                cloudwatch.Metric(
+                    namespace="AWS/ElastiCache",
+                    metric_name=metric_name,
+                    dimensions_map={"CacheClusterId": node},
+                    statistic=statistic,
+                    period=FIVE_MINUTES,
+                    label=node,
+                )
+                for node in redis_nodes
+            ]
+
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## API requests", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Requests per minute",
+                left=[alb.metrics.request_count(period=Duration.minutes(1), statistic="Sum")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors (4XX, 5XX)",
+                left=[
+                    alb.metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_4XX_COUNT, period=FIVE_MINUTES),
+                    alb.metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=FIVE_MINUTES),
+                    alb.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=FIVE_MINUTES),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Response time (p50, p99)",
+                left=[
+                    alb.metrics.target_response_time(period=FIVE_MINUTES, statistic="p50"),
+                    alb.metrics.target_response_time(period=FIVE_MINUTES, statistic="p99"),
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## ECS gateway", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Running tasks",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="ECS/ContainerInsights",
+                        metric_name="RunningTaskCount",
+                        dimensions_map={
+                            "ClusterName": gateway.cluster.cluster_name,
+                            "ServiceName": service.service_name,
+                        },
+                        statistic="Average",
+                        period=Duration.minutes(1),
+                    )
+                ],
+            ),
+            cloudwatch.GraphWidget(title="CPU utilization", left=[service.metric_cpu_utilization()]),
+            cloudwatch.GraphWidget(title="Memory utilization", left=[service.metric_memory_utilization()]),
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## RDS PostgreSQL", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Connections", left=[database.metric_database_connections()]),
+            cloudwatch.GraphWidget(
+                title="Query latency",
+                left=[database.metric("ReadLatency"), database.metric("WriteLatency")],
+            ),
+            cloudwatch.GraphWidget(title="Free storage", left=[database.metric_free_storage_space()]),
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## ElastiCache Redis", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Hit rate", left=redis("CacheHitRate")),
+            cloudwatch.GraphWidget(title="Evictions", left=redis("Evictions", "Sum")),
+            cloudwatch.GraphWidget(title="Memory usage %", left=redis("DatabaseMemoryUsagePercentage")),
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## Audit pipeline", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Audit runs",
+                left=[
+                    state_machine.metric_started(period=Duration.hours(1)),
+                    state_machine.metric_succeeded(period=Duration.hours(1)),
+                    state_machine.metric_failed(period=Duration.hours(1)),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Shards and resources",
+                left=[pipeline_metric(name, period=Duration.hours(1)) for name in PIPELINE_METRICS],
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda errors",
+                left=[
+                    function.metric_errors(period=Duration.hours(1), label=key)
+                    for key, function in pipeline.functions.items()
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## Compliance", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Compliance score (%)",
+                left=[pipeline_metric(COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1))],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=env.compliance_score_alarm_threshold, label="alarm threshold"
+                    )
+                ],
+                width=12,
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )

@@ -1,0 +1,116 @@
+"""The read-only IAM actions the product needs, derived from the code that makes the calls.
+
+The resource registry (``tagcompliance.resources.REGISTRY``) records, per type, the boto3 client
+and paginator its listing uses; botocore knows each operation's API name and each service's IAM
+prefix (its signing name). The per-resource tag readers are closures, so their actions are a
+reviewed table keyed by client; synth fails when a registry row uses a client the table lacks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import botocore.session
+from botocore import xform_name
+
+from tagcompliance.resources import REGISTRY
+
+# IAM action names that differ from the API operation's name.
+_ACTION_OVERRIDES = {("s3", "ListBuckets"): "s3:ListAllMyBuckets"}
+
+# Per-resource tag readers (tagcompliance.resources ``TagReader``), reviewed against their code.
+TAG_READER_ACTIONS: dict[str, tuple[str, ...]] = {
+    "s3": ("s3:GetBucketTagging",),
+    "lambda": ("lambda:ListTags",),
+    "ecs": ("ecs:ListTagsForResource",),
+    "eks": ("eks:ListTagsForResource",),
+    "dynamodb": ("dynamodb:ListTagsOfResource",),
+    "elasticache": ("elasticache:ListTagsForResource",),
+    "opensearch": ("es:ListTags",),
+    "sns": ("sns:ListTagsForResource",),
+    "sqs": ("sqs:GetQueueUrl", "sqs:ListQueueTags"),
+    "elbv2": ("elasticloadbalancing:DescribeTags",),
+    "kinesis": ("kinesis:ListTagsForStream",),
+}
+
+# The Resource Groups Tagging API (inventory) and the account's enabled regions (regions=["all"]).
+TAGGING_ACTIONS = ("tag:GetResources", "ec2:DescribeRegions")
+# tagcompliance.cost: spend, resource-level spend (last 14 days) and cost allocation tag status.
+COST_EXPLORER_ACTIONS = ("ce:GetCostAndUsage", "ce:GetCostAndUsageWithResources", "ce:ListCostAllocationTags")
+# tagcompliance.policy_import: tag policies (management account / delegated admin) and effective policy.
+ORGANIZATIONS_ACTIONS = (
+    "organizations:ListPolicies",
+    "organizations:DescribePolicy",
+    "organizations:DescribeEffectivePolicy",
+    "organizations:ListPoliciesForTarget",
+    "organizations:ListParents",
+)
+# tagcompliance.audits.steps: the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS).
+ORGANIZATIONS_ACCOUNT_ACTIONS = ("organizations:ListAccounts",)
+# tagcompliance.audits (build_scope): a daily run's regions and the organization's accounts.
+SCOPE_READ_ACTIONS = ("ec2:DescribeRegions", "organizations:ListAccounts")
+# tagcompliance.drift: who changed a tag.
+CLOUDTRAIL_ACTIONS = ("cloudtrail:LookupEvents",)
+# tagcompliance.audits.runner.StepFunctionsRunner: on the audit state machine only.
+STATE_MACHINE_START_ACTIONS = ("states:StartExecution",)
+STATE_MACHINE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
+
+
+@lru_cache(maxsize=1)
+def _botocore() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+def api_action(client: str, operation: str) -> str:
+    """``("efs", "describe_file_systems")`` -> ``elasticfilesystem:DescribeFileSystems``."""
+    model = _botocore().get_service_model(client)
+    names = {xform_name(name): name for name in model.operation_names}
+    if operation not in names:
+        raise ValueError(f"boto3 client {client!r} has no operation {operation!r}")
+    api_name = names[operation]
+    prefix = model.signing_name
+    return _ACTION_OVERRIDES.get((prefix, api_name), f"{prefix}:{api_name}")
+
+
+@lru_cache(maxsize=1)
+def resource_read_actions() -> tuple[str, ...]:
+    """Every action scanning the registry's types needs: listings plus per-resource tag reads."""
+    actions: set[str] = set(TAGGING_ACTIONS)
+    for row in REGISTRY.values():
+        actions.add(api_action(row.listing.client, row.listing.operation))
+        if row.tag_reader is not None:
+            if row.tag_reader.client not in TAG_READER_ACTIONS:
+                raise SystemExit(
+                    f"resource type {row.id!r} reads tags with the {row.tag_reader.client!r} client: add its "
+                    "IAM actions to stacks/permissions.py TAG_READER_ACTIONS"
+                )
+            actions.update(TAG_READER_ACTIONS[row.tag_reader.client])
+    return tuple(sorted(actions))
+
+
+def gateway_read_actions() -> tuple[str, ...]:
+    """The gateway task role's account-wide read actions (``Resource: *``: these APIs have no ARN scope)."""
+    return tuple(
+        sorted(
+            {
+                *resource_read_actions(),
+                *COST_EXPLORER_ACTIONS,
+                *ORGANIZATIONS_ACTIONS,
+                *CLOUDTRAIL_ACTIONS,
+            }
+        )
+    )
+
+
+def pipeline_read_actions() -> tuple[str, ...]:
+    """The audit Lambdas' account-wide read actions: scanning, drift attribution, policy import."""
+    return tuple(
+        sorted(
+            {
+                *resource_read_actions(),
+                *ORGANIZATIONS_ACTIONS,
+                *ORGANIZATIONS_ACCOUNT_ACTIONS,
+                *CLOUDTRAIL_ACTIONS,
+            }
+        )
+    )

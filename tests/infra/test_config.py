@@ -1,0 +1,65 @@
+"""Environments come from cdk.json context, validated; one place for names and sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+from stacks.config import CDK_JSON, ENVIRONMENT_NAMES, cdk_json_context, load_config
+
+
+def _app(**context: Any) -> App:
+    return App(context={**cdk_json_context(), **context})
+
+
+def test_cdk_json_defines_exactly_the_three_environments() -> None:
+    context = json.loads(Path(CDK_JSON).read_text(encoding="utf-8"))["context"]
+    assert sorted(context["environments"]) == sorted(ENVIRONMENT_NAMES)
+    assert context["env"] == "dev"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_each_environment_validates(env: str) -> None:
+    config = load_config(_app(env=env))
+    assert config.env_name == env
+    assert config.prefix == f"tag-compliance-{env}"
+    assert config.env.daily_snapshot_cron == "cron(0 6 * * ? *)"
+    assert len(config.availability_zones) == 3
+
+
+def test_prod_is_multi_az_and_protected_dev_is_not() -> None:
+    prod, dev = load_config(_app(env="prod")).env, load_config(_app(env="dev")).env
+    assert prod.multi_az and prod.deletion_protection and prod.redis_replicas >= 1
+    assert not dev.multi_az and not dev.deletion_protection
+
+
+def test_unknown_environment_names_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match=r"unknown environment 'qa' .*dev, prod, staging"):
+        load_config(_app(env="qa"))
+
+
+def test_command_line_overrides_certificate_and_snapshot_time_is_checked() -> None:
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abcd-1234"
+    assert load_config(_app(env="staging", certificate_arn=arn)).env.certificate_arn == arn
+    with pytest.raises(SystemExit, match="not an ACM certificate ARN"):
+        load_config(_app(env="staging", certificate_arn="not-an-arn"))
+    environments = cdk_json_context()["environments"]
+    broken = {**environments, "dev": {**environments["dev"], "daily_snapshot_time": "6am"}}
+    with pytest.raises(SystemExit, match="daily_snapshot_time must be HH:MM"):
+        load_config(_app(env="dev", environments=broken))
+    inconsistent = {**environments, "prod": {**environments["prod"], "redis_replicas": 0}}
+    with pytest.raises(SystemExit, match="multi_az needs redis_replicas"):
+        load_config(_app(env="prod", environments=inconsistent))
+
+
+def test_optional_context_values() -> None:
+    config = load_config(
+        _app(env="dev", aws_endpoint_url="http://localhost:4566", gateway_image_tag="abc123")
+    )
+    assert config.aws_endpoint_url == "http://localhost:4566"
+    assert config.gateway_image_tag == "abc123"
+    assert load_config(_app(env="dev")).aws_endpoint_url is None

@@ -1,0 +1,226 @@
+"""Gateway: image, Fargate task and service, HTTPS load balancer, scaling, rollout, task role."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from aws_cdk.assertions import Match
+from pydantic import AliasChoices
+
+from services.mcp_gateway.__main__ import parse_args
+from stacks.config import GATEWAY_HEALTH_PATH, GATEWAY_PORT
+from stacks.permissions import api_action, gateway_read_actions
+from tagcompliance.resources import REGISTRY
+from tagcompliance.settings import Settings
+
+from .conftest import Synthesized
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "services" / "mcp_gateway" / "Dockerfile"
+# Read by the image's entrypoint (REDIS_URL) and by libpq (PGPASSWORD), not by Settings.
+ENTRYPOINT_VARIABLES = {"REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_TOKEN", "PGPASSWORD"}
+
+
+def _aliases(model: type) -> set[str]:
+    names: set[str] = set()
+    for field in model.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return names
+
+
+def _container(synth: Synthesized) -> dict[str, Any]:
+    task = next(iter(synth.resources("gateway", "AWS::ECS::TaskDefinition").values()))
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return container
+
+
+def _policy_statements(synth: Synthesized, role_logical_prefix: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for logical_id, policy in synth.resources("gateway", "AWS::IAM::Policy").items():
+        if logical_id.startswith(role_logical_prefix):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_task_is_2_vcpu_4_gb_fargate(synth: Synthesized) -> None:
+    synth.template("gateway").has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {"Cpu": "2048", "Memory": "4096", "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc"},
+    )
+
+
+def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized) -> None:
+    container = _container(synth)
+    args = parse_args(container["Command"][3:])  # after "python -m services.mcp_gateway"
+    assert container["Command"][:3] == ["python", "-m", "services.mcp_gateway"]
+    assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
+    assert container["PortMappings"] == [{"ContainerPort": GATEWAY_PORT, "Protocol": "tcp"}]
+    assert GATEWAY_HEALTH_PATH in " ".join(container["HealthCheck"]["Command"])
+
+
+def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: Synthesized) -> None:
+    container = _container(synth)
+    known = _aliases(Settings) | ENTRYPOINT_VARIABLES
+    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert set(environment) <= known, set(environment) - known
+    for required in (
+        "DATABASE_URL", "STATE_MACHINE_ARN", "SCHEDULER_ROLE_ARN", "SCHEDULER_GROUP", "AUDIT_LEDGER_TABLE",
+        "AUTH_ISSUER_URL", "AUTH_RESOURCE_URL", "MCP_ALLOWED_HOSTS",
+    ):  # fmt: skip
+        assert required in environment, required
+    assert environment["AUTH_ISSUER_URL"] == synth.deployment.config.env.auth_issuer_url
+    assert environment["LOCAL_SCHEDULER_INTERVAL_SECONDS"] == "0"
+    assert "AWS_ENDPOINT_URL" not in environment  # only with -c aws_endpoint_url=...
+    secrets = {item["Name"] for item in container["Secrets"]}
+    assert secrets == {"PGPASSWORD", "REDIS_AUTH_TOKEN"}
+    assert not any(re.search(r"password|token|secret", json.dumps(value), re.I) for value in environment.values()
+                   if not isinstance(value, dict))  # fmt: skip
+    domain = synth.deployment.config.env.domain_name
+    if domain:
+        assert environment["AUTH_RESOURCE_URL"] == f"https://{domain}/mcp"
+        assert environment["MCP_ALLOWED_HOSTS"] == domain
+
+
+def test_service_desired_count_rollback_and_deployment_alarm(synth: Synthesized) -> None:
+    env = synth.deployment.config.env
+    synth.template("gateway").has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "DesiredCount": env.gateway_desired_count,
+            "LaunchType": "FARGATE",
+            "DeploymentConfiguration": {
+                "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                "MinimumHealthyPercent": 100,
+                "MaximumPercent": 200,
+                "Alarms": {
+                    "AlarmNames": [f"{synth.deployment.config.prefix}-gateway-deployment-5xx"],
+                    "Enable": True,
+                    "Rollback": True,
+                },
+            },
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
+            },
+        },
+    )
+    synth.template("gateway").has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"AlarmName": f"{synth.deployment.config.prefix}-gateway-deployment-5xx"}
+    )
+
+
+def test_auto_scaling_on_70_percent_cpu(synth: Synthesized) -> None:
+    env = synth.deployment.config.env
+    gateway = synth.template("gateway")
+    gateway.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"MinCapacity": env.gateway_min_capacity, "MaxCapacity": env.gateway_max_capacity},
+    )
+    gateway.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "TargetValue": 70,
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                    },
+                }
+            )
+        },
+    )
+    if synth.env != "dev":
+        assert (env.gateway_min_capacity, env.gateway_max_capacity) == (2, 10)
+
+
+def test_https_listener_with_the_context_certificate_and_http_redirect(synth: Synthesized) -> None:
+    gateway = synth.template("gateway")
+    gateway.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": synth.deployment.config.env.certificate_arn}],
+        },
+    )
+    gateway.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [
+                Match.object_like(
+                    {"Type": "redirect", "RedirectConfig": Match.object_like({"Protocol": "HTTPS"})}
+                )
+            ],
+        },
+    )
+    gateway.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "Port": GATEWAY_PORT,
+            "TargetType": "ip",
+            "HealthCheckPath": GATEWAY_HEALTH_PATH,
+            "Matcher": {"HttpCode": "200"},
+        },
+    )
+    gateway.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        {
+            "Scheme": "internet-facing",
+            "LoadBalancerAttributes": Match.array_with([{"Key": "access_logs.s3.enabled", "Value": "true"}]),
+        },
+    )
+
+
+def test_task_role_is_read_only_except_its_own_schedules_and_audits(synth: Synthesized) -> None:
+    statements = _policy_statements(synth, "GatewayTaskRoleDefaultPolicy")
+    by_sid = {statement.get("Sid"): statement for statement in statements}
+    read = by_sid["TagComplianceReadAccess"]
+    assert read["Resource"] == "*"
+    assert set(_actions(read)) == set(gateway_read_actions())
+    # Every listing the resource registry performs is allowed.
+    for row in REGISTRY.values():
+        assert api_action(row.listing.client, row.listing.operation) in _actions(read), row.id
+    assert {"tag:GetResources", "ce:GetCostAndUsage", "cloudtrail:LookupEvents"} <= set(_actions(read))
+    # Account-wide statements only read.
+    write = re.compile(
+        r":(Create|Delete|Put|Update|Modify|Tag|Untag|Start|Stop|Send|Invoke|Pass|Attach|Detach)"
+    )
+    for statement in statements:
+        if statement["Resource"] == "*":
+            assert not [a for a in _actions(statement) if write.search(a)], statement
+    assert _actions(by_sid["StartAudits"]) == ["states:StartExecution"]
+    assert _actions(by_sid["FollowAudits"]) == ["states:DescribeExecution"]
+    assert _actions(by_sid["ManageScheduleGroup"]) == ["scheduler:*"]
+    group = synth.deployment.config.scheduler_group_name
+    resources = json.dumps(by_sid["ManageScheduleGroup"]["Resource"])
+    assert f"schedule-group/{group}" in resources and f"schedule/{group}/*" in resources
+    assert by_sid["PassSchedulerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+
+def test_dockerfile_is_slim_non_root_with_health_check_and_the_real_flags() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.\d+-slim\b", text, re.M)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert re.search(rf"^HEALTHCHECK .*\n?.*{GATEWAY_HEALTH_PATH}", text, re.M)
+    (cmd,) = re.findall(r"^CMD (\[.*\])$", text, re.M)
+    command = json.loads(cmd)
+    assert command[:3] == ["python", "-m", "services.mcp_gateway"]
+    args = parse_args(command[3:])
+    assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
+    assert f"EXPOSE {GATEWAY_PORT}" in text

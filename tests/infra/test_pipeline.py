@@ -1,0 +1,200 @@
+"""Pipeline: layers, one Lambda per handler (derived), the state machine with its substitutions,
+the schedule group, the daily snapshot schedule and the scheduler role."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
+from stacks.constructs import pipeline as pipeline_module
+from stacks.constructs.pipeline import HANDLER_MODULES, RUNTIME, SECRETS_WRAPPER, discover_handlers
+from tagcompliance.schedules import EventBridgeScheduler
+
+from .conftest import Synthesized
+
+
+def _expected_handlers() -> dict[str, str]:
+    """key -> "module.attribute" for every HANDLERS entry, computed here independently."""
+    expected: dict[str, str] = {}
+    for module_name in HANDLER_MODULES:
+        module = importlib.import_module(module_name)
+        for key, function in module.HANDLERS.items():
+            expected[key] = f"{module_name}.{function.__name__}"
+    return expected
+
+
+def _functions(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    return synth.resources("pipeline", "AWS::Lambda::Function")
+
+
+def test_one_function_per_handler_with_the_real_handler_path(synth: Synthesized) -> None:
+    expected = _expected_handlers()
+    assert set(FUNCTION_SUBSTITUTIONS.values()) <= set(expected)
+    handlers = sorted(function["Properties"]["Handler"] for function in _functions(synth).values())
+    assert handlers == sorted(expected.values())
+    for handler in handlers:  # each handler string resolves to the function in the HANDLERS table
+        module_name, attribute = handler.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module_name), attribute))
+
+
+def test_functions_are_traced_in_the_vpc_with_the_layers_and_no_secret_in_env(synth: Synthesized) -> None:
+    layers = synth.resources("pipeline", "AWS::Lambda::LayerVersion")
+    assert len(layers) == 3
+    for function in _functions(synth).values():
+        props = function["Properties"]
+        assert props["Runtime"] == RUNTIME.name
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert len(props["Layers"]) == 3
+        assert props["VpcConfig"]["SubnetIds"]
+        env = props["Environment"]["Variables"]
+        assert env["AWS_LAMBDA_EXEC_WRAPPER"] == SECRETS_WRAPPER
+        assert "PGPASSWORD" not in env and "DATABASE_PASSWORD_SECRET_ARN" in env
+        assert "sslmode=require" in json.dumps(env["DATABASE_URL"])
+        assert env["DAILY_SNAPSHOT_TIME"] == synth.deployment.config.env.daily_snapshot_time
+
+
+def test_state_machine_substitutes_every_placeholder_with_its_function(synth: Synthesized) -> None:
+    machines = synth.resources("pipeline", "AWS::StepFunctions::StateMachine")
+    assert len(machines) == 1
+    props = next(iter(machines.values()))["Properties"]
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    substitutions = props["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders()
+    logical_by_handler = {
+        function["Properties"]["Handler"]: logical_id for logical_id, function in _functions(synth).items()
+    }
+    expected = _expected_handlers()
+    for placeholder, key in FUNCTION_SUBSTITUTIONS.items():
+        assert substitutions[placeholder] == {"Fn::GetAtt": [logical_by_handler[expected[key]], "Arn"]}
+    # The definition is statemachines/compliance_audit.asl.json itself (an S3 asset), placeholders intact.
+    key = props["DefinitionS3Location"]["Key"]
+    staged = synth.outdir / f"asset.{key}"
+    assert json.loads(staged.read_text(encoding="utf-8")) == json.loads(ASL_PATH.read_text(encoding="utf-8"))
+
+
+def test_schedule_group_daily_snapshot_matches_what_the_sync_lambda_writes(synth: Synthesized) -> None:
+    config = synth.deployment.config
+    template = synth.template("pipeline")
+    template.has_resource_properties("AWS::Scheduler::ScheduleGroup", {"Name": config.scheduler_group_name})
+    schedules = {
+        s["Properties"]["Name"]: s["Properties"]
+        for s in synth.resources("pipeline", "AWS::Scheduler::Schedule").values()
+    }
+
+    class _Recorder:
+        calls: list[dict[str, Any]] = []
+
+        def get_schedule_group(self, **kwargs: Any) -> dict[str, Any]:
+            return {}
+
+        def update_schedule(self, **kwargs: Any) -> dict[str, Any]:
+            self.calls.append(kwargs)
+            return {"ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/g/n"}
+
+    class _Clients:
+        def client(self, service: str, region: str | None = None) -> _Recorder:
+            assert service == "scheduler"
+            return recorder
+
+    recorder = _Recorder()
+    backend = EventBridgeScheduler(_Clients(), config.scheduler_group_name, "sm-arn", "role-arn")  # type: ignore[arg-type]
+    backend.put_daily_snapshot(config.env.daily_snapshot_time)
+    (written,) = recorder.calls
+    deployed = schedules[written["Name"]]
+    assert deployed["GroupName"] == written["GroupName"] == config.scheduler_group_name
+    assert deployed["ScheduleExpression"] == written["ScheduleExpression"] == "cron(0 6 * * ? *)"
+    assert deployed["ScheduleExpressionTimezone"] == written["ScheduleExpressionTimezone"]
+    assert json.loads(deployed["Target"]["Input"]) == json.loads(written["Target"]["Input"])
+    assert deployed["FlexibleTimeWindow"] == written["FlexibleTimeWindow"]
+
+
+def test_scheduler_role_may_start_the_state_machine_only(synth: Synthesized) -> None:
+    policies = synth.resources("pipeline", "AWS::IAM::Policy")
+    (scheduler_policy,) = [
+        p for logical_id, p in policies.items() if logical_id.startswith("PipelineSchedulerRole")
+    ]
+    statements = scheduler_policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = sorted(json.dumps(s["Action"]) for s in statements)
+    assert '"states:StartExecution"' in actions
+    assert all("Resource" in s and s["Resource"] != "*" for s in statements)
+    roles = synth.resources("pipeline", "AWS::IAM::Role")
+    trusts = [json.dumps(role["Properties"]["AssumeRolePolicyDocument"]) for role in roles.values()]
+    assert any("scheduler.amazonaws.com" in trust and "aws:SourceAccount" in trust for trust in trusts)
+
+
+def test_unknown_placeholder_stops_the_synth(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from .conftest import synthesize
+
+    monkeypatch.setattr(pipeline_module, "placeholders", lambda: {*placeholders(), "MysteryTableArn"})
+    with pytest.raises(SystemExit, match="MysteryTableArn"):
+        synthesize("dev", tmp_path)
+
+
+def test_discover_handlers_skips_missing_modules_and_rejects_bad_tables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        return event
+
+    good = types.ModuleType("fake_handlers_good")
+    good.run_handler = handler  # type: ignore[attr-defined]
+    good.HANDLERS = {"run": handler}  # type: ignore[attr-defined]
+    bad = types.ModuleType("fake_handlers_bad")
+    bad.HANDLERS = {"run": lambda event, context: event}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_handlers_good", good)
+    monkeypatch.setitem(sys.modules, "fake_handlers_bad", bad)
+    specs = discover_handlers(("fake_handlers_good", "not_a_module_yet.handlers"))
+    assert [(s.key, s.handler, s.construct_id) for s in specs] == [
+        ("run", "fake_handlers_good.run_handler", "RunFunction")
+    ]
+    with pytest.raises(SystemExit, match="not a module-level function"):
+        discover_handlers(("fake_handlers_bad",))
+    with pytest.raises(SystemExit, match="defined by"):
+        discover_handlers(("fake_handlers_good", "fake_handlers_good"))
+
+
+def test_audit_steps_cannot_schedule_and_scheduler_handlers_cannot_scan(synth: Synthesized) -> None:
+    roles = synth.resources("pipeline", "AWS::IAM::Role")
+    policies = synth.resources("pipeline", "AWS::IAM::Policy")
+
+    def actions_of(role_prefix: str) -> set[str]:
+        found: set[str] = set()
+        for logical_id, policy in policies.items():
+            if logical_id.startswith(role_prefix):
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    action = statement["Action"]
+                    found.update([action] if isinstance(action, str) else action)
+        return found
+
+    audit = actions_of("PipelineFunctionRole")
+    scheduling = actions_of("PipelineSchedulerFunctionRole")
+    assert "tag:GetResources" in audit and "cloudtrail:LookupEvents" in audit
+    assert not {a for a in audit if a.startswith(("scheduler:", "states:", "iam:"))}
+    assert {"scheduler:*", "states:StartExecution", "iam:PassRole"} <= scheduling
+    assert "tag:GetResources" not in scheduling
+    role_of = {
+        function["Properties"]["Handler"]: function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in _functions(synth).values()
+    }
+    for handler, role in role_of.items():
+        expected = (
+            "PipelineSchedulerFunctionRole"
+            if handler.startswith("services.scheduler.")
+            else "PipelineFunctionRole"
+        )
+        assert role.startswith(expected) and role in roles, (handler, role)
+
+
+def test_make_lambda_deps_builds_wheels_for_the_lambda_runtime() -> None:
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
+    version = RUNTIME.name.removeprefix("python")
+    assert f"--python-version {version}" in makefile
+    assert "--platform manylinux2014_x86_64" in makefile  # the functions' architecture is x86_64
