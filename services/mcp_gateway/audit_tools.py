@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from tagcompliance.audits import AuditStatus
 from tagcompliance.audits.models import RUN_ID_PATTERN
 from tagcompliance.errors import InvalidInputError
+from tagcompliance.store import Store
 
 from .runtime import Runtime, run_tool
 
@@ -28,8 +29,11 @@ class AuditResultSummary(BaseModel):
     violation_count: int
     failed_shards: int = Field(description="Coverage missing from the score (see failed_shard_details).")
     failed_shard_details: list[dict[str, Any]] = Field(description="Account, region, type and error each.")
-    accounts: list[str]
-    by_account: dict[str, dict[str, int]] = Field(description="Per account: resources found and compliant.")
+    accounts: list[str] = Field(description="The accounts the run audited (sorted).")
+    by_account: dict[str, dict[str, int]] = Field(
+        description="Per account with resources, from the stored snapshot: 'total' found, 'compliant' "
+        "ones and 'violations'. Accounts that could not be read are in failed_shard_details."
+    )
 
 
 class AuditStatusResult(BaseModel):
@@ -107,7 +111,29 @@ def audit_status_for(runtime: Runtime, run_id: str) -> AuditStatusResult:
         raise InvalidInputError(
             f"no audit run {run_id!r}: pass the run_id of a job handle or a scheduled run"
         )
-    return status_result(status)
+    return status_result(with_stored_accounts(status, runtime.store))
+
+
+def with_stored_accounts(status: AuditStatus, store: Store) -> AuditStatus:
+    """The status with its accounts and per-account totals as the stored snapshot holds them.
+
+    The snapshot is the record that lasts (the ledger's copy of the outcome expires, and a run
+    written by an older release has none with violations); the outcome's copy is kept when the
+    snapshot is not in this store.
+    """
+    outcome = status.outcome
+    if outcome is None:
+        return status
+    snapshot = store.get_snapshot(outcome.snapshot_id)
+    if snapshot is None:
+        return status
+    stored = outcome.model_copy(
+        update={
+            "accounts": snapshot.covered_accounts,
+            "by_account": {account: dict(counts) for account, counts in snapshot.counts_by_account.items()},
+        }
+    )
+    return status.model_copy(update={"outcome": stored})
 
 
 def register_audit_tools(mcp: MCPServer, runtime: Runtime) -> None:

@@ -3,9 +3,10 @@ returns a pydantic result model (structured content)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from tagcompliance import __version__
 from tagcompliance.cost import CostAttributionGap
 from tagcompliance.drift import DriftResult
 from tagcompliance.errors import InvalidInputError
+from tagcompliance.inventory import ProgressCallback
 from tagcompliance.models import (
     ComplianceCheckResult,
     ExportResult,
@@ -36,6 +38,7 @@ from tagcompliance.remediation.custodian import CustodianPolicies, generate_cust
 from tagcompliance.remediation.openops import OpenOpsWorkflow
 from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.resources import RESOURCE_TYPE_IDS
+from tagcompliance.safety.tokens import Caller
 from tagcompliance.schedules import ScheduleSpec
 from tagcompliance.suggest import TagSuggestions
 
@@ -46,6 +49,7 @@ from .runtime import AuditMiddleware, Runtime, run_tool
 from .safety import (
     ConfirmationToken,
     DryRun,
+    ResultT,
     SafetyGate,
     SafetyRequest,
     SafetyResponse,
@@ -86,11 +90,43 @@ GUARDED_TOOLS = (
 )
 
 
-def _no_dry_run_with_cursor(cursor: str | None, dry_run: bool) -> None:
-    if cursor and dry_run:
-        raise InvalidInputError(
-            "dry_run estimates a new scan; a cursor pages a stored snapshot and calls no AWS API"
-        )
+async def guarded(
+    gate: SafetyGate,
+    ctx: Context,
+    tool: str,
+    parameters: dict[str, Any],
+    execute: Callable[[ProgressCallback], ResultT],
+    *,
+    dry_run: bool = False,
+    confirmation_token: str | None = None,
+    cursor: str | None = None,
+    caller: Caller | None = None,
+    outcome: Callable[[ResultT], Mapping[str, Any]] | None = None,
+    precheck: Callable[[], None] | None = None,
+    **implied: Any,
+) -> ResultT | SafetyResponse:
+    """One call of a guarded tool: its ``SafetyRequest``, then ``gate.run`` (``execute`` only on proceed).
+
+    ``parameters``: every argument the work runs with, listed by the tool (the commit binds exactly
+    these); ``dry_run`` and ``confirmation_token``: the tool's safety arguments; ``implied``: what the
+    call implies, as ``SafetyRequest`` fields (``scope``, ``fixed_estimate``, ``cost_explorer``,
+    ``writes``, ``tag_values``, ``current_tags``); ``caller``: default ``current_caller``. A ``cursor``
+    pages a stored snapshot and calls no AWS API: that work runs unguarded (and refuses ``dry_run``)."""
+    if cursor:
+        if dry_run:
+            raise InvalidInputError(
+                "dry_run estimates a new scan; a cursor pages a stored snapshot and calls no AWS API"
+            )
+        return await run_tool(ctx, execute)
+    request = SafetyRequest(
+        tool=tool,
+        parameters=parameters,
+        caller=caller if caller is not None else current_caller(gate.runtime),
+        dry_run=dry_run,
+        confirmation_token=confirmation_token,
+        **implied,
+    )
+    return await gate.run(ctx, request, execute, outcome, precheck)
 
 
 ResourceTypes = Annotated[
@@ -171,9 +207,6 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 resource_types, regions, severity, force_refresh, page_size, cursor, progress
             )
 
-        _no_dry_run_with_cursor(cursor, dry_run)
-        if cursor:  # pages the stored snapshot: no AWS call
-            return await run_tool(ctx, execute)
         parameters = {
             "resource_types": resource_types,
             "regions": regions,
@@ -181,15 +214,18 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "force_refresh": force_refresh,
             "page_size": page_size,
         }
-        request = SafetyRequest(
-            tool="check_tag_compliance",
-            parameters=parameters,
-            caller=current_caller(runtime),
+        return await guarded(
+            gate,
+            ctx,
+            "check_tag_compliance",
+            parameters,
+            execute,
             scope=gate.scope(resource_types, regions),
+            outcome=scan_outcome,
+            cursor=cursor,
             dry_run=dry_run,
             confirmation_token=confirmation_token,
         )
-        return await gate.run(ctx, request, execute, scan_outcome)
 
     @mcp.tool()
     async def find_untagged_resources(
@@ -208,24 +244,24 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         def execute(progress):
             return service.find_untagged(resource_types, regions, force_refresh, page_size, cursor, progress)
 
-        _no_dry_run_with_cursor(cursor, dry_run)
-        if cursor:  # pages the stored snapshot: no AWS call
-            return await run_tool(ctx, execute)
         parameters = {
             "resource_types": resource_types,
             "regions": regions,
             "force_refresh": force_refresh,
             "page_size": page_size,
         }
-        request = SafetyRequest(
-            tool="find_untagged_resources",
-            parameters=parameters,
-            caller=current_caller(runtime),
+        return await guarded(
+            gate,
+            ctx,
+            "find_untagged_resources",
+            parameters,
+            execute,
             scope=gate.scope(resource_types, regions),
+            outcome=scan_outcome,
+            cursor=cursor,
             dry_run=dry_run,
             confirmation_token=confirmation_token,
         )
-        return await gate.run(ctx, request, execute, scan_outcome)
 
     @mcp.tool()
     async def validate_resource_tags(
@@ -252,18 +288,15 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
     ) -> ValidateResult | SafetyResponse:
         """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
         as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
-        request = SafetyRequest(
-            tool="validate_resource_tags",
-            parameters={"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
-            caller=current_caller(runtime),
+        return await guarded(
+            gate,
+            ctx,
+            "validate_resource_tags",
+            {"resource_arns": resource_arns, "regions": regions, "force_refresh": force_refresh},
+            lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
             fixed_estimate=gate.arn_estimate(resource_arns, regions),
             dry_run=dry_run,
             confirmation_token=confirmation_token,
-        )
-        return await gate.run(
-            ctx,
-            request,
-            lambda progress: service.validate_resources(resource_arns, regions, force_refresh, progress),
         )
 
     @mcp.tool()
@@ -309,18 +342,11 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "include_resource_estimates": include_resource_estimates,
             "force_refresh": force_refresh,
         }
-        request = SafetyRequest(
-            tool="get_cost_attribution_gap",
-            parameters=parameters,
-            caller=current_caller(runtime),
-            scope=gate.scope(resource_types, regions, (start_date, end_date), period_matters=True),
-            cost_explorer=gate.cost_estimate(resource_types, tag_keys, include_resource_estimates),
-            dry_run=dry_run,
-            confirmation_token=confirmation_token,
-        )
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
+            "get_cost_attribution_gap",
+            parameters,
             lambda progress: service.cost_gap(
                 resource_types,
                 regions,
@@ -331,6 +357,10 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 force_refresh,
                 progress,
             ),
+            scope=gate.scope(resource_types, regions, (start_date, end_date), period_matters=True),
+            cost_explorer=gate.cost_estimate(resource_types, tag_keys, include_resource_estimates),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
 
     @mcp.tool()
@@ -353,16 +383,15 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
         suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
         with the user before applying any."""
-        request = SafetyRequest(
-            tool="suggest_tags",
-            parameters={"resource_arn": resource_arn, "regions": regions, "force_refresh": force_refresh},
-            caller=current_caller(runtime),
+        return await guarded(
+            gate,
+            ctx,
+            "suggest_tags",
+            {"resource_arn": resource_arn, "regions": regions, "force_refresh": force_refresh},
+            lambda progress: service.suggest(resource_arn, regions, force_refresh, progress),
             fixed_estimate=gate.arn_estimate([resource_arn], regions),
             dry_run=dry_run,
             confirmation_token=confirmation_token,
-        )
-        return await gate.run(
-            ctx, request, lambda progress: service.suggest(resource_arn, regions, force_refresh, progress)
         )
 
     @mcp.tool()
@@ -396,20 +425,17 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "include_violations": include_violations,
             "force_refresh": force_refresh,
         }
-        request = SafetyRequest(
-            tool="generate_compliance_report",
-            parameters=parameters,
-            caller=current_caller(runtime),
-            scope=gate.scope(resource_types, regions),
-            dry_run=dry_run,
-            confirmation_token=confirmation_token,
-        )
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
+            "generate_compliance_report",
+            parameters,
             lambda progress: service.compliance_report(
                 format, resource_types, regions, include_violations, force_refresh, progress
             ),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
 
     @mcp.tool()
@@ -546,17 +572,11 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "name": name,
             "output_format": output_format,
         }
-        request = SafetyRequest(
-            tool="generate_openops_workflow",
-            parameters=parameters,
-            caller=current_caller(runtime),
-            tag_values=tag_values if overwriting else None,
-            current_tags=gate.stored_tags(resource_arns or []) if overwriting else None,
-            confirmation_token=confirmation_token,
-        )
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
+            "generate_openops_workflow",
+            parameters,
             lambda progress: build_openops_workflow(
                 service.loaded_policy.policy,
                 resource_types,
@@ -570,6 +590,9 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 name,
                 output_format,
             ),
+            tag_values=tag_values if overwriting else None,
+            current_tags=gate.stored_tags(resource_arns or []) if overwriting else None,
+            confirmation_token=confirmation_token,  # dry_run is the workflow's own argument here
         )
 
     @mcp.tool()
@@ -611,20 +634,17 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "threshold": threshold,
             "limit": limit,
         }
-        request = SafetyRequest(
-            tool="detect_tag_drift",
-            parameters=parameters,
-            caller=current_caller(runtime),
-            scope=gate.scope(resource_types, regions),
-            dry_run=dry_run,
-            confirmation_token=confirmation_token,
-        )
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
+            "detect_tag_drift",
+            parameters,
             lambda progress: service.tag_drift(
                 resource_types, regions, lookback_days, tag_keys, threshold, limit, progress
             ),
+            scope=gate.scope(resource_types, regions),
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
         )
 
     @mcp.tool()
@@ -670,9 +690,6 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 progress,
             )
 
-        _no_dry_run_with_cursor(cursor, dry_run)
-        if cursor:  # pages the stored snapshot: no AWS call
-            return await run_tool(ctx, execute)
         parameters = {
             "filters": chosen.model_dump(),
             "columns": columns,
@@ -681,15 +698,17 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "to_file": to_file,
             "force_refresh": force_refresh,
         }
-        request = SafetyRequest(
-            tool="export_violations_csv",
-            parameters=parameters,
-            caller=current_caller(runtime),
+        return await guarded(
+            gate,
+            ctx,
+            "export_violations_csv",
+            parameters,
+            execute,
             scope=gate.scope(chosen.resource_types, chosen.regions),
+            cursor=cursor,
             dry_run=dry_run,
             confirmation_token=confirmation_token,
         )
-        return await gate.run(ctx, request, execute)
 
     @mcp.tool()
     async def import_aws_tag_policy(
@@ -730,20 +749,11 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "save_to_file": save_to_file,
             "output_path": output_path,
         }
-        request = SafetyRequest(
-            tool="import_aws_tag_policy",
-            parameters=parameters,
-            caller=current_caller(runtime),
-            fixed_estimate=gate.organizations_estimate(policy_id, use_effective),
-            writes=f"saves the converted policy to {output_path or 'the default file'} in {policies_dir}"
-            if save_to_file
-            else None,
-            dry_run=dry_run,
-            confirmation_token=confirmation_token,
-        )
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
+            "import_aws_tag_policy",
+            parameters,
             lambda progress: import_tag_policy(
                 OrganizationsTagPolicySource(service.clients),
                 policy_id,
@@ -752,6 +762,12 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 output_path,
                 policies_dir,
             ),
+            fixed_estimate=gate.organizations_estimate(policy_id, use_effective),
+            writes=f"saves the converted policy to {output_path or 'the default file'} in {policies_dir}"
+            if save_to_file
+            else None,
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
             # A path outside the policies directory is refused before any commit.
             precheck=check_output_path if save_to_file else None,
         )
@@ -829,15 +845,8 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             "delete": f"deletes schedule {schedule_id}",
         }.get(action)
         scans = action in ("create", "update") and (resource_types is not None or regions is not None)
-        request = SafetyRequest(
-            tool="schedule_compliance_audit",
-            parameters={"action": action, "schedule_id": schedule_id, **fields},
-            caller=current_caller(runtime),
-            fixed_estimate=gate.schedule_run_estimate(resource_types, regions) if scans else None,
-            writes=writes,
-            dry_run=dry_run,
-            confirmation_token=confirmation_token,
-        )
+        # created_by: the caller the audit log names (the token's user), not a fixed placeholder
+        caller = current_caller(runtime)
 
         def precheck() -> None:  # refuse invalid changes before committing to them
             if action == "create" and not schedule_id:
@@ -845,10 +854,17 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
             elif action in ("update", "delete") and schedule_id:
                 service.schedules.get(schedule_id)  # refuses an unknown schedule_id
 
-        return await gate.run(
+        return await guarded(
+            gate,
             ctx,
-            request,
-            lambda progress: service.manage_schedule(action, schedule_id, fields, "mcp-client"),
+            "schedule_compliance_audit",
+            {"action": action, "schedule_id": schedule_id, **fields},
+            lambda progress: service.manage_schedule(action, schedule_id, fields, caller.user_id),
+            fixed_estimate=gate.schedule_run_estimate(resource_types, regions) if scans else None,
+            writes=writes,
+            caller=caller,
+            dry_run=dry_run,
+            confirmation_token=confirmation_token,
             precheck=precheck,
         )
 

@@ -64,7 +64,8 @@ async def test_demo_with_auth(tmp_path: Path) -> None:
             result = await mcp.call_tool("get_tagging_policy", {})
             assert not result.is_error, result.content
         tokens = client.storage.tokens
-        assert tokens is not None and tokens.scope == "tag:read" and tokens.expires_in == 3600
+        # the demo user is in AUTH_ADMIN_GROUPS, and the client asks for every advertised scope
+        assert tokens is not None and tokens.scope == "tag:read admin" and tokens.expires_in == 3600
         output = (tmp_path / "demo.log").read_text()
         assert tokens.access_token not in output and (tokens.refresh_token or "-") not in output
     finally:

@@ -36,7 +36,15 @@ from tagcompliance.store import (
     Store,
     open_store,
 )
-from tagcompliance.store.sql import _SCHEMA_MIGRATIONS_DDL, SAVE_BATCH_SIZE, load_migrations, render_ddl
+from tagcompliance.store.sql import (
+    _SCHEMA_MIGRATIONS_DDL,
+    _SNAPSHOTS,
+    _STATES,
+    SAVE_BATCH_SIZE,
+    _quoted,
+    load_migrations,
+    render_ddl,
+)
 from tests.conftest import fresh_postgres_database, postgres_url_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -197,6 +205,139 @@ def test_snapshot_round_trips_every_field(store: Store) -> None:
     assert isinstance(loaded.compliance_score, float) and isinstance(loaded.scheduled, bool)
     assert store.get_snapshot("snap-unscored") == unscored
     assert store.get_snapshot("snap-unknown") is None
+
+
+def test_snapshot_accounts_and_counts_by_account_round_trip(store: Store) -> None:
+    several = make_snapshot(
+        "snap-accounts",
+        account_id="999999999999",  # the account that ran the scan, not one of those scanned
+        accounts=["111111111111", "222222222222", "333333333333"],
+        counts_by_account={
+            "111111111111": {"total": 8, "compliant": 6, "violations": 3},
+            "222222222222": {"total": 4, "compliant": 1, "violations": 5},
+        },
+        failed_shards=[
+            {
+                "account_id": "333333333333",
+                "region": "us-east-1",
+                "resource_type": "ec2:instance",
+                "error": "x",
+            }
+        ],
+    )
+    unset = make_snapshot("snap-no-accounts", created_at=T0 + timedelta(hours=1))
+
+    store.save_snapshot(several, [])
+    store.save_snapshot(unset, [])
+
+    loaded = store.get_snapshot("snap-accounts")
+    assert loaded == several
+    assert loaded is not None and loaded.covered_accounts == ["111111111111", "222222222222", "333333333333"]
+    assert loaded.counts_by_account["222222222222"] == {"total": 4, "compliant": 1, "violations": 5}
+    plain = store.get_snapshot("snap-no-accounts")
+    assert plain is not None and (plain.accounts, plain.counts_by_account) == ([], {})
+    assert plain.covered_accounts == ["123456789012"]
+    assert store.list_snapshots() == [several, unset]
+
+
+def _state(snapshot_id: str, account: str, number: int, compliant: bool) -> ResourceStateRecord:
+    return ResourceStateRecord(
+        snapshot_id=snapshot_id,
+        resource_arn=f"arn:aws:sqs:us-east-1:{account}:queue-{number}",
+        resource_type="sqs:queue",
+        region="us-east-1",
+        account_id=account,
+        tags={"Owner": "a@example.com"} if compliant else {},
+        compliant=compliant,
+    )
+
+
+def test_snapshots_written_before_migration_5_gain_accounts_and_counts_by_account(
+    new_store: Callable[[], SqlStore],
+) -> None:
+    instance = new_store()
+    dialect = instance._dialect  # a store of the previous release: migrations 1 to 4 only
+    older = [migration for migration in load_migrations() if migration.version <= 4]
+    assert [migration.version for migration in older] == [1, 2, 3, 4]
+    old_columns = [
+        column for column, _ in _SNAPSHOTS.insert_kinds if column not in ("accounts", "counts_by_account")
+    ]
+    insert_snapshot = (
+        f"INSERT INTO compliance_snapshots ({_quoted(old_columns)}) "
+        f"VALUES ({', '.join([dialect.placeholder] * len(old_columns))})"
+    )
+    insert_state = (
+        f"INSERT INTO resource_tag_state ({_quoted(column for column, _ in _STATES.insert_kinds)}) "
+        f"VALUES ({', '.join([dialect.placeholder] * len(_STATES.insert_kinds))})"
+    )
+
+    def placeholders(count: int) -> str:
+        return ", ".join([dialect.placeholder] * count)
+
+    single = make_snapshot("snap-single", account_id="111111111111", total_resources=3, violation_count=9)
+    joined = make_snapshot(
+        "snap-joined", account_id="111111111111,222222222222", total_resources=2, violation_count=6
+    )
+    empty = make_snapshot("snap-empty", account_id="111111111111", total_resources=0, violation_count=0)
+    mixed = make_snapshot("snap-mixed", account_id="111111111111", total_resources=2, violation_count=2)
+    states = {
+        # 111111111111: three queues, two compliant.
+        "snap-single": [_state("snap-single", "111111111111", n, n != 0) for n in range(3)],
+        # one queue in each account
+        "snap-joined": [
+            _state("snap-joined", "111111111111", 0, True),
+            _state("snap-joined", "222222222222", 1, False),
+        ],
+        "snap-empty": [],
+        # a state of another account in a single-account snapshot: its violations cannot be split
+        "snap-mixed": [
+            _state("snap-mixed", "111111111111", 0, False),
+            _state("snap-mixed", "444444444444", 1, False),
+        ],
+    }
+    with dialect.connection() as conn, dialect.transaction(conn):
+        cursor = conn.cursor()
+        cursor.execute(render_ddl(_SCHEMA_MIGRATIONS_DDL, dialect.ddl_types))
+        for migration in older:
+            for statement in migration.statements(dialect.ddl_types):
+                cursor.execute(statement)
+            cursor.execute(
+                f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({placeholders(3)})",
+                (migration.version, migration.name, dialect.encode_datetime(T0)),
+            )
+        for snapshot in (single, joined, empty, mixed):
+            cursor.execute(insert_snapshot, instance._encode(_SNAPSHOTS, snapshot)[: len(old_columns)])
+            for state in states[snapshot.snapshot_id]:
+                cursor.execute(insert_state, instance._encode(_STATES, state))
+
+    assert instance.migrate() == LATEST_SCHEMA_VERSION
+
+    migrated = instance.get_snapshot("snap-single")
+    assert migrated is not None
+    assert (migrated.account_id, migrated.accounts) == ("111111111111", ["111111111111"])
+    assert migrated.counts_by_account == {"111111111111": {"total": 3, "compliant": 2, "violations": 9}}
+    assert replace(migrated, accounts=[], counts_by_account={}) == single  # nothing else changed
+
+    several = instance.get_snapshot("snap-joined")
+    assert several is not None
+    assert several.accounts == ["111111111111", "222222222222"]
+    assert several.covered_accounts == ["111111111111", "222222222222"]
+    assert several.counts_by_account == {}  # per-account violations are not recoverable
+
+    nothing = instance.get_snapshot("snap-empty")
+    assert nothing is not None and (nothing.accounts, nothing.counts_by_account) == (["111111111111"], {})
+    other = instance.get_snapshot("snap-mixed")
+    assert other is not None and (other.accounts, other.counts_by_account) == (["111111111111"], {})
+
+    # Snapshots written after the migration keep what they are given.
+    fresh = make_snapshot(
+        "snap-new",
+        created_at=T0 + timedelta(days=1),
+        accounts=["111111111111", "222222222222"],
+        counts_by_account={"222222222222": {"total": 1, "compliant": 0, "violations": 2}},
+    )
+    instance.save_snapshot(fresh, [])
+    assert instance.get_snapshot("snap-new") == fresh
 
 
 def test_list_snapshots_filters_by_time_oldest_first_with_a_limit(store: Store) -> None:

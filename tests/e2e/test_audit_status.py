@@ -12,7 +12,7 @@ from mcp import Client
 from services.demo.aws import DemoAws
 from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
-from tagcompliance.audits import InProcessRunner, snapshot_id_for
+from tagcompliance.audits import AuditRequest, AuditScope, InProcessRunner, MemoryLedger, snapshot_id_for
 
 from .helpers import call, call_error, gateway_settings
 
@@ -59,8 +59,13 @@ async def test_a_large_check_returns_a_job_handle_and_get_audit_status_reports_t
             assert result["snapshot_id"] == snapshot_id_for(job["run_id"])
             assert result["total_resources"] == done["resources_scanned"] == len(expected) > 0
             assert result["failed_shards"] == 0 and result["accounts"] == [aws_env.account_id]
+            summary = aws_env.estate.expected_summary(TYPES, REGIONS)
             assert result["by_account"] == {
-                aws_env.account_id: {"total": len(expected), "compliant": result["compliant_resources"]}
+                aws_env.account_id: {
+                    "total": len(expected),
+                    "compliant": summary.total - summary.noncompliant,
+                    "violations": sum(summary.violations_by_type.values()),
+                }
             }
             assert done["drift"] is not None  # the drift step ran after aggregate
             assert done["notifications"] == []  # nobody to notify for an ad-hoc check
@@ -72,6 +77,39 @@ async def test_a_large_check_returns_a_job_handle_and_get_audit_status_reports_t
             assert second["total_resources"] == len(expected)
             assert second["violation_count"] == result["violation_count"]
             assert second["compliance_score"] == pytest.approx(result["compliance_score"])
+    finally:
+        runtime.close()
+
+
+async def test_a_run_known_only_from_the_store_reports_its_per_account_totals(
+    aws_env: DemoAws, tmp_path: Path
+) -> None:
+    """A run another process wrote (its ledger is not this gateway's): the stored snapshot answers."""
+    runtime = build_runtime(gateway_settings(aws_env, tmp_path), "memory")
+    try:
+        elsewhere = InProcessRunner(
+            runtime.service.clients,
+            runtime.store,
+            MemoryLedger(),
+            lambda: runtime.service.loaded_policy.policy,
+        )
+        scope = AuditScope(account_id=aws_env.account_id, regions=REGIONS, resource_types=TYPES)
+        outcome = elsewhere.run(AuditRequest(run_id="audit-written-elsewhere", scope=scope))
+        assert outcome.created
+        summary = aws_env.estate.expected_summary(TYPES, REGIONS)
+        async with Client(build_server(runtime)) as client:
+            status = await call(client, "get_audit_status", run_id="audit-written-elsewhere")
+        assert status["status"] == "succeeded"
+        result = status["result"]
+        assert result["snapshot_id"] == snapshot_id_for("audit-written-elsewhere")
+        assert result["accounts"] == [aws_env.account_id]
+        assert result["by_account"] == {
+            aws_env.account_id: {
+                "total": summary.total,
+                "compliant": summary.total - summary.noncompliant,
+                "violations": sum(summary.violations_by_type.values()),
+            }
+        }
     finally:
         runtime.close()
 

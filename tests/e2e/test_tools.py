@@ -83,6 +83,15 @@ async def test_full_estate_check_matches_the_definition(client: Client, aws_env:
     assert {aws_env.arns[r.key] for r in never_tagged} <= flagged
     per_type = Counter(r.resource_type for r in aws_env.estate.resources)
     assert {k: v["total"] for k, v in first["by_resource_type"].items() if v["total"]} == dict(per_type)
+    # The demo estate lives in one account: its per-account counts are the estate's.
+    assert first["scope"]["accounts"] == [aws_env.account_id]
+    assert first["by_account"] == {
+        aws_env.account_id: {
+            "total": expected.total,
+            "compliant": expected.total - expected.noncompliant,
+            "violations": sum(expected.violations_by_type.values()),
+        }
+    }
 
 
 async def test_filtered_check_by_type_and_region(client: Client, aws_env: DemoAws) -> None:
@@ -95,6 +104,13 @@ async def test_filtered_check_by_type_and_region(client: Client, aws_env: DemoAw
         expected_violation_set(aws_env, types, regions)
     )
     assert {v["region"] for v in violations} <= {"us-west-2"}
+    assert first["by_account"] == {
+        aws_env.account_id: {
+            "total": expected.total,
+            "compliant": expected.total - expected.noncompliant,
+            "violations": sum(expected.violations_by_type.values()),
+        }
+    }
 
 
 async def test_second_check_is_served_from_the_snapshot(client: Client) -> None:
@@ -192,6 +208,11 @@ async def test_reports_in_three_formats(client: Client, aws_env: DemoAws) -> Non
     )
     assert f"{expected.compliance_score * 100:.1f}%" in markdown["content"]
     assert markdown["summary"]["total_resources"] == expected.total
+    # One account: it is named in the header, and there is no per-account section.
+    assert markdown["summary"]["accounts"] == [aws_env.account_id]
+    full = markdown["content"] if not markdown["truncated"] else Path(markdown["file_path"]).read_text()
+    assert f"- Account: {aws_env.account_id}\n" in full and "## By region" in full
+    assert "## By account" not in full
     csv_report = await call(
         client, "generate_compliance_report", format="csv", resource_types=["all"], regions=DEMO_REGIONS
     )

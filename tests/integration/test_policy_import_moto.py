@@ -77,7 +77,10 @@ def test_list_and_fetch(clients: AwsClients, organization: Organization) -> None
     policies = {policy.id: policy for policy in list_tag_policies(clients)}
     assert {organization.attached_id, organization.other_id} <= set(policies)
     attached = policies[organization.attached_id]
-    assert attached.name.startswith("test-attached-") and attached.description == f"test {attached.name} tag policy"
+    assert (
+        attached.name.startswith("test-attached-")
+        and attached.description == f"test {attached.name} tag policy"
+    )
     assert attached.arn and attached.arn.endswith(f"/tag_policy/{organization.attached_id}")
 
     summary, document = fetch_tag_policy(clients, organization.other_id)

@@ -2,11 +2,13 @@
 
 A management account, created for this test in moto by assuming a role into a fresh account id,
 creates an organization with three member accounts. Queues are created in two of them; AssumeRole
-into the third is refused. Expected values come from what the test created.
+into the third is refused. Expected values come from what the test created: the per-account counts
+below are worked out by hand from each queue's tags and policies/tagging_policy.json.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 
@@ -23,13 +25,35 @@ from tagcompliance.audits import (
 )
 from tagcompliance.aws import AwsClients
 from tagcompliance.policy import load_policy
+from tagcompliance.reports import report_summary, write_markdown
 
 from .conftest import policy_loader, scanner_runtime
 from .faults import DenyAssumeRole
 
 ROLE = "OrganizationAccountAccessRole"
 REGION = "us-east-1"
-QUEUES = {"a": ["acct-a-orders", "acct-a-billing"], "b": ["acct-b-reports"]}
+# The policy requires CostCenter (CC-nnnn), Owner (name@example.com) and Environment (production,
+# staging, development, test) on every type; Application does not apply to queues.
+QUEUES = {
+    "a": {
+        # missing CostCenter, missing Owner, Environment "prod" not allowed: 3 violations
+        "acct-a-orders": {"Environment": "prod"},
+        # missing CostCenter: 1 violation
+        "acct-a-billing": {"Environment": "production", "Owner": "billing@example.com"},
+    },
+    "b": {
+        # compliant
+        "acct-b-reports": {
+            "CostCenter": "CC-2001",
+            "Owner": "reports@example.com",
+            "Environment": "production",
+        },
+    },
+}
+EXPECTED_BY_ACCOUNT = {
+    "a": {"total": 2, "compliant": 0, "violations": 4},
+    "b": {"total": 1, "compliant": 1, "violations": 0},
+}
 
 
 def _session(credentials: dict[str, str]) -> boto3.session.Session:
@@ -65,8 +89,8 @@ def organization(pipeline_env):
             )["Credentials"]
         )
         sqs = member.client("sqs", region_name=REGION, endpoint_url=endpoint)
-        for queue in queues:
-            sqs.create_queue(QueueName=queue, tags={"Environment": "prod"})
+        for queue, tags in queues.items():
+            sqs.create_queue(QueueName=queue, tags=tags)
     return management, members, management_id
 
 
@@ -74,11 +98,20 @@ def _expected_accounts(members, management_id):
     return sorted([management_id, *members.values()])
 
 
-def _check_snapshot(store, snapshot_id, members, accounts):
+def _expected_by_account(members):
+    return {members[name]: counts for name, counts in EXPECTED_BY_ACCOUNT.items()}
+
+
+def _check_snapshot(store, snapshot_id, members, accounts, management_id):
     snapshot = store.get_snapshot(snapshot_id)
     assert snapshot is not None
-    assert snapshot.account_id == ",".join(sorted(accounts))
+    # account_id is the account that ran the audit; what it covers is accounts, with totals each.
+    assert snapshot.account_id == management_id
+    assert snapshot.accounts == sorted(accounts)
+    assert snapshot.counts_by_account == _expected_by_account(members)
+    assert members["blocked"] in snapshot.accounts and members["blocked"] not in snapshot.counts_by_account
     assert snapshot.total_resources == sum(len(queues) for queues in QUEUES.values())
+    assert snapshot.violation_count == sum(counts["violations"] for counts in EXPECTED_BY_ACCOUNT.values())
     assert [(f["account_id"], f["region"], f["resource_type"]) for f in snapshot.failed_shards] == [
         (members["blocked"], REGION, "sqs:queue")
     ]
@@ -112,13 +145,56 @@ def test_configured_accounts_are_scanned_through_assume_role_in_process(settings
     failed = [shard for shard in status.shards if shard.status == "failed"]
     assert [shard.shard_id for shard in failed] == [f"{members['blocked']}/{REGION}/sqs:queue"]
     assert deny.denied >= 1
-    snapshot = _check_snapshot(store, snapshot_id_for(run_id), members, members.values())
-    by_account = status.outcome.by_account
-    assert {account: counts["total"] for account, counts in by_account.items()} == {
-        members["a"]: len(QUEUES["a"]),
-        members["b"]: len(QUEUES["b"]),
+    snapshot = _check_snapshot(store, snapshot_id_for(run_id), members, members.values(), management_id)
+    assert status.outcome.accounts == sorted(members.values())
+    assert status.outcome.by_account == _expected_by_account(members)
+    assert snapshot.compliant_resources == sum(c["compliant"] for c in EXPECTED_BY_ACCOUNT.values())
+
+    # The report has a section per account, worst first; the unreadable account is listed too.
+    out = io.StringIO()
+    write_markdown(report_summary(snapshot, []), None, out)
+    report = out.getvalue()
+    assert f"- Accounts: 3 ({', '.join(sorted(members.values()))}), scanned from {management_id}" in report
+    section = report.split("## By account (worst first)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows == [
+        f"| {members['a']} | 2 | 0 | 0.0% | 4 | 0 |",
+        f"| {members['b']} | 1 | 1 | 100.0% | 0 | 0 |",
+        f"| {members['blocked']} | 0 | 0 | n/a | 0 | 1 |",
+    ]
+
+
+def test_drift_compares_a_run_only_with_runs_of_the_same_accounts(settings, store, organization):
+    """Runs from one management account over [a, b] and over [a] are different scopes for drift."""
+    management, members, management_id = organization
+    baselines = {}
+    for run_id, names in (
+        ("accounts-drift-ab-1", ["a", "b"]),
+        ("accounts-drift-a-1", ["a"]),
+        ("accounts-drift-a-2", ["a"]),
+        ("accounts-drift-ab-2", ["b", "a"]),
+    ):
+        run_settings = settings.model_copy(
+            update={"audit_accounts": [members[name] for name in names], "audit_role_name": ROLE}
+        )
+        clients = AwsClients(run_settings, management)
+        runner = InProcessRunner(
+            clients, store, MemoryLedger(), policy_loader(settings), settings=run_settings
+        )
+        status = runner.wait(
+            runner.start(build_scope(run_settings, clients, ["sqs:queue"], [REGION]), run_id)
+        )
+        assert status.status == "succeeded", status.error
+        snapshot = store.get_snapshot(snapshot_id_for(run_id))
+        assert snapshot.account_id == management_id
+        assert snapshot.accounts == sorted(members[name] for name in names)
+        baselines[run_id] = status.drift["baseline_snapshot_id"]
+    assert baselines == {
+        "accounts-drift-ab-1": None,
+        "accounts-drift-a-1": None,  # same runner, types and regions as ab-1, but not the same accounts
+        "accounts-drift-a-2": snapshot_id_for("accounts-drift-a-1"),
+        "accounts-drift-ab-2": snapshot_id_for("accounts-drift-ab-1"),
     }
-    assert sum(counts["compliant"] for counts in by_account.values()) == snapshot.compliant_resources
 
 
 def test_organization_accounts_are_scanned_through_the_state_machine(
@@ -142,8 +218,13 @@ def test_organization_accounts_are_scanned_through_the_state_machine(
     assert status.total_shards == 4 and status.failed_shards == 1  # management + three members
     assert sorted(status.outcome.accounts) == _expected_accounts(members, management_id)
     snapshot = _check_snapshot(
-        store, snapshot_id_for("accounts-organization"), members, _expected_accounts(members, management_id)
+        store,
+        snapshot_id_for("accounts-organization"),
+        members,
+        _expected_accounts(members, management_id),
+        management_id,
     )
+    assert status.outcome.by_account == _expected_by_account(members)
     assert snapshot.trigger == "daily"
     assert deny.denied >= 1
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -254,19 +251,16 @@ def test_fast_path_equals_reference(
 @settings(max_examples=50, deadline=None)
 @given(policy=policies(), resources=estates())
 def test_a_full_memo_starts_over_without_changing_results(
-    policy: TaggingPolicy, resources: list[Resource], monkeypatch_memo: None
+    policy: TaggingPolicy, resources: list[Resource]
 ) -> None:
     compiled = compile_policy(policy, TYPES)
-    assert evaluate(resources, compiled).violations == evaluate_reference(resources, compiled).violations
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_memo() -> Iterator[None]:
-    """A memo of two entries, so estates overflow it and it is cleared mid-evaluation."""
     previous = compliance.MEMO_LIMIT
-    compliance.MEMO_LIMIT = 2
-    yield
-    compliance.MEMO_LIMIT = previous
+    compliance.MEMO_LIMIT = 2  # estates overflow it, so it is cleared mid-evaluation
+    try:
+        fast = evaluate(resources, compiled)
+    finally:
+        compliance.MEMO_LIMIT = previous
+    assert fast.violations == evaluate_reference(resources, compiled).violations
 
 
 def test_prohibited_tags_are_reported_in_key_order() -> None:

@@ -9,7 +9,9 @@ against the registration); this provider decides and remembers:
   task can finish the login; the IdP-side PKCE verifier is derived from that state's id.
 * ``/oauth/callback`` exchanges the IdP's code, verifies its ID token (``upstream.py``), maps the
   user (``AUTH_USER_CLAIM``, admin from ``AUTH_ADMIN_USERS`` / ``AUTH_ADMIN_GROUPS``) and returns an
-  MCP authorization code to the client. The gateway never sees a password.
+  MCP authorization code to the client. The gateway never sees a password. Clients ask for every
+  scope the resource advertises (``tag:read admin``); a user is granted the subset ``ScopePolicy``
+  allows, and ``/token`` names it in ``scope`` (RFC 6749 §3.3, §5.1).
 * Access tokens are RS256 JWTs (1 hour) signed with the gateway's key and checked by the resource
   server's ``JwtTokenVerifier``, which also requires the token's ``oauth_sessions`` row to be live:
   revocation takes effect at once, not at expiry. Refresh tokens are opaque and rotate on every
@@ -151,12 +153,24 @@ class GatewayAuthorizationServer:
     # -- registration (RFC 7591) ----------------------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
         """The client, with ``client_secret`` holding the secret's digest (``HashedSecretAuthenticator``
-        compares digests; the raw secret exists only in the registration response)."""
+        compares digests; the raw secret exists only in the registration response).
+
+        Its ``scope`` is widened to every scope this server supports, so the SDK's ``/authorize``
+        check against the registration accepts ``tag:read admin`` from a client registered with
+        ``tag:read`` (before ``admin`` was advertised, or with a narrower configuration). Registration
+        is open, so the registered scope carries no authority: what a login gets is decided by
+        ``ScopePolicy`` for the user."""
         record = await anyio.to_thread.run_sync(self.store.get_oauth_client, client_id)
         if record is None:
             return None
+        registered = str(record.metadata.get("scope") or "").split()
         return OAuthClientInformationFull.model_validate(
-            {**record.metadata, "client_id": record.client_id, "client_secret": record.client_secret_hash}
+            {
+                **record.metadata,
+                "client_id": record.client_id,
+                "client_secret": record.client_secret_hash,
+                "scope": " ".join(dict.fromkeys([*registered, *ALL_SCOPES])),
+            }
         )
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:

@@ -6,6 +6,10 @@ Two modes, chosen by configuration:
   (``authserver.py``), users log in at that company IdP, and the gateway verifies the access tokens
   it signed itself (plus their ``oauth_sessions`` row, so revocation is immediate).
 * ``AUTH_ISSUER_URL`` set: a resource server only; another authorization server issues the JWTs.
+
+Scopes, in both modes: the HTTP layer *requires* ``tag:read`` (``AuthSettings.required_scopes``), the
+protected-resource metadata *advertises* ``tag:read admin`` (``install``), and whichever authorization
+server issues the token decides who gets ``admin`` (see ``scopes.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -24,7 +29,7 @@ from tagcompliance.store.base import Store
 
 from .authserver import GatewayAuthorizationServer, ScopePolicy
 from .keys import load_signing_key, read_secret
-from .scopes import READ_SCOPE
+from .scopes import ALL_SCOPES, READ_SCOPE
 from .upstream import OidcUpstream
 from .verifier import JwtTokenVerifier
 
@@ -47,10 +52,35 @@ class GatewayAuth:
         return f"oauth (issuer {self.settings.issuer_url}, resource {self.settings.resource_server_url})"
 
     def install(self, app: Starlette) -> Starlette:
-        """Add the authorization server's endpoints to the app ``streamable_http_app`` built."""
+        """Complete the app ``streamable_http_app`` built: the protected-resource metadata advertising
+        every scope, and in the authorization-server mode that server's endpoints."""
+        advertise_all_scopes(app, self.settings)
         if self.authorization_server is not None:
             app.router.routes[0:0] = self.authorization_server.routes()
         return app
+
+
+def advertise_all_scopes(app: Starlette, settings: AuthSettings) -> None:
+    """Serve the protected-resource metadata (RFC 9728) with ``scopes_supported: ["tag:read", "admin"]``
+    in place of the SDK's document for the same path.
+
+    The SDK derives both that document's ``scopes_supported`` and the scopes its
+    ``RequireAuthMiddleware`` requires of every request from the one ``AuthSettings.required_scopes``.
+    Required must stay ``tag:read`` alone (a reader has no ``admin``); but MCP clients request exactly
+    what discovery offers (the 401 challenge's ``scope``, which the SDK leaves out, else this
+    ``scopes_supported``) and ignore the scope they were configured with, so advertising only
+    ``tag:read`` meant no client ever asked for ``admin`` and no admin could get it. The authorization
+    server grants the subset a user is entitled to and names it in the token response."""
+    if settings.resource_server_url is None:
+        return
+    routes = create_protected_resource_routes(
+        resource_url=settings.resource_server_url,
+        authorization_servers=[settings.issuer_url],
+        scopes_supported=list(ALL_SCOPES),
+    )
+    paths = {route.path for route in routes}
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in paths]
+    app.router.routes[0:0] = routes
 
 
 def is_loopback(host: str) -> bool:

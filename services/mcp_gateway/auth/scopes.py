@@ -9,6 +9,14 @@
 
 A call without the scope gets a tool error naming the missing scope and is audited as refused.
 Over stdio, or HTTP on loopback explicitly run without auth, there is no token and no check.
+
+Required and advertised differ on purpose: every HTTP request *requires* ``tag:read``
+(``config._auth_settings``), while the protected-resource metadata *advertises* ``ALL_SCOPES``
+(``config.advertise_all_scopes``), because MCP clients request what discovery lists. The authorization
+server then grants ``admin`` only to ``AUTH_ADMIN_USERS`` / ``AUTH_ADMIN_GROUPS`` and ``tag:read`` to
+everyone else (``authserver.ScopePolicy``). A refused admin call is a tool error, not an HTTP 403
+``insufficient_scope`` step-up challenge: the check runs inside the MCP session, after the HTTP
+layer has answered.
 """
 
 from __future__ import annotations

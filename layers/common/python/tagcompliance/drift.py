@@ -793,7 +793,7 @@ def _snapshots_between(store: Store, since: datetime, until: datetime) -> Iterat
 
 def choose_baseline(
     store: Store,
-    scope: tuple[Sequence[str], Sequence[str], str],
+    scope: tuple[Sequence[str], Sequence[str], str | Sequence[str]],
     lookback_days: int | None,
     now: datetime | None = None,
     *,
@@ -801,7 +801,8 @@ def choose_baseline(
 ) -> SnapshotRecord | None:
     """The latest snapshot of the same scope taken at or before ``now - lookback_days``.
 
-    ``scope`` is (resource types, regions, account id), compared as sets. Without
+    ``scope`` is (resource types, regions, accounts), compared as sets; an account id alone means
+    that one account, matched against each snapshot's ``covered_accounts``. Without
     ``lookback_days`` it is the latest one taken before ``now``. ``exclude_snapshot_id`` skips the
     current scan when it is already stored. None means there is no baseline yet: the caller says
     so and keeps the current scan as the first one.
@@ -813,8 +814,12 @@ def choose_baseline(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    types, regions, account_id = scope
-    wanted = (sorted(set(types)), sorted(set(regions)), account_id)
+    types, regions, accounts = scope
+    wanted = (
+        sorted(set(types)),
+        sorted(set(regions)),
+        sorted({accounts} if isinstance(accounts, str) else set(accounts)),
+    )
     # list_snapshots' upper bound is exclusive: one microsecond more makes it "at or before".
     until = now if lookback_days is None else now - timedelta(days=lookback_days) + timedelta(microseconds=1)
     oldest = store.list_snapshots(limit=1)
@@ -830,7 +835,11 @@ def choose_baseline(
         for snapshot in _snapshots_between(store, start, end):
             if (
                 snapshot.snapshot_id != exclude_snapshot_id
-                and (sorted(set(snapshot.resource_types)), sorted(set(snapshot.regions)), snapshot.account_id)
+                and (
+                    sorted(set(snapshot.resource_types)),
+                    sorted(set(snapshot.regions)),
+                    sorted(set(snapshot.covered_accounts)),
+                )
                 == wanted
             ):
                 best = snapshot  # oldest first: the last match is the latest

@@ -22,9 +22,12 @@ class FailedShard(BaseModel):
 
 
 class ScopeInfo(BaseModel):
-    account_id: str
+    account_id: str = Field(description="The account whose credentials ran the scan.")
     regions: list[str]
     resource_types: list[str]
+    accounts: list[str] = Field(
+        default_factory=list, description="The accounts whose resources were scanned (sorted)."
+    )
 
 
 class ViolationOut(BaseModel):
@@ -57,6 +60,11 @@ class ComplianceCheckResult(BaseModel):
     violations_by_type: dict[str, int]
     by_resource_type: dict[str, TypeCounts]
     by_region: dict[str, TypeCounts]
+    by_account: dict[str, TypeCounts] = Field(
+        default_factory=dict,
+        description="Per AWS account with resources in scope: resources found, compliant ones and "
+        "violations (compare accounts by compliant / total).",
+    )
     violations: list[ViolationOut] = Field(description="One page of violations; follow next_cursor for more.")
     next_cursor: str | None = None
     failed_shards: list[FailedShard]

@@ -24,10 +24,7 @@ VIOLATION_COLUMNS = (
 def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) -> dict[str, Any]:
     """The headline figures of a report, and recommendations derived from them."""
     by_tag = Counter((v.violation_type, v.tag_key) for v in violations)
-    worst_types = sorted(
-        ((type_id, counts) for type_id, counts in snapshot.counts_by_type.items() if counts["total"]),
-        key=lambda item: (item[1]["compliant"] / item[1]["total"], -item[1]["total"]),
-    )
+    worst_types = _worst_first(snapshot.counts_by_type)
     recommendations: list[str] = []
     for (violation_type, tag_key), count in by_tag.most_common(5):
         action = {
@@ -48,6 +45,7 @@ def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) ->
         "snapshot_id": snapshot.snapshot_id,
         "scanned_at": snapshot.created_at.isoformat(),
         "account_id": snapshot.account_id,
+        "accounts": snapshot.covered_accounts,
         "regions": snapshot.regions,
         "resource_types": snapshot.resource_types,
         "compliance_score": snapshot.compliance_score,
@@ -58,6 +56,7 @@ def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) ->
         "violations_by_type": dict(sorted(snapshot.counts_by_violation.items())),
         "by_resource_type": dict(worst_types),
         "by_region": dict(sorted(snapshot.counts_by_region.items())),
+        "by_account": dict(_worst_first(snapshot.counts_by_account)),
         "top_issues": [
             {"violation_type": vt, "tag_key": key, "resources": count}
             for (vt, key), count in by_tag.most_common(10)
@@ -65,6 +64,14 @@ def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) ->
         "failed_shards": snapshot.failed_shards,
         "recommendations": recommendations,
     }
+
+
+def _worst_first(counts: dict[str, dict[str, int]]) -> list[tuple[str, dict[str, int]]]:
+    """Entries with resources, the lowest compliant share first (the larger first on a tie)."""
+    return sorted(
+        ((key, entry) for key, entry in counts.items() if entry["total"]),
+        key=lambda item: (item[1]["compliant"] / item[1]["total"], -item[1]["total"], item[0]),
+    )
 
 
 def write_json(summary: dict[str, Any], violations: Iterable[Violation] | None, out: TextIO) -> None:
@@ -94,7 +101,16 @@ def _percent(score: float | None) -> str:
 
 def write_markdown(summary: dict[str, Any], violations: Iterable[Violation] | None, out: TextIO) -> None:
     out.write("# Tag compliance report\n\n")
-    out.write(f"- Account: {summary['account_id']}\n- Regions: {', '.join(summary['regions'])}\n")
+    accounts = summary["accounts"]
+    if len(accounts) > 1:
+        out.write(
+            f"- Accounts: {len(accounts)} ({', '.join(accounts)}), scanned from {summary['account_id']}\n"
+        )
+    elif accounts and accounts[0] != summary["account_id"]:
+        out.write(f"- Account: {accounts[0]} (scanned from {summary['account_id']})\n")
+    else:
+        out.write(f"- Account: {summary['account_id']}\n")
+    out.write(f"- Regions: {', '.join(summary['regions'])}\n")
     out.write(f"- Resource types: {len(summary['resource_types'])}\n- Scanned at: {summary['scanned_at']}\n")
     out.write(f"- Snapshot: {summary['snapshot_id']}\n\n")
     out.write(
@@ -106,6 +122,8 @@ def write_markdown(summary: dict[str, Any], violations: Iterable[Violation] | No
         out.write("> **Incomplete:** these could not be read and are not in the score:\n")
         for shard in summary["failed_shards"]:
             target = shard.get("resource_arn") or f"{shard['resource_type']} in {shard['region']}"
+            if not shard.get("resource_arn") and shard.get("account_id"):
+                target += f" of account {shard['account_id']}"
             out.write(f"> - {_md_cell(target)}: {_md_cell(shard['error'])}\n")
         out.write("\n")
     out.write("## Recommendations\n\n")
@@ -120,6 +138,8 @@ def write_markdown(summary: dict[str, Any], violations: Iterable[Violation] | No
     out.write("\n## By region\n\n| Region | Resources | Compliant | Violations |\n|---|---|---|---|\n")
     for region, counts in summary["by_region"].items():
         out.write(f"| {region} | {counts['total']} | {counts['compliant']} | {counts['violations']} |\n")
+    if len(accounts) > 1:
+        _write_accounts(summary, out)
     out.write("\n## Violations by type\n\n| Violation | Count |\n|---|---|\n")
     for violation_type, count in summary["violations_by_type"].items():
         out.write(f"| {violation_type} | {count} |\n")
@@ -133,3 +153,25 @@ def write_markdown(summary: dict[str, Any], violations: Iterable[Violation] | No
                 f"| {_md_cell(v.resource_arn)} | {v.resource_type} | {v.region} | {v.violation_type} | "
                 f"{_md_cell(v.tag_key)} | {_md_cell(v.current_value)} |\n"
             )
+
+
+def _write_accounts(summary: dict[str, Any], out: TextIO) -> None:
+    """Every audited account, worst first; accounts without resources and unread shards last."""
+    unread: Counter[str] = Counter(
+        str(shard["account_id"]) for shard in summary["failed_shards"] if shard.get("account_id")
+    )
+    listed = list(summary["by_account"]) + [
+        account for account in summary["accounts"] if account not in summary["by_account"]
+    ]
+    out.write(
+        "\n## By account (worst first)\n\n"
+        "| Account | Resources | Compliant | Compliant share | Violations | Unread shards or resources |\n"
+        "|---|---|---|---|---|---|\n"
+    )
+    for account in listed:
+        counts = summary["by_account"].get(account, {"total": 0, "compliant": 0, "violations": 0})
+        share = _percent(counts["compliant"] / counts["total"]) if counts["total"] else "n/a"
+        out.write(
+            f"| {_md_cell(account)} | {counts['total']} | {counts['compliant']} | {share} | "
+            f"{counts['violations']} | {unread.get(account, 0)} |\n"
+        )

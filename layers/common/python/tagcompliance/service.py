@@ -123,6 +123,7 @@ class Observation:
             account_id=self.snapshot.account_id,
             regions=self.snapshot.regions,
             resource_types=self.snapshot.resource_types,
+            accounts=self.snapshot.covered_accounts,
         )
 
 
@@ -180,7 +181,12 @@ def _counts(
 def build_snapshot(
     inventory: Inventory, evaluation: Evaluation, policy: TaggingPolicy, trigger: str = "manual"
 ) -> SnapshotRecord:
-    """The snapshot record of one scan (shared by the gateway and the audit pipeline)."""
+    """The snapshot record of one scan (shared by the gateway and the audit pipeline).
+
+    The scan is of ``inventory.account_id`` alone; the pipeline replaces ``account_id`` and
+    ``accounts`` for a run over several accounts (``counts_by_account`` already groups the
+    resources by their own account).
+    """
     failed: list[dict[str, object]] = [
         {
             "region": shard.region,
@@ -217,6 +223,8 @@ def build_snapshot(
         failed_shards=failed,  # type: ignore[arg-type]
         trigger=trigger,
         scheduled=trigger != "manual",
+        accounts=[inventory.account_id],
+        counts_by_account=dict(sorted(_counts(inventory.resources, evaluation, "account_id").items())),
     )
 
 
@@ -463,6 +471,7 @@ class ComplianceService:
             },
             by_resource_type={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_type.items())},
             by_region={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_region.items())},
+            by_account={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_account.items())},
             violations=[violation_out(v, policy) for v in page],
             next_cursor=next_cursor,
             failed_shards=observation.failed_shards,

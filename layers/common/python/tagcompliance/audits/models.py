@@ -49,14 +49,14 @@ class AuditScope(BaseModel):
         return list(dict.fromkeys(self.accounts)) or [self.account_id]
 
     @property
-    def snapshot_account_id(self) -> str:
-        """The snapshot's ``account_id``: the account, or the sorted audited accounts joined by commas.
+    def snapshot_accounts(self) -> list[str]:
+        """The snapshot's ``accounts``: the audited accounts, sorted. Its ``account_id`` is
+        ``account_id`` (the account that ran the audit), never a list.
 
-        A snapshot of several accounts is one scope (drift baselines compare it whole); each
-        resource state and each failed shard names its own account.
+        A snapshot of several accounts is one scope (drift baselines compare the whole account
+        list); each resource state and each failed shard names its own account.
         """
-        accounts = self.audited_accounts
-        return accounts[0] if len(accounts) == 1 else ",".join(sorted(accounts))
+        return sorted(self.audited_accounts)
 
 
 class Shard(BaseModel):
@@ -184,7 +184,9 @@ class AuditOutcome(BaseModel):
     )
     accounts: list[str] = Field(default_factory=list, description="The accounts the snapshot covers.")
     by_account: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="Per account: resources found ('total') and 'compliant' ones."
+        default_factory=dict,
+        description="The snapshot's counts_by_account: per account with resources, 'total' found, "
+        "'compliant' ones and 'violations'.",
     )
     created: bool = Field(description="False when the snapshot already existed (a re-run of the same id).")
 

@@ -16,7 +16,7 @@ from tagcompliance.errors import StoreError
 from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
 from tagcompliance.policy import TaggingPolicy
 from tagcompliance.service import build_snapshot, resource_states
-from tagcompliance.store import ResourceStateRecord, SnapshotRecord, Store
+from tagcompliance.store import SnapshotRecord, Store
 
 from .models import (
     AuditOutcome,
@@ -132,7 +132,7 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
     """
     by_id = {result.shard.shard_id: result for result in results}
     inventory = Inventory(
-        account_id=scope.snapshot_account_id,
+        account_id=scope.account_id,
         regions=list(dict.fromkeys(scope.regions)),
         resource_types=list(dict.fromkeys(scope.resource_types)),
     )
@@ -163,25 +163,10 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
     return inventory
 
 
-def account_counts(states: Iterable[ResourceStateRecord]) -> dict[str, dict[str, int]]:
-    """Resources found and compliant ones per account, from a snapshot's resource states."""
-    counts: dict[str, dict[str, int]] = {}
-    for state in states:
-        entry = counts.setdefault(state.account_id, {"total": 0, "compliant": 0})
-        entry["total"] += 1
-        entry["compliant"] += int(state.compliant)
-    return dict(sorted(counts.items()))
-
-
-def outcome_of(
-    run_id: str,
-    snapshot: SnapshotRecord,
-    created: bool,
-    by_account: dict[str, dict[str, int]] | None = None,
-) -> AuditOutcome:
-    """A run's outcome as its snapshot says it."""
+def outcome_of(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOutcome:
+    """A run's outcome as its stored snapshot says it (per-account totals included)."""
     return AuditOutcome(
-        by_account=by_account or {},
+        by_account={account: dict(counts) for account, counts in snapshot.counts_by_account.items()},
         run_id=run_id,
         snapshot_id=snapshot.snapshot_id,
         total_resources=snapshot.total_resources,
@@ -190,7 +175,7 @@ def outcome_of(
         compliance_score=snapshot.compliance_score,
         failed_shards=len(snapshot.failed_shards),
         failed_shard_details=[dict(entry) for entry in snapshot.failed_shards[:100]],
-        accounts=snapshot.account_id.split(","),
+        accounts=snapshot.covered_accounts,
         created=created,
     )
 
@@ -261,9 +246,7 @@ def aggregate(
     snapshot_id = snapshot_id_for(plan.run_id)
     existing = store.get_snapshot(snapshot_id)
     if existing is not None:
-        return outcome_of(
-            plan.run_id, existing, False, account_counts(store.iter_resource_states(snapshot_id))
-        )
+        return outcome_of(plan.run_id, existing, False)
     results = list(shard_results)
     inventory = merge_inventory(plan.scope, plan.shards, results)
     evaluation = evaluate(inventory.resources, compile_policy(policy, inventory.resource_types))
@@ -271,6 +254,7 @@ def aggregate(
         build_snapshot(inventory, evaluation, policy, plan.scope.trigger),
         snapshot_id=snapshot_id,
         failed_shards=failed_coverage(plan.shards, results),
+        accounts=plan.scope.snapshot_accounts,
     )
     states = list(resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns))
     try:
@@ -280,5 +264,5 @@ def aggregate(
         existing = store.get_snapshot(snapshot_id)
         if existing is None:
             raise
-        return outcome_of(plan.run_id, existing, False, account_counts(states))
-    return outcome_of(plan.run_id, snapshot, True, account_counts(states))
+        return outcome_of(plan.run_id, existing, False)
+    return outcome_of(plan.run_id, snapshot, True)

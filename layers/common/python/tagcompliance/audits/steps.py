@@ -172,7 +172,7 @@ def detect_run_drift(run_id: str, ledger: Ledger, store: Store, limit: int = 20)
         raise LookupError(f"audit run {run_id} has no snapshot yet: aggregate it first")
     baseline = choose_baseline(
         store,
-        (snapshot.resource_types, snapshot.regions, snapshot.account_id),
+        (snapshot.resource_types, snapshot.regions, snapshot.covered_accounts),
         None,
         snapshot.created_at,
         exclude_snapshot_id=snapshot.snapshot_id,

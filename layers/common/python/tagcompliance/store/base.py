@@ -12,11 +12,20 @@ from tagcompliance.errors import StoreError
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRecord:
-    """One compliance check: its scope, score and counts. Written once, never updated."""
+    """One compliance check: its scope, score and counts. Written once, never updated.
+
+    ``account_id`` is one account id: the account whose credentials ran the scan. For a scan of
+    that account alone (every gateway scan) it is also the account scanned. For a pipeline run
+    it is the runner's own account, which reaches the audited ones through ``AssumeRole`` and need
+    not be one of them. What the snapshot covers is ``accounts`` (sorted), and
+    ``counts_by_account`` holds each account's totals. Rows written before migration 0005 by a
+    multi-account run keep the comma-joined ids they were written with in ``account_id``; their
+    ``accounts`` was filled in by that migration.
+    """
 
     snapshot_id: str
     created_at: datetime  # timezone-aware UTC
-    account_id: str
+    account_id: str  # the account that ran the scan (see above)
     regions: list[str]
     resource_types: list[str]
     policy_digest: str
@@ -29,9 +38,19 @@ class SnapshotRecord:
     counts_by_type: dict[str, dict[str, int]]  # type -> {"total", "compliant", "violations"}
     counts_by_region: dict[str, dict[str, int]]
     counts_by_violation: dict[str, int]  # violation_type -> count
-    failed_shards: list[dict[str, Any]]  # [{"region", "resource_type", "error"}]
+    failed_shards: list[dict[str, Any]]  # [{"region", "resource_type", "error"}] (+ "account_id": pipeline)
     trigger: str = "manual"  # manual | scheduled | daily
     scheduled: bool = False
+    # The accounts whose resources the snapshot covers, sorted; [] in a record built without them
+    # means account_id alone (see covered_accounts).
+    accounts: list[str] = field(default_factory=list)
+    # account -> {"total", "compliant", "violations"}, like counts_by_type: accounts with resources.
+    counts_by_account: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def covered_accounts(self) -> list[str]:
+        """The accounts the snapshot covers: ``accounts``, or ``[account_id]`` when none are given."""
+        return list(self.accounts) or ([self.account_id] if self.account_id else [])
 
 
 @dataclass(frozen=True, slots=True)

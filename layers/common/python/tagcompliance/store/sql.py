@@ -192,6 +192,8 @@ _SNAPSHOTS = _Table(
         "counts_by_violation": "json",
         "failed_shards": "json",
         "scheduled": "bool",
+        "accounts": "json",
+        "counts_by_account": "json",
     },
 )
 _STATES = _Table("resource_tag_state", ResourceStateRecord, {"tags": "json", "compliant": "bool"})
