@@ -68,6 +68,9 @@ class EnvironmentConfig(BaseModel):
     gateway_desired_count: int = Field(ge=1, le=10)
     gateway_min_capacity: int = Field(ge=1, le=10)
     gateway_max_capacity: int = Field(ge=1, le=50)
+    # Blue/green: minutes the previous (blue) revision keeps running after production traffic moved
+    # to the new (green) one; the deployment alarms can still roll back until it ends (ECS: 0-1440).
+    gateway_bake_time_minutes: int = Field(ge=0, le=1440)
     db_instance_type: str
     db_allocated_storage_gb: int = Field(ge=20, le=1000)
     db_max_allocated_storage_gb: int = Field(ge=20, le=2000)

@@ -245,6 +245,20 @@ def suppress(deployment: Deployment) -> None:
         ],
     )
     _suppress_wildcards(
+        gateway.load_balancer_role,
+        [
+            (
+                "AwsSolutions-IAM4",
+                [
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+                ],
+                "The infrastructure role ECS blue/green deployments require (ECS guide): AWS keeps this "
+                "policy in step with the actions the deployment controller calls on target groups and "
+                "listener rules; only ecs.amazonaws.com can assume the role",
+            )
+        ],
+    )
+    _suppress_wildcards(
         gateway.task_definition.obtain_execution_role(),
         [
             (

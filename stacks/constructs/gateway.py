@@ -1,10 +1,13 @@
 """Gateway: the MCP server image, an ECS Fargate service behind an HTTPS Application Load Balancer,
 auto-scaling on CPU, and a task role with the spec's read-only permissions.
 
-Rollout: ECS rolling deployment at full capacity (min 100 %, max 200 %: the new task set starts
-beside the old one and takes traffic only once the ALB finds it healthy) with the deployment
-circuit breaker and a CloudWatch deployment alarm on 5XX answers, both rolling back
-automatically (stacks/README.md "Rollout and rollback").
+Rollout: ECS native blue/green deployment (deployment controller ECS, strategy BLUE_GREEN). The
+HTTPS listener routes every request through one production listener rule that forwards to the
+blue and green target groups with weights; a deployment starts the new revision at full size in
+the idle target group, ECS moves the rule's weight to it once the tasks are healthy, keeps the old
+revision running for the environment's bake time, then stops it. The deployment circuit breaker
+and a CloudWatch deployment alarm on 5XX answers roll back automatically, by moving the weight
+back (stacks/README.md "Rollout and rollback").
 """
 
 from __future__ import annotations
@@ -207,6 +210,10 @@ class Gateway(Construct):
             vpc_subnets=network.app_subnets,
             security_groups=[self.service_security_group],
             assign_public_ip=False,
+            deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN,
+            bake_time=Duration.minutes(env.gateway_bake_time_minutes),
+            # Blue/green starts the green revision at 100 % beside the blue one; these two bound
+            # task replacements outside deployments (a failed task is replaced before it is stopped).
             min_healthy_percent=100,
             max_healthy_percent=200,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
@@ -214,23 +221,53 @@ class Gateway(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_ecs_managed_tags=True,
         )
-        self.target_group = self.https_listener.add_targets(
-            "Gateway",
-            port=GATEWAY_PORT,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            targets=[
-                self.service.load_balancer_target(container_name=CONTAINER_NAME, container_port=GATEWAY_PORT)
-            ],
-            health_check=elbv2.HealthCheck(
-                path=GATEWAY_HEALTH_PATH,
-                healthy_http_codes="200",
-                interval=Duration.seconds(15),
-                timeout=Duration.seconds(5),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=3,
-            ),
-            deregistration_delay=Duration.seconds(30),
+        # Blue and green target groups, identical: ECS registers each new revision in the idle one.
+        self.blue_target_group = self._target_group("Blue", vpc)
+        self.green_target_group = self._target_group("Green", vpc)
+        # ECS blue/green shifts traffic by rewriting the weights of a listener *rule* (not a default
+        # action). The rule matches every path, so the listener's default action (also a forward,
+        # since ECS refuses listeners that mix forward and non-forward actions) is never reached.
+        self.https_listener.add_action(
+            "Default", action=elbv2.ListenerAction.forward([self.blue_target_group])
         )
+        self.production_rule = elbv2.ApplicationListenerRule(
+            self,
+            "ProductionRule",
+            listener=self.https_listener,
+            priority=1,
+            conditions=[elbv2.ListenerCondition.path_patterns(["/*"])],
+            action=elbv2.ListenerAction.weighted_forward(
+                [
+                    elbv2.WeightedTargetGroup(target_group=self.blue_target_group, weight=100),
+                    elbv2.WeightedTargetGroup(target_group=self.green_target_group, weight=0),
+                ]
+            ),
+        )
+        # The role ECS assumes to register tasks in the target groups and to move the rule's weights
+        # (created here, not by CDK's default, so cdk-nag's suppression can name it).
+        self.load_balancer_role = iam.Role(
+            self,
+            "BlueGreenRole",
+            assumed_by=iam.ServicePrincipal("ecs.amazonaws.com"),
+            description="ECS blue/green deployments of the MCP gateway: target groups and listener rule",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "AmazonECSInfrastructureRolePolicyForLoadBalancers"
+                )
+            ],
+        )
+        self.service.load_balancer_target(
+            container_name=CONTAINER_NAME,
+            container_port=GATEWAY_PORT,
+            alternate_target=ecs.AlternateTarget(
+                "Green",
+                alternate_target_group=self.green_target_group,
+                production_listener=ecs.ListenerRuleConfiguration.application_listener_rule(
+                    self.production_rule
+                ),
+                role=self.load_balancer_role,
+            ),
+        ).attach_to_application_target_group(self.blue_target_group)
         self.service.connections.allow_from(
             self.alb_security_group, ec2.Port.tcp(GATEWAY_PORT), "ALB to tasks"
         )
@@ -260,14 +297,16 @@ class Gateway(Construct):
             scale_out_cooldown=Duration.seconds(60),
         )
 
-        # A fast 5XX alarm watched during deployments: in alarm, ECS rolls the deployment back.
+        # A fast 5XX alarm watched during deployments, bake time included: in alarm, ECS rolls the
+        # deployment back. It counts the load balancer's target 5XX (not one target group's), so it
+        # follows production traffic whichever of blue and green serves it.
         self.deployment_alarm = cloudwatch.Alarm(
             self,
             "Deployment5xx",
             # A literal name: the service references it without a dependency on the alarm resource.
             alarm_name=f"{config.prefix}-gateway-deployment-5xx",
             alarm_description="MCP gateway answers 5XX during a deployment: ECS rolls back",
-            metric=self.target_group.metrics.http_code_target(
+            metric=self.load_balancer.metrics.http_code_target(
                 elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=Duration.minutes(1), statistic="Sum"
             ),
             threshold=5,
@@ -283,6 +322,28 @@ class Gateway(Construct):
 
         CfnOutput(self, "Url", value=f"https://{public_host}/mcp", description="MCP endpoint")
         CfnOutput(self, "LoadBalancerDns", value=self.load_balancer.load_balancer_dns_name)
+        # The deploy workflow waits on these until the blue/green deployment (bake time included) is done.
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        CfnOutput(self, "ServiceName", value=self.service.service_name)
+
+    def _target_group(self, name: str, vpc: ec2.IVpc) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
+            self,
+            name,
+            vpc=vpc,
+            port=GATEWAY_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            health_check=elbv2.HealthCheck(
+                path=GATEWAY_HEALTH_PATH,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+            deregistration_delay=Duration.seconds(30),
+        )
 
     @staticmethod
     def _auth_environment(config: AppConfig, secrets: Secrets, public_host: str) -> dict[str, str]:

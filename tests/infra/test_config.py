@@ -37,6 +37,17 @@ def test_prod_is_multi_az_and_protected_dev_is_not() -> None:
     assert not dev.multi_az and not dev.deletion_protection
 
 
+def test_blue_green_bake_time_grows_towards_prod_and_is_bounded() -> None:
+    bake = {env: load_config(_app(env=env)).env.gateway_bake_time_minutes for env in ENVIRONMENT_NAMES}
+    assert bake["dev"] < bake["staging"] < bake["prod"]
+    # At least the deployment alarm's 3-minute window, so the alarm can still roll back while it bakes.
+    assert bake["dev"] >= 3
+    environments = cdk_json_context()["environments"]
+    too_long = {**environments, "prod": {**environments["prod"], "gateway_bake_time_minutes": 1441}}
+    with pytest.raises(SystemExit, match="gateway_bake_time_minutes"):
+        load_config(_app(env="prod", environments=too_long))
+
+
 def test_unknown_environment_names_the_known_ones() -> None:
     with pytest.raises(SystemExit, match=r"unknown environment 'qa' .*dev, prod, staging"):
         load_config(_app(env="qa"))

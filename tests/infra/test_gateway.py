@@ -93,19 +93,37 @@ def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: S
         assert environment["MCP_ALLOWED_HOSTS"] == domain
 
 
-def test_service_desired_count_rollback_and_deployment_alarm(synth: Synthesized) -> None:
+def _only(synth: Synthesized, resource_type: str) -> tuple[str, dict[str, Any]]:
+    (item,) = synth.resources("gateway", resource_type).items()
+    return item
+
+
+def _ref(value: Any) -> str:
+    """The logical id a ``{"Ref": ...}`` or ``{"Fn::GetAtt": [..., "Arn"]}`` points at."""
+    if "Ref" in value:
+        return str(value["Ref"])
+    logical_id, attribute = value["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(logical_id)
+
+
+def test_service_blue_green_with_bake_time_rollback_and_deployment_alarm(synth: Synthesized) -> None:
     env = synth.deployment.config.env
+    prefix = synth.deployment.config.prefix
     synth.template("gateway").has_resource_properties(
         "AWS::ECS::Service",
         {
             "DesiredCount": env.gateway_desired_count,
             "LaunchType": "FARGATE",
+            "DeploymentController": {"Type": "ECS"},  # native blue/green, not CodeDeploy
             "DeploymentConfiguration": {
+                "Strategy": "BLUE_GREEN",
+                "BakeTimeInMinutes": env.gateway_bake_time_minutes,
                 "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
                 "MinimumHealthyPercent": 100,
                 "MaximumPercent": 200,
                 "Alarms": {
-                    "AlarmNames": [f"{synth.deployment.config.prefix}-gateway-deployment-5xx"],
+                    "AlarmNames": [f"{prefix}-gateway-deployment-5xx"],
                     "Enable": True,
                     "Rollback": True,
                 },
@@ -115,9 +133,75 @@ def test_service_desired_count_rollback_and_deployment_alarm(synth: Synthesized)
             },
         },
     )
-    synth.template("gateway").has_resource_properties(
-        "AWS::CloudWatch::Alarm", {"AlarmName": f"{synth.deployment.config.prefix}-gateway-deployment-5xx"}
+
+
+def test_deployment_alarm_watches_the_whole_load_balancer_not_one_target_group(synth: Synthesized) -> None:
+    name = f"{synth.deployment.config.prefix}-gateway-deployment-5xx"
+    ((alarm_id, alarm),) = [
+        (logical_id, alarm)
+        for logical_id, alarm in synth.resources("gateway", "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("AlarmName") == name
+    ]
+    properties = alarm["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_5XX_Count",
     )
+    # Only the LoadBalancer dimension: the alarm sees 5XX whether blue or green serves production.
+    assert [dimension["Name"] for dimension in properties["Dimensions"]] == ["LoadBalancer"]
+    timing = (properties["Period"], properties["EvaluationPeriods"], properties["DatapointsToAlarm"])
+    assert timing == (60, 3, 2)
+    # The service is created only once the alarm exists (ECS checks the names it is given).
+    _, service = _only(synth, "AWS::ECS::Service")
+    assert alarm_id in service["DependsOn"]
+
+
+def test_blue_green_target_groups_production_rule_and_role(synth: Synthesized) -> None:
+    target_groups = synth.resources("gateway", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert len(target_groups) == 2
+    for target_group in target_groups.values():
+        properties = target_group["Properties"]
+        assert (properties["Port"], properties["Protocol"], properties["TargetType"]) == (
+            GATEWAY_PORT,
+            "HTTP",
+            "ip",
+        )
+        assert properties["HealthCheckPath"] == GATEWAY_HEALTH_PATH
+        assert properties["Matcher"] == {"HttpCode": "200"}
+
+    _, service = _only(synth, "AWS::ECS::Service")
+    (entry,) = service["Properties"]["LoadBalancers"]
+    assert (entry["ContainerName"], entry["ContainerPort"]) == ("mcp-server", GATEWAY_PORT)
+    advanced = entry["AdvancedConfiguration"]
+    blue, green = _ref(entry["TargetGroupArn"]), _ref(advanced["AlternateTargetGroupArn"])
+    assert {blue, green} == set(target_groups) and blue != green
+    assert "TestListenerRule" not in advanced  # no test listener (stacks/README.md "Rollout and rollback")
+
+    # The production listener rule: on the HTTPS listener, every path, forward to blue (100) and green (0).
+    rule_id, rule = _only(synth, "AWS::ElasticLoadBalancingV2::ListenerRule")
+    assert _ref(advanced["ProductionListenerRule"]) == rule_id
+    listeners = synth.resources("gateway", "AWS::ElasticLoadBalancingV2::Listener")
+    https = next(k for k, listener in listeners.items() if listener["Properties"]["Port"] == 443)
+    assert _ref(rule["Properties"]["ListenerArn"]) == https
+    assert rule["Properties"]["Conditions"] == [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
+    ]
+    (action,) = rule["Properties"]["Actions"]
+    assert action["Type"] == "forward"
+    weights = {
+        _ref(group["TargetGroupArn"]): group["Weight"] for group in action["ForwardConfig"]["TargetGroups"]
+    }
+    assert weights == {blue: 100, green: 0}
+    # ECS refuses listeners mixing forward and non-forward actions: the HTTPS default action forwards too.
+    assert [a["Type"] for a in listeners[https]["Properties"]["DefaultActions"]] == ["forward"]
+
+    # The role ECS assumes to move the weights and register tasks: ecs.amazonaws.com only.
+    roles = synth.resources("gateway", "AWS::IAM::Role")
+    role = roles[_ref(advanced["RoleArn"])]["Properties"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ecs.amazonaws.com"}
+    assert "AmazonECSInfrastructureRolePolicyForLoadBalancers" in json.dumps(role["ManagedPolicyArns"])
+    assert "Policies" not in role
 
 
 def test_auto_scaling_on_70_percent_cpu(synth: Synthesized) -> None:
@@ -164,15 +248,6 @@ def test_https_listener_with_the_context_certificate_and_http_redirect(synth: Sy
                     {"Type": "redirect", "RedirectConfig": Match.object_like({"Protocol": "HTTPS"})}
                 )
             ],
-        },
-    )
-    gateway.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {
-            "Port": GATEWAY_PORT,
-            "TargetType": "ip",
-            "HealthCheckPath": GATEWAY_HEALTH_PATH,
-            "Matcher": {"HttpCode": "200"},
         },
     )
     gateway.has_resource_properties(
@@ -224,3 +299,20 @@ def test_dockerfile_is_slim_non_root_with_health_check_and_the_real_flags() -> N
     args = parse_args(command[3:])
     assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
     assert f"EXPOSE {GATEWAY_PORT}" in text
+
+
+def test_outputs_name_what_the_deploy_workflow_waits_on(synth: Synthesized) -> None:
+    outputs = synth.template("gateway").find_outputs("*")
+    by_prefix = {
+        prefix: [key for key in outputs if key.startswith(prefix)]
+        for prefix in ("GatewayUrl", "GatewayClusterName", "GatewayServiceName")
+    }
+    assert all(len(keys) == 1 for keys in by_prefix.values()), by_prefix
+    service = next(iter(synth.resources("gateway", "AWS::ECS::Service")))
+    cluster = next(iter(synth.resources("gateway", "AWS::ECS::Cluster")))
+    assert outputs[by_prefix["GatewayServiceName"][0]]["Value"] == {"Fn::GetAtt": [service, "Name"]}
+    assert outputs[by_prefix["GatewayClusterName"][0]]["Value"] == {"Ref": cluster}
+    workflow = (ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    for prefix in by_prefix:
+        assert f"startswith('{prefix}')" in workflow
+    assert "aws ecs wait services-stable" in workflow
