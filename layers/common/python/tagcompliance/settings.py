@@ -329,13 +329,6 @@ class Settings(BaseSettings):
     safety_token_ttl_seconds: int = Field(
         default=600, ge=10, le=86_400, validation_alias="SAFETY_TOKEN_TTL_SECONDS"
     )
-    safety_sample_size: int = Field(
-        default=25,
-        ge=1,
-        le=500,
-        validation_alias="SAFETY_SAMPLE_SIZE",
-        description="Progressive disclosure: details in the first page of a large scan.",
-    )
     safety_regret_learn_after: int = Field(
         default=2,
         ge=1,

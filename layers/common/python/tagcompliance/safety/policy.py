@@ -44,7 +44,6 @@ class SafetyPolicy(BaseModel):
     all_regions_require_approval: bool = True
     require_explicit_scope: bool = True
     token_ttl_seconds: int = Field(default=600, ge=10, le=86_400)
-    sample_size: int = Field(default=25, ge=1, le=500)
     regret_learn_after: int = Field(default=2, ge=1, le=100)
     disabled_rules: list[str] = Field(default_factory=list)
     rules: dict[str, RuleSettings] = Field(default_factory=lambda: dict(DEFAULT_RULES))
@@ -61,7 +60,6 @@ class SafetyPolicy(BaseModel):
             "all_regions_require_approval": settings.safety_all_regions_require_approval,
             "require_explicit_scope": settings.safety_require_explicit_scope,
             "token_ttl_seconds": settings.safety_token_ttl_seconds,
-            "sample_size": settings.safety_sample_size,
             "regret_learn_after": settings.safety_regret_learn_after,
         }
         overrides = dict(settings.safety_organizations.get(org) or {})
