@@ -11,7 +11,6 @@ state machine, and any other failure of a shard is caught there and recorded by
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from services.lambda_runtime import LazyRuntime
 from tagcompliance.audits import (
     Ledger,
     Shard,
@@ -56,10 +56,6 @@ class ScannerRuntime:
     policy_loader: PolicyLoader
 
 
-_runtime: ScannerRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
 def build_runtime(settings: Settings | None = None) -> ScannerRuntime:
     settings = settings or Settings()
     return ScannerRuntime(
@@ -71,19 +67,9 @@ def build_runtime(settings: Settings | None = None) -> ScannerRuntime:
     )
 
 
-def set_runtime(runtime: ScannerRuntime | None) -> None:
-    """Install the runtime the handlers use (None: build it from the environment on next use)."""
-    global _runtime
-    with _runtime_lock:
-        _runtime = runtime
-
-
-def runtime() -> ScannerRuntime:
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = build_runtime()
-        return _runtime
+_runtime: LazyRuntime[ScannerRuntime] = LazyRuntime(build_runtime)
+set_runtime = _runtime.set
+runtime = _runtime.get
 
 
 class ScanShardEvent(BaseModel):

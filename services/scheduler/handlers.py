@@ -14,7 +14,6 @@ schedules inside the gateway (see ``services.mcp_gateway.runtime``).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from services.lambda_runtime import LazyRuntime
 from tagcompliance.audits import (
     InProcessRunner,
     StepFunctionsRunner,
@@ -65,10 +65,6 @@ class SchedulerRuntime:
         )
 
 
-_runtime: SchedulerRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
 def build_runtime(settings: Settings | None = None) -> SchedulerRuntime:
     settings = settings or Settings()
     clients = AwsClients(settings)
@@ -76,18 +72,9 @@ def build_runtime(settings: Settings | None = None) -> SchedulerRuntime:
     return SchedulerRuntime(settings, clients, store, build_runner(settings, clients, store))
 
 
-def set_runtime(runtime: SchedulerRuntime | None) -> None:
-    global _runtime
-    with _runtime_lock:
-        _runtime = runtime
-
-
-def runtime() -> SchedulerRuntime:
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = build_runtime()
-        return _runtime
+_runtime: LazyRuntime[SchedulerRuntime] = LazyRuntime(build_runtime)
+set_runtime = _runtime.set
+runtime = _runtime.get
 
 
 class RunEvent(BaseModel):

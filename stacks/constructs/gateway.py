@@ -41,8 +41,6 @@ from stacks.config import (
     log_retention,
 )
 from stacks.permissions import (
-    STATE_MACHINE_EXECUTION_ACTIONS,
-    STATE_MACHINE_START_ACTIONS,
     gateway_read_actions,
 )
 
@@ -377,39 +375,7 @@ class Gateway(Construct):
                 sid="TagComplianceReadAccess", actions=list(gateway_read_actions()), resources=["*"]
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="StartAudits",
-                actions=list(STATE_MACHINE_START_ACTIONS),
-                resources=[pipeline.state_machine_arn],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="FollowAudits",
-                actions=list(STATE_MACHINE_EXECUTION_ACTIONS),
-                resources=[pipeline.execution_arns],
-            )
-        )
-        group = config.scheduler_group_name
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ManageScheduleGroup",
-                actions=["scheduler:*"],
-                resources=[
-                    stack.format_arn(service="scheduler", resource="schedule-group", resource_name=group),
-                    stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*"),
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassSchedulerRole",
-                actions=["iam:PassRole"],
-                resources=[pipeline.scheduler_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-            )
-        )
+        pipeline.grant_start_and_schedule_audits(role, config, stack)
         data.ledger.grant_read_data(role)
         if secrets.signing_key is not None:  # the authorization server reads its client secret and key
             secrets.oauth.grant_read(role)

@@ -58,6 +58,7 @@ FUNCTION_CODE_EXCLUDE = [
     "!/services/",
     "/services/*",
     "!/services/__init__.py",
+    "!/services/lambda_runtime.py",
     "!/services/scanners/",
     "!/services/scheduler/",
     "!/policies/",
@@ -399,14 +400,19 @@ class Pipeline(Construct):
         role.add_to_policy(
             iam.PolicyStatement(sid="ResolveScope", actions=list(SCOPE_READ_ACTIONS), resources=["*"])
         )
-        role.add_to_policy(
+        self.grant_start_and_schedule_audits(role, config, stack)
+
+    def grant_start_and_schedule_audits(self, role: iam.IRole, config: AppConfig, stack: Stack) -> None:
+        """Start and follow runs of the state machine, manage the schedule group's schedules and pass
+        the scheduler role to EventBridge Scheduler (the gateway and the scheduler handlers)."""
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="StartAudits",
                 actions=list(STATE_MACHINE_START_ACTIONS),
                 resources=[self.state_machine_arn],
             )
         )
-        role.add_to_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="FollowAudits",
                 actions=list(STATE_MACHINE_EXECUTION_ACTIONS),
@@ -414,7 +420,7 @@ class Pipeline(Construct):
             )
         )
         group = config.scheduler_group_name
-        role.add_to_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ManageScheduleGroup",
                 actions=["scheduler:*"],
@@ -424,7 +430,7 @@ class Pipeline(Construct):
                 ],
             )
         )
-        role.add_to_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PassSchedulerRole",
                 actions=["iam:PassRole"],

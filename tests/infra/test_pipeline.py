@@ -198,3 +198,34 @@ def test_make_lambda_deps_builds_wheels_for_the_lambda_runtime() -> None:
     version = RUNTIME.name.removeprefix("python")
     assert f"--python-version {version}" in makefile
     assert "--platform manylinux2014_x86_64" in makefile  # the functions' architecture is x86_64
+
+
+def test_staged_function_code_holds_every_module_the_handlers_import(synth: Synthesized) -> None:
+    """Import every handler module from the staged function asset plus the staged layer, as Lambda
+    would (/var/task, /opt/python), so a module left out of FUNCTION_CODE_EXCLUDE fails here."""
+    import subprocess
+    import sysconfig
+
+    assets = [path for path in synth.outdir.glob("asset.*") if path.is_dir()]
+    # The function code: the handler packages without the rest of the repository (the gateway image's
+    # build context holds services/ too, beside layers/).
+    (function_code,) = [
+        path
+        for path in assets
+        if (path / "services" / "scanners" / "handlers.py").is_file() and not (path / "layers").exists()
+    ]
+    (layer,) = [path for path in assets if (path / "python" / "tagcompliance" / "__init__.py").is_file()]
+    script = (
+        "import importlib, sys\n"
+        # -S: site-packages without its .pth files, so the project's editable install cannot
+        # supply what the staged asset lacks.
+        f"sys.path[:0] = [{str(function_code)!r}, {str(layer / 'python')!r}, {sysconfig.get_paths()['purelib']!r}]\n"
+        f"for name in {list(HANDLER_MODULES)!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        f"    assert module.__file__.startswith({str(function_code)!r}), module.__file__\n"
+        "import services, tagcompliance\n"
+        f"assert services.__file__.startswith({str(function_code)!r}), services.__file__\n"
+        f"assert tagcompliance.__file__.startswith({str(layer)!r}), tagcompliance.__file__\n"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
