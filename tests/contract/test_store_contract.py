@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tagcompliance.errors import InvalidInputError, StoreError
 from tagcompliance.settings import Settings
@@ -65,15 +66,25 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         return
     url = request.getfixturevalue("postgres_url")
     postgres_store = open_store(Settings(DATABASE_URL=url))
+    # The database lives for the session and other suites write to it too: every table but the
+    # migration record is emptied first, so each test starts from what it asserts.
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename <> 'schema_migrations'"
+            )
+        ]
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(map(sql.Identifier, tables))
+            )
+        )
     try:
         yield postgres_store
     finally:
         postgres_store.close()
-        # The database lives for the session: empty it so the next test starts clean.
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "TRUNCATE resource_tag_state, compliance_snapshots, audit_logs, scheduled_audits RESTART IDENTITY"
-            )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -470,7 +481,7 @@ def test_info_names_backend_and_location(store: Store, request: pytest.FixtureRe
 def test_postgres_location_never_shows_the_password(postgres_url: str) -> None:
     database = postgres_url.rsplit("/", 1)[1]
     # Trust authentication ignores the password, so the store opens and we can inspect what it shows.
-    store = PostgresStore(postgres_url_for(database, password="hunter2-not-shown"))
+    store = open_store(Settings(DATABASE_URL=postgres_url_for(database, password="hunter2-not-shown")))
     try:
         assert store.info().location == f"postgresql://postgres@127.0.0.1:5432/{database}"
     finally:
