@@ -18,14 +18,14 @@ SLACK_SECRET = "q7Zs3cretWebh00kT4il"  # the secret part of a Slack incoming-web
 SLACK_WEBHOOK = f"https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/{SLACK_SECRET}"
 
 
-def user_token(stack: AuthStack, subject: str, scope: str = "tag:read") -> str:
+def user_token(gateway: AuthStack, subject: str, scope: str = "tag:read") -> str:
     """A live access token for ``subject``, signed by the gateway, as its OAuth flow would issue."""
     now = int(time.time())
-    return stack.sign(
+    return gateway.sign(
         {
-            "iss": stack.issuer,
+            "iss": gateway.issuer,
             "sub": subject,
-            "aud": stack.mcp_url,
+            "aud": gateway.mcp_url,
             "client_id": f"client-of-{subject}",
             "scope": scope,
             "iat": now,

@@ -51,8 +51,10 @@ def debug_gateway(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -
     log = tmp_path / "gateway.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--port", str(port)]
-            + ["--allow-unauthenticated-loopback", "--log-level", "DEBUG"],
+            [
+                *(sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--port", str(port)),
+                *("--allow-unauthenticated-loopback", "--log-level", "DEBUG"),
+            ],
             env=environment,
             cwd=str(REPO_ROOT),
             stdout=subprocess.DEVNULL,
