@@ -38,6 +38,8 @@ _TEXT_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"(hooks\.slack\.com/)(?:services/(?!\.\.\.)|\.\.\.)[^\s'\"<>,;)\]}]+", re.IGNORECASE),
         rf"\1services/{REDACTED}",
     ),
+    # The webhook's path without its host (a fragment pasted or cut): team/bot/secret.
+    (re.compile(r"\b(T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/)[A-Za-z0-9]{8,}"), rf"\1{REDACTED}"),
     # Headers and query parameters, as dict reprs ('Cookie': b'...'), lines (x-amz-security-token:...)
     # or URLs (X-Amz-Security-Token=...&).
     (
