@@ -10,9 +10,9 @@ terminates its transport."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 import math
 import time
+from collections.abc import Callable
 
 import httpx2 as httpx
 from mcp.server.mcpserver import MCPServer
