@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.mcp_gateway.auth.logfilter import public_error
 from tests.auth.conftest import AuthStack, connect
 from tests.e2e.helpers import REPO_ROOT
 
@@ -72,3 +73,23 @@ async def test_the_confirmation_asked_before_saving_names_no_server_directory(st
     text = str(result.structured_content)
     for directory in server_directories(stack):
         assert directory not in text, text
+
+
+@pytest.mark.parametrize(
+    ("message", "hidden", "kept"),
+    [
+        ("tagging policy /srv/app/policies/p.json is not valid JSON", "/srv/app", ".../p.json"),
+        ("[Errno 36] File name too long: '/home/svc/.tag-compliance/x.json'", "/home/svc", ".../x.json"),
+        ("no such resource arn:aws:iam::123456789012:role/team/app-role", None, "role/team/app-role"),
+        (
+            "cron */15 * * * * at http://127.0.0.1:8080/mcp/x",
+            None,
+            "*/15 * * * * at http://127.0.0.1:8080/mcp/x",
+        ),
+    ],
+)
+def test_public_errors_hide_server_paths_only(message: str, hidden: str | None, kept: str) -> None:
+    shown = public_error(message)
+    assert kept in shown, shown
+    if hidden is not None:
+        assert hidden not in shown, shown

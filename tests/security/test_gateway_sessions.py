@@ -104,3 +104,43 @@ async def test_idle_sessions_expire_after_the_configured_timeout(capped_stack: A
         assert await session_status(http, capped_stack, dave, session) == 200
         await anyio.sleep(4.5)  # MCP_SESSION_IDLE_SECONDS=3 in this stack; the SDK default is 30 minutes
         assert await session_status(http, capped_stack, dave, session) == 404
+
+
+async def test_a_user_whose_sessions_are_all_busy_is_refused_and_only_that_user(
+    capped_stack: AuthStack,
+) -> None:
+    """Sessions with a request in flight (here each holds its GET event stream open) are never closed
+    for a newcomer: the user at the cap gets 503, anybody else still gets in."""
+    erin, frank = user_token(capped_stack, "erin@example.com"), user_token(capped_stack, "frank@example.com")
+    async with httpx.AsyncClient(timeout=10) as http, anyio.create_task_group() as streams:
+        sessions = [await open_session(http, capped_stack, erin) for _ in range(3)]
+        opened = anyio.Event()
+        held: list[str] = []
+
+        async def hold_stream(session_id: str) -> None:
+            headers = {
+                "Authorization": f"Bearer {erin}",
+                "Accept": "text/event-stream",
+                "mcp-session-id": session_id,
+                "mcp-protocol-version": PROTOCOL_VERSION,
+            }
+            async with http.stream("GET", capped_stack.mcp_url, headers=headers) as response:
+                assert response.status_code == 200
+                held.append(session_id)
+                if len(held) == len(sessions):
+                    opened.set()
+                await anyio.sleep_forever()
+
+        for session_id in sessions:
+            streams.start_soon(hold_stream, session_id)
+        with anyio.fail_after(5):
+            await opened.wait()
+        refused = await http.post(
+            capped_stack.mcp_url,
+            json=INITIALIZE,
+            headers={"Authorization": f"Bearer {erin}", "Accept": ACCEPT},
+        )
+        assert refused.status_code == 503
+        other = await open_session(http, capped_stack, frank)
+        assert await session_status(http, capped_stack, frank, other) == 200
+        streams.cancel_scope.cancel()
