@@ -165,6 +165,7 @@ def test_wire_logs_redact_cookies_and_authorization() -> None:
             "Response headers: {'Set-Cookie': 'AWSALB=cookie-value; Path=/', 'x-amzn-RequestId': 'r1'}"
         )
         logging.getLogger("urllib3.connectionpool").debug("Cookie: session=cookie-value; other=cookie-value")
+        logging.getLogger("httpx").debug("Authorization: Bearer tokEN-value")
         logging.getLogger("tagcompliance.gateway").info("value %s", "a" * 50_000)
     finally:
         restore()

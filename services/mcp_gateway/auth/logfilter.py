@@ -45,7 +45,7 @@ _TEXT_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"\b(authorization|proxy-authorization|x-amz-security-token|x-amz-credential|x-amz-signature"
-            r"|set-cookie|cookie)(['\"]?\s*[:=]\s*b?['\"]?)[^'\"\r\n&]+",
+            r"|set-cookie|cookie)(['\"]?\s*[:=]\s*(?:b?['\"])?)[^'\"\r\n&]+",
             re.IGNORECASE,
         ),
         rf"\1\2{REDACTED}",
