@@ -21,18 +21,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from services.mcp_gateway.sessions import SessionLimits
 from tests.auth.conftest import ServerThread, free_port
+from tests.security.conftest import ACCEPT, INITIALIZE
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "c", "version": "1"},
-    },
-}
-HEADERS = {"Accept": "application/json, text/event-stream"}
+HEADERS = {"Accept": ACCEPT}
 
 
 def wait_until(condition: Callable[[], bool], failure: str) -> None:

@@ -14,6 +14,18 @@ import pytest
 from services.demo.aws import DemoAws
 from tests.auth.conftest import AuthStack, anyio_backend, running_stack, stack  # noqa: F401 - fixtures
 
+PROTOCOL_VERSION = "2025-06-18"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "security-suite", "version": "1"},
+    },
+}
+ACCEPT = "application/json, text/event-stream"
 SLACK_SECRET = "q7Zs3cretWebh00kT4il"  # the secret part of a Slack incoming-webhook URL
 SLACK_WEBHOOK = f"https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/{SLACK_SECRET}"
 

@@ -10,22 +10,9 @@ import pytest
 
 from tests.auth.conftest import AuthStack, connect
 
-from .conftest import user_token
+from .conftest import ACCEPT, INITIALIZE, PROTOCOL_VERSION, user_token
 
 pytestmark = pytest.mark.anyio
-
-PROTOCOL_VERSION = "2025-06-18"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": PROTOCOL_VERSION,
-        "capabilities": {},
-        "clientInfo": {"name": "session-flood", "version": "1"},
-    },
-}
-ACCEPT = "application/json, text/event-stream"
 
 
 async def open_session(http: httpx.AsyncClient, stack: AuthStack, token: str) -> str:
