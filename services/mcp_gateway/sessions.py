@@ -54,7 +54,8 @@ class SessionLimits:
         self.total = total
         self.owners: dict[str, UserKey | None] = {}
         self._admit_unlimited = manager._admit_session
-        manager.max_sessions = None  # the total is enforced here, closing idle sessions first
+        # The SDK's own check (503 at the cap) stays as a backstop: admit frees a slot before it runs.
+        manager.max_sessions = total
         manager._admit_session = self.admit  # type: ignore[method-assign]
 
     def admit(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
@@ -65,8 +66,9 @@ class SessionLimits:
         if user is not None and len(mine) >= self.per_user and not self._close_longest_idle(mine):
             logger.warning("refused a session for %s: its %d sessions are all busy", user[1], len(mine))
             return None
-        if len(self.owners) >= self.total and not self._close_longest_idle(list(self.owners)):
-            logger.warning("refused a session: all %d sessions are busy", len(self.owners))
+        total = len(self.manager._server_instances)
+        if total >= self.total and not self._close_longest_idle(list(self.owners)):
+            logger.warning("refused a session: all %d sessions are busy", total)
             return None
         transport = self._admit_unlimited(requestor)
         if transport is not None and transport.mcp_session_id is not None:
