@@ -167,6 +167,10 @@ def test_wire_logs_redact_cookies_and_authorization() -> None:
         logging.getLogger("urllib3.connectionpool").debug("Cookie: session=cookie-value; other=cookie-value")
         logging.getLogger("httpx").debug("Authorization: Bearer tokEN-value")
         logging.getLogger("tagcompliance.gateway").info("value %s", "a" * 50_000)
+        try:
+            raise ValueError("b" * 50_000)
+        except ValueError:
+            logging.getLogger("tagcompliance.gateway").exception("failed")
     finally:
         restore()
     output = stream.getvalue()

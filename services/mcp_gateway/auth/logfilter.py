@@ -118,7 +118,7 @@ class SafeFormatter(logging.Formatter):
             details.append(self.formatStack(record.stack_info))
         text = super().format(safe)
         for detail in details:  # indented: no line of a traceback can pass for a record
-            text += "\n" + "\n".join(f"    {line}" for line in redact_text(detail).splitlines())
+            text += "\n" + "\n".join(f"    {capped(line)}" for line in redact_text(detail).splitlines())
         return text
 
 
