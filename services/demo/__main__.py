@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import socket
@@ -26,10 +25,11 @@ from pathlib import Path
 import uvicorn
 
 from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.auth.logfilter import install_access_log_redaction
+from services.mcp_gateway.auth.logfilter import configure_logging
 from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
+from services.mcp_gateway.sessions import http_app
 from tagcompliance.settings import Settings
 
 from .aws import start_demo_aws
@@ -81,7 +81,7 @@ class _BackgroundServer:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    configure_logging("WARNING", sys.stderr)
     data_dir = Path(os.environ.get("DEMO_DATA_DIR", str(DATA_DIR)))
     print("Starting the demo AWS estate (moto server on 127.0.0.1)...", flush=True)
     demo = start_demo_aws(port=int(os.environ.get("DEMO_AWS_PORT", "0")) or None)
@@ -160,11 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("No authentication (loopback only). Run `python -m services.demo --auth` for OAuth.")
         print("Press Ctrl-C to stop.\n", flush=True)
-        app = build_server(runtime, auth).streamable_http_app(host="127.0.0.1")
-        if auth is not None:
-            auth.install(app)
-        install_access_log_redaction()
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
     finally:
         runtime.close()
         if idp_server is not None:

@@ -19,10 +19,11 @@ from pydantic import ValidationError
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 
-from .auth.config import build_auth, check_http_exposure, transport_security
-from .auth.logfilter import install_access_log_redaction
+from .auth.config import build_auth, check_http_exposure
+from .auth.logfilter import configure_logging
 from .runtime import build_runtime
 from .server import build_server
+from .sessions import http_app
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,10 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # stdout carries the MCP protocol on stdio: every log line goes to stderr.
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # stdout carries the MCP protocol on stdio: every log line goes to stderr, redacted and escaped.
+    configure_logging(args.log_level, sys.stderr)
     try:
         settings = Settings()
         if args.transport == "http" and not (settings.auth_idp_issuer_url or settings.auth_issuer_url):
@@ -77,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "stdio":
             server.run()
         else:
-            install_access_log_redaction()
-            app = server.streamable_http_app(host=args.host, transport_security=transport_security(settings))
-            if auth is not None:
-                auth.install(app)
-            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+            # log_config=None: uvicorn's records (access log included) go through the root handler
+            uvicorn.run(
+                http_app(server, settings, args.host, auth),
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level.lower(),
+                log_config=None,
+            )
     finally:
         runtime.close()
     return 0

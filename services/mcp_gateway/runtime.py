@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import re
 import threading
 import time
 import uuid
@@ -27,7 +26,6 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
 
 from tagcompliance import __version__
 from tagcompliance.audits import InProcessRunner, StepFunctionsRunner, build_runner, scheduled_audit_runner
@@ -42,12 +40,11 @@ from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
 from tagcompliance.store import AuditRecord, Store, open_store
 
+from .auth.logfilter import public_error, redact
+
 logger = logging.getLogger("tagcompliance.gateway")
 ResultT = TypeVar("ResultT", bound=BaseModel)
-SECRET_MARKERS = ("token", "secret", "password", "authorization", "webhook", "credential", "key_id")
 PROGRESS_INTERVAL_SECONDS = 0.5
-# A Slack incoming-webhook URL is a credential, whatever the parameter holding it is called.
-SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com/services/[^\s\"']+")
 
 
 @dataclass(slots=True)
@@ -149,21 +146,6 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
     return runtime
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """Parameters as logged: values under secret-looking keys are replaced."""
-    if any(marker in key.lower() for marker in SECRET_MARKERS):
-        return "[redacted]"
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(item, key) for item in value[:100]]
-    if isinstance(value, str) and SLACK_WEBHOOK.search(value):
-        return SLACK_WEBHOOK.sub("https://hooks.slack.com/services/[redacted]", value)
-    if isinstance(value, str) and len(value) > 500:
-        return value[:500] + "..."
-    return to_jsonable_python(value)  # dates and the like, as the audit log stores JSON
-
-
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars and list sizes of a result: enough to audit, small enough to store for every call."""
     summary: dict[str, Any] = {}
@@ -232,11 +214,12 @@ class AuditMiddleware:
         try:
             result = await call_next(ctx)
         except Exception as error:
-            error_message = str(error)[:1000] or type(error).__name__
+            error_message = public_error(str(error))[:1000] or type(error).__name__
             raise
         else:
             is_error, content, structured = _call_outcome(result)
-            if is_error:
+            if is_error:  # the SDK's own errors (argument validation) repeat what was sent
+                _redact_blocks(content)
                 error_message = " ".join(_block_text(block) for block in content)[:1000]
             else:
                 status = "success"
@@ -335,6 +318,15 @@ def _call_outcome(result: Any) -> tuple[bool, list[Any], dict[str, Any]]:
         list(data.get("content") or []),
         data.get("structured_content") or data.get("structuredContent") or {},
     )
+
+
+def _redact_blocks(content: list[Any]) -> None:
+    """An error answer's text blocks through ``public_error``, in place (the answer sent is this one)."""
+    for block in content:
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            block["text"] = public_error(block["text"])
+        elif isinstance(getattr(block, "text", None), str):
+            block.text = public_error(block.text)
 
 
 def _block_text(block: Any) -> str:

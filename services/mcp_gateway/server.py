@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -43,8 +44,8 @@ from tagcompliance.schedules import ScheduleSpec
 from tagcompliance.suggest import TagSuggestions
 
 from .audit_tools import register_audit_tools
-from .auth.config import GatewayAuth
-from .auth.scopes import ScopeMiddleware
+from .auth.config import GatewayAuth, is_loopback
+from .auth.scopes import ADMIN_SCOPE, ScopeMiddleware
 from .runtime import AuditMiddleware, Runtime, run_tool
 from .safety import (
     ConfirmationToken,
@@ -73,6 +74,9 @@ clarification_needed with options and estimates. Large, costly or writing calls 
 show it to the user, and only after they confirm call again with its confirmation_token. dry_run
 estimates a call without calling AWS.
 """
+
+# A proxy in front adds one of these: the request's loopback peer then is the proxy, not the client.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 # Tools whose answer may be a SafetyResponse instead of their own result.
 GUARDED_TOOLS = (
@@ -763,7 +767,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
                 policies_dir,
             ),
             fixed_estimate=gate.organizations_estimate(policy_id, use_effective),
-            writes=f"saves the converted policy to {output_path or 'the default file'} in {policies_dir}"
+            writes=f"saves the converted policy as {output_path or 'the default file'} (policies directory)"
             if save_to_file
             else None,
             dry_run=dry_run,
@@ -875,9 +879,20 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
 
     @mcp.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse(runtime.health())
+        """Liveness for anyone (load balancers); the configuration for an operator."""
+        return JSONResponse(runtime.health() if may_see_health_details(request) else {"status": "ok"})
 
     return mcp
+
+
+def may_see_health_details(request: Request) -> bool:
+    """An ``admin`` bearer token, or a loopback client no proxy forwarded (an operator on the host)."""
+    user = request.scope.get("user")
+    if isinstance(user, AuthenticatedUser) and ADMIN_SCOPE in user.scopes:
+        return True
+    client = request.client
+    forwarded = any(name in request.headers for name in FORWARDING_HEADERS)
+    return client is not None and is_loopback(client.host) and not forwarded
 
 
 def _forbid_unknown_arguments(mcp: MCPServer) -> None:

@@ -33,10 +33,10 @@ from mcp.shared.auth import (
 from services.demo.aws import DemoAws
 from services.mcp_gateway.auth.authserver import GatewayAuthorizationServer, token_hash
 from services.mcp_gateway.auth.config import GatewayAuth, build_auth
-from services.mcp_gateway.auth.logfilter import install_access_log_redaction
 from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
+from services.mcp_gateway.sessions import http_app
 from tagcompliance.store.base import OAuthSessionRecord
 from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import gateway_settings
@@ -148,8 +148,7 @@ def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = 
     auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store)
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
-    install_access_log_redaction()
-    app = auth.install(build_server(runtime, auth).streamable_http_app(host="127.0.0.1"))
+    app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
     try:
         with ServerThread(idp.app(), idp_port), ServerThread(app, gateway_port, access_log=True):
             yield AuthStack(

@@ -637,6 +637,10 @@ def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux and macOS file systems
+MAX_PATH_BYTES = 4095  # PATH_MAX less its terminating NUL
+
+
 def resolve_output_path(output_path: str | Path | None, policies_dir: Path) -> Path:
     """Where to write a policy file: a ``.json`` file inside ``policies_dir``, symlinks resolved.
 
@@ -652,17 +656,29 @@ def resolve_output_path(output_path: str | Path | None, policies_dir: Path) -> P
         raise InvalidInputError(f"output_path {raw!r} must not contain '..'")
     if candidate.suffix.lower() != ".json":
         raise InvalidInputError(f"output_path {raw!r} must name a .json file")
-    root = policies_dir.resolve()
-    if not candidate.is_absolute():
-        from_cwd = (Path.cwd() / candidate).resolve()
-        candidate = from_cwd if _inside(from_cwd.parent, root) else root / candidate
-    resolved = candidate.resolve()
-    if not _inside(resolved.parent, root):
+    longest = max(len(os.fsencode(part)) for part in candidate.parts)
+    if longest > MAX_NAME_BYTES:
         raise InvalidInputError(
-            f"output_path {raw!r} resolves to {resolved}, outside the policies directory {root}"
+            f"output_path is too long: one of its names has {longest} bytes, at most {MAX_NAME_BYTES}"
         )
-    if resolved.exists() and not resolved.is_file():
-        raise InvalidInputError(f"output_path {raw!r} is not a regular file")
+    root = policies_dir.resolve()
+    try:
+        if not candidate.is_absolute():
+            from_cwd = (Path.cwd() / candidate).resolve()
+            candidate = from_cwd if _inside(from_cwd.parent, root) else root / candidate
+        resolved = candidate.resolve()
+        if len(os.fsencode(str(resolved))) > MAX_PATH_BYTES:
+            raise InvalidInputError(f"output_path is too long: at most {MAX_PATH_BYTES} bytes in all")
+        # The caller sees neither the resolved path nor the directory: server paths stay private.
+        if not _inside(resolved.parent, root):
+            raise InvalidInputError(
+                f"output_path {raw!r} is outside the policies directory: give a .json file name "
+                "inside it, such as finance.json"
+            )
+        if resolved.exists() and not resolved.is_file():
+            raise InvalidInputError(f"output_path {raw!r} is not a regular file")
+    except OSError as error:  # e.g. a symlink loop: still the caller's path, not a server fault
+        raise InvalidInputError(f"output_path {raw!r} cannot be used: {error.strerror or error}") from None
     return resolved
 
 
