@@ -207,6 +207,9 @@ def test_signing_key_and_idp_secret_from_secrets_manager(demo_aws: DemoAws, tmp_
             store.close()
     finally:
         patch.undo()
+        # The demo estate is shared by the whole session and secrets are resources it counts.
+        for arn in (key_arn, idp_arn, json_arn):
+            secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
 
 @pytest.mark.parametrize(
