@@ -48,7 +48,7 @@ class DeployedFunction:
     memory_mb: int
     timeout_seconds: int
     variables: dict[str, str]
-    invocations: list[Outcome] = field(default_factory=list)
+    invocations: list[Outcome] = field(default_factory=list)  # cold starts without an invocation excluded
 
     @property
     def module(self) -> str:
@@ -232,7 +232,8 @@ class LambdaEnvironment:
                 outcome = Outcome(
                     raw.get("result"), raw.get("errorType"), raw.get("errorMessage"), raw["modules"], logs
                 )
-        function.invocations.append(outcome)
+        if not init_only:
+            function.invocations.append(outcome)
         return outcome
 
     def handler_for(self, function: DeployedFunction) -> Any:

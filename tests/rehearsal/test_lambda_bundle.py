@@ -31,7 +31,7 @@ from tests.infra.conftest import Synthesized, synthesize
 from tests.pipeline.lambda_seam import routed_lambda, set_moto_config
 
 from .artifacts import lambda_dependency_layer
-from .functions import DeployedFunction, LambdaEnvironment, Outcome, deployed_functions
+from .functions import BOOTSTRAP, DeployedFunction, LambdaEnvironment, Outcome, deployed_functions
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -156,12 +156,13 @@ def rehearsal(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def foreign_modules(outcome: Outcome, function: DeployedFunction, opt: Path) -> dict[str, str]:
-    """Modules the function imported from anywhere but its code, its layers and the standard library."""
+    """Modules the function imported from anywhere but its code, its layers and the standard library
+    (the runtime stand-in itself aside, as the real runtime's own modules)."""
     allowed = (str(function.code), str(opt), *STANDARD_LIBRARY)
     return {
         name: origin
         for name, origin in outcome.modules.items()
-        if not any(origin.startswith(prefix + "/") for prefix in allowed)
+        if origin != str(BOOTSTRAP) and not any(origin.startswith(prefix + "/") for prefix in allowed)
     }
 
 
