@@ -150,3 +150,22 @@ async def test_http_with_oauth_calls_a_tool(gateway_over_http: str, demo_aws: De
     assert (
         result.structured_content["total_resources"] == demo_aws.estate.expected_summary(**TOOL_SCOPE).total
     )
+
+
+def test_localstack_asked_of_the_image_says_the_client_is_not_installed(
+    image: GatewayImage, demo_aws: DemoAws
+) -> None:
+    """localstack-client is a development dependency only (sdist-only: the Lambda layer takes wheels)."""
+    environment = deployment_environment(image, demo_aws, USE_LOCALSTACK="true")
+    environment.pop("AWS_ENDPOINT_URL")
+    result = subprocess.run(
+        image.command("python", "-m", "services.mcp_gateway", "--transport", "stdio"),
+        env=environment,
+        cwd=image.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "USE_LOCALSTACK=true needs the localstack-client package, which is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
