@@ -53,7 +53,11 @@ def cached(kind: str, inputs: list[str], build: Callable[[Path], None]) -> Path:
         build(scratch)
         for stale in CACHE.glob(f"{kind}-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        scratch.rename(target)
+        try:
+            scratch.rename(target)
+        except OSError:
+            if not target.is_dir():  # not another run finishing the same build first
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
