@@ -129,7 +129,7 @@ def merge_layers(layers: list[Path], opt: Path) -> None:
     """Lay the layers out in ``opt`` in order, a later layer's file replacing an earlier one's (as
     Lambda extracts them into /opt). Files are symlinked: Python keeps the link's path as ``__file__``."""
     for layer in layers:
-        for directory, _, files in os.walk(layer):
+        for directory, _, files in os.walk(layer, followlinks=True):
             relative = Path(directory).relative_to(layer)
             (opt / relative).mkdir(parents=True, exist_ok=True)
             for name in files:

@@ -9,6 +9,7 @@ The AWS the functions call is the demo estate's moto server; the database is a n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import socket
@@ -37,7 +38,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 AUDIT_TYPES = ["sns:topic", "kinesis:stream"]
 AUDIT_REGIONS = ["us-east-1", "us-west-2"]
-STANDARD_LIBRARY = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+STANDARD_LIBRARY = sysconfig.get_paths()["stdlib"]  # lib-dynload included
+# Third-party packages of this interpreter and of its base installation (below the standard library).
+INTERPRETER_PACKAGES = {sysconfig.get_paths()["purelib"], f"{STANDARD_LIBRARY}/site-packages"}
 
 
 class XRayDaemon:
@@ -158,11 +161,15 @@ def rehearsal(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> It
 def foreign_modules(outcome: Outcome, function: DeployedFunction, opt: Path) -> dict[str, str]:
     """Modules the function imported from anywhere but its code, its layers and the standard library
     (the runtime stand-in itself aside, as the real runtime's own modules)."""
-    allowed = (str(function.code), str(opt), *STANDARD_LIBRARY)
+    allowed = (str(function.code), str(opt), STANDARD_LIBRARY)
     return {
         name: origin
         for name, origin in outcome.modules.items()
-        if origin != str(BOOTSTRAP) and not any(origin.startswith(prefix + "/") for prefix in allowed)
+        if origin != str(BOOTSTRAP)
+        and (
+            not any(origin.startswith(prefix + "/") for prefix in allowed)
+            or any(origin.startswith(prefix + "/") for prefix in INTERPRETER_PACKAGES)
+        )
     }
 
 
@@ -190,6 +197,26 @@ def test_every_handler_module_cold_starts_from_the_bundle(rehearsal: Rehearsal) 
         opt = str(rehearsal.lambda_environment.opt_for(function))
         for module in ("tagcompliance", "pydantic", "boto3", "aws_lambda_powertools"):
             assert outcome.modules[module].startswith(opt + "/python/"), (module, outcome.modules[module])
+
+
+def test_a_bundle_missing_a_runtime_module_fails_its_cold_start(rehearsal: Rehearsal, tmp_path: Path) -> None:
+    """The harness itself lends nothing: the same function with aws_xray_sdk taken out of its
+    dependencies layer fails to initialise the way Lambda reports it."""
+    function = rehearsal.function("plan_handler")
+    (dependencies,) = [layer for layer in function.layers if (layer / "python" / "boto3").is_dir()]
+    stripped = tmp_path / "dependencies" / "python"
+    stripped.mkdir(parents=True)
+    for entry in (dependencies / "python").iterdir():
+        if not entry.name.startswith("aws_xray_sdk"):
+            (stripped / entry.name).symlink_to(entry)
+    layers = [stripped.parent if layer == dependencies else layer for layer in function.layers]
+    outcome = rehearsal.lambda_environment.run(
+        dataclasses.replace(function, layers=layers, invocations=[]), None, init_only=True
+    )
+    assert outcome.error_type == "Runtime.ImportModuleError"
+    assert outcome.error_message == (
+        "Unable to import module 'services.scanners.handlers': No module named 'aws_xray_sdk'"
+    )
 
 
 def test_one_audit_through_the_synthesized_state_machine(rehearsal: Rehearsal) -> None:
