@@ -52,11 +52,14 @@ synth: setup $(CDK_CLI)
 			--app "$(PY) app.py" --output cdk.out/$$env || exit 1; \
 	done
 
+# How the dependencies layer is built; tests/rehearsal builds the same layer for the test interpreter.
+LAMBDA_DEPS_PIP_FLAGS := --no-warn-conflicts --platform manylinux2014_x86_64 --implementation cp --only-binary=:all:
+
 ## Third-party packages of the Lambdas (the dependencies layer), as Linux x86_64 wheels for python3.12.
 lambda-deps: setup
 	rm -rf build/lambda-deps
-	$(PY) -m pip install --quiet --no-warn-conflicts --platform manylinux2014_x86_64 --implementation cp \
-		--python-version 3.12 --only-binary=:all: --target build/lambda-deps/python -r requirements.txt
+	$(PY) -m pip install --quiet $(LAMBDA_DEPS_PIP_FLAGS) --python-version 3.12 \
+		--target build/lambda-deps/python -r requirements.txt
 
 clean:
-	rm -rf $(VENV) .data cdk.out build/lambda-deps
+	rm -rf $(VENV) .data cdk.out build/lambda-deps build/rehearsal

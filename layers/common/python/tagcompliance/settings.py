@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .resources import validate_region_names
@@ -28,6 +28,18 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="AWS_ENDPOINT_URL",
         description="Send every AWS call here (moto server, LocalStack); unset for real AWS.",
+    )
+    use_localstack: bool = Field(
+        default=False,
+        validation_alias="USE_LOCALSTACK",
+        description="Send every AWS call to LocalStack, its endpoint resolved by localstack-client from "
+        "LOCALSTACK_HOST (a development dependency: requirements-dev.txt).",
+    )
+    localstack_host: str | None = Field(
+        default=None,
+        validation_alias="LOCALSTACK_HOST",
+        description="LocalStack's HOST[:PORT] with USE_LOCALSTACK (localstack-client's default: "
+        "localhost:4566).",
     )
     scan_regions: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -395,6 +407,18 @@ class Settings(BaseSettings):
     def _check_regions(cls, value: list[str]) -> list[str]:
         return validate_region_names(value)
 
+    @model_validator(mode="after")
+    def _resolve_localstack(self) -> Settings:
+        if not self.use_localstack:
+            return self
+        if self.aws_endpoint_url:
+            raise ValueError(
+                f"USE_LOCALSTACK=true and AWS_ENDPOINT_URL={self.aws_endpoint_url} both name the AWS "
+                "endpoint: set one of them"
+            )
+        self.aws_endpoint_url = localstack_endpoint(self.localstack_host)
+        return self
+
     @property
     def default_regions(self) -> list[str]:
         return self.scan_regions or [self.aws_region]
@@ -402,6 +426,29 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tagcompliance.sqlite3"
+
+
+def localstack_endpoint(host: str | None) -> str:
+    """LocalStack's edge endpoint as localstack-client resolves it (``host`` as LOCALSTACK_HOST).
+
+    localstack-client is an sdist-only package and so stays out of requirements.txt (the Lambda
+    dependencies layer is built from wheels only): asked for without it, this says so.
+    """
+    try:
+        from localstack_client.config import get_service_endpoint
+    except ImportError:
+        raise ValueError(
+            "USE_LOCALSTACK=true needs the localstack-client package, which is not installed (it is a "
+            "development dependency: pip install -r requirements-dev.txt); or set "
+            "AWS_ENDPOINT_URL=http://localhost:4566 instead"
+        ) from None
+    try:
+        endpoint = get_service_endpoint("sts", localstack_host=host or None)
+    except RuntimeError as error:  # localstack-client's word for an unparsable HOST:PORT
+        raise ValueError(f"LOCALSTACK_HOST={host!r} is not HOST[:PORT]: {error}") from None
+    if not endpoint:
+        raise ValueError("localstack-client resolved no LocalStack endpoint")
+    return endpoint
 
 
 @lru_cache(maxsize=1)
