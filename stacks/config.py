@@ -125,14 +125,6 @@ class EnvironmentConfig(BaseModel):
             raise ValueError("db_max_allocated_storage_gb must be >= db_allocated_storage_gb")
         return self
 
-    @property
-    def daily_snapshot_cron(self) -> str:
-        """EventBridge Scheduler expression of the daily snapshot (UTC, as ``DAILY_SNAPSHOT_TIME``)."""
-        match = _HH_MM.fullmatch(self.daily_snapshot_time)
-        assert match is not None
-        hour, minute = int(match.group(1)), int(match.group(2))
-        return f"cron({minute} {hour} * * ? *)"
-
 
 class AppConfig(BaseModel):
     """The selected environment plus the settings shared by all environments."""

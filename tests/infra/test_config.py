@@ -27,7 +27,6 @@ def test_each_environment_validates(env: str) -> None:
     config = load_config(_app(env=env))
     assert config.env_name == env
     assert config.prefix == f"tag-compliance-{env}"
-    assert config.env.daily_snapshot_cron == "cron(0 6 * * ? *)"
     assert len(config.availability_zones) == 3
 
 

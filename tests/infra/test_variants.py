@@ -99,7 +99,7 @@ def test_notification_sender_may_send_mail_from_that_address_only(variant: Synth
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "SendNotifications"
     ]
-    assert len(statements) == 2  # the audit steps (notify) and the scheduler (deliver-notifications)
+    assert len(statements) == 1  # the audit steps' role (the state machine's notify step)
     for statement in statements:
         assert statement["Action"] == "ses:SendEmail"
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": SENDER}}

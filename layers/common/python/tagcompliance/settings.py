@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="postgresql://... to use PostgreSQL; unset for the embedded SQLite store.",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        validation_alias="DATABASE_POOL_SIZE",
+        description="Most PostgreSQL connections one process holds (the deployment's connection budget).",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",
