@@ -31,10 +31,8 @@ from stacks.config import (
     DATABASE_NAME,
     DATABASE_PORT,
     DATABASE_USER,
-    GATEWAY_CPU,
     GATEWAY_CPU_TARGET_PERCENT,
     GATEWAY_HEALTH_PATH,
-    GATEWAY_MEMORY_MIB,
     GATEWAY_PORT,
     REDIS_PORT,
     AppConfig,
@@ -128,8 +126,8 @@ class Gateway(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
-            cpu=GATEWAY_CPU,
-            memory_limit_mib=GATEWAY_MEMORY_MIB,
+            cpu=env.gateway_cpu,
+            memory_limit_mib=env.gateway_memory_mib,
             task_role=self.task_role,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=ecs.CpuArchitecture.X86_64,
@@ -149,6 +147,7 @@ class Gateway(Construct):
                 f"postgresql://{DATABASE_USER}@{data.database.db_instance_endpoint_address}:"
                 f"{data.database.db_instance_endpoint_port}/{DATABASE_NAME}?sslmode=require"
             ),
+            "DATABASE_POOL_SIZE": str(env.gateway_db_pool_size),  # stacks/budget.py
             # The image's entrypoint builds REDIS_URL (rediss://, AUTH token) from these.
             "REDIS_HOST": data.redis_host,
             "REDIS_PORT": data.redis_port,

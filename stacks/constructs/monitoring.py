@@ -1,5 +1,7 @@
 """Monitoring: one CloudWatch dashboard (the spec's requests / ECS / RDS / Redis widget groups plus
-pipeline runs and the compliance score) and the alarms, all notifying one encrypted SNS topic.
+pipeline runs and the compliance score) and the alarms, all notifying one encrypted SNS topic, which
+e-mails ``alarm_email`` and/or posts to a Slack channel through AWS Chatbot (cdk.json; staging and
+prod must name at least one, stacks/config.py).
 
 The pipeline's custom metrics are the Powertools EMF metrics of ``services.scanners.handlers``:
 namespace and ``service`` dimension are read from that module, so they cannot drift apart.
@@ -8,6 +10,7 @@ namespace and ``service`` dimension are read from that module, so they cannot dr
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -18,6 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from services.scanners import handlers
+from stacks.budget import ConnectionBudget
 from stacks.config import AppConfig
 
 from .data import Data
@@ -52,6 +56,7 @@ class Monitoring(Construct):
         data: Data,
         pipeline: Pipeline,
         gateway: Gateway,
+        budget: ConnectionBudget,
     ) -> None:
         super().__init__(scope, construct_id)
         env = config.env
@@ -74,6 +79,19 @@ class Monitoring(Construct):
         )
         if env.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(env.alarm_email))
+        self.slack: chatbot.SlackChannelConfiguration | None = None
+        if env.alarm_slack_workspace_id and env.alarm_slack_channel_id:
+            self.slack = chatbot.SlackChannelConfiguration(
+                self,
+                "Slack",
+                slack_channel_configuration_name=f"{config.prefix}-alarms",
+                slack_workspace_id=env.alarm_slack_workspace_id,
+                slack_channel_id=env.alarm_slack_channel_id,
+                notification_topics=[self.topic],
+                logging_level=chatbot.LoggingLevel.ERROR,
+                # Read-only: the channel sees alarms; nobody runs commands from it.
+                guardrail_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("ReadOnlyAccess")],
+            )
         action = actions.SnsAction(self.topic)
 
         alb = gateway.load_balancer
@@ -115,8 +133,11 @@ class Monitoring(Construct):
             "rds_connections": database.metric_database_connections(period=FIVE_MINUTES).create_alarm(
                 self,
                 "RdsConnections",
-                alarm_description="More than 80 PostgreSQL connections",
-                threshold=80,
+                alarm_description=(
+                    f"More than {budget.limit} PostgreSQL connections: the connection budget "
+                    f"(stacks/budget.py) is exceeded"
+                ),
+                threshold=budget.limit,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
@@ -124,6 +145,15 @@ class Monitoring(Construct):
                 self,
                 "AuditFailures",
                 alarm_description="A compliance audit execution failed",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "state_machine_timeouts": state_machine.metric_timed_out(period=FIVE_MINUTES).create_alarm(
+                self,
+                "AuditTimeouts",
+                alarm_description="A compliance audit execution timed out",
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -143,6 +173,20 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
+        # One Errors alarm per function: an invocation that raised (a failed cold start included),
+        # whether a state machine step, the hourly schedule sync or the run recorder.
+        for key, function in pipeline.functions.items():
+            self.alarms[f"lambda_errors_{key}"] = function.metric_errors(
+                period=FIVE_MINUTES, statistic="Sum"
+            ).create_alarm(
+                self,
+                f"{function.node.id}Errors",
+                alarm_description=f"The {key} Lambda function failed",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from services.scanners import definition
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
+from stacks.budget import LAMBDA_POOL_SIZE, reserved_concurrency
 from stacks.config import DATABASE_NAME, DATABASE_PORT, DATABASE_USER, AppConfig, log_retention
 from stacks.permissions import (
     STATE_MACHINE_EXECUTION_ACTIONS,
@@ -142,11 +143,11 @@ class Pipeline(Construct):
         )
         allow_ingress(
             self,
-            "ProxyFromFunctions",
-            target=data.proxy_security_group,
+            "DatabaseFromFunctions",
+            target=data.lambda_security_group,
             source=self.security_group,
             port=DATABASE_PORT,
-            description="audit Lambdas to RDS Proxy",
+            description="audit Lambdas to PostgreSQL (through RDS Proxy where there is one)",
         )
 
         # --- layers ---------------------------------------------------------------------------
@@ -212,9 +213,10 @@ class Pipeline(Construct):
         environment = {
             "AUDIT_LEDGER_TABLE": data.ledger.table_name,
             "DATABASE_URL": (
-                f"postgresql://{DATABASE_USER}@{data.proxy.endpoint}:{DATABASE_PORT}/{DATABASE_NAME}"
+                f"postgresql://{DATABASE_USER}@{data.lambda_database_host}:{DATABASE_PORT}/{DATABASE_NAME}"
                 "?sslmode=require"
             ),
+            "DATABASE_POOL_SIZE": str(LAMBDA_POOL_SIZE),
             "DATABASE_PASSWORD_SECRET_ARN": secrets.database.secret_arn,
             "AWS_LAMBDA_EXEC_WRAPPER": SECRETS_WRAPPER,
             "POLICY_PATH": "/var/task/policies/tagging_policy.json",
@@ -260,6 +262,8 @@ class Pipeline(Construct):
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environment,
                 log_group=log_group,
+                # Bounded, so its PostgreSQL connections are (stacks/budget.py).
+                reserved_concurrent_executions=reserved_concurrency(config, spec.key),
                 description=f"tag-compliance {spec.key}: {spec.handler}",
             )
 
