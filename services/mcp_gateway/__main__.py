@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             app = server.streamable_http_app(host=args.host, transport_security=transport_security(settings))
             if auth is not None:
                 auth.install(app)
+            if settings.xray_daemon_address:
+                from .tracing import instrument  # the X-Ray SDK only where tracing is on
+
+                app = instrument(app, settings.xray_daemon_address)
             uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:
         runtime.close()
