@@ -224,7 +224,8 @@ def suppress(deployment: Deployment) -> None:
                 "AwsSolutions-IAM5",
                 ["Resource::*"],
                 "The spec's read-only task role: List/Describe/tag reads derived from the resource registry, "
-                "Cost Explorer, Organizations and CloudTrail reads, which support no resource-level scoping",
+                "Cost Explorer, Organizations and CloudTrail reads, and the X-Ray daemon's trace uploads, "
+                "which support no resource-level scoping",
             ),
             (
                 "AwsSolutions-IAM5",

@@ -48,7 +48,8 @@ def test_alarms_notify_one_encrypted_topic(synth: Synthesized) -> None:
     topic = synth.resources("monitoring", "AWS::SNS::Topic")[topic_id]
     assert "KmsMasterKeyId" in topic["Properties"]
     alarms: dict[str, Any] = synth.resources("monitoring", "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5
+    functions = synth.deployment.pipeline.pipeline.functions
+    assert len(alarms) == 6 + len(functions)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
     described = {alarm["Properties"]["AlarmDescription"]: alarm["Properties"] for alarm in alarms.values()}
@@ -58,6 +59,7 @@ def test_alarms_notify_one_encrypted_topic(synth: Synthesized) -> None:
         "CPUUtilization",
         "DatabaseConnections",
         "ExecutionsFailed",
+        "ExecutionsTimedOut",
         COMPLIANCE_SCORE_METRIC,
     ):
         assert name in metrics, name
@@ -67,3 +69,32 @@ def test_alarms_notify_one_encrypted_topic(synth: Synthesized) -> None:
     assert score["Properties"]["Namespace"] == handlers.metrics.namespace
     (cpu,) = [a for a in alarms.values() if a["Properties"].get("MetricName") == "CPUUtilization"]
     assert cpu["Properties"]["Threshold"] == 85
+    (connections,) = [
+        a for a in alarms.values() if a["Properties"].get("MetricName") == "DatabaseConnections"
+    ]
+    assert connections["Properties"]["Threshold"] == synth.deployment.budget.limit
+
+
+def test_every_function_has_an_errors_alarm(synth: Synthesized) -> None:
+    alarms = synth.resources("monitoring", "AWS::CloudWatch::Alarm").values()
+    errors = [a["Properties"] for a in alarms if a["Properties"].get("MetricName") == "Errors"]
+    functions = synth.deployment.pipeline.pipeline.functions
+    assert len(errors) == len(functions)
+    for alarm in errors:
+        assert alarm["Namespace"] == "AWS/Lambda" and alarm["Statistic"] == "Sum"
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        (dimension,) = alarm["Dimensions"]
+        assert dimension["Name"] == "FunctionName"
+    described = sorted(alarm["AlarmDescription"] for alarm in errors)
+    assert described == sorted(f"The {key} Lambda function failed" for key in functions)
+
+
+def test_alarms_reach_the_configured_destination_staging_and_prod_have_one(synth: Synthesized) -> None:
+    env = synth.deployment.config.env
+    subscriptions = list(synth.resources("monitoring", "AWS::SNS::Subscription").values())
+    emails = [s["Properties"]["Endpoint"] for s in subscriptions if s["Properties"]["Protocol"] == "email"]
+    assert emails == ([env.alarm_email] if env.alarm_email else [])
+    slack = synth.resources("monitoring", "AWS::Chatbot::SlackChannelConfiguration")
+    assert len(slack) == (1 if env.alarm_slack_channel_id else 0)
+    if synth.env in ("staging", "prod"):
+        assert emails or slack

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from stacks.constructs.gateway import CONTAINER_NAME
+
 from .conftest import Synthesized, synthesize
 
 LOCALSTACK = "http://localhost.localstack.cloud:4566"
@@ -38,7 +40,7 @@ def _errors(synth: Synthesized) -> list[str]:
 
 def _gateway_environment(synth: Synthesized) -> dict[str, Any]:
     task = next(iter(synth.resources("gateway", "AWS::ECS::TaskDefinition").values()))
-    (container,) = task["Properties"]["ContainerDefinitions"]
+    (container,) = [c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == CONTAINER_NAME]
     return {item["Name"]: item["Value"] for item in container["Environment"]}
 
 
