@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CDK_CLI := node_modules/.package-lock.json
 
-.PHONY: setup demo test lint format services clean bench synth lambda-deps
+.PHONY: setup demo test lint format services clean bench synth lambda-deps cost
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ synth: setup $(CDK_CLI)
 		JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth --quiet --no-notices -c env=$$env \
 			--app "$(PY) app.py" --output cdk.out/$$env || exit 1; \
 	done
+
+## Fixed monthly cost of each environment, priced from its synthesized templates (stacks/cost.py).
+cost: setup
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) -m stacks.cost
 
 ## Third-party packages of the Lambdas (the dependencies layer), as Linux x86_64 wheels for python3.12.
 lambda-deps: setup

@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -312,6 +312,11 @@ class Pipeline(Construct):
                 ),
             )
             self.sync_schedule.node.add_dependency(self.schedule_group)
+        # The deploy workflow runs a small audit and the first schedule sync with these.
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        if SYNC_SCHEDULES_KEY in self.functions:
+            sync_name = self.functions[SYNC_SCHEDULES_KEY].function_name
+            CfnOutput(self, "SyncSchedulesFunctionName", value=sync_name)
         self.run_finished_rule: events.Rule | None = None
         if RECORD_RUN_KEY in self.functions:
             self.run_finished_rule = events.Rule(
