@@ -167,7 +167,7 @@ def _edge_and_operations(templates: list[Mapping[str, Any]]) -> list[LineItem]:
         LineItem(
             "CloudWatch alarms",
             alarm_metrics * ALARM_METRIC_MONTH,
-            f"{len(alarms)} ({alarm_metrics} metrics)",
+            f"{len(alarms)}, {alarm_metrics} metrics",
         ),
         LineItem("CloudWatch dashboard", dashboards * DASHBOARD_MONTH, f"{dashboards}"),
     ]
