@@ -1,4 +1,5 @@
-"""Monitoring: the dashboard's widget groups, the five alarms on one encrypted SNS topic."""
+"""Monitoring: the dashboard's widget groups, the alarms (one per function's errors among them) on one
+encrypted SNS topic, and where that topic sends them."""
 
 from __future__ import annotations
 
