@@ -23,6 +23,7 @@ from .auth.config import build_auth, check_http_exposure, transport_security
 from .auth.logfilter import install_access_log_redaction
 from .runtime import build_runtime
 from .server import build_server
+from .tracing import instrument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             if auth is not None:
                 auth.install(app)
             if settings.xray_daemon_address:
-                from .tracing import instrument  # the X-Ray SDK only where tracing is on
-
                 app = instrument(app, settings.xray_daemon_address)
             uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:

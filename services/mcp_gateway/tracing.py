@@ -5,6 +5,10 @@ A request's segment lives in a ContextVar, not a thread-local: tools run in work
 copies the context into them), so the boto3 calls they make (``patch(["botocore"])``) record as
 subsegments of that request and carry its trace header; ``StartExecution`` passes it to the audit
 state machine, whose Lambdas then join the same trace.
+
+An MCP session's requests are handled in the session's own task, which holds the context of the
+request that opened the session; ``ToolTraceMiddleware`` (an MCP middleware) therefore puts each
+request's own segment, which ``TracingMiddleware`` leaves in the ASGI scope, back in place.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+from aws_xray_sdk import global_sdk_config
 from aws_xray_sdk.core import patch, xray_recorder
 from aws_xray_sdk.core.context import Context
 from aws_xray_sdk.core.models import http
@@ -19,10 +24,12 @@ from aws_xray_sdk.core.models.entity import Entity
 from aws_xray_sdk.core.models.trace_header import TraceHeader
 from aws_xray_sdk.core.recorder import AWSXRayRecorder
 from aws_xray_sdk.ext.util import calculate_sampling_decision
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SERVICE_NAME = "tag-compliance-gateway"
 UNTRACED_PATHS = frozenset({"/health"})  # the load balancer's checks, every few seconds
+SEGMENT_SCOPE_KEY = "tagcompliance.xray_segment"
 _ENTITIES: ContextVar[tuple[Entity, ...]] = ContextVar("tagcompliance_xray_entities", default=())
 
 
@@ -66,6 +73,8 @@ class RequestContext(Context):
 
 def configure(daemon_address: str, recorder: AWSXRayRecorder = xray_recorder) -> AWSXRayRecorder:
     """``recorder`` sending to ``daemon_address`` (host:port, UDP), its entities in RequestContext."""
+    # The SDK switch is process-wide, and Powertools' Tracer turns it off outside Lambda.
+    global_sdk_config.set_sdk_enabled(True)
     recorder.configure(
         service=SERVICE_NAME,
         daemon_address=daemon_address,
@@ -129,9 +138,24 @@ class TracingMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_traced)
+            await self.app({**scope, SEGMENT_SCOPE_KEY: segment}, receive, send_traced)
         except Exception as error:
             segment.add_exception(error, stack=[])
             raise
         finally:
             self.recorder.end_segment()
+
+
+class ToolTraceMiddleware:
+    """MCP middleware: each request runs under the segment of the HTTP request that carried it."""
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        scope = getattr(ctx.request, "scope", None)  # a Starlette request over HTTP; None over stdio
+        segment = scope.get(SEGMENT_SCOPE_KEY) if isinstance(scope, dict) else None
+        if segment is None:
+            return await call_next(ctx)
+        token = _ENTITIES.set((segment,))
+        try:
+            return await call_next(ctx)
+        finally:
+            _ENTITIES.reset(token)

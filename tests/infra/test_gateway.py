@@ -350,5 +350,5 @@ def test_outputs_name_what_the_deploy_workflow_waits_on(synth: Synthesized) -> N
     assert outputs[by_prefix["GatewayClusterName"][0]]["Value"] == {"Ref": cluster}
     workflow = (ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
     for prefix in by_prefix:
-        assert f"startswith('{prefix}')" in workflow
+        assert f"cdk_output.py cdk-outputs.json {prefix})" in workflow
     assert "aws ecs wait services-stable" in workflow

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 
 import anyio
 import pytest
+from aws_xray_sdk import global_sdk_config
 from aws_xray_sdk.core.recorder import AWSXRayRecorder
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,11 +23,13 @@ PARENT_ID = "53995c3f42cd8ad8"
 
 
 @pytest.fixture
-def daemon() -> socket.socket:
+def daemon() -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(5)
+    enabled = global_sdk_config.sdk_enabled()  # configure() turns the process-wide switch on
     yield sock
+    global_sdk_config.set_sdk_enabled(enabled)
     sock.close()
 
 
