@@ -21,7 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from services.scanners import handlers
-from stacks.budget import ConnectionBudget
+from stacks.budget import SCAN_SHARD_KEY, ConnectionBudget
 from stacks.config import AppConfig
 
 from .data import Data
@@ -34,6 +34,7 @@ METRICS_SERVICE: str = handlers.SERVICE
 COMPLIANCE_SCORE_METRIC = "ComplianceScore"
 PIPELINE_METRICS = ("ResourcesScanned", "ShardsFailed", "SnapshotsWritten", "AuditShardsPlanned")
 FIVE_MINUTES = Duration.minutes(5)
+SCAN_SHARD_ERROR_RATE_PERCENT = 50
 
 
 def pipeline_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
@@ -173,16 +174,34 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
-        # One Errors alarm per function: an invocation that raised (a failed cold start included),
-        # whether a state machine step, the hourly schedule sync or the run recorder.
+        # One errors alarm per function: an invocation that raised (a failed cold start included),
+        # whether a state machine step, the hourly schedule sync or the run recorder. scan-shard
+        # raises ShardThrottledError on purpose (the state machine retries the shard), so its alarm
+        # is on the error rate: a broken function fails every invocation, a throttled shard a few.
         for key, function in pipeline.functions.items():
-            self.alarms[f"lambda_errors_{key}"] = function.metric_errors(
-                period=FIVE_MINUTES, statistic="Sum"
-            ).create_alarm(
+            errors = function.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+            if key == SCAN_SHARD_KEY:
+                metric: cloudwatch.IMetric = cloudwatch.MathExpression(
+                    label=f"{key} error rate (%)",
+                    expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+                    using_metrics={
+                        "errors": errors,
+                        "invocations": function.metric_invocations(period=FIVE_MINUTES, statistic="Sum"),
+                    },
+                    period=FIVE_MINUTES,
+                )
+                threshold, description = (
+                    SCAN_SHARD_ERROR_RATE_PERCENT,
+                    f"The {key} Lambda function failed {SCAN_SHARD_ERROR_RATE_PERCENT} % of its invocations "
+                    "or more (throttled shards it raises for a retry are fewer)",
+                )
+            else:
+                metric, threshold, description = errors, 1, f"The {key} Lambda function failed"
+            self.alarms[f"lambda_errors_{key}"] = metric.create_alarm(
                 self,
                 f"{function.node.id}Errors",
-                alarm_description=f"The {key} Lambda function failed",
-                threshold=1,
+                alarm_description=description,
+                threshold=threshold,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
