@@ -4,7 +4,6 @@ PostgreSQL connection the deployment can open fits the database's max_connection
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 from aws_cdk import App
@@ -17,16 +16,10 @@ from stacks.budget import (
     max_connections,
 )
 from stacks.config import cdk_json_context, load_config
-from stacks.constructs.gateway import CONTAINER_NAME
 from stacks.constructs.pipeline import discover_handlers
 
 from .conftest import Synthesized
-
-
-def _gateway_environment(synth: Synthesized) -> dict[str, Any]:
-    task = next(iter(synth.resources("gateway", "AWS::ECS::TaskDefinition").values()))
-    (container,) = [c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == CONTAINER_NAME]
-    return {item["Name"]: item["Value"] for item in container["Environment"]}
+from .test_variants import _gateway_environment
 
 
 def test_the_deployed_connections_fit_the_database(synth: Synthesized) -> None:
