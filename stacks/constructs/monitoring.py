@@ -142,23 +142,15 @@ class Monitoring(Construct):
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
-            "state_machine_failures": state_machine.metric_failed(period=FIVE_MINUTES).create_alarm(
-                self,
+            "state_machine_failures": self._at_least(
+                state_machine.metric_failed(period=FIVE_MINUTES),
                 "AuditFailures",
-                alarm_description="A compliance audit execution failed",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A compliance audit execution failed",
             ),
-            "state_machine_timeouts": state_machine.metric_timed_out(period=FIVE_MINUTES).create_alarm(
-                self,
+            "state_machine_timeouts": self._at_least(
+                state_machine.metric_timed_out(period=FIVE_MINUTES),
                 "AuditTimeouts",
-                alarm_description="A compliance audit execution timed out",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A compliance audit execution timed out",
             ),
             "compliance_score": pipeline_metric(
                 COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1)
@@ -180,31 +172,26 @@ class Monitoring(Construct):
         # is on the error rate: a broken function fails every invocation, a throttled shard a few.
         for key, function in pipeline.functions.items():
             errors = function.metric_errors(period=FIVE_MINUTES, statistic="Sum")
-            if key == SCAN_SHARD_KEY:
-                metric: cloudwatch.IMetric = cloudwatch.MathExpression(
-                    label=f"{key} error rate (%)",
-                    expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-                    using_metrics={
-                        "errors": errors,
-                        "invocations": function.metric_invocations(period=FIVE_MINUTES, statistic="Sum"),
-                    },
-                    period=FIVE_MINUTES,
+            if key != SCAN_SHARD_KEY:
+                self.alarms[f"lambda_errors_{key}"] = self._at_least(
+                    errors, f"{function.node.id}Errors", f"The {key} Lambda function failed"
                 )
-                threshold, description = (
-                    SCAN_SHARD_ERROR_RATE_PERCENT,
-                    f"The {key} Lambda function failed {SCAN_SHARD_ERROR_RATE_PERCENT} % of its invocations "
-                    "or more (throttled shards it raises for a retry are fewer)",
-                )
-            else:
-                metric, threshold, description = errors, 1, f"The {key} Lambda function failed"
-            self.alarms[f"lambda_errors_{key}"] = metric.create_alarm(
-                self,
+                continue
+            error_rate = cloudwatch.MathExpression(
+                label=f"{key} error rate (%)",
+                expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+                using_metrics={
+                    "errors": errors,
+                    "invocations": function.metric_invocations(period=FIVE_MINUTES, statistic="Sum"),
+                },
+                period=FIVE_MINUTES,
+            )
+            self.alarms[f"lambda_errors_{key}"] = self._at_least(
+                error_rate,
                 f"{function.node.id}Errors",
-                alarm_description=description,
-                threshold=threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                f"The {key} Lambda function failed {SCAN_SHARD_ERROR_RATE_PERCENT} % of its invocations or "
+                "more (throttled shards it raises for a retry are fewer)",
+                threshold=SCAN_SHARD_ERROR_RATE_PERCENT,
             )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
@@ -321,4 +308,18 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )
+
+    def _at_least(
+        self, metric: cloudwatch.IMetric, construct_id: str, description: str, threshold: float = 1
+    ) -> cloudwatch.Alarm:
+        """An alarm on ``metric`` reaching ``threshold`` in one period (no data: not breaching)."""
+        return metric.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
