@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CDK_CLI := node_modules/.package-lock.json
 
-.PHONY: setup demo test lint format services clean bench synth lambda-deps
+.PHONY: setup demo test lint format services clean bench synth lambda-deps cost
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ synth: setup $(CDK_CLI)
 
 # How the dependencies layer is built; tests/rehearsal builds the same layer for the test interpreter.
 LAMBDA_DEPS_PIP_FLAGS := --no-warn-conflicts --platform manylinux2014_x86_64 --implementation cp --only-binary=:all:
+
+## Fixed monthly cost of each environment, priced from its synthesized templates (stacks/cost.py).
+cost: setup
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) -m stacks.cost
 
 ## Third-party packages of the Lambdas (the dependencies layer), as Linux x86_64 wheels for python3.12.
 lambda-deps: setup

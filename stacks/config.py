@@ -19,13 +19,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SLACK_WORKSPACE = re.compile(r"^T[A-Z0-9]{5,}$")
+_SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{5,}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{5,}$")
+# Interface VPC endpoints an environment may choose (stacks/constructs/network.py maps each to its
+# service); without one, that service's traffic leaves through the NAT gateways.
+INTERFACE_ENDPOINT_NAMES = (
+    "SecretsManager", "EcrApi", "EcrDocker", "Logs", "Monitoring", "StepFunctions", "Sts", "XRay",
+)  # fmt: skip
+# Environments whose alarms must reach someone (validated at synth).
+ALARMED_ENVIRONMENTS = ("staging", "prod")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-zA-Z-]+$")
 
 # Container and service constants shared by the gateway construct, the Dockerfile and the tests.
 GATEWAY_PORT = 8080
 GATEWAY_HEALTH_PATH = "/health"
-GATEWAY_CPU = 2048  # 2 vCPU
-GATEWAY_MEMORY_MIB = 4096  # 4 GB
+# Fargate task sizes (CPU units -> the memory sizes Fargate accepts with them, MiB).
+FARGATE_MEMORY_BY_CPU = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
 GATEWAY_CPU_TARGET_PERCENT = 70
 DATABASE_NAME = "finops_mcp"
 DATABASE_USER = "mcp_admin"
@@ -65,12 +82,27 @@ class EnvironmentConfig(BaseModel):
     auth_mode: Literal["resource_server", "authorization_server"] = "resource_server"
     vpc_cidr: str
     nat_gateways: int = Field(ge=1, le=3)
+    interface_endpoints: list[str] = Field(
+        description="Interface VPC endpoints, in every AZ (one of "
+        + ", ".join(INTERFACE_ENDPOINT_NAMES)
+        + ")"
+    )
     gateway_desired_count: int = Field(ge=1, le=10)
     gateway_min_capacity: int = Field(ge=1, le=10)
     gateway_max_capacity: int = Field(ge=1, le=50)
     # Blue/green: minutes the previous (blue) revision keeps running after production traffic moved
     # to the new (green) one; the deployment alarms can still roll back until it ends (ECS: 0-1440).
     gateway_bake_time_minutes: int = Field(ge=0, le=1440)
+    gateway_cpu: int = Field(
+        description="Fargate CPU units of a gateway task: " + ", ".join(map(str, FARGATE_MEMORY_BY_CPU))
+    )
+    gateway_memory_mib: int
+    # Connections (stacks/budget.py): the most each gateway task holds (DATABASE_POOL_SIZE), and the
+    # reserved concurrency of the scan-shard function (the Map fan-out) and of every other function.
+    gateway_db_pool_size: int = Field(ge=1, le=100)
+    lambda_scan_concurrency: int = Field(ge=1, le=100)
+    lambda_step_concurrency: int = Field(ge=1, le=20)
+    rds_proxy: bool
     db_instance_type: str
     db_allocated_storage_gb: int = Field(ge=20, le=1000)
     db_max_allocated_storage_gb: int = Field(ge=20, le=2000)
@@ -83,7 +115,31 @@ class EnvironmentConfig(BaseModel):
     daily_snapshot_time: str
     compliance_score_alarm_threshold: float = Field(gt=0, le=100)
     alarm_email: str | None = None
+    # AWS Chatbot posts the alarms to this Slack channel (the workspace authorized once in the console).
+    alarm_slack_workspace_id: str | None = None
+    alarm_slack_channel_id: str | None = None
     notify_email_sender: str | None = None
+    waf: bool
+    # Route 53: with a hosted zone (id and name) and domain_name, an alias record points at the ALB.
+    hosted_zone_id: str | None = None
+    hosted_zone_name: str | None = None
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.fullmatch(value):
+            raise ValueError(f"alarm_email is not an e-mail address: {value!r}")
+        return value
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(INTERFACE_ENDPOINT_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown interface endpoints {unknown}: choose from {list(INTERFACE_ENDPOINT_NAMES)}"
+            )
+        return value
 
     @field_validator("certificate_arn")
     @classmethod
@@ -123,15 +179,42 @@ class EnvironmentConfig(BaseModel):
             raise ValueError("multi_az needs redis_replicas >= 1 (automatic failover needs a replica)")
         if self.db_max_allocated_storage_gb < self.db_allocated_storage_gb:
             raise ValueError("db_max_allocated_storage_gb must be >= db_allocated_storage_gb")
+        if self.gateway_memory_mib not in FARGATE_MEMORY_BY_CPU.get(self.gateway_cpu, ()):
+            raise ValueError(
+                f"gateway_cpu={self.gateway_cpu} with gateway_memory_mib={self.gateway_memory_mib} is not a "
+                f"Fargate task size (CPU units -> MiB: {FARGATE_MEMORY_BY_CPU})"
+            )
+        slack = (self.alarm_slack_workspace_id, self.alarm_slack_channel_id)
+        if any(slack) and not all(slack):
+            raise ValueError(
+                "alarm_slack_workspace_id and alarm_slack_channel_id go together (both or neither)"
+            )
+        if self.alarm_slack_workspace_id and not _SLACK_WORKSPACE.fullmatch(self.alarm_slack_workspace_id):
+            raise ValueError(f"alarm_slack_workspace_id is not a Slack workspace id (T...): {slack[0]!r}")
+        if self.alarm_slack_channel_id and not _SLACK_CHANNEL.fullmatch(self.alarm_slack_channel_id):
+            raise ValueError(f"alarm_slack_channel_id is not a Slack channel id (C... or G...): {slack[1]!r}")
+        zone = (self.hosted_zone_id, self.hosted_zone_name)
+        if any(zone) and not (all(zone) and self.domain_name):
+            raise ValueError(
+                "a Route 53 alias needs hosted_zone_id, hosted_zone_name and domain_name together"
+            )
+        if self.hosted_zone_id and not _HOSTED_ZONE_ID.fullmatch(self.hosted_zone_id):
+            raise ValueError(
+                f"hosted_zone_id is not a Route 53 hosted zone id (Z...): {self.hosted_zone_id!r}"
+            )
+        if self.domain_name and self.hosted_zone_name:
+            zone_name = self.hosted_zone_name.rstrip(".")
+            if not (self.domain_name == zone_name or self.domain_name.endswith("." + zone_name)):
+                raise ValueError(f"domain_name {self.domain_name!r} is not in hosted zone {zone_name!r}")
         return self
 
     @property
-    def daily_snapshot_cron(self) -> str:
-        """EventBridge Scheduler expression of the daily snapshot (UTC, as ``DAILY_SNAPSHOT_TIME``)."""
-        match = _HH_MM.fullmatch(self.daily_snapshot_time)
-        assert match is not None
-        hour, minute = int(match.group(1)), int(match.group(2))
-        return f"cron({minute} {hour} * * ? *)"
+    def alarm_destinations(self) -> list[str]:
+        """Where the alarms go: ``email:...`` and/or ``slack:<workspace>/<channel>``."""
+        destinations = [f"email:{self.alarm_email}"] if self.alarm_email else []
+        if self.alarm_slack_channel_id:
+            destinations.append(f"slack:{self.alarm_slack_workspace_id}/{self.alarm_slack_channel_id}")
+        return destinations
 
 
 class AppConfig(BaseModel):
@@ -151,6 +234,15 @@ class AppConfig(BaseModel):
     require_lambda_deps: bool
     audit_role_name: str
     env: EnvironmentConfig
+
+    @model_validator(mode="after")
+    def _alarms_reach_someone(self) -> AppConfig:
+        if self.env_name in ALARMED_ENVIRONMENTS and not self.env.alarm_destinations:
+            raise ValueError(
+                f"{self.env_name} alarms would reach no one: set alarm_email and/or alarm_slack_workspace_id "
+                f"+ alarm_slack_channel_id for {self.env_name} in cdk.json (or -c alarm_email=...)"
+            )
+        return self
 
     @property
     def prefix(self) -> str:
@@ -213,7 +305,11 @@ def load_config(scope: Construct, env_name: str | None = None) -> AppConfig:
         "auth_issuer_url",
         "auth_mode",
         "alarm_email",
+        "alarm_slack_workspace_id",
+        "alarm_slack_channel_id",
         "notify_email_sender",
+        "hosted_zone_id",
+        "hosted_zone_name",
     )
     for key in overridable:
         override = context.try_get_context(key)

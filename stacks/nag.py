@@ -151,13 +151,7 @@ def suppress(deployment: Deployment) -> None:
                 (
                     "AwsSolutions-IAM5",
                     ["Resource::*"],
-                    "ec2:DescribeRegions and organizations:ListAccounts (a daily run's scope) have no "
-                    "resource-level scoping",
-                ),
-                (
-                    "AwsSolutions-IAM5",
-                    [state_machine_arn_pattern],
-                    "DescribeExecution on the executions of this one state machine (names are run ids)",
+                    "X-Ray tracing (PutTraceSegments, PutTelemetryRecords) accepts no resource scoping",
                 ),
                 (
                     "AwsSolutions-IAM5",
@@ -230,7 +224,8 @@ def suppress(deployment: Deployment) -> None:
                 "AwsSolutions-IAM5",
                 ["Resource::*"],
                 "The spec's read-only task role: List/Describe/tag reads derived from the resource registry, "
-                "Cost Explorer, Organizations and CloudTrail reads, which support no resource-level scoping",
+                "Cost Explorer, Organizations and CloudTrail reads, and the X-Ray daemon's trace uploads, "
+                "which support no resource-level scoping",
             ),
             (
                 "AwsSolutions-IAM5",

@@ -47,8 +47,6 @@ ORGANIZATIONS_ACTIONS = (
 )
 # tagcompliance.audits.steps: the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS).
 ORGANIZATIONS_ACCOUNT_ACTIONS = ("organizations:ListAccounts",)
-# tagcompliance.audits (build_scope): a daily run's regions and the organization's accounts.
-SCOPE_READ_ACTIONS = ("ec2:DescribeRegions", "organizations:ListAccounts")
 # tagcompliance.drift: who changed a tag.
 CLOUDTRAIL_ACTIONS = ("cloudtrail:LookupEvents",)
 # tagcompliance.audits.runner.StepFunctionsRunner: on the audit state machine only.

@@ -9,12 +9,13 @@ from aws_cdk import aws_ecr as ecr
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from .budget import ConnectionBudget, connection_budget
 from .config import AppConfig
 from .constructs.data import Data
 from .constructs.gateway import Gateway
 from .constructs.monitoring import Monitoring
 from .constructs.network import Network
-from .constructs.pipeline import Pipeline
+from .constructs.pipeline import Pipeline, discover_handlers
 from .constructs.secrets import Secrets
 from .nag import suppress
 
@@ -44,11 +45,18 @@ class NetworkStack(Stack):
 
 class DataStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: AppConfig, network: Network, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        network: Network,
+        budget: ConnectionBudget,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.secrets = Secrets(self, "Secrets", config=config)
-        self.data = Data(self, "Data", config=config, network=network, secrets=self.secrets)
+        self.data = Data(self, "Data", config=config, network=network, secrets=self.secrets, budget=budget)
 
 
 class PipelineStack(Stack):
@@ -96,11 +104,12 @@ class MonitoringStack(Stack):
         data: Data,
         pipeline: Pipeline,
         gateway: Gateway,
+        budget: ConnectionBudget,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.monitoring = Monitoring(
-            self, "Monitoring", config=config, data=data, pipeline=pipeline, gateway=gateway
+            self, "Monitoring", config=config, data=data, pipeline=pipeline, gateway=gateway, budget=budget
         )
 
 
@@ -109,6 +118,7 @@ class Deployment:
     """Every stack of one environment (what ``build`` returns; the tests read it)."""
 
     config: AppConfig
+    budget: ConnectionBudget
     registry: RegistryStack
     network: NetworkStack
     data: DataStack
@@ -124,6 +134,7 @@ class Deployment:
 def build(app: App, config: AppConfig) -> Deployment:
     env = Environment(account=config.account, region=config.region)
     prefix = config.stack_prefix
+    budget = connection_budget(config, [spec.key for spec in discover_handlers()])
     kwargs = {"env": env, "termination_protection": config.is_prod}
     registry = RegistryStack(
         app,
@@ -140,6 +151,7 @@ def build(app: App, config: AppConfig) -> Deployment:
         f"{prefix}-Data",
         config=config,
         network=network.network,
+        budget=budget,
         description="tag-compliance: secrets, PostgreSQL, Redis, shard ledger",
         **kwargs,
     )
@@ -171,10 +183,11 @@ def build(app: App, config: AppConfig) -> Deployment:
         data=data.data,
         pipeline=pipeline.pipeline,
         gateway=gateway.gateway,
+        budget=budget,
         description="tag-compliance: dashboard, alarms, alert topic",
         **kwargs,
     )
-    deployment = Deployment(config, registry, network, data, pipeline, gateway, monitoring)
+    deployment = Deployment(config, budget, registry, network, data, pipeline, gateway, monitoring)
     for stack in deployment.stacks:
         for key, value in (
             ("Project", config.project),

@@ -24,6 +24,7 @@ from .auth.logfilter import configure_logging
 from .runtime import build_runtime
 from .server import build_server
 from .sessions import http_app
+from .tracing import instrument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,14 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "stdio":
             server.run()
         else:
+            app = http_app(server, settings, args.host, auth)
+            if settings.xray_daemon_address:
+                app = instrument(app, settings.xray_daemon_address)
             # log_config=None: uvicorn's records (access log included) go through the root handler
-            uvicorn.run(
-                http_app(server, settings, args.host, auth),
-                host=args.host,
-                port=args.port,
-                log_level=args.log_level.lower(),
-                log_config=None,
-            )
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None)
     finally:
         runtime.close()
     return 0

@@ -59,6 +59,7 @@ from .safety import (
     register_safety_tools,
     scan_outcome,
 )
+from .tracing import ToolTraceMiddleware
 
 INSTRUCTIONS = f"""\
 Tag-compliance analyst for AWS. Checks resources against the organisation's tagging policy,
@@ -180,7 +181,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         name="tag-compliance",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[AuditMiddleware(runtime), ScopeMiddleware()],
+        middleware=[ToolTraceMiddleware(), AuditMiddleware(runtime), ScopeMiddleware()],
         token_verifier=auth.verifier if auth is not None else None,
         auth=auth.settings if auth is not None else None,
     )

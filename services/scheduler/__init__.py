@@ -1,1 +1,1 @@
-"""Scheduling Lambdas: EventBridge sync, the daily snapshot, notifications, scheduled run results."""
+"""Scheduling Lambdas: EventBridge sync (the daily snapshot schedule included), scheduled run results."""

@@ -1,9 +1,9 @@
 """Lambda handlers that keep scheduled audits running (thin adapters over ``tagcompliance``).
 
 * ``sync``: bring EventBridge Scheduler in line with the ``scheduled_audits`` table, and keep the
-  daily compliance snapshot schedule at ``DAILY_SNAPSHOT_TIME`` (UTC).
-* ``daily-snapshot``: start the daily snapshot run (trigger ``daily``) with the configured runner.
-* ``notify``: (re-)deliver a finished run's result to its recipients.
+  daily compliance snapshot schedule at ``DAILY_SNAPSHOT_TIME`` (UTC). This is the one owner of
+  that schedule: it starts the state machine directly (trigger ``daily``), and the state machine's
+  ``notify`` step delivers results (invoke that function with ``{"run_id": ...}`` to re-deliver).
 * ``run-finished``: an EventBridge "Step Functions Execution Status Change" event of the audit
   state machine; for a scheduled run, record its last run and move its next run on.
 
@@ -21,17 +21,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from services.lambda_runtime import LazyRuntime
-from tagcompliance.audits import (
-    InProcessRunner,
-    StepFunctionsRunner,
-    build_runner,
-    build_scope,
-    notify_run,
-    snapshot_id_for,
-)
 from tagcompliance.aws import AwsClients
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.schedules import EventBridgeScheduler, reconcile_schedules, record_external_run
@@ -49,7 +41,6 @@ class SchedulerRuntime:
     settings: Settings
     clients: AwsClients
     store: Store
-    runner: InProcessRunner | StepFunctionsRunner
 
     def eventbridge(self) -> EventBridgeScheduler:
         if not (self.settings.state_machine_arn and self.settings.scheduler_role_arn):
@@ -67,22 +58,12 @@ class SchedulerRuntime:
 
 def build_runtime(settings: Settings | None = None) -> SchedulerRuntime:
     settings = settings or Settings()
-    clients = AwsClients(settings)
-    store = open_store(settings)
-    return SchedulerRuntime(settings, clients, store, build_runner(settings, clients, store))
+    return SchedulerRuntime(settings, AwsClients(settings), open_store(settings))
 
 
 _runtime: LazyRuntime[SchedulerRuntime] = LazyRuntime(build_runtime)
 set_runtime = _runtime.set
 runtime = _runtime.get
-
-
-class RunEvent(BaseModel):
-    run_id: str
-
-
-class DailySnapshotEvent(BaseModel):
-    run_id: str | None = Field(default=None, description="Default: a new id.")
 
 
 class ExecutionDetail(BaseModel):
@@ -119,31 +100,6 @@ def sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return report.model_dump(mode="json")
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def daily_snapshot_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = DailySnapshotEvent.model_validate(event or {})
-    rt = runtime()
-    scope = build_scope(rt.settings, rt.clients, [], [], "daily")
-    run_id = rt.runner.start(scope, run_id=parsed.run_id)
-    metrics.add_metric(name="DailySnapshotsStarted", unit=MetricUnit.Count, value=1)
-    logger.info("daily snapshot started", extra={"run_id": run_id, "accounts": scope.audited_accounts})
-    return {"run_id": run_id, "snapshot_id": snapshot_id_for(run_id), "poll_with": "get_audit_status"}
-
-
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = RunEvent.model_validate(event)
-    rt = runtime()
-    report = notify_run(parsed.run_id, rt.runner.ledger, rt.store, rt.clients, rt.settings)
-    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=report.sent)
-    metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=report.failed)
-    return report.model_dump(mode="json")
-
-
 @logger.inject_lambda_context(correlation_id_path="detail.name")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -176,7 +132,5 @@ def run_finished_handler(event: dict[str, Any], context: LambdaContext) -> dict[
 # Function name -> handler (another module derives the Lambda functions from this table).
 HANDLERS = {
     "sync-schedules": sync_handler,
-    "daily-snapshot": daily_snapshot_handler,
-    "deliver-notifications": notify_handler,
     "record-scheduled-run": run_finished_handler,
 }

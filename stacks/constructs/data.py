@@ -1,4 +1,5 @@
-"""Data: RDS PostgreSQL (+ RDS Proxy for the Lambdas), ElastiCache Redis, the DynamoDB shard ledger."""
+"""Data: RDS PostgreSQL (+ RDS Proxy for the Lambdas where cdk.json ``rds_proxy``), ElastiCache Redis,
+the DynamoDB shard ledger."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from stacks.budget import ConnectionBudget
 from stacks.config import DATABASE_NAME, DATABASE_PORT, REDIS_PORT, AppConfig
 from tagcompliance.audits.ledger import TTL_ATTRIBUTE, _LedgerRow
 
@@ -28,7 +30,14 @@ def ledger_key_names() -> tuple[str, str]:
 
 class Data(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: AppConfig, network: Network, secrets: Secrets
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        network: Network,
+        secrets: Secrets,
+        budget: ConnectionBudget,
     ) -> None:
         super().__init__(scope, construct_id)
         env = config.env
@@ -65,20 +74,30 @@ class Data(Construct):
             cloudwatch_logs_exports=["postgresql", "upgrade"],
             copy_tags_to_snapshot=True,
         )
-        self.proxy_security_group = ec2.SecurityGroup(
-            self, "ProxySecurityGroup", vpc=vpc, description="RDS Proxy in front of PostgreSQL (Lambdas)"
-        )
-        self.proxy = self.database.add_proxy(
-            "Proxy",
-            secrets=[secrets.database],
-            vpc=vpc,
-            vpc_subnets=network.data_subnets,
-            security_groups=[self.proxy_security_group],
-            require_tls=True,
-            iam_auth=False,
-            debug_logging=False,
-        )
-        self.database.connections.allow_default_port_from(self.proxy_security_group, "RDS Proxy")
+        # The Lambdas' path to PostgreSQL: RDS Proxy (pooling, faster failover) or the instance itself.
+        self.proxy: rds.DatabaseProxy | None = None
+        self.lambda_database_host = self.database.db_instance_endpoint_address
+        self.lambda_security_group: ec2.ISecurityGroup = self.database_security_group
+        if env.rds_proxy:
+            proxy_security_group = ec2.SecurityGroup(
+                self, "ProxySecurityGroup", vpc=vpc, description="RDS Proxy in front of PostgreSQL (Lambdas)"
+            )
+            percent = budget.proxy_max_connections_percent
+            self.proxy = self.database.add_proxy(
+                "Proxy",
+                secrets=[secrets.database],
+                vpc=vpc,
+                vpc_subnets=network.data_subnets,
+                security_groups=[proxy_security_group],
+                require_tls=True,
+                iam_auth=False,
+                debug_logging=False,
+                max_connections_percent=percent,
+                max_idle_connections_percent=max(1, percent // 2),
+            )
+            self.database.connections.allow_default_port_from(proxy_security_group, "RDS Proxy")
+            self.lambda_database_host = self.proxy.endpoint
+            self.lambda_security_group = proxy_security_group
 
         # --- Redis ----------------------------------------------------------------------------
         self.redis_security_group = ec2.SecurityGroup(

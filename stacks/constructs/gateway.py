@@ -24,17 +24,18 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from stacks.config import (
     DATABASE_NAME,
     DATABASE_PORT,
     DATABASE_USER,
-    GATEWAY_CPU,
     GATEWAY_CPU_TARGET_PERCENT,
     GATEWAY_HEALTH_PATH,
-    GATEWAY_MEMORY_MIB,
     GATEWAY_PORT,
     REDIS_PORT,
     AppConfig,
@@ -52,6 +53,26 @@ from .secrets import Secrets
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "services/mcp_gateway/Dockerfile"
 CONTAINER_NAME = "mcp-server"
+XRAY_CONTAINER_NAME = "xray-daemon"
+# The AWS-published X-Ray daemon image (ECR Public; 3.x: the major version AWS documents for ECS).
+XRAY_DAEMON_IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.x"
+XRAY_DAEMON_PORT = 2000
+# What the daemon calls (the actions of AWS's AWSXRayDaemonWriteAccess policy; none takes a resource).
+XRAY_DAEMON_ACTIONS = (
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+)
+# AWS managed rule groups on the load balancer (staging, prod): (name, rules set to count only).
+# The common rule set blocks request bodies over 8 KB; MCP tool calls may carry larger JSON-RPC
+# bodies (lists of ARNs, policies), so that one rule only counts.
+WAF_MANAGED_RULE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("AWSManagedRulesAmazonIpReputationList", ()),
+    ("AWSManagedRulesCommonRuleSet", ("SizeRestrictions_BODY",)),
+    ("AWSManagedRulesKnownBadInputsRuleSet", ()),
+)
 GATEWAY_COMMAND = [
     "python", "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0",
     "--port", str(GATEWAY_PORT),
@@ -104,6 +125,7 @@ class Gateway(Construct):
             security_group=self.alb_security_group,
             drop_invalid_header_fields=True,
             idle_timeout=Duration.seconds(120),  # streamable HTTP keeps responses open while tools run
+            deletion_protection=env.deletion_protection,
         )
         self.load_balancer.log_access_logs(self.access_logs, prefix="alb")
         self.load_balancer.add_redirect(source_port=80, target_port=443)
@@ -116,6 +138,21 @@ class Gateway(Construct):
             open=False,  # the security group above already admits 443
         )
         public_host = env.domain_name or self.load_balancer.load_balancer_dns_name
+        self.web_acl = self._web_acl(config) if env.waf else None
+        self.alias_record: route53.ARecord | None = None
+        if env.hosted_zone_id and env.hosted_zone_name and env.domain_name:
+            zone = route53.HostedZone.from_hosted_zone_attributes(
+                self, "Zone", hosted_zone_id=env.hosted_zone_id, zone_name=env.hosted_zone_name
+            )
+            self.alias_record = route53.ARecord(
+                self,
+                "Alias",
+                zone=zone,
+                record_name=env.domain_name,
+                target=route53.RecordTarget.from_alias(
+                    route53_targets.LoadBalancerTarget(self.load_balancer)
+                ),
+            )
 
         # --- task definition --------------------------------------------------------------------
         self.task_role = iam.Role(
@@ -128,8 +165,8 @@ class Gateway(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
-            cpu=GATEWAY_CPU,
-            memory_limit_mib=GATEWAY_MEMORY_MIB,
+            cpu=env.gateway_cpu,
+            memory_limit_mib=env.gateway_memory_mib,
             task_role=self.task_role,
             runtime_platform=ecs.RuntimePlatform(
                 cpu_architecture=ecs.CpuArchitecture.X86_64,
@@ -149,6 +186,7 @@ class Gateway(Construct):
                 f"postgresql://{DATABASE_USER}@{data.database.db_instance_endpoint_address}:"
                 f"{data.database.db_instance_endpoint_port}/{DATABASE_NAME}?sslmode=require"
             ),
+            "DATABASE_POOL_SIZE": str(env.gateway_db_pool_size),  # stacks/budget.py
             # The image's entrypoint builds REDIS_URL (rediss://, AUTH token) from these.
             "REDIS_HOST": data.redis_host,
             "REDIS_PORT": data.redis_port,
@@ -160,6 +198,10 @@ class Gateway(Construct):
             "DAILY_SNAPSHOT_TIME": env.daily_snapshot_time,
             "AUDIT_ROLE_NAME": config.audit_role_name,
             "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
+            # Only the load balancer (inside the VPC) reaches the tasks: uvicorn trusts the
+            # X-Forwarded-For it appends, so per-IP limits and the audit log see the client's address.
+            "FORWARDED_ALLOW_IPS": env.vpc_cidr,
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,
             **self._auth_environment(config, secrets, public_host),
         }
@@ -190,6 +232,21 @@ class Gateway(Construct):
                 retries=3,
                 start_period=Duration.seconds(60),
             ),
+        )
+
+        # The X-Ray daemon beside the server (tasks share localhost): it relays the gateway's segments.
+        self.xray_container = self.task_definition.add_container(
+            "XRayDaemon",
+            container_name=XRAY_CONTAINER_NAME,
+            image=ecs.ContainerImage.from_registry(XRAY_DAEMON_IMAGE),
+            essential=False,  # the gateway keeps serving if tracing stops
+            cpu=32,
+            memory_reservation_mib=256,
+            port_mappings=[ecs.PortMapping(container_port=XRAY_DAEMON_PORT, protocol=ecs.Protocol.UDP)],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="xray", log_group=self.log_group),
+        )
+        self.task_role.add_to_policy(
+            iam.PolicyStatement(sid="XRayDaemon", actions=list(XRAY_DAEMON_ACTIONS), resources=["*"])
         )
 
         # --- service ----------------------------------------------------------------------------
@@ -323,6 +380,53 @@ class Gateway(Construct):
         # The deploy workflow waits on these until the blue/green deployment (bake time included) is done.
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.service.service_name)
+
+    def _web_acl(self, config: AppConfig) -> wafv2.CfnWebACL:
+        """A regional web ACL of AWS managed rule groups, associated with the load balancer."""
+        rules = [
+            wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS",
+                        name=name,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                            )
+                            for rule in count_only
+                        ]
+                        or None,
+                    )
+                ),
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                    cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+                ),
+            )
+            for priority, (name, count_only) in enumerate(WAF_MANAGED_RULE_GROUPS)
+        ]
+        web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=f"{config.prefix}-gateway",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            rules=rules,
+            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True,
+                metric_name=f"{config.prefix}-gateway",
+                sampled_requests_enabled=True,
+            ),
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.load_balancer.load_balancer_arn,
+            web_acl_arn=web_acl.attr_arn,
+        )
+        return web_acl
 
     def _target_group(self, name: str, vpc: ec2.IVpc) -> elbv2.ApplicationTargetGroup:
         return elbv2.ApplicationTargetGroup(

@@ -1,5 +1,7 @@
 """Monitoring: one CloudWatch dashboard (the spec's requests / ECS / RDS / Redis widget groups plus
-pipeline runs and the compliance score) and the alarms, all notifying one encrypted SNS topic.
+pipeline runs and the compliance score) and the alarms, all notifying one encrypted SNS topic, which
+e-mails ``alarm_email`` and/or posts to a Slack channel through AWS Chatbot (cdk.json; staging and
+prod must name at least one, stacks/config.py).
 
 The pipeline's custom metrics are the Powertools EMF metrics of ``services.scanners.handlers``:
 namespace and ``service`` dimension are read from that module, so they cannot drift apart.
@@ -8,6 +10,7 @@ namespace and ``service`` dimension are read from that module, so they cannot dr
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -18,6 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from services.scanners import handlers
+from stacks.budget import SCAN_SHARD_KEY, ConnectionBudget
 from stacks.config import AppConfig
 
 from .data import Data
@@ -30,6 +34,7 @@ METRICS_SERVICE: str = handlers.SERVICE
 COMPLIANCE_SCORE_METRIC = "ComplianceScore"
 PIPELINE_METRICS = ("ResourcesScanned", "ShardsFailed", "SnapshotsWritten", "AuditShardsPlanned")
 FIVE_MINUTES = Duration.minutes(5)
+SCAN_SHARD_ERROR_RATE_PERCENT = 50
 
 
 def pipeline_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
@@ -52,6 +57,7 @@ class Monitoring(Construct):
         data: Data,
         pipeline: Pipeline,
         gateway: Gateway,
+        budget: ConnectionBudget,
     ) -> None:
         super().__init__(scope, construct_id)
         env = config.env
@@ -74,6 +80,19 @@ class Monitoring(Construct):
         )
         if env.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(env.alarm_email))
+        self.slack: chatbot.SlackChannelConfiguration | None = None
+        if env.alarm_slack_workspace_id and env.alarm_slack_channel_id:
+            self.slack = chatbot.SlackChannelConfiguration(
+                self,
+                "Slack",
+                slack_channel_configuration_name=f"{config.prefix}-alarms",
+                slack_workspace_id=env.alarm_slack_workspace_id,
+                slack_channel_id=env.alarm_slack_channel_id,
+                notification_topics=[self.topic],
+                logging_level=chatbot.LoggingLevel.ERROR,
+                # Read-only: the channel sees alarms; nobody runs commands from it.
+                guardrail_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("ReadOnlyAccess")],
+            )
         action = actions.SnsAction(self.topic)
 
         alb = gateway.load_balancer
@@ -115,19 +134,23 @@ class Monitoring(Construct):
             "rds_connections": database.metric_database_connections(period=FIVE_MINUTES).create_alarm(
                 self,
                 "RdsConnections",
-                alarm_description="More than 80 PostgreSQL connections",
-                threshold=80,
+                alarm_description=(
+                    f"More than {budget.limit} PostgreSQL connections: the connection budget "
+                    f"(stacks/budget.py) is exceeded"
+                ),
+                threshold=budget.limit,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
-            "state_machine_failures": state_machine.metric_failed(period=FIVE_MINUTES).create_alarm(
-                self,
+            "state_machine_failures": self._at_least(
+                state_machine.metric_failed(period=FIVE_MINUTES),
                 "AuditFailures",
-                alarm_description="A compliance audit execution failed",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A compliance audit execution failed",
+            ),
+            "state_machine_timeouts": self._at_least(
+                state_machine.metric_timed_out(period=FIVE_MINUTES),
+                "AuditTimeouts",
+                "A compliance audit execution timed out",
             ),
             "compliance_score": pipeline_metric(
                 COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1)
@@ -143,6 +166,33 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
+        # One errors alarm per function: an invocation that raised (a failed cold start included),
+        # whether a state machine step, the hourly schedule sync or the run recorder. scan-shard
+        # raises ShardThrottledError on purpose (the state machine retries the shard), so its alarm
+        # is on the error rate: a broken function fails every invocation, a throttled shard a few.
+        for key, function in pipeline.functions.items():
+            errors = function.metric_errors(period=FIVE_MINUTES, statistic="Sum")
+            if key != SCAN_SHARD_KEY:
+                self.alarms[f"lambda_errors_{key}"] = self._at_least(
+                    errors, f"{function.node.id}Errors", f"The {key} Lambda function failed"
+                )
+                continue
+            error_rate = cloudwatch.MathExpression(
+                label=f"{key} error rate (%)",
+                expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+                using_metrics={
+                    "errors": errors,
+                    "invocations": function.metric_invocations(period=FIVE_MINUTES, statistic="Sum"),
+                },
+                period=FIVE_MINUTES,
+            )
+            self.alarms[f"lambda_errors_{key}"] = self._at_least(
+                error_rate,
+                f"{function.node.id}Errors",
+                f"The {key} Lambda function failed {SCAN_SHARD_ERROR_RATE_PERCENT} % of its invocations or "
+                "more (throttled shards it raises for a retry are fewer)",
+                threshold=SCAN_SHARD_ERROR_RATE_PERCENT,
+            )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
@@ -258,4 +308,18 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )
+
+    def _at_least(
+        self, metric: cloudwatch.IMetric, construct_id: str, description: str, threshold: float = 1
+    ) -> cloudwatch.Alarm:
+        """An alarm on ``metric`` reaching ``threshold`` in one period (no data: not breaching)."""
+        return metric.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

@@ -1,5 +1,6 @@
 """Network: a VPC over three Availability Zones with public, private (tasks, Lambdas) and isolated
-(data) subnets, flow logs, and VPC endpoints for the AWS services the product calls most."""
+(data) subnets, flow logs, the free S3 and DynamoDB gateway endpoints, and the interface endpoints
+the environment chooses."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from constructs import Construct
 
 from stacks.config import AppConfig, log_retention
 
-# Interface endpoints where they keep traffic off the NAT gateways: secrets at start-up, image
-# pulls and logs for every task, the audit Lambdas' ledger-adjacent services and metrics.
+# Interface endpoints an environment may choose (cdk.json interface_endpoints): each keeps one
+# service's traffic off the NAT gateways, at about $7 a month per AZ (make cost). Without them the
+# same calls leave through NAT, which every environment has.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -65,22 +67,24 @@ class Network(Construct):
         self.vpc.add_gateway_endpoint(
             "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=private
         )
-        self.endpoint_security_group = ec2.SecurityGroup(
-            self,
-            "EndpointSecurityGroup",
-            vpc=self.vpc,
-            description="Interface VPC endpoints: HTTPS from inside the VPC",
-            allow_all_outbound=False,
-        )
-        self.endpoint_security_group.add_ingress_rule(
-            ec2.Peer.ipv4(env.vpc_cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
-        )
-        for name, service in INTERFACE_ENDPOINTS.items():
+        self.endpoint_security_group: ec2.SecurityGroup | None = None
+        if env.interface_endpoints:
+            self.endpoint_security_group = ec2.SecurityGroup(
+                self,
+                "EndpointSecurityGroup",
+                vpc=self.vpc,
+                description="Interface VPC endpoints: HTTPS from inside the VPC",
+                allow_all_outbound=False,
+            )
+            self.endpoint_security_group.add_ingress_rule(
+                ec2.Peer.ipv4(env.vpc_cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
+            )
+        for name in env.interface_endpoints:
             self.vpc.add_interface_endpoint(
                 name,
-                service=service,
+                service=INTERFACE_ENDPOINTS[name],
                 subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-                security_groups=[self.endpoint_security_group],
+                security_groups=[self.endpoint_security_group] if self.endpoint_security_group else None,
                 private_dns_enabled=True,
                 open=False,  # the security group above admits HTTPS from the VPC
             )

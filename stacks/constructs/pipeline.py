@@ -1,5 +1,6 @@
 """Pipeline: the Lambda layers, one function per handler, the audit state machine, the EventBridge
-Scheduler group with the daily snapshot schedule, and the role the schedules assume.
+Scheduler group with the hourly sync schedule (the sync function writes every other schedule, the
+daily snapshot included), and the role the schedules assume.
 
 The functions are derived from the code, never listed here: every entry of the ``HANDLERS`` table
 of ``services.scanners.handlers`` (and of ``services.scheduler.handlers`` once it exists) becomes a
@@ -10,11 +11,10 @@ function, and the state machine's ``${...}`` placeholders are filled from
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -27,14 +27,13 @@ from constructs import Construct
 
 from services.scanners import definition
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
+from stacks.budget import LAMBDA_POOL_SIZE, reserved_concurrency
 from stacks.config import DATABASE_NAME, DATABASE_PORT, DATABASE_USER, AppConfig, log_retention
 from stacks.permissions import (
-    SCOPE_READ_ACTIONS,
     STATE_MACHINE_EXECUTION_ACTIONS,
     STATE_MACHINE_START_ACTIONS,
     pipeline_read_actions,
 )
-from tagcompliance.schedules import DAILY_SNAPSHOT_NAME
 
 from .data import Data
 from .network import Network, allow_ingress
@@ -144,11 +143,11 @@ class Pipeline(Construct):
         )
         allow_ingress(
             self,
-            "ProxyFromFunctions",
-            target=data.proxy_security_group,
+            "DatabaseFromFunctions",
+            target=data.lambda_security_group,
             source=self.security_group,
             port=DATABASE_PORT,
-            description="audit Lambdas to RDS Proxy",
+            description="audit Lambdas to PostgreSQL (through RDS Proxy where there is one)",
         )
 
         # --- layers ---------------------------------------------------------------------------
@@ -201,22 +200,23 @@ class Pipeline(Construct):
         # One role per handler module: the state machine's steps scan and read; the scheduler's
         # handlers start runs and manage schedules.
         self.role = self._function_role("FunctionRole", "Audit steps: read-only scans, ledger, database")
-        self._grant_common(self.role, config, stack, data, secrets)
-        self._grant_scanning(self.role, config, stack)
+        secrets.database.grant_read(self.role)
+        self._grant_scanning(self.role, config, stack, data)
         self.scheduler_functions_role: iam.Role | None = None
         if any(spec.module == SCHEDULER_MODULE for spec in self.handlers):
             self.scheduler_functions_role = self._function_role(
-                "SchedulerFunctionRole", "Scheduler handlers: start audits, manage the schedule group"
+                "SchedulerFunctionRole", "Scheduler handlers: manage the schedule group, database"
             )
-            self._grant_common(self.scheduler_functions_role, config, stack, data, secrets)
-            self._grant_scheduling(self.scheduler_functions_role, config, stack)
+            secrets.database.grant_read(self.scheduler_functions_role)
+            self.grant_schedule_management(self.scheduler_functions_role, config, stack)
 
         environment = {
             "AUDIT_LEDGER_TABLE": data.ledger.table_name,
             "DATABASE_URL": (
-                f"postgresql://{DATABASE_USER}@{data.proxy.endpoint}:{DATABASE_PORT}/{DATABASE_NAME}"
+                f"postgresql://{DATABASE_USER}@{data.lambda_database_host}:{DATABASE_PORT}/{DATABASE_NAME}"
                 "?sslmode=require"
             ),
+            "DATABASE_POOL_SIZE": str(LAMBDA_POOL_SIZE),
             "DATABASE_PASSWORD_SECRET_ARN": secrets.database.secret_arn,
             "AWS_LAMBDA_EXEC_WRAPPER": SECRETS_WRAPPER,
             "POLICY_PATH": "/var/task/policies/tagging_policy.json",
@@ -262,6 +262,8 @@ class Pipeline(Construct):
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environment,
                 log_group=log_group,
+                # Bounded, so its PostgreSQL connections are (stacks/budget.py).
+                reserved_concurrent_executions=reserved_concurrency(config, spec.key),
                 description=f"tag-compliance {spec.key}: {spec.handler}",
             )
 
@@ -290,30 +292,8 @@ class Pipeline(Construct):
             self.functions[key].grant_invoke(self.state_machine.role)
 
         # --- schedules --------------------------------------------------------------------------
-        # The daily snapshot, exactly as tagcompliance.schedules.EventBridgeScheduler.put_daily_snapshot
-        # writes it (same name, input and time), so the sync Lambda finds nothing to change.
-        self.daily_snapshot = scheduler.CfnSchedule(
-            self,
-            "DailySnapshot",
-            name=DAILY_SNAPSHOT_NAME,
-            group_name=config.scheduler_group_name,
-            description=f"Daily tag-compliance snapshot at {env.daily_snapshot_time} UTC",
-            schedule_expression=env.daily_snapshot_cron,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED",
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.state_machine_arn,
-                role_arn=self.scheduler_role.role_arn,
-                input=json.dumps(
-                    {"resource_types": [], "regions": [], "trigger": "daily"}, separators=(",", ":")
-                ),
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=2, maximum_event_age_in_seconds=3600
-                ),
-            ),
-        )
-        self.daily_snapshot.node.add_dependency(self.schedule_group, self.state_machine)
+        # The daily snapshot schedule has one owner, the sync function (reconcile_schedules writes it
+        # at DAILY_SNAPSHOT_TIME): CloudFormation does not define it, so the two cannot disagree.
         self.sync_schedule: scheduler.CfnSchedule | None = None
         if SYNC_SCHEDULES_KEY in self.functions:
             sync = self.functions[SYNC_SCHEDULES_KEY]
@@ -332,6 +312,11 @@ class Pipeline(Construct):
                 ),
             )
             self.sync_schedule.node.add_dependency(self.schedule_group)
+        # The deploy workflow runs a small audit and the first schedule sync with these.
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        if SYNC_SCHEDULES_KEY in self.functions:
+            sync_name = self.functions[SYNC_SCHEDULES_KEY].function_name
+            CfnOutput(self, "SyncSchedulesFunctionName", value=sync_name)
         self.run_finished_rule: events.Rule | None = None
         if RECORD_RUN_KEY in self.functions:
             self.run_finished_rule = events.Rule(
@@ -365,12 +350,20 @@ class Pipeline(Construct):
             ],
         )
 
-    def _grant_common(
-        self, role: iam.Role, config: AppConfig, stack: Stack, data: Data, secrets: Secrets
-    ) -> None:
-        """Every handler builds the same runtime: store (database secret), ledger, notifications."""
+    def _grant_scanning(self, role: iam.Role, config: AppConfig, stack: Stack, data: Data) -> None:
+        """The state machine's steps: read-only scans, drift attribution, policy import, member
+        accounts, the shard ledger, and notifications (SES from the configured sender only)."""
+        role.add_to_policy(
+            iam.PolicyStatement(sid="ReadOnlyScan", actions=list(pipeline_read_actions()), resources=["*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AssumeAuditRoles",
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{stack.partition}:iam::*:role/{config.audit_role_name}"],
+            )
+        )
         data.ledger.grant_read_write_data(role)
-        secrets.database.grant_read(role)
         sender = config.env.notify_email_sender
         if sender:
             role.add_to_policy(
@@ -382,29 +375,8 @@ class Pipeline(Construct):
                 )
             )
 
-    def _grant_scanning(self, role: iam.Role, config: AppConfig, stack: Stack) -> None:
-        """The state machine's steps: read-only scans, drift attribution, policy import, member accounts."""
-        role.add_to_policy(
-            iam.PolicyStatement(sid="ReadOnlyScan", actions=list(pipeline_read_actions()), resources=["*"])
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="AssumeAuditRoles",
-                actions=["sts:AssumeRole"],
-                resources=[f"arn:{stack.partition}:iam::*:role/{config.audit_role_name}"],
-            )
-        )
-
-    def _grant_scheduling(self, role: iam.Role, config: AppConfig, stack: Stack) -> None:
-        """The scheduler's handlers: scope of a daily run, start and follow runs, the schedule group."""
-        role.add_to_policy(
-            iam.PolicyStatement(sid="ResolveScope", actions=list(SCOPE_READ_ACTIONS), resources=["*"])
-        )
-        self.grant_start_and_schedule_audits(role, config, stack)
-
     def grant_start_and_schedule_audits(self, role: iam.IRole, config: AppConfig, stack: Stack) -> None:
-        """Start and follow runs of the state machine, manage the schedule group's schedules and pass
-        the scheduler role to EventBridge Scheduler (the gateway and the scheduler handlers)."""
+        """Start and follow runs of the state machine, and manage the schedule group (the gateway)."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="StartAudits",
@@ -419,6 +391,11 @@ class Pipeline(Construct):
                 resources=[self.execution_arns],
             )
         )
+        self.grant_schedule_management(role, config, stack)
+
+    def grant_schedule_management(self, role: iam.IRole, config: AppConfig, stack: Stack) -> None:
+        """Manage the schedule group's schedules and pass the scheduler role to EventBridge Scheduler
+        (the gateway and the sync function)."""
         group = config.scheduler_group_name
         role.add_to_principal_policy(
             iam.PolicyStatement(

@@ -488,6 +488,24 @@ def test_postgres_location_never_shows_the_password(postgres_url: str) -> None:
         store.close()
 
 
+def test_database_pool_size_bounds_the_connections_one_process_opens() -> None:
+    """DATABASE_POOL_SIZE is what the deployment's connection budget counts per process."""
+    with fresh_postgres_database() as url:
+        database = url.rsplit("/", 1)[1]
+        store = open_store(Settings(DATABASE_URL=url, DATABASE_POOL_SIZE=2))
+        try:
+            assert store.info().details["pool_max_size"] == 2
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda _: [store.info() for _ in range(10)], range(8)))
+            with psycopg.connect(postgres_url_for("postgres"), autocommit=True) as admin:
+                (opened,) = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+                ).fetchone()
+            assert 1 <= opened <= 2
+        finally:
+            store.close()
+
+
 def test_unreachable_database_url_fails_fast_without_falling_back() -> None:
     started = time.monotonic()
     with pytest.raises(StoreError) as raised:

@@ -27,7 +27,6 @@ def test_each_environment_validates(env: str) -> None:
     config = load_config(_app(env=env))
     assert config.env_name == env
     assert config.prefix == f"tag-compliance-{env}"
-    assert config.env.daily_snapshot_cron == "cron(0 6 * * ? *)"
     assert len(config.availability_zones) == 3
 
 
@@ -74,3 +73,53 @@ def test_optional_context_values() -> None:
     assert config.aws_endpoint_url == "http://localhost:4566"
     assert config.gateway_image_tag == "abc123"
     assert load_config(_app(env="dev")).aws_endpoint_url is None
+
+
+def _with(env: str, **changes: Any) -> App:
+    environments = cdk_json_context()["environments"]
+    return _app(env=env, environments={**environments, env: {**environments[env], **changes}})
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_staging_and_prod_refuse_alarms_that_reach_no_one(env: str) -> None:
+    with pytest.raises(SystemExit, match=f"{env} alarms would reach no one: set alarm_email"):
+        load_config(_with(env, alarm_email=None))
+    # Slack alone is a destination too; dev may go without.
+    slack = load_config(
+        _with(env, alarm_email=None, alarm_slack_workspace_id="T0123ABCD", alarm_slack_channel_id="C0456EFGH")
+    )
+    assert slack.env.alarm_destinations == ["slack:T0123ABCD/C0456EFGH"]
+    assert load_config(_app(env="dev")).env.alarm_destinations == []
+    # The deploy workflow passes the address of the GitHub environment's ALARM_EMAIL.
+    assert (
+        load_config(_app(env=env, alarm_email="oncall@example.org")).env.alarm_email == "oncall@example.org"
+    )
+
+
+def test_alarm_destinations_and_edge_settings_are_checked() -> None:
+    cases = [
+        ({"alarm_email": "not-an-address"}, "alarm_email is not an e-mail address"),
+        ({"alarm_slack_channel_id": "C0456EFGH"}, "go together"),
+        (
+            {"alarm_slack_workspace_id": "workspace", "alarm_slack_channel_id": "C0456EFGH"},
+            "not a Slack workspace id",
+        ),
+        (
+            {"hosted_zone_id": "Z0123456789"},
+            "a Route 53 alias needs hosted_zone_id, hosted_zone_name and domain_name",
+        ),
+        (
+            {"hosted_zone_id": "Z0123456789", "hosted_zone_name": "other.example.com"},
+            "is not in hosted zone 'other.example.com'",
+        ),
+        (
+            {"interface_endpoints": ["SecretsManager", "Kinesis"]},
+            r"unknown interface endpoints \['Kinesis'\]",
+        ),
+        ({"gateway_cpu": 1024, "gateway_memory_mib": 1024}, "is not a Fargate task size"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(SystemExit, match=message):
+            load_config(_with("staging", **changes))
+    zone = load_config(_with("staging", hosted_zone_id="Z0123456789", hosted_zone_name="finops.example.com."))
+    assert zone.env.hosted_zone_name == "finops.example.com."

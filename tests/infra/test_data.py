@@ -32,9 +32,17 @@ def test_postgres_is_encrypted_backed_up_and_multi_az_in_prod(synth: Synthesized
     assert env.deletion_protection is (synth.env == "prod")
 
 
-def test_rds_proxy_requires_tls_and_uses_the_database_secret(synth: Synthesized) -> None:
+def test_rds_proxy_where_chosen_requires_tls_uses_the_secret_and_holds_the_budget(synth: Synthesized) -> None:
     data = synth.template("data")
-    data.resource_count_is("AWS::RDS::DBProxy", 1)
+    with_proxy = synth.deployment.config.env.rds_proxy
+    data.resource_count_is("AWS::RDS::DBProxy", 1 if with_proxy else 0)
+    if not with_proxy:
+        return
+    percent = synth.deployment.budget.proxy_max_connections_percent
+    data.has_resource_properties(
+        "AWS::RDS::DBProxyTargetGroup",
+        {"ConnectionPoolConfigurationInfo": Match.object_like({"MaxConnectionsPercent": percent})},
+    )
     data.has_resource_properties(
         "AWS::RDS::DBProxy",
         {

@@ -12,6 +12,12 @@ from pydantic import AliasChoices
 
 from services.mcp_gateway.__main__ import parse_args
 from stacks.config import GATEWAY_HEALTH_PATH, GATEWAY_PORT
+from stacks.constructs.gateway import (
+    CONTAINER_NAME,
+    XRAY_CONTAINER_NAME,
+    XRAY_DAEMON_ACTIONS,
+    XRAY_DAEMON_PORT,
+)
 from stacks.permissions import api_action, gateway_read_actions
 from tagcompliance.resources import REGISTRY
 from tagcompliance.settings import Settings
@@ -22,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "services" / "mcp_gateway" / "Dockerfile"
 # Read by the image's entrypoint (REDIS_URL) and by libpq (PGPASSWORD), not by Settings.
 ENTRYPOINT_VARIABLES = {"REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_TOKEN", "PGPASSWORD"}
+SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn itself
 
 
 def _aliases(model: type) -> set[str]:
@@ -35,10 +42,13 @@ def _aliases(model: type) -> set[str]:
     return names
 
 
-def _container(synth: Synthesized) -> dict[str, Any]:
+def _containers(synth: Synthesized) -> dict[str, dict[str, Any]]:
     task = next(iter(synth.resources("gateway", "AWS::ECS::TaskDefinition").values()))
-    (container,) = task["Properties"]["ContainerDefinitions"]
-    return container
+    return {container["Name"]: container for container in task["Properties"]["ContainerDefinitions"]}
+
+
+def _container(synth: Synthesized) -> dict[str, Any]:
+    return _containers(synth)[CONTAINER_NAME]
 
 
 def _policy_statements(synth: Synthesized, role_logical_prefix: str) -> list[dict[str, Any]]:
@@ -54,11 +64,33 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
-def test_task_is_2_vcpu_4_gb_fargate(synth: Synthesized) -> None:
+def test_task_size_follows_the_environment_and_is_the_specs_2_vcpu_4_gb_beyond_dev(
+    synth: Synthesized,
+) -> None:
+    env = synth.deployment.config.env
     synth.template("gateway").has_resource_properties(
         "AWS::ECS::TaskDefinition",
-        {"Cpu": "2048", "Memory": "4096", "RequiresCompatibilities": ["FARGATE"], "NetworkMode": "awsvpc"},
+        {
+            "Cpu": str(env.gateway_cpu),
+            "Memory": str(env.gateway_memory_mib),
+            "RequiresCompatibilities": ["FARGATE"],
+            "NetworkMode": "awsvpc",
+        },
     )
+    if synth.env != "dev":
+        assert (env.gateway_cpu, env.gateway_memory_mib) == (2048, 4096)
+
+
+def test_an_xray_daemon_runs_beside_the_gateway_which_sends_it_its_segments(synth: Synthesized) -> None:
+    containers = _containers(synth)
+    daemon = containers[XRAY_CONTAINER_NAME]
+    assert daemon["Essential"] is False  # tracing never takes the gateway down
+    assert daemon["PortMappings"] == [{"ContainerPort": XRAY_DAEMON_PORT, "Protocol": "udp"}]
+    environment = {item["Name"]: item["Value"] for item in _container(synth)["Environment"]}
+    assert environment["AWS_XRAY_DAEMON_ADDRESS"] == f"127.0.0.1:{XRAY_DAEMON_PORT}"
+    statements = _policy_statements(synth, "GatewayTaskRoleDefaultPolicy")
+    (xray,) = [statement for statement in statements if statement.get("Sid") == "XRayDaemon"]
+    assert sorted(_actions(xray)) == sorted(XRAY_DAEMON_ACTIONS)
 
 
 def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized) -> None:
@@ -72,7 +104,7 @@ def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized)
 
 def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: Synthesized) -> None:
     container = _container(synth)
-    known = _aliases(Settings) | ENTRYPOINT_VARIABLES
+    known = _aliases(Settings) | ENTRYPOINT_VARIABLES | SERVER_VARIABLES
     environment = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert set(environment) <= known, set(environment) - known
     for required in (
@@ -82,6 +114,10 @@ def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: S
         assert required in environment, required
     assert environment["AUTH_ISSUER_URL"] == synth.deployment.config.env.auth_issuer_url
     assert environment["LOCAL_SCHEDULER_INTERVAL_SECONDS"] == "0"
+    # uvicorn believes the X-Forwarded-For of the VPC (the load balancer) only, so a client cannot
+    # pick its own address for the per-IP limits.
+    assert environment["FORWARDED_ALLOW_IPS"] == synth.deployment.config.env.vpc_cidr
+    assert environment["DATABASE_POOL_SIZE"] == str(synth.deployment.config.env.gateway_db_pool_size)
     assert "AWS_ENDPOINT_URL" not in environment  # only with -c aws_endpoint_url=...
     secrets = {item["Name"] for item in container["Secrets"]}
     assert secrets == {"PGPASSWORD", "REDIS_AUTH_TOKEN"}
@@ -274,7 +310,7 @@ def test_task_role_is_read_only_except_its_own_schedules_and_audits(synth: Synth
         r":(Create|Delete|Put|Update|Modify|Tag|Untag|Start|Stop|Send|Invoke|Pass|Attach|Detach)"
     )
     for statement in statements:
-        if statement["Resource"] == "*":
+        if statement["Resource"] == "*" and statement.get("Sid") != "XRayDaemon":
             assert not [a for a in _actions(statement) if write.search(a)], statement
     assert _actions(by_sid["StartAudits"]) == ["states:StartExecution"]
     assert _actions(by_sid["FollowAudits"]) == ["states:DescribeExecution"]
@@ -314,5 +350,5 @@ def test_outputs_name_what_the_deploy_workflow_waits_on(synth: Synthesized) -> N
     assert outputs[by_prefix["GatewayClusterName"][0]]["Value"] == {"Ref": cluster}
     workflow = (ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
     for prefix in by_prefix:
-        assert f"startswith('{prefix}')" in workflow
+        assert f"cdk_output.py cdk-outputs.json {prefix})" in workflow
     assert "aws ecs wait services-stable" in workflow

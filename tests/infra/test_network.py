@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
-
+from stacks.config import INTERFACE_ENDPOINT_NAMES
 from stacks.constructs.network import INTERFACE_ENDPOINTS
 
 from .conftest import Synthesized
@@ -28,7 +27,7 @@ def test_nat_gateways_follow_the_environment(synth: Synthesized) -> None:
     )
 
 
-def test_gateway_endpoints_for_s3_and_dynamodb_and_interface_endpoints(synth: Synthesized) -> None:
+def test_free_gateway_endpoints_and_the_chosen_interface_endpoints(synth: Synthesized) -> None:
     endpoints = synth.resources("network", "AWS::EC2::VPCEndpoint")
     gateway = [
         e for e in endpoints.values() if e["Properties"].get("VpcEndpointType", "Gateway") == "Gateway"
@@ -37,21 +36,11 @@ def test_gateway_endpoints_for_s3_and_dynamodb_and_interface_endpoints(synth: Sy
     services = {str(e["Properties"]["ServiceName"]) for e in gateway}
     assert any(".s3" in name for name in services) and any(".dynamodb" in name for name in services)
     assert len(gateway) == 2
-    assert len(interface) == len(INTERFACE_ENDPOINTS)
-    for endpoint in interface:
-        assert endpoint["Properties"]["PrivateDnsEnabled"] is True
-    # Interface endpoints admit HTTPS from the VPC's own range only.
-    synth.template("network").has_resource_properties(
-        "AWS::EC2::SecurityGroup",
-        {
-            "GroupDescription": Match.string_like_regexp("Interface VPC endpoints"),
-            "SecurityGroupIngress": [
-                Match.object_like(
-                    {"CidrIp": synth.deployment.config.env.vpc_cidr, "FromPort": 443, "ToPort": 443}
-                )
-            ],
-        },
-    )
+    assert len(interface) == len(synth.deployment.config.env.interface_endpoints)
+
+
+def test_every_interface_endpoint_name_cdk_json_accepts_maps_to_a_service() -> None:
+    assert sorted(INTERFACE_ENDPOINTS) == sorted(INTERFACE_ENDPOINT_NAMES)
 
 
 def test_flow_logs_are_on(synth: Synthesized) -> None:

@@ -15,7 +15,7 @@ import pytest
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
 from stacks.constructs import pipeline as pipeline_module
 from stacks.constructs.pipeline import HANDLER_MODULES, RUNTIME, SECRETS_WRAPPER, discover_handlers
-from tagcompliance.schedules import EventBridgeScheduler
+from tagcompliance.schedules import DAILY_SNAPSHOT_NAME, EventBridgeScheduler
 
 from .conftest import Synthesized
 
@@ -80,14 +80,21 @@ def test_state_machine_substitutes_every_placeholder_with_its_function(synth: Sy
     assert json.loads(staged.read_text(encoding="utf-8")) == json.loads(ASL_PATH.read_text(encoding="utf-8"))
 
 
-def test_schedule_group_daily_snapshot_matches_what_the_sync_lambda_writes(synth: Synthesized) -> None:
+def test_the_sync_function_is_the_one_owner_of_the_daily_snapshot_schedule(synth: Synthesized) -> None:
+    """CloudFormation defines only the hourly sync schedule; the sync function writes the daily
+    snapshot into the environment's group at the configured time (what its environment says)."""
     config = synth.deployment.config
     template = synth.template("pipeline")
     template.has_resource_properties("AWS::Scheduler::ScheduleGroup", {"Name": config.scheduler_group_name})
-    schedules = {
-        s["Properties"]["Name"]: s["Properties"]
-        for s in synth.resources("pipeline", "AWS::Scheduler::Schedule").values()
-    }
+    schedules = [s["Properties"] for s in synth.resources("pipeline", "AWS::Scheduler::Schedule").values()]
+    assert [s["Name"] for s in schedules] == ["sync-schedules"]
+    ((sync_id, sync_function),) = [
+        (logical_id, f)
+        for logical_id, f in _functions(synth).items()
+        if f["Properties"]["Handler"].endswith(".sync_handler")
+    ]
+    env = sync_function["Properties"]["Environment"]["Variables"]
+    assert schedules[0]["Target"]["Arn"] == {"Fn::GetAtt": [sync_id, "Arn"]}
 
     class _Recorder:
         calls: list[dict[str, Any]] = []
@@ -105,15 +112,14 @@ def test_schedule_group_daily_snapshot_matches_what_the_sync_lambda_writes(synth
             return recorder
 
     recorder = _Recorder()
-    backend = EventBridgeScheduler(_Clients(), config.scheduler_group_name, "sm-arn", "role-arn")  # type: ignore[arg-type]
-    backend.put_daily_snapshot(config.env.daily_snapshot_time)
+    backend = EventBridgeScheduler(_Clients(), env["SCHEDULER_GROUP"], "sm-arn", "role-arn")  # type: ignore[arg-type]
+    backend.put_daily_snapshot(env["DAILY_SNAPSHOT_TIME"])
     (written,) = recorder.calls
-    deployed = schedules[written["Name"]]
-    assert deployed["GroupName"] == written["GroupName"] == config.scheduler_group_name
-    assert deployed["ScheduleExpression"] == written["ScheduleExpression"] == "cron(0 6 * * ? *)"
-    assert deployed["ScheduleExpressionTimezone"] == written["ScheduleExpressionTimezone"]
-    assert json.loads(deployed["Target"]["Input"]) == json.loads(written["Target"]["Input"])
-    assert deployed["FlexibleTimeWindow"] == written["FlexibleTimeWindow"]
+    assert written["Name"] == DAILY_SNAPSHOT_NAME
+    assert written["GroupName"] == config.scheduler_group_name
+    hour, minute = config.env.daily_snapshot_time.split(":")
+    assert written["ScheduleExpression"] == f"cron({int(minute)} {int(hour)} * * ? *)"
+    assert json.loads(written["Target"]["Input"])["trigger"] == "daily"
 
 
 def test_scheduler_role_may_start_the_state_machine_only(synth: Synthesized) -> None:
@@ -178,8 +184,9 @@ def test_audit_steps_cannot_schedule_and_scheduler_handlers_cannot_scan(synth: S
     scheduling = actions_of("PipelineSchedulerFunctionRole")
     assert "tag:GetResources" in audit and "cloudtrail:LookupEvents" in audit
     assert not {a for a in audit if a.startswith(("scheduler:", "states:", "iam:"))}
-    assert {"scheduler:*", "states:StartExecution", "iam:PassRole"} <= scheduling
-    assert "tag:GetResources" not in scheduling
+    assert {"scheduler:*", "iam:PassRole"} <= scheduling
+    assert "tag:GetResources" not in scheduling and "states:StartExecution" not in scheduling
+    assert not {a for a in scheduling if a.startswith(("dynamodb:", "ses:"))}
     role_of = {
         function["Properties"]["Handler"]: function["Properties"]["Role"]["Fn::GetAtt"][0]
         for function in _functions(synth).values()

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from stacks.constructs.gateway import CONTAINER_NAME
+
 from .conftest import Synthesized, synthesize
 
 LOCALSTACK = "http://localhost.localstack.cloud:4566"
@@ -38,7 +40,7 @@ def _errors(synth: Synthesized) -> list[str]:
 
 def _gateway_environment(synth: Synthesized) -> dict[str, Any]:
     task = next(iter(synth.resources("gateway", "AWS::ECS::TaskDefinition").values()))
-    (container,) = task["Properties"]["ContainerDefinitions"]
+    (container,) = [c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == CONTAINER_NAME]
     return {item["Name"]: item["Value"] for item in container["Environment"]}
 
 
@@ -99,7 +101,7 @@ def test_notification_sender_may_send_mail_from_that_address_only(variant: Synth
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "SendNotifications"
     ]
-    assert len(statements) == 2  # the audit steps (notify) and the scheduler (deliver-notifications)
+    assert len(statements) == 1  # the audit steps' role (the state machine's notify step)
     for statement in statements:
         assert statement["Action"] == "ses:SendEmail"
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": SENDER}}

@@ -1,4 +1,4 @@
-"""services.scheduler: EventBridge Scheduler kept in step with scheduled_audits, the daily snapshot,
+"""services.scheduler: EventBridge Scheduler kept in step with scheduled_audits and the daily snapshot,
 scheduled runs recorded from Step Functions events, and the local loop firing a due schedule."""
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import pytest
 
 from services.mcp_gateway.runtime import build_runtime as build_gateway_runtime
 from services.scheduler import handlers as scheduler
-from tagcompliance.audits import InProcessRunner, MemoryLedger, StepFunctionsRunner, snapshot_id_for
+from tagcompliance.audits import InProcessRunner, StepFunctionsRunner
 from tagcompliance.aws import AwsClients
-from tagcompliance.cache import MemoryCache
 from tagcompliance.schedules import DAILY_SNAPSHOT_NAME, ScheduleService
-from tagcompliance.service import ComplianceService
 from tagcompliance.store import open_store
 
-from .conftest import policy_loader
 from .lambda_seam import FakeLambdaContext
 
 CONTEXT = FakeLambdaContext(function_name="scheduler", aws_request_id="local-test")
@@ -37,8 +34,7 @@ def own_store(settings, tmp_path):
 def _runtime(settings, store, **updates):
     run_settings = settings.model_copy(update=updates)
     clients = AwsClients(run_settings)
-    runner = InProcessRunner(clients, store, MemoryLedger(), policy_loader(settings), settings=run_settings)
-    return scheduler.SchedulerRuntime(run_settings, clients, store, runner)
+    return scheduler.SchedulerRuntime(run_settings, clients, store)
 
 
 def test_sync_brings_eventbridge_in_line_with_the_table(settings, own_store, pipeline_env):
@@ -150,25 +146,6 @@ def test_a_finished_execution_updates_the_schedules_last_and_next_run(settings, 
     assert failed["last_run_status"] == "error" and "FAILED" in final.last_error
     assert final.next_run == due + timedelta(days=2)
     assert unscheduled == {"run_id": "sched-run", "schedule_id": None, "recorded": False}
-
-
-def test_the_daily_snapshot_handler_adds_a_daily_history_point(settings, store, pipeline_env):
-    rt = _runtime(settings, store)
-    service = ComplianceService(settings, rt.clients, store, MemoryCache())
-    types = list(dict.fromkeys(r.resource_type for r in pipeline_env.estate.resources))
-    scheduler.set_runtime(rt)
-    try:
-        started = scheduler.daily_snapshot_handler({"run_id": "daily-handler"}, CONTEXT)
-    finally:
-        scheduler.set_runtime(None)
-    assert started["run_id"] == "daily-handler" and started["poll_with"] == "get_audit_status"
-    status = rt.runner.wait("daily-handler", timeout=120)
-    assert status.status == "succeeded", status.error
-    snapshot = store.get_snapshot(snapshot_id_for("daily-handler"))
-    assert (snapshot.trigger, snapshot.scheduled) == ("daily", True)
-    assert snapshot.total_resources == len(pipeline_env.estate.resources)
-    history = service.violation_history(resource_types=sorted(types), regions=list(settings.default_regions))
-    assert any(point.trigger == "daily" for point in history.points)
 
 
 def test_the_local_loop_fires_a_due_schedule_into_history_as_scheduled(settings, pipeline_env, tmp_path):

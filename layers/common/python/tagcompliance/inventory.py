@@ -16,9 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .aws import AwsClients, describe_aws_error
 from .compliance import Resource
@@ -26,6 +27,7 @@ from .resources import REGISTRY, ArnContext, ResourceType, resource_id_from_arn
 
 TagSource = Literal["listing", "tagging_api", "per_resource", "none"]
 ProgressCallback = Callable[[int, int, str], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,12 @@ def _resource(
     )
 
 
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``pool.submit`` in a copy of the caller's context: context variables (the gateway's trace
+    segment) follow the work into the pool's threads."""
+    return pool.submit(copy_context().run, fn, *args)
+
+
 def collect_inventory(
     clients: AwsClients,
     regions: Iterable[str],
@@ -172,11 +180,11 @@ def collect_inventory(
         for region in region_list:
             ctx = ArnContext(partition=partition, region=region, account_id=ctx_account)
             if tagging_filters:
-                future = pool.submit(_tagging_api_tags, clients, region, tagging_filters)
+                future = _submit(pool, _tagging_api_tags, clients, region, tagging_filters)
                 future.add_done_callback(lambda _f, r=region: step(f"tags read in {r}"))
                 taggings[region] = future
             for row in rows:
-                listed = pool.submit(_list_type, clients, row, region, ctx)
+                listed = _submit(pool, _list_type, clients, row, region, ctx)
                 listed.add_done_callback(lambda _f, r=region, t=row.id: step(f"{t} listed in {r}"))
                 listings[(region, row.id)] = listed
 
@@ -230,7 +238,7 @@ def collect_inventory(
             assert reader is not None  # guaranteed by the registry's own check
             client = clients.client(reader.client, region)
             for arn, item in records:
-                future = pool.submit(reader.read, client, arn, resource_id_from_arn(row, arn))
+                future = _submit(pool, reader.read, client, arn, resource_id_from_arn(row, arn))
                 future.add_done_callback(lambda _f, a=arn: step(f"tags read for {a}"))
                 per_resource.append((region, row, arn, item, future))
 

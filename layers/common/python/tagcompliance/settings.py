@@ -61,6 +61,18 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="postgresql://... to use PostgreSQL; unset for the embedded SQLite store.",
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        validation_alias="DATABASE_POOL_SIZE",
+        description="Most PostgreSQL connections one process holds (the deployment's connection budget).",
+    )
+    xray_daemon_address: str | None = Field(
+        default=None,
+        validation_alias="AWS_XRAY_DAEMON_ADDRESS",
+        description="host:port of an X-Ray daemon: the HTTP gateway traces every request there.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",

@@ -43,7 +43,9 @@ def open_store(settings: Settings) -> Store:
     user asked for PostgreSQL, and snapshots written elsewhere would seem to vanish later.
     """
     store: SqlStore = (
-        PostgresStore(settings.database_url) if settings.database_url else SqliteStore(settings.sqlite_path)
+        PostgresStore(settings.database_url, pool_size=settings.database_pool_size)
+        if settings.database_url
+        else SqliteStore(settings.sqlite_path)
     )
     try:
         store.migrate()

@@ -58,7 +58,11 @@ class PostgresDialect:
     database_errors: tuple[type[Exception], ...] = (psycopg.Error,)
 
     def __init__(
-        self, url: str, connect_timeout_seconds: int = 5, pool_timeout_seconds: float = 10.0
+        self,
+        url: str,
+        connect_timeout_seconds: int = 5,
+        pool_timeout_seconds: float = 10.0,
+        pool_size: int = 10,
     ) -> None:
         self.location = describe_postgres_url(url)
         try:
@@ -72,7 +76,7 @@ class PostgresDialect:
         self._pool = ConnectionPool(
             url,
             min_size=1,
-            max_size=10,
+            max_size=pool_size,
             # autocommit: transactions are explicit (transaction()), so a read never holds one open.
             kwargs={"autocommit": True, "connect_timeout": connect_timeout_seconds},
             check=ConnectionPool.check_connection,  # a server restart must not hand out dead connections
@@ -146,7 +150,7 @@ class PostgresDialect:
 
 
 class PostgresStore(SqlStore):
-    """The store in a PostgreSQL database, through a pool of 1 to 10 connections."""
+    """The store in a PostgreSQL database, through a pool of 1 to ``pool_size`` connections."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(PostgresDialect(url))
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        super().__init__(PostgresDialect(url, pool_size=pool_size))
