@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             if settings.xray_daemon_address:
                 app = instrument(app, settings.xray_daemon_address)
             # log_config=None: uvicorn's records (access log included) go through the root handler
-            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None)
+            uvicorn.run(
+                app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None
+            )
     finally:
         runtime.close()
     return 0
