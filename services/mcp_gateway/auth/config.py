@@ -14,7 +14,6 @@ server issues the token decides who gets ``admin`` (see ``scopes.py``).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from tagcompliance.settings import Settings
 from tagcompliance.store.base import Store
 
 from .authserver import GatewayAuthorizationServer, ScopePolicy
+from .clients import is_loopback
 from .keys import load_signing_key, read_secret
 from .scopes import ALL_SCOPES, READ_SCOPE
 from .upstream import OidcUpstream
@@ -81,15 +81,6 @@ def advertise_all_scopes(app: Starlette, settings: AuthSettings) -> None:
     paths = {route.path for route in routes}
     app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in paths]
     app.router.routes[0:0] = routes
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def build_auth(settings: Settings, host: str, port: int, store: Store | None = None) -> GatewayAuth | None:
