@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     runtime = build_runtime(settings, "http")
     try:
-        auth = build_auth(settings, "127.0.0.1", port, runtime.store) if args.auth else None
+        auth = build_auth(settings, "127.0.0.1", port, runtime.store, runtime.cache) if args.auth else None
         runtime.auth_mode = (
             auth.describe() + " [demo: test IdP, automatic login as demo-user@example.com]"
             if auth is not None

@@ -145,7 +145,7 @@ def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = 
         environment.setenv(name, value)
     settings = gateway_settings(demo_aws, data_dir, **overrides)
     runtime = build_runtime(settings, "memory")
-    auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store)
+    auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store, runtime.cache)
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
     install_access_log_redaction()

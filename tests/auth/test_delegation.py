@@ -21,6 +21,7 @@ from joserfc.jwk import RSAKey
 from services.demo.aws import DemoAws
 from services.mcp_gateway.auth.config import build_auth
 from services.mcp_gateway.auth.keys import KEY_FILE_NAME, load_signing_key
+from tagcompliance.cache import MemoryCache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 from tagcompliance.store import open_store
@@ -186,7 +187,7 @@ def test_signing_key_and_idp_secret_from_secrets_manager(demo_aws: DemoAws, tmp_
         assert not (tmp_path / KEY_FILE_NAME).exists()  # nothing generated locally
         store = open_store(settings)
         try:
-            auth = build_auth(settings, "0.0.0.0", 8080, store)
+            auth = build_auth(settings, "0.0.0.0", 8080, store, MemoryCache())
             assert auth is not None and auth.authorization_server is not None
             assert auth.authorization_server.issuer == "https://mcp.example.com"
             assert auth.authorization_server.resource == "https://mcp.example.com/mcp"
@@ -196,13 +197,13 @@ def test_signing_key_and_idp_secret_from_secrets_manager(demo_aws: DemoAws, tmp_
             spec_form = Settings(
                 **{**values, "AUTH_IDP_CLIENT_ID": "", "AUTH_IDP_CLIENT_SECRET_ARN": json_arn}
             )
-            from_json = build_auth(spec_form, "0.0.0.0", 8080, store)
+            from_json = build_auth(spec_form, "0.0.0.0", 8080, store, MemoryCache())
             assert from_json is not None and from_json.authorization_server is not None
             assert from_json.authorization_server.upstream.client_id == "from-secret"
             assert "json-s3cr3t" not in repr(from_json.authorization_server.upstream)
             missing = Settings(**{**values, "AUTH_SIGNING_KEY_SECRET_ARN": key_arn + "-gone"})
             with pytest.raises(TagComplianceError, match="cannot read the access-token signing key"):
-                build_auth(missing, "0.0.0.0", 8080, store)
+                build_auth(missing, "0.0.0.0", 8080, store, MemoryCache())
         finally:
             store.close()
     finally:
@@ -232,6 +233,6 @@ def test_incomplete_authorization_server_settings_are_refused(
     store = open_store(settings)
     try:
         with pytest.raises(TagComplianceError, match=message):
-            build_auth(settings, "127.0.0.1", 8080, store)
+            build_auth(settings, "127.0.0.1", 8080, store, MemoryCache())
     finally:
         store.close()
