@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,7 +128,13 @@ class AuthStack:
 
 
 @contextmanager
-def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = None) -> Iterator[AuthStack]:
+def running_stack(
+    demo_aws: DemoAws,
+    data_dir: Path,
+    database_url: str | None = None,
+    settings_overrides: dict[str, Any] | None = None,
+    metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None = None,
+) -> Iterator[AuthStack]:
     idp_port, gateway_port = free_port(), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
     idp = TestOidcProvider(
@@ -142,12 +148,15 @@ def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = 
     }
     if database_url:
         overrides["DATABASE_URL"] = database_url
+    overrides.update(settings_overrides or {})
     environment = pytest.MonkeyPatch()  # AWS credentials for the demo estate, as a user's shell has them
     for name, value in demo_aws.environment.items():
         environment.setenv(name, value)
     settings = gateway_settings(demo_aws, data_dir, **overrides)
     runtime = build_runtime(settings, "memory")
-    auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store, runtime.cache)
+    auth = build_auth(
+        settings, "127.0.0.1", gateway_port, runtime.store, runtime.cache, metadata_document_fetch
+    )
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
     install_access_log_redaction()
