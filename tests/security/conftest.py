@@ -48,3 +48,15 @@ def limited_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -
     ) as running:
         assert running.runtime.cache.backend == "redis"
         yield running
+
+
+@pytest.fixture(scope="module")
+def limited_memory_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """The same limit, counted in the gateway's memory (no REDIS_URL)."""
+    with running_stack(
+        demo_aws,
+        tmp_path_factory.mktemp("limited-memory"),
+        settings_overrides={"AUTH_RATE_LIMIT_PER_MINUTE": 5},
+    ) as running:
+        assert running.runtime.cache.backend == "memory"
+        yield running

@@ -142,6 +142,8 @@ def check_client_metadata(document: dict[str, Any]) -> None:
             if len(value) > MAX_ITEMS:
                 raise ClientPolicyError("invalid_client_metadata", f"{key} has more than {MAX_ITEMS} entries")
             for item in value:
+                if key == "redirect_uris" and isinstance(item, str):
+                    continue  # check_redirect_uri below, with the specific error
                 if not isinstance(item, str) or len(item) > MAX_STRING or _CONTROL.search(item):
                     raise ClientPolicyError(
                         "invalid_client_metadata",
