@@ -1,62 +1,66 @@
-"""The security regression suite (issue 13): each attack tried against the gateway's OAuth
-authorization server, as a test that failed on the code before the fix.
-
-The gateway and the test IdP run as real HTTP servers on 127.0.0.1 (``tests/auth/conftest.py``);
-the browser tests drive Debian's Chromium through Playwright."""
+"""Fixtures for the security regression suite: the gateway attacked over real HTTP (uvicorn threads
+from ``tests/auth/conftest.py``, or ``python -m services.mcp_gateway`` as a process), with real
+PostgreSQL where the attack is about it."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 
 from services.demo.aws import DemoAws
-from tests.auth.conftest import (  # noqa: F401 - fixtures shared with tests/auth
-    AuthStack,
-    any_stack,
-    anyio_backend,
-    pg_stack,
-    running_stack,
-    stack,
-)
+from tests.auth.conftest import AuthStack, anyio_backend, running_stack, stack  # noqa: F401 - fixtures
+
+PROTOCOL_VERSION = "2025-06-18"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "security-suite", "version": "1"},
+    },
+}
+ACCEPT = "application/json, text/event-stream"
+SLACK_SECRET = "q7Zs3cretWebh00kT4il"  # the secret part of a Slack incoming-webhook URL
+SLACK_WEBHOOK = f"https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/{SLACK_SECRET}"
 
 
-def register(gateway: AuthStack, redirect_uris: list[str], **metadata: Any) -> httpx.Response:
-    return httpx.post(
-        f"{gateway.issuer}/register",
-        json={
-            "client_name": "security-tests",
-            "redirect_uris": redirect_uris,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "scope": "tag:read admin",
-            **metadata,
-        },
-        timeout=30,
+def user_token(gateway: AuthStack, subject: str, scope: str = "tag:read") -> str:
+    """A live access token for ``subject``, signed by the gateway, as its OAuth flow would issue."""
+    now = int(time.time())
+    return gateway.sign(
+        {
+            "iss": gateway.issuer,
+            "sub": subject,
+            "aud": gateway.mcp_url,
+            "client_id": f"client-of-{subject}",
+            "scope": scope,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "jti": uuid.uuid4().hex,
+        }
     )
 
 
 @pytest.fixture(scope="module")
-def limited_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
-    """A gateway allowing 5 requests a minute per endpoint and address, counted in Redis."""
-    with running_stack(
-        demo_aws,
-        tmp_path_factory.mktemp("limited-gateway"),
-        settings_overrides={"AUTH_RATE_LIMIT_PER_MINUTE": 5, "REDIS_URL": "redis://127.0.0.1:6379/0"},
-    ) as running:
-        assert running.runtime.cache.backend == "redis"
-        yield running
-
-
-@pytest.fixture(scope="module")
-def limited_memory_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
-    """The same limit, counted in the gateway's memory (no REDIS_URL)."""
-    with running_stack(
-        demo_aws,
-        tmp_path_factory.mktemp("limited-memory"),
-        settings_overrides={"AUTH_RATE_LIMIT_PER_MINUTE": 5},
-    ) as running:
-        assert running.runtime.cache.backend == "memory"
-        yield running
+def capped_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
+    """The OAuth gateway with small session limits, so an attack reaches them in a second."""
+    limits: dict[str, Any] = {
+        "MCP_MAX_SESSIONS_PER_USER": "3",
+        "MCP_MAX_SESSIONS": "8",
+        "MCP_SESSION_IDLE_SECONDS": "3",
+    }
+    environment = pytest.MonkeyPatch()
+    for name, value in limits.items():
+        environment.setenv(name, value)
+    try:
+        with running_stack(demo_aws, tmp_path_factory.mktemp("capped-gateway")) as running:
+            yield running
+    finally:
+        environment.undo()

@@ -15,6 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from services.mcp_gateway.auth.testidp import TestUser
+from tests.auth import conftest as auth_fixtures
 from tests.auth.conftest import (
     ALICE,
     REDIRECT_URI,
@@ -26,9 +27,10 @@ from tests.auth.conftest import (
     redirect_query,
 )
 
-from .conftest import register
+from .oauth_helpers import register
 
 pytestmark = pytest.mark.anyio
+pg_stack, any_stack = auth_fixtures.pg_stack, auth_fixtures.any_stack  # the gateway on PostgreSQL too
 
 EVIL_REDIRECT = "https://evil.example.com/steal"
 

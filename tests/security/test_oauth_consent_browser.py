@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tests.auth.conftest import AuthStack, ServerThread, free_port
 
-from .conftest import register
+from .oauth_helpers import register
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx2 as httpx
 import pytest
 
+from services.demo.aws import DemoAws
 from tagcompliance.store.base import OAuthClientRecord
-from tests.auth.conftest import REDIRECT_URI, AuthStack, pkce_pair
+from tests.auth.conftest import REDIRECT_URI, AuthStack, pkce_pair, running_stack
 
-from .conftest import register
+from .oauth_helpers import register
 
 
 @pytest.mark.parametrize(
@@ -98,9 +100,20 @@ def test_ipv6_clients_are_counted_per_64() -> None:
     assert client_address_key("192.0.2.7") != client_address_key("192.0.2.8")
 
 
-@pytest.fixture(params=["memory", "redis"])
-def limited(request: pytest.FixtureRequest) -> AuthStack:
-    return request.getfixturevalue("limited_stack" if request.param == "redis" else "limited_memory_stack")
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def limited(
+    request: pytest.FixtureRequest, demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AuthStack]:
+    """A gateway allowing 5 requests a minute per endpoint and address, counted in its memory or
+    in Redis."""
+    overrides: dict[str, object] = {"AUTH_RATE_LIMIT_PER_MINUTE": 5}
+    if request.param == "redis":
+        overrides["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    with running_stack(
+        demo_aws, tmp_path_factory.mktemp(f"limited-{request.param}"), settings_overrides=overrides
+    ) as running:
+        assert running.runtime.cache.backend == request.param
+        yield running
 
 
 @pytest.mark.parametrize("endpoint", ["/register", "/authorize", "/token"])

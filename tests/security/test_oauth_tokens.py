@@ -16,18 +16,9 @@ import pytest
 
 from tests.auth.conftest import AuthStack, ManualClient, pkce_pair
 
-pytestmark = pytest.mark.anyio
+from .conftest import ACCEPT, INITIALIZE
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+pytestmark = pytest.mark.anyio
 
 
 def claims(stack: AuthStack, expires_in: int) -> dict[str, object]:
@@ -48,7 +39,7 @@ async def call_mcp(stack: AuthStack, token: str) -> int:
         response = await http.post(
             stack.mcp_url,
             json=INITIALIZE,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+            headers={"Authorization": f"Bearer {token}", "Accept": ACCEPT},
         )
     return response.status_code
 
