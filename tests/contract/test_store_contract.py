@@ -876,13 +876,21 @@ def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store
 
     # a new consent for the same client and redirect URI replaces the earlier one
     both = OAuthConsentRecord(
-        uuid_hex(), user, client, uri, ["admin", "tag:read"], T0 + timedelta(seconds=1), T0 + timedelta(days=30)
+        uuid_hex(),
+        user,
+        client,
+        uri,
+        ["admin", "tag:read"],
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(days=30),
     )
     store.save_oauth_consent(both)
     assert store.find_oauth_consent(user, client, uri, ["tag:read", "admin"], T0) == both
     assert store.list_oauth_consents(user, T0) == [both]
 
-    session = _oauth_session(f"g-{uuid_hex()}", uuid_hex() * 2, uuid_hex() * 2, user_id=user, client_id=client)
+    session = _oauth_session(
+        f"g-{uuid_hex()}", uuid_hex() * 2, uuid_hex() * 2, user_id=user, client_id=client
+    )
     store.create_oauth_session(session)
     assert store.revoke_oauth_consent("someone-else", both.consent_id, T0) is None
     assert store.revoke_oauth_consent(user, both.consent_id, T0) == both
