@@ -188,11 +188,7 @@ class GatewayAuthorizationServer:
         self.unused_client_hours = unused_client_hours
         self.leeway_seconds = leeway_seconds
         self.limiter = RateLimiter(cache, rate_limit_per_minute)
-        self.metadata_clients = (
-            MetadataDocumentClients(cache, metadata_document_fetch)
-            if metadata_document_fetch is not None
-            else MetadataDocumentClients(cache)
-        )
+        self.metadata_clients = MetadataDocumentClients(cache, metadata_document_fetch)
         self.callback_url = self.issuer + CALLBACK_PATH
         self.consent_url = self.issuer + CONSENT_PATH
         self._pkce_secret = derived_secret(key, "upstream-pkce")

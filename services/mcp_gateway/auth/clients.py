@@ -300,9 +300,9 @@ def parse_metadata_document(url: str, body: bytes) -> OAuthClientInformationFull
 class MetadataDocumentClients:
     """Clients identified by a metadata document URL, fetched once per DOCUMENT_CACHE_SECONDS."""
 
-    def __init__(self, cache: Cache, fetch: Callable[[str], Awaitable[bytes]] = fetch_public_https) -> None:
+    def __init__(self, cache: Cache, fetch: Callable[[str], Awaitable[bytes]] | None = None) -> None:
         self.cache = cache
-        self.fetch = fetch
+        self.fetch = fetch or fetch_public_https
 
     async def get(self, url: str) -> OAuthClientInformationFull | None:
         """The client, or None (the reason logged) when its document cannot be used."""
