@@ -50,6 +50,16 @@ async def walk(http: httpx.AsyncClient, url: str, stop_at: str) -> tuple[httpx.R
     raise AssertionError(f"too many redirects: {locations}")
 
 
+async def consent_page_of(
+    http: httpx.AsyncClient, client: ManualClient, challenge: str, scope: str = "tag:read"
+) -> httpx.Response:
+    """The client's /authorize followed through the IdP login: the consent page, or the redirect
+    back when the consent is remembered."""
+    first = await client.authorize(http, challenge, scope=scope)
+    response, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+    return response
+
+
 def attacker_link(stack: AuthStack, client_id: str, redirect_uri: str, scope: str = "tag:read admin") -> str:
     _, challenge = pkce_pair()  # the attacker keeps the verifier
     query = httpx.QueryParams(
@@ -84,8 +94,7 @@ async def test_deny_sends_access_denied_and_allow_sends_the_code(stack: AuthStac
     async with httpx.AsyncClient() as http:
         client = await ManualClient.register(stack, http)
         _, challenge = pkce_pair()
-        first = await client.authorize(http, challenge)
-        page, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+        page = await consent_page_of(http, client, challenge)
         denied = redirect_query(await answer_consent(http, page, "deny"))
         assert denied == {
             "error": "access_denied",
@@ -94,8 +103,7 @@ async def test_deny_sends_access_denied_and_allow_sends_the_code(stack: AuthStac
             "iss": stack.issuer,
         }
         verifier, challenge = pkce_pair()
-        first = await client.authorize(http, challenge)
-        page, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+        page = await consent_page_of(http, client, challenge)
         allowed = await answer_consent(http, page, "allow")
         assert allowed.status_code == 303
         code = redirect_query(allowed)["code"]
@@ -106,8 +114,7 @@ async def test_a_consent_answer_needs_the_pages_csrf_cookie_and_counts_once(stac
     async with httpx.AsyncClient() as victim:
         client = await ManualClient.register(stack, victim)
         _, challenge = pkce_pair()
-        first = await client.authorize(victim, challenge)
-        page, _ = await walk(victim, first.headers["location"], REDIRECT_URI)
+        page = await consent_page_of(victim, client, challenge)
     # another browser (no cookie) posting the victim's form: refused, no code
     async with httpx.AsyncClient() as forger:
         forged = await answer_consent(forger, page, "allow")
@@ -128,13 +135,11 @@ async def test_consent_is_remembered_and_a_newly_granted_admin_asks_again(stack:
         client = await ManualClient.register(stack, http)
         assert "code" in redirect_query(await client.login(http, pkce_pair()[1], "tag:read admin"))
         # the same user, client, redirect URI and scopes: no page this time
-        first = await client.authorize(http, pkce_pair()[1], scope="tag:read admin")
-        again, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+        again = await consent_page_of(http, client, pkce_pair()[1], scope="tag:read admin")
         assert "code" in redirect_query(again)
         stack.idp.user = TestUser(ALICE.subject, ALICE.email, ["finops-admins"])  # now an admin
         try:
-            first = await client.authorize(http, pkce_pair()[1], scope="tag:read admin")
-            page, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+            page = await consent_page_of(http, client, pkce_pair()[1], scope="tag:read admin")
         finally:
             stack.idp.user = ALICE
     assert is_consent_page(page) and "<code>admin</code>" in page.text
@@ -157,8 +162,7 @@ async def test_consents_are_listed_and_revoking_one_revokes_its_tokens(stack: Au
         assert (await http.delete(consent, headers=bearer)).status_code == 204
         # its tokens are revoked, and the next login asks again
         assert (await http.get(f"{stack.issuer}/oauth/consents", headers=bearer)).status_code == 401
-        first = await client.authorize(http, pkce_pair()[1])
-        page, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+        page = await consent_page_of(http, client, pkce_pair()[1])
     assert is_consent_page(page)
 
 
@@ -185,6 +189,5 @@ async def test_errors_reach_a_redirect_uri_the_user_consented_to(stack: AuthStac
         )
     assert refused.status_code == 403  # the IdP refusal is shown...
     async with httpx.AsyncClient() as http:
-        first = await client.authorize(http, pkce_pair()[1], scope="admin")  # ...and Alice is no admin
-        response, _ = await walk(http, first.headers["location"], REDIRECT_URI)
+        response = await consent_page_of(http, client, pkce_pair()[1], scope="admin")  # ...Alice is no admin
     assert redirect_query(response)["error"] == "access_denied"

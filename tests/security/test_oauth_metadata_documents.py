@@ -50,6 +50,20 @@ def document(**changes: Any) -> bytes:
     return json.dumps({key: value for key, value in values.items() if value is not None}).encode()
 
 
+def authorization(gateway: AuthStack, client_id: str, challenge: str) -> dict[str, str]:
+    """The query of ``/authorize`` for a public client identified by its metadata document URL."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "scope": "tag:read",
+        "state": "s",
+        "resource": gateway.mcp_url,
+    }
+
+
 class PublishedDocuments:
     """Stands in for the https fetch: the documents the clients' hosts publish."""
 
@@ -129,17 +143,7 @@ async def test_a_metadata_document_client_logs_in_with_consent(
         assert metadata["client_id_metadata_document_supported"] is True
         verifier, challenge = pkce_pair()
         authorize = await http.get(
-            f"{stack.issuer}/authorize",
-            params={
-                "response_type": "code",
-                "client_id": CLIENT_URL,
-                "redirect_uri": REDIRECT_URI,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "scope": "tag:read",
-                "state": "s",
-                "resource": stack.mcp_url,
-            },
+            f"{stack.issuer}/authorize", params=authorization(stack, CLIENT_URL, challenge)
         )
         assert authorize.status_code == 302, authorize.text
         first = await http.get(authorize.headers["location"], follow_redirects=False)
@@ -170,13 +174,7 @@ async def test_an_unpublished_or_invalid_document_is_an_unknown_client(
     async with httpx.AsyncClient() as http:
         for client_id in ("https://app.example.com/missing.json", "https://app.example.com/bad.json"):
             response = await http.get(
-                f"{cimd_stack.issuer}/authorize",
-                params={
-                    "response_type": "code",
-                    "client_id": client_id,
-                    "redirect_uri": REDIRECT_URI,
-                    "code_challenge": pkce_pair()[1],
-                },
+                f"{cimd_stack.issuer}/authorize", params=authorization(cimd_stack, client_id, pkce_pair()[1])
             )
             assert response.status_code == 400 and "location" not in response.headers
             assert "not found" in response.json()["error_description"]

@@ -259,17 +259,13 @@ class GatewayAuthorizationServer:
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         if params.resource is not None and params.resource.rstrip("/") != self.resource.rstrip("/"):
             raise AuthorizeError("invalid_target", f"this server issues tokens for {self.resource} only")
-        now = int(time.time())
         login_id = uuid.uuid4().hex
         nonce = secrets.token_urlsafe(24)
-        state = jwt.encode(
-            {"alg": "RS256", "kid": self.key.kid, "typ": STATE_TYPE},
+        state = self._sign_request(
+            STATE_TYPE,
+            self.callback_url,
+            login_id,
             {
-                "iss": self.issuer,
-                "aud": self.callback_url,
-                "iat": now,
-                "exp": now + LOGIN_SECONDS,
-                "jti": login_id,
                 "nonce": nonce,
                 "client_id": client.client_id,
                 "redirect_uri": str(params.redirect_uri),
@@ -279,7 +275,6 @@ class GatewayAuthorizationServer:
                 "state": params.state,
                 "resource": params.resource,
             },
-            self.key,
         )
         challenge = _b64(hashlib.sha256(self._upstream_verifier(login_id).encode()).digest())
         try:
@@ -348,7 +343,6 @@ class GatewayAuthorizationServer:
             return message_page("Unknown application", "The application is no longer registered.", 400)
         csrf = secrets.token_urlsafe(32)
         request_id = uuid.uuid4().hex
-        now = int(time.time())
         carried = (
             "client_id",
             "redirect_uri",
@@ -357,20 +351,16 @@ class GatewayAuthorizationServer:
             "state",
             "resource",
         )
-        request_token = jwt.encode(
-            {"alg": "RS256", "kid": self.key.kid, "typ": CONSENT_TYPE},
+        request_token = self._sign_request(
+            CONSENT_TYPE,
+            self.consent_url,
+            request_id,
             {
-                "iss": self.issuer,
-                "aud": self.consent_url,
-                "iat": now,
-                "exp": now + LOGIN_SECONDS,
-                "jti": request_id,
                 "csrf": token_hash(csrf),
                 "user_id": user_id,
                 "scopes": scopes,
                 **{name: login.get(name) for name in carried},
             },
-            self.key,
         )
         response = consent_page(
             client_id=str(client.client_id),
@@ -485,6 +475,20 @@ class GatewayAuthorizationServer:
             "user %s authorized client %r for %s (%s)", user_id, record.client_id, " ".join(scopes), reason
         )
         return self._back_to_client(login, code=code, status_code=status_code)
+
+    def _sign_request(self, typ: str, audience: str, request_id: str, claims: dict[str, Any]) -> str:
+        """A login state or consent request: signed by this server, valid for LOGIN_SECONDS."""
+        now = int(time.time())
+        registered = {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + LOGIN_SECONDS,
+            "jti": request_id,
+        }
+        return jwt.encode(
+            {"alg": "RS256", "kid": self.key.kid, "typ": typ}, {**registered, **claims}, self.key
+        )
 
     def _read_signed(
         self, token: str | None, typ: str, audience: str, *essential: str

@@ -158,19 +158,23 @@ def check_client_metadata(document: dict[str, Any]) -> None:
         check_redirect_uri(uri)
 
 
-def check_registration(body: bytes) -> None:
-    """The policy for ``POST /register``, before the SDK reads the registration."""
-    if len(body) > REGISTRATION_MAX_BYTES:
-        raise ClientPolicyError(
-            "invalid_client_metadata", f"a registration is at most {REGISTRATION_MAX_BYTES} bytes"
-        )
+def _json_object(body: bytes, max_bytes: int, error: str, what: str) -> dict[str, Any]:
+    if len(body) > max_bytes:
+        raise ClientPolicyError(error, f"{what} is larger than {max_bytes} bytes")
     try:
         document = json.loads(body)
     except ValueError:
-        raise ClientPolicyError("invalid_client_metadata", "the registration is not JSON") from None
+        raise ClientPolicyError(error, f"{what} is not JSON") from None
     if not isinstance(document, dict):
-        raise ClientPolicyError("invalid_client_metadata", "the registration must be a JSON object")
-    check_client_metadata(document)
+        raise ClientPolicyError(error, f"{what} must be a JSON object")
+    return document
+
+
+def check_registration(body: bytes) -> None:
+    """The policy for ``POST /register``, before the SDK reads the registration."""
+    check_client_metadata(
+        _json_object(body, REGISTRATION_MAX_BYTES, "invalid_client_metadata", "the registration")
+    )
 
 
 # -- Client ID Metadata Documents ------------------------------------------------------------------
@@ -258,16 +262,7 @@ async def fetch_public_https(url: str) -> bytes:
 
 def parse_metadata_document(url: str, body: bytes) -> OAuthClientInformationFull:
     """The client a fetched metadata document describes, or ClientPolicyError."""
-    if len(body) > DOCUMENT_MAX_BYTES:
-        raise ClientPolicyError(
-            "invalid_client", f"the client metadata document is larger than {DOCUMENT_MAX_BYTES} bytes"
-        )
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise ClientPolicyError("invalid_client", "the client metadata document is not JSON") from None
-    if not isinstance(document, dict):
-        raise ClientPolicyError("invalid_client", "the client metadata document must be a JSON object")
+    document = _json_object(body, DOCUMENT_MAX_BYTES, "invalid_client", "the client metadata document")
     if document.get("client_id") != url:
         raise ClientPolicyError("invalid_client", "the client metadata document names another client_id")
     if any(key.startswith("client_secret") for key in document):
