@@ -7,7 +7,8 @@ the Claude Desktop configuration for stdio against the same estate. Ctrl-C stops
 ``python -m services.demo --auth`` serves HTTP with OAuth instead, the way production does: the
 gateway is the OAuth authorization server and users log in at an identity provider - here the
 built-in test IdP (demo only), which logs every login in as ``demo-user@example.com`` (granted
-``tag:read`` and ``admin``) without a password or a login page. ``/health`` says which mode runs.
+``tag:read`` and ``admin``) without a password or a login page; the gateway's consent page then asks
+for one click on Allow per client. ``/health`` says which mode runs.
 """
 
 from __future__ import annotations
@@ -123,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     runtime = build_runtime(settings, "http")
     try:
-        auth = build_auth(settings, "127.0.0.1", port, runtime.store) if args.auth else None
+        auth = build_auth(settings, "127.0.0.1", port, runtime.store, runtime.cache) if args.auth else None
         runtime.auth_mode = (
-            auth.describe() + " [demo: test IdP, automatic login as demo-user@example.com]"
+            auth.describe()
+            + " [demo: test IdP, automatic login as demo-user@example.com, then the consent page]"
             if auth is not None
             else "none: unauthenticated loopback (demo; python -m services.demo --auth serves OAuth)"
         )
@@ -153,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "OAuth 2.0 + PKCE is on. Connect an MCP client that supports OAuth (Claude Desktop custom\n"
                 f"connector, MCP Inspector) to {base_url}/mcp: it discovers {base_url}/.well-known/"
-                "oauth-protected-resource/mcp,\nregisters itself, and the browser login is automatic "
-                f"(test IdP at {settings.auth_idp_issuer_url}, demo only:\n"
-                "every login is demo-user@example.com, granted tag:read and admin)."
+                "oauth-protected-resource/mcp,\nregisters itself and opens the browser. The login is "
+                f"automatic (test IdP at {settings.auth_idp_issuer_url}, demo only:\n"
+                "every login is demo-user@example.com, granted tag:read and admin); then the gateway's\n"
+                "consent page asks you to click Allow (once per client; remembered for AUTH_CONSENT_DAYS)."
             )
         else:
             print("No authentication (loopback only). Run `python -m services.demo --auth` for OAuth.")

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         auth = None
         auth_mode = "none: stdio (the user's own process)"
         if args.transport == "http":
-            auth = build_auth(settings, args.host, args.port, runtime.store)
+            auth = build_auth(settings, args.host, args.port, runtime.store, runtime.cache)
             auth_mode = check_http_exposure(settings, args.host, auth, args.allow_unauthenticated_loopback)
     except (TagComplianceError, ValidationError, ValueError) as error:
         runtime.close()

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import html
+import re
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,7 +128,13 @@ class AuthStack:
 
 
 @contextmanager
-def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = None) -> Iterator[AuthStack]:
+def running_stack(
+    demo_aws: DemoAws,
+    data_dir: Path,
+    database_url: str | None = None,
+    settings_overrides: dict[str, Any] | None = None,
+    metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None = None,
+) -> Iterator[AuthStack]:
     idp_port, gateway_port = free_port(), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
     idp = TestOidcProvider(
@@ -140,12 +148,15 @@ def running_stack(demo_aws: DemoAws, data_dir: Path, database_url: str | None = 
     }
     if database_url:
         overrides["DATABASE_URL"] = database_url
+    overrides.update(settings_overrides or {})
     environment = pytest.MonkeyPatch()  # AWS credentials for the demo estate, as a user's shell has them
     for name, value in demo_aws.environment.items():
         environment.setenv(name, value)
     settings = gateway_settings(demo_aws, data_dir, **overrides)
     runtime = build_runtime(settings, "memory")
-    auth = build_auth(settings, "127.0.0.1", gateway_port, runtime.store)
+    auth = build_auth(
+        settings, "127.0.0.1", gateway_port, runtime.store, runtime.cache, metadata_document_fetch
+    )
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
     app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
@@ -204,13 +215,39 @@ class MemoryTokenStorage:
         self.client_info = client_info
 
 
-async def follow_login(http: httpx.AsyncClient, url: str, hops: list[str]) -> httpx.Response:
-    """Follows redirects like a browser (gateway /authorize -> IdP login -> gateway callback) until the
-    one back to the MCP client's redirect URI, which is returned unfollowed."""
+CONSENT_FIELD = re.compile(r'<input type="hidden" name="(request|csrf)" value="([^"]*)">')
+
+
+def is_consent_page(response: httpx.Response) -> bool:
+    return response.status_code == 200 and 'name="decision"' in response.text
+
+
+async def answer_consent(
+    http: httpx.AsyncClient, page: httpx.Response, decision: str = "allow"
+) -> httpx.Response:
+    """What the user's click on Allow or Deny sends (the browser test in tests/security clicks it for
+    real): the page's hidden fields, with the CSRF cookie the page set, kept in ``http``'s jar."""
+    fields = {name: html.unescape(value) for name, value in CONSENT_FIELD.findall(page.text)}
+    assert set(fields) == {"request", "csrf"}, page.text[:300]
+    origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
+    return await http.post(
+        f"{origin}/oauth/consent", data={**fields, "decision": decision}, follow_redirects=False
+    )
+
+
+async def follow_login(
+    http: httpx.AsyncClient, url: str, hops: list[str], decision: str = "allow"
+) -> httpx.Response:
+    """Follows redirects like a browser (gateway /authorize -> IdP login -> gateway callback -> consent
+    page, answered with ``decision``) until the one back to the MCP client's redirect URI, which is
+    returned unfollowed; or the page shown instead."""
     response = await http.get(url, follow_redirects=False)
-    for _ in range(5):
+    for _ in range(6):
         hops.append(url)
-        if response.status_code != 302:
+        if is_consent_page(response):
+            response = await answer_consent(http, response, decision)
+            continue
+        if response.status_code not in (302, 303):
             return response
         url = response.headers["location"]
         if url.startswith(REDIRECT_URI):
@@ -220,12 +257,20 @@ async def follow_login(http: httpx.AsyncClient, url: str, hops: list[str]) -> ht
 
 
 def redirect_query(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 302, response.text
+    assert response.status_code in (302, 303), response.text
     location = response.headers["location"]
     assert location.startswith(REDIRECT_URI), location
     query = {key: values[0] for key, values in parse_qs(urlparse(location).query).items()}
     assert "code" in query or "error" in query, location
     return query
+
+
+def shown_error(response: httpx.Response, status_code: int) -> str:
+    """An error shown to the user, not redirected: registration is open, so only a redirect URI the
+    user consented to receives errors (see authserver). Its text."""
+    assert response.status_code == status_code, response.text
+    assert "location" not in response.headers
+    return response.text
 
 
 class BrowserStandIn:

@@ -1,5 +1,5 @@
 """The entry points as real processes: ``python -m services.demo --auth`` (OAuth on, health says so,
-the official client completes the flow with the demo IdP's automatic login), and
+the official client completes the flow with the demo IdP's automatic login and the consent click), and
 ``python -m services.mcp_gateway --transport http`` as the authorization server, whose DEBUG log
 must hold no token, code or secret."""
 
@@ -45,6 +45,7 @@ async def test_demo_with_auth(tmp_path: Path) -> None:
             time.sleep(0.5)
         output = (tmp_path / "demo.log").read_text()
         assert f"Streamable HTTP: {base}/mcp" in output and "OAuth 2.0 + PKCE is on" in output
+        assert "consent page asks you to click Allow" in output  # the login is automatic, the consent not
         async with httpx.AsyncClient() as http:
             while True:  # the banner is printed just before uvicorn starts listening
                 try:

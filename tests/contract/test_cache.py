@@ -119,6 +119,21 @@ def test_entries_expire_after_their_ttl(cache: Cache, key_prefix: str) -> None:
     assert cache.get(f"{key_prefix}long") == "still here"
 
 
+def test_increment_counts_in_a_fixed_window(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}counter"
+    assert [cache.increment(key, ttl_seconds=1) for _ in range(3)] == [1, 2, 3]
+    assert cache.get(key) == 3  # a counter reads back as a number on both backends
+    time.sleep(1.1)  # later increments did not extend the window: it ends 1 s after the first
+    assert cache.increment(key, ttl_seconds=1) == 1
+
+
+def test_increment_from_many_threads_loses_no_count(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}contended"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(lambda _: cache.increment(key, ttl_seconds=60), range(200)))
+    assert sorted(counts) == list(range(1, 201))
+
+
 def test_memory_cache_evicts_the_least_recently_used() -> None:
     cache = MemoryCache(max_entries=3)
     for key in ("a", "b", "c"):

@@ -889,6 +889,70 @@ def test_expired_oauth_rows_are_deleted(store: Store) -> None:
     assert store.find_oauth_session(access_token_hash=live.access_token_hash) is not None  # refreshable
 
 
+def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store: Store) -> None:
+    from tagcompliance.store.base import OAuthConsentRecord
+
+    user, client, uri = f"u-{uuid_hex()}", f"c-{uuid_hex()}", "https://app.example.com/cb"
+    read = OAuthConsentRecord(uuid_hex(), user, client, uri, ["tag:read"], T0, T0 + timedelta(days=30))
+    store.save_oauth_consent(read)
+    assert store.find_oauth_consent(user, client, uri, ["tag:read"], T0) == read
+    # each element of the key counts: scopes (admin newly asked), redirect URI, client, user, expiry
+    assert store.find_oauth_consent(user, client, uri, ["tag:read", "admin"], T0) is None
+    assert store.find_oauth_consent(user, client, uri + "2", ["tag:read"], T0) is None
+    assert store.find_oauth_consent(user, "other", uri, ["tag:read"], T0) is None
+    assert store.find_oauth_consent("someone-else", client, uri, ["tag:read"], T0) is None
+    assert store.find_oauth_consent(user, client, uri, ["tag:read"], T0 + timedelta(days=31)) is None
+
+    # a new consent for the same client and redirect URI replaces the earlier one
+    both = OAuthConsentRecord(
+        uuid_hex(),
+        user,
+        client,
+        uri,
+        ["admin", "tag:read"],
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(days=30),
+    )
+    store.save_oauth_consent(both)
+    assert store.find_oauth_consent(user, client, uri, ["tag:read", "admin"], T0) == both
+    assert store.list_oauth_consents(user, T0) == [both]
+
+    session = _oauth_session(
+        f"g-{uuid_hex()}", uuid_hex() * 2, uuid_hex() * 2, user_id=user, client_id=client
+    )
+    store.create_oauth_session(session)
+    assert store.revoke_oauth_consent("someone-else", both.consent_id, T0) is None
+    assert store.revoke_oauth_consent(user, both.consent_id, T0) == both
+    assert store.list_oauth_consents(user, T0) == []
+    revoked = store.find_oauth_session(access_token_hash=session.access_token_hash)
+    assert revoked is not None and revoked.revoked_at == T0
+
+    expiring = OAuthConsentRecord(uuid_hex(), user, client, uri, ["tag:read"], T0, T0 + timedelta(hours=1))
+    store.save_oauth_consent(expiring)
+    assert store.delete_expired_oauth(T0 + timedelta(hours=2)) >= 1
+    assert store.list_oauth_consents(user, T0) == []
+
+
+def test_oauth_clients_never_used_are_removed(store: Store) -> None:
+    from tagcompliance.store.base import OAuthClientRecord
+
+    used = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
+    unused = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
+    recent = OAuthClientRecord(
+        f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0 + timedelta(hours=5)
+    )
+    for client in (used, unused, recent):
+        store.save_oauth_client(client)
+    store.mark_oauth_client_used(used.client_id, T0 + timedelta(minutes=1))
+    store.mark_oauth_client_used(used.client_id, T0 + timedelta(minutes=2))  # the first use is kept
+    found = store.get_oauth_client(used.client_id)
+    assert found is not None and found.last_used_at == T0 + timedelta(minutes=1)
+    assert store.delete_unused_oauth_clients(T0 + timedelta(hours=1)) >= 1
+    assert store.get_oauth_client(unused.client_id) is None
+    assert store.get_oauth_client(used.client_id) == found
+    assert store.get_oauth_client(recent.client_id) == recent
+
+
 def uuid_hex() -> str:
     import uuid
 

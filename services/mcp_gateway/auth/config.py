@@ -14,8 +14,8 @@ server issues the token decides who gets ``admin`` (see ``scopes.py``).
 
 from __future__ import annotations
 
-import ipaddress
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mcp.server.auth.routes import create_protected_resource_routes
@@ -23,11 +23,13 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
+from tagcompliance.cache import Cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.settings import Settings
 from tagcompliance.store.base import Store
 
 from .authserver import GatewayAuthorizationServer, ScopePolicy
+from .clients import is_loopback
 from .keys import load_signing_key, read_secret
 from .scopes import ALL_SCOPES, READ_SCOPE
 from .upstream import OidcUpstream
@@ -83,21 +85,21 @@ def advertise_all_scopes(app: Starlette, settings: AuthSettings) -> None:
     app.router.routes[0:0] = routes
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def build_auth(settings: Settings, host: str, port: int, store: Store | None = None) -> GatewayAuth | None:
-    """The OAuth configuration, or None when neither mode is configured."""
+def build_auth(
+    settings: Settings,
+    host: str,
+    port: int,
+    store: Store | None = None,
+    cache: Cache | None = None,
+    metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None = None,
+) -> GatewayAuth | None:
+    """The OAuth configuration, or None when neither mode is configured. The authorization-server
+    mode needs the store and the cache (rate limits, client metadata documents);
+    ``metadata_document_fetch`` replaces the https fetch of Client ID Metadata Documents (tests)."""
     if settings.auth_idp_issuer_url:
-        if store is None:
-            raise TagComplianceError("the OAuth authorization server needs the store (oauth_sessions)")
-        return _authorization_server(settings, host, port, store)
+        if store is None or cache is None:
+            raise TagComplianceError("the OAuth authorization server needs the store and the cache")
+        return _authorization_server(settings, host, port, store, cache, metadata_document_fetch)
     if not settings.auth_issuer_url:
         return None
     resource = settings.auth_resource_url or f"{_base_url(host, port)}/mcp"
@@ -129,7 +131,14 @@ def _auth_settings(issuer: str, resource: str) -> AuthSettings:
         raise TagComplianceError(f"invalid authentication settings: {error}") from None
 
 
-def _authorization_server(settings: Settings, host: str, port: int, store: Store) -> GatewayAuth:
+def _authorization_server(
+    settings: Settings,
+    host: str,
+    port: int,
+    store: Store,
+    cache: Cache,
+    metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None,
+) -> GatewayAuth:
     if settings.auth_issuer_url:
         raise TagComplianceError(
             "set either AUTH_IDP_ISSUER_URL (this gateway is the authorization server) or AUTH_ISSUER_URL "
@@ -168,8 +177,14 @@ def _authorization_server(settings: Settings, host: str, port: int, store: Store
             leeway_seconds=settings.auth_leeway_seconds,
         ),
         scope_policy=ScopePolicy(frozenset(settings.auth_admin_users), frozenset(settings.auth_admin_groups)),
+        cache=cache,
         access_token_seconds=settings.auth_access_token_seconds,
         refresh_token_seconds=settings.auth_refresh_token_days * 86400,
+        consent_days=settings.auth_consent_days,
+        rate_limit_per_minute=settings.auth_rate_limit_per_minute,
+        unused_client_hours=settings.auth_unused_client_hours,
+        leeway_seconds=settings.auth_leeway_seconds,
+        metadata_document_fetch=metadata_document_fetch,
     )
     verifier = JwtTokenVerifier(
         issuer,

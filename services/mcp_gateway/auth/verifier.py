@@ -124,7 +124,9 @@ class JwtTokenVerifier:
             token=token,
             client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("cid") or "unknown"),
             scopes=scopes,
-            expires_at=int(claims["exp"]),
+            # exp plus the leeway already allowed above: the SDK's bearer middleware checks
+            # expires_at again against the bare clock, which would ignore AUTH_LEEWAY_SECONDS
+            expires_at=int(claims["exp"]) + self.leeway_seconds,
             resource=resource,
             subject=str(claims["sub"]),
             claims={"iss": claims["iss"], "jti": claims.get("jti")},

@@ -34,6 +34,12 @@ class Cache(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def increment(self, key: str, ttl_seconds: int) -> int | None:
+        """Add one to the counter under ``key`` and return the new count; the first increment starts
+        its ``ttl_seconds`` life, later ones do not extend it (a fixed window). None when the backend
+        cannot answer (Redis down)."""
+        ...
+
     def ping(self) -> bool: ...
 
 
@@ -95,6 +101,20 @@ class MemoryCache:
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def increment(self, key: str, ttl_seconds: int) -> int | None:
+        with self._lock:
+            now = time.monotonic()
+            entry = self._entries.get(key)
+            if entry is None or now >= entry[0]:
+                expires_at, count = now + max(ttl_seconds, 1), 1
+            else:
+                expires_at, count = entry[0], int(json.loads(entry[1])) + 1
+            self._entries[key] = (expires_at, str(count))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return count
 
     def ping(self) -> bool:
         return True
@@ -196,6 +216,16 @@ class RedisCache:
 
     def delete(self, key: str) -> None:
         self._call(lambda: self._client.delete(key))
+
+    def increment(self, key: str, ttl_seconds: int) -> int | None:
+        def incr_and_expire() -> int:
+            pipeline = self._client.pipeline(transaction=True)
+            pipeline.incr(key)
+            pipeline.expire(key, max(ttl_seconds, 1), nx=True)  # only the first increment sets it
+            count, _ = pipeline.execute()
+            return int(count)
+
+        return self._call(incr_and_expire)
 
     def ping(self) -> bool:
         try:

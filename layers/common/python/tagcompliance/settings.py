@@ -289,6 +289,30 @@ class Settings(BaseSettings):
         default=3600, ge=60, le=86_400, validation_alias="AUTH_ACCESS_TOKEN_SECONDS"
     )
     auth_refresh_token_days: int = Field(default=30, ge=1, le=365, validation_alias="AUTH_REFRESH_TOKEN_DAYS")
+    auth_consent_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        validation_alias="AUTH_CONSENT_DAYS",
+        description="How long a user's consent for a client (its redirect URI and scopes) is remembered; "
+        "0 asks on every login.",
+    )
+    auth_rate_limit_per_minute: int = Field(
+        default=60,
+        ge=1,
+        le=100_000,
+        validation_alias="AUTH_RATE_LIMIT_PER_MINUTE",
+        description="Requests per minute one client IP address (an IPv6 /64) may make to each of "
+        "/register, /authorize and /token.",
+    )
+    auth_unused_client_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 365,
+        validation_alias="AUTH_UNUSED_CLIENT_HOURS",
+        description="A registered OAuth client that has not exchanged a code this long after registering "
+        "is removed.",
+    )
 
     @field_validator("auth_idp_scopes", "auth_admin_users", "auth_admin_groups", mode="before")
     @classmethod

@@ -209,6 +209,7 @@ class OAuthClientRecord:
     client_secret_hash: str | None  # SHA-256 hex of the secret; None for public clients
     metadata: dict[str, Any]  # the RFC 7591 registration, without the secret
     created_at: datetime
+    last_used_at: datetime | None = None  # its first code exchange; unused clients are removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,20 @@ class OAuthSessionRecord:
     rotated_at: datetime | None = None  # its refresh token was exchanged for the next pair
     revoked_at: datetime | None = None
     id: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConsentRecord:
+    """A user's consent (``oauth_consents``): this client may receive codes at this redirect URI for
+    exactly these scopes, without asking again, until ``expires_at``."""
+
+    consent_id: str
+    user_id: str
+    client_id: str
+    redirect_uri: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
 
 
 class Store(Protocol):
@@ -420,7 +435,34 @@ class Store(Protocol):
         ...
 
     def delete_expired_oauth(self, now: datetime) -> int:
-        """Drop codes and token pairs that can no longer be used; the number of rows deleted."""
+        """Drop codes, token pairs and consents that can no longer be used; the number of rows deleted."""
+        ...
+
+    def mark_oauth_client_used(self, client_id: str, now: datetime) -> None:
+        """Record the client's first use (a code exchange); later calls change nothing."""
+        ...
+
+    def delete_unused_oauth_clients(self, registered_before: datetime) -> int:
+        """Remove clients registered before then that were never used; the number removed."""
+        ...
+
+    def save_oauth_consent(self, record: OAuthConsentRecord) -> None:
+        """Remember a consent, replacing the user's earlier ones for the same client and redirect URI."""
+        ...
+
+    def find_oauth_consent(
+        self, user_id: str, client_id: str, redirect_uri: str, scopes: list[str], now: datetime
+    ) -> OAuthConsentRecord | None:
+        """The user's live consent for exactly that client, redirect URI and set of scopes."""
+        ...
+
+    def list_oauth_consents(self, user_id: str, now: datetime) -> list[OAuthConsentRecord]:
+        """The user's live consents, newest first."""
+        ...
+
+    def revoke_oauth_consent(self, user_id: str, consent_id: str, now: datetime) -> OAuthConsentRecord | None:
+        """Delete one of the user's consents and revoke the user's token pairs of its client; the
+        deleted consent, or None when the user has no consent of that id."""
         ...
 
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ from .base import (
     InventoryCount,
     OAuthClientRecord,
     OAuthCodeRecord,
+    OAuthConsentRecord,
     OAuthSessionRecord,
     RegretEventRecord,
     ResourceStateRecord,
@@ -712,7 +713,14 @@ class SqlStore:
     # --- OAuth authorization server: hashes only, never a raw token, code or secret ------------
 
     _OAUTH_CLIENTS = _Table(
-        "oauth_clients", OAuthClientRecord, {"metadata": "json", "created_at": "datetime"}
+        "oauth_clients",
+        OAuthClientRecord,
+        {"metadata": "json", "created_at": "datetime", "last_used_at": "datetime"},
+    )
+    _OAUTH_CONSENTS = _Table(
+        "oauth_consents",
+        OAuthConsentRecord,
+        {"scopes": "text_array", "created_at": "datetime", "expires_at": "datetime"},
     )
     _OAUTH_CODES = _Table(
         "oauth_authorization_codes",
@@ -850,7 +858,94 @@ class SqlStore:
                 "OR refresh_expires_at <= ? OR rotated_at IS NOT NULL OR revoked_at IS NOT NULL)",
                 (stamp, stamp),
             )
-            return int(codes.rowcount) + int(sessions.rowcount)
+            consents = self._execute(conn, "DELETE FROM oauth_consents WHERE expires_at <= ?", (stamp,))
+            return int(codes.rowcount) + int(sessions.rowcount) + int(consents.rowcount)
+
+    def mark_oauth_client_used(self, client_id: str, now: datetime) -> None:
+        sql = "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ? AND last_used_at IS NULL"
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        with (
+            self._errors(f"record the use of OAuth client {client_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(conn, sql, (stamp, client_id))
+
+    def delete_unused_oauth_clients(self, registered_before: datetime) -> int:
+        sql = "DELETE FROM oauth_clients WHERE last_used_at IS NULL AND created_at <= ?"
+        stamp = self._dialect.encode_datetime(_utc(registered_before, "registered_before"))
+        with (
+            self._errors("delete unused OAuth clients"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            return int(self._execute(conn, sql, (stamp,)).rowcount)
+
+    def save_oauth_consent(self, record: OAuthConsentRecord) -> None:
+        row = self._encode(self._OAUTH_CONSENTS, record)
+        with (
+            self._errors(f"save the consent of {record.user_id} for OAuth client {record.client_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            self._execute(
+                conn,
+                "DELETE FROM oauth_consents WHERE user_id = ? AND client_id = ? AND redirect_uri = ?",
+                (record.user_id, record.client_id, record.redirect_uri),
+            )
+            self._execute(conn, self._OAUTH_CONSENTS.insert_sql, row)
+
+    def find_oauth_consent(
+        self, user_id: str, client_id: str, redirect_uri: str, scopes: list[str], now: datetime
+    ) -> OAuthConsentRecord | None:
+        sql = (
+            f"{self._OAUTH_CONSENTS.select_sql} WHERE user_id = ? AND client_id = ? AND redirect_uri = ? "
+            "AND expires_at > ?"
+        )
+        params = (user_id, client_id, redirect_uri, self._dialect.encode_datetime(_utc(now, "now")))
+        with self._errors("read an OAuth consent"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, params).fetchall()
+        # Scopes are compared as sets in Python: the two dialects store arrays differently.
+        wanted = set(scopes)
+        return next(
+            (
+                record
+                for record in (self._decode(self._OAUTH_CONSENTS, row) for row in rows)
+                if set(record.scopes) == wanted
+            ),
+            None,
+        )
+
+    def list_oauth_consents(self, user_id: str, now: datetime) -> list[OAuthConsentRecord]:
+        sql = (
+            f"{self._OAUTH_CONSENTS.select_sql} WHERE user_id = ? AND expires_at > ? "
+            "ORDER BY created_at DESC, consent_id"
+        )
+        params = (user_id, self._dialect.encode_datetime(_utc(now, "now")))
+        with self._errors("list OAuth consents"), self._dialect.connection() as conn:
+            rows = self._execute(conn, sql, params).fetchall()
+        return [self._decode(self._OAUTH_CONSENTS, row) for row in rows]
+
+    def revoke_oauth_consent(self, user_id: str, consent_id: str, now: datetime) -> OAuthConsentRecord | None:
+        select = f"{self._OAUTH_CONSENTS.select_sql} WHERE consent_id = ? AND user_id = ?"
+        stamp = self._dialect.encode_datetime(_utc(now, "now"))
+        with (
+            self._errors(f"revoke OAuth consent {consent_id}"),
+            self._dialect.connection() as conn,
+            self._dialect.transaction(conn),
+        ):
+            row = self._execute(conn, select, (consent_id, user_id)).fetchone()
+            if row is None:
+                return None
+            record: OAuthConsentRecord = self._decode(self._OAUTH_CONSENTS, row)
+            self._execute(conn, "DELETE FROM oauth_consents WHERE consent_id = ?", (consent_id,))
+            self._execute(
+                conn,
+                "UPDATE oauth_sessions SET revoked_at = ? "
+                "WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL",
+                (stamp, user_id, record.client_id),
+            )
+            return record
 
     def close(self) -> None:
         self._dialect.close()
