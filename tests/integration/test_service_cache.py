@@ -24,7 +24,8 @@ from tagcompliance.compliance import compile_policy, evaluate_reference
 from tagcompliance.export import export_violations
 from tagcompliance.policy import parse_policy
 from tagcompliance.reports import report_summary, write_markdown
-from tagcompliance.service import ComplianceService, _resource_from_state
+from tagcompliance.service import ComplianceService
+from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import open_store
 from tests.e2e.helpers import gateway_settings
 
@@ -51,7 +52,7 @@ def reference_violations(service: ComplianceService, snapshot_id: str) -> list[t
     """The stored snapshot evaluated from scratch by the plain loop, under the snapshot's policy."""
     snapshot = service.store.get_snapshot(snapshot_id)
     assert snapshot is not None
-    resources = [_resource_from_state(state) for state in service.store.iter_resource_states(snapshot_id)]
+    resources = [resource_from_state(state) for state in service.store.iter_resource_states(snapshot_id)]
     policy = parse_policy(snapshot.policy, "snapshot")
     result = evaluate_reference(resources, compile_policy(policy, snapshot.resource_types))
     return result.violations

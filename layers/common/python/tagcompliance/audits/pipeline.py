@@ -15,7 +15,7 @@ from tagcompliance.compliance import compile_policy, evaluate
 from tagcompliance.errors import StoreError
 from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
 from tagcompliance.policy import TaggingPolicy
-from tagcompliance.service import build_snapshot, resource_states
+from tagcompliance.snapshots import build_snapshot, resource_states
 from tagcompliance.store import SnapshotRecord, Store
 
 from .models import (

@@ -15,8 +15,8 @@ from tagcompliance.drift import choose_baseline, detect_drift
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, parse_policy
 from tagcompliance.resources import region_filter, resolve_resource_types
-from tagcompliance.service import _resource_from_state
 from tagcompliance.settings import Settings
+from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import Store
 
 from .ledger import Ledger
@@ -185,7 +185,7 @@ def detect_run_drift(run_id: str, ledger: Ledger, store: Store, limit: int = 20)
             note="no earlier snapshot of this scope: this run is the baseline for the next one",
         )
     else:
-        current = [_resource_from_state(state) for state in store.iter_resource_states(snapshot.snapshot_id)]
+        current = [resource_from_state(state) for state in store.iter_resource_states(snapshot.snapshot_id)]
         result = detect_drift(
             store.iter_resource_states(baseline.snapshot_id),
             current,
