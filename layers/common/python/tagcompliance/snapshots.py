@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .cache import ObjectLRU
 from .compliance import Evaluation, Resource, compile_policy, evaluate
-from .inventory import Inventory
+from .inventory import Inventory, ShardOutcome, UnreadableResource
 from .models import FailedShard, ScopeInfo
 from .policy import TaggingPolicy, parse_policy
 from .resources import REGISTRY, resource_id_from_arn
@@ -94,23 +94,7 @@ def build_snapshot(
     ``accounts`` for a run over several accounts (``counts_by_account`` already groups the
     resources by their own account).
     """
-    failed: list[dict[str, object]] = [
-        {
-            "region": shard.region,
-            "resource_type": shard.resource_type,
-            "error": shard.error or "unknown error",
-        }
-        for shard in inventory.failed_shards
-    ]
-    failed.extend(
-        {
-            "region": item.region,
-            "resource_type": item.resource_type,
-            "error": item.error,
-            "resource_arn": item.arn,
-        }
-        for item in inventory.unreadable
-    )
+    whole, single = failed_coverage(inventory.shards, inventory.unreadable)
     return SnapshotRecord(
         snapshot_id=str(uuid.uuid4()),
         created_at=inventory.scanned_at,
@@ -127,12 +111,39 @@ def build_snapshot(
         counts_by_type=counts_by(inventory.resources, evaluation, "resource_type"),
         counts_by_region=counts_by(inventory.resources, evaluation, "region"),
         counts_by_violation=evaluation.counts("violation_type"),
-        failed_shards=failed,  # type: ignore[arg-type]
+        failed_shards=[shard.model_dump(exclude_none=True) for shard in whole + single],
         trigger=trigger,
         scheduled=trigger != "manual",
         accounts=[inventory.account_id],
         counts_by_account=dict(sorted(counts_by(inventory.resources, evaluation, "account_id").items())),
     )
+
+
+def failed_coverage(
+    outcomes: Iterable[ShardOutcome], unreadable: Iterable[UnreadableResource], account_id: str | None = None
+) -> tuple[list[FailedShard], list[FailedShard]]:
+    """What a scan could not read: the failed shards, and the single resources with unreadable tags."""
+    whole = [
+        FailedShard(
+            region=outcome.region,
+            resource_type=outcome.resource_type,
+            error=outcome.error or "unknown error",
+            account_id=account_id,
+        )
+        for outcome in outcomes
+        if outcome.status == "failed"
+    ]
+    single = [
+        FailedShard(
+            region=item.region,
+            resource_type=item.resource_type,
+            error=item.error,
+            resource_arn=item.arn,
+            account_id=account_id,
+        )
+        for item in unreadable
+    ]
+    return whole, single
 
 
 def resource_states(

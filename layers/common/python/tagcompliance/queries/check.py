@@ -60,12 +60,10 @@ def check_compliance(
             score_note += " (some shards failed: see failed_shards)"
     elif snapshot.failed_shards:
         score_note = "Partial coverage: the score covers only the shards that were read (see failed_shards)"
-    return ComplianceCheckResult(
-        compliance_score=snapshot.compliance_score,
+    return ComplianceCheckResult.of(
+        snapshot,
         score_note=score_note,
-        total_resources=snapshot.total_resources,
         scanned_resources=snapshot.scanned_resources,
-        compliant_resources=snapshot.compliant_resources,
         violation_count=selected_count,
         violations_by_type={
             k: v

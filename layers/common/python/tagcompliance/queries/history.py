@@ -50,14 +50,11 @@ def violation_history(
     for start in sorted(periods):
         last = periods[start][-1]  # a point in time: the period's latest measurement
         points.append(
-            HistoryPoint(
+            HistoryPoint.of(
+                last,
                 period_start=start,
                 trigger=last.trigger,
                 scheduled=last.scheduled,
-                compliance_score=last.compliance_score,
-                total_resources=last.total_resources,
-                compliant_resources=last.compliant_resources,
-                violation_count=last.violation_count,
                 snapshots=len(periods[start]),
             )
         )
