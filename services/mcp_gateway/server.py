@@ -45,7 +45,7 @@ from tagcompliance.suggest import TagSuggestions
 from .audit_tools import register_audit_tools
 from .auth.config import GatewayAuth
 from .auth.scopes import ScopeMiddleware
-from .runtime import AuditMiddleware, Runtime, run_tool
+from .runtime import CallLogMiddleware, Runtime, run_tool
 from .safety import (
     ConfirmationToken,
     DryRun,
@@ -176,7 +176,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         name="tag-compliance",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[AuditMiddleware(runtime), ScopeMiddleware()],
+        middleware=[CallLogMiddleware(runtime), ScopeMiddleware()],
         token_verifier=auth.verifier if auth is not None else None,
         auth=auth.settings if auth is not None else None,
     )

@@ -20,13 +20,14 @@ import pytest
 from services.demo.aws import DemoAws
 from tagcompliance.aws import AwsClients
 from tagcompliance.cache import MemoryCache, ObjectLRU
-from tagcompliance.compliance import compile_policy, evaluate_reference
+from tagcompliance.compliance import compile_policy
 from tagcompliance.export import export_violations
 from tagcompliance.policy import parse_policy
 from tagcompliance.reports import report_summary, write_markdown
 from tagcompliance.service import ComplianceService
 from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import open_store
+from tests.compliance_reference import evaluate_reference
 from tests.e2e.helpers import gateway_settings
 
 TYPES = ["ec2:instance", "s3:bucket", "lambda:function", "rds:db", "dynamodb:table"]

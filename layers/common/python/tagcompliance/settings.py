@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -381,8 +380,3 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tagcompliance.sqlite3"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
