@@ -130,9 +130,7 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
     )
     try:  # in-process, or Step Functions when STATE_MACHINE_ARN is set; large checks become its jobs
         runtime.runner = build_runner(settings, clients, store, lambda: service.loaded_policy.policy)
-        service.large_scan_jobs = LargeScanJobs(
-            runtime.runner, settings, store, cache, lambda: clients.account_id
-        )
+        service.large_scan_jobs = LargeScanJobs(runtime.runner, settings, store, cache)
     except ValueError as error:
         logger.error("audit runs are unavailable: %s", error)
     # Without EventBridge, this process fires due schedules itself (claims keep replicas from doubling).

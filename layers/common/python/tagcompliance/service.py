@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .aws import AwsClients
-from .cache import Cache, scan_cache_key
+from .cache import Cache
 from .compliance import compile_policy, evaluate
 from .drift import CloudTrailTagEvents, TagChangeEvents
 from .errors import InvalidInputError
@@ -25,13 +25,12 @@ from .inventory import ProgressCallback, collect_inventory
 from .models import ComplianceCheckResult, PolicyResult, ScheduleAction
 from .policy import LoadedPolicy, load_policy
 from .queries import check, cost_gap, drift, history, reports, suggestions, untagged, validate
-from .resources import RESOURCE_TYPE_IDS, region_filter, resolve_resource_types
+from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
+from .scope import Scope, ScopeResolver
 from .settings import Settings
 from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, resource_states
 from .store import ScheduledAuditRecord, Store
-
-MAX_REGIONS = 40
 
 
 class ComplianceService:
@@ -59,6 +58,7 @@ class ComplianceService:
         self._policy_mtime: float | None = None
         # Snapshot id + the digest of the policy it was evaluated with -> the evaluated observation.
         self.evaluated = EvaluatedSnapshots(store)
+        self.scopes = ScopeResolver(clients, settings.default_regions)
 
     # --- policy ------------------------------------------------------------------------
 
@@ -89,15 +89,7 @@ class ComplianceService:
     # --- scope and observation ---------------------------------------------------------
 
     def resolve_regions(self, regions: Sequence[str] | None) -> list[str]:
-        values = list(regions or [])
-        if not values:
-            return list(self.settings.default_regions)
-        if values == ["all"]:
-            return self.clients.enabled_regions()
-        values = region_filter(values) or []
-        if len(values) > MAX_REGIONS:
-            raise InvalidInputError(f"at most {MAX_REGIONS} regions per call, got {len(values)}")
-        return values
+        return self.scopes.regions(regions)
 
     def observe(
         self,
@@ -108,10 +100,21 @@ class ComplianceService:
         trigger: str = "manual",
     ) -> Observation:
         """The latest snapshot for this scope from the cache, or a fresh scan stored as a snapshot."""
-        type_ids = resolve_resource_types(resource_types)
-        region_list = self.resolve_regions(regions)
+        return self.observe_scope(
+            self.scopes.resolve(resource_types, regions), force_refresh, progress, trigger
+        )
+
+    def observe_scope(
+        self,
+        scope: Scope,
+        force_refresh: bool = False,
+        progress: ProgressCallback | None = None,
+        trigger: str = "manual",
+    ) -> Observation:
+        """``observe`` for a scope already resolved."""
+        type_ids, region_list = scope.resource_types, scope.regions
         policy = self.loaded_policy.policy
-        key = scan_cache_key("scan", self.clients.account_id, region_list, type_ids, policy.digest())
+        key = scope.cache_key("scan", policy.digest())
         if not force_refresh:
             cached = self.cache.get(key)
             if isinstance(cached, str):
@@ -190,13 +193,11 @@ class ComplianceService:
 
     large_scan_jobs: object | None = None  # a LargeScanJobs: check_or_start(...) -> result | None
 
-    def large_scan_job(
-        self, resource_types: Sequence[str] | None, regions: Sequence[str] | None, force_refresh: bool
-    ) -> ComplianceCheckResult | None:
+    def large_scan_job(self, scope: Scope, force_refresh: bool) -> ComplianceCheckResult | None:
         """A job-handle answer when this check's scan is estimated to outlast a tool call."""
         if self.large_scan_jobs is None:
             return None
         loaded = self.loaded_policy
         return self.large_scan_jobs.check_or_start(  # type: ignore[attr-defined]
-            resource_types, self.resolve_regions(regions), loaded.policy, loaded.description, force_refresh
+            scope, loaded.policy, loaded.description, force_refresh
         )

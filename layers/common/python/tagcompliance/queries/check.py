@@ -25,10 +25,12 @@ def check_compliance(
     cursor: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> ComplianceCheckResult:
-    if not cursor and (job := service.large_scan_job(resource_types, regions, force_refresh)) is not None:
+    # Resolved once for the job check and the observation ("all" regions: one DescribeRegions at most).
+    scope = None if cursor else service.scopes.resolve(resource_types, regions)
+    if scope is not None and (job := service.large_scan_job(scope, force_refresh)) is not None:
         return job
     observation, offset, payload = page_start(
-        service, "check", cursor, resource_types, regions, force_refresh, progress
+        service, "check", cursor, resource_types, regions, force_refresh, progress, scope
     )
     if cursor:
         severity = payload.get("v", "all")  # type: ignore[assignment]

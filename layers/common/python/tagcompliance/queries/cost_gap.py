@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tagcompliance.cache import scan_cache_key
 from tagcompliance.compliance import missing_tags_by_resource
 from tagcompliance.cost import (
     CostAttributionGap,
@@ -16,7 +15,6 @@ from tagcompliance.cost import (
     resource_level_costs,
 )
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.resources import resolve_resource_types
 
 if TYPE_CHECKING:
     from tagcompliance.service import ComplianceService
@@ -36,16 +34,13 @@ def cost_gap(
     progress: ProgressCallback | None = None,
 ) -> CostAttributionGap:
     """Cost Explorer's answer for a scope, cached like scans: every Cost Explorer request costs $0.01."""
-    type_ids = resolve_resource_types(resource_types)
-    region_list = service.resolve_regions(regions)
+    scope = service.scopes.resolve(resource_types, regions)
+    type_ids, region_list = scope.resource_types, scope.regions
     end = end or datetime.now(UTC).date()
     start = start or end - timedelta(days=service.settings.cost_lookback_days)
     policy = service.loaded_policy.policy
-    key = scan_cache_key(
+    key = scope.cache_key(
         "cost",
-        service.clients.account_id,
-        region_list,
-        type_ids,
         policy.digest(),
         start.isoformat(),
         end.isoformat(),
@@ -57,7 +52,7 @@ def cost_gap(
         if isinstance(cached, dict):
             return CostAttributionGap.model_validate({**cached, "cached": True})
     # The scope's inventory (usually cached) lets the gap say which resources carry the spend.
-    observation = service.observe(type_ids, region_list, False, progress)
+    observation = service.observe_scope(scope, False, progress)
     result = cost_attribution_gap(
         service.clients,
         policy,

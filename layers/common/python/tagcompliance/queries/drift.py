@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from tagcompliance.drift import DriftResult, choose_baseline, detect_drift
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.resources import resolve_resource_types
 
 if TYPE_CHECKING:
     from tagcompliance.service import ComplianceService
@@ -25,13 +24,15 @@ def tag_drift(
     progress: ProgressCallback | None = None,
 ) -> DriftResult:
     """Current tags (a fresh scan) against the stored tag state of an earlier snapshot of the scope."""
-    type_ids = resolve_resource_types(resource_types)
-    region_list = service.resolve_regions(regions)
+    scope = service.scopes.resolve(resource_types, regions)
     # The baseline is chosen before scanning, so the new scan can never be its own baseline.
     baseline = choose_baseline(
-        service.store, (type_ids, region_list, service.clients.account_id), lookback_days, datetime.now(UTC)
+        service.store,
+        (scope.resource_types, scope.regions, scope.account_id),
+        lookback_days,
+        datetime.now(UTC),
     )
-    observation = service.observe(type_ids, region_list, True, progress)
+    observation = service.observe_scope(scope, True, progress)
     previous = service.store.iter_resource_states(baseline.snapshot_id) if baseline else []
     result = detect_drift(
         previous,

@@ -15,6 +15,7 @@ from tagcompliance.errors import InvalidInputError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.models import ViolationOut
 from tagcompliance.policy import TaggingPolicy
+from tagcompliance.scope import Scope
 from tagcompliance.snapshots import Observation
 
 if TYPE_CHECKING:
@@ -67,10 +68,13 @@ def page_start(
     regions: Sequence[str] | None,
     force_refresh: bool,
     progress: ProgressCallback | None,
+    scope: Scope | None = None,
 ) -> tuple[Observation, int, dict[str, object]]:
-    """The observation and offset a page starts from: the cursor's snapshot, or the scope's."""
+    """The observation and offset a page starts from: the cursor's snapshot, or the scope's
+    (``scope``: the requested one, when the caller resolved it already)."""
     if not cursor:
-        return service.observe(resource_types, regions, force_refresh, progress), 0, {}
+        scope = scope or service.scopes.resolve(resource_types, regions)
+        return service.observe_scope(scope, force_refresh, progress), 0, {}
     payload = decode_cursor(cursor, kind)
     offset = payload.get("o", 0)
     if not isinstance(offset, int) or offset < 0:

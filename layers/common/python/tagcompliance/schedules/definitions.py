@@ -11,7 +11,7 @@ DeliveryFormat = Literal["email", "slack", "both"]
 ScheduleStatus = Literal["active", "paused", "deleted"]
 
 MAX_RECIPIENTS = 50
-MAX_REGIONS = 40  # as tagcompliance.service (not imported: the service may come to import this module)
+
 MAX_CRON_LENGTH = 200
 MIN_INTERVAL_MINUTES = 15
 SCHEDULE_ID_PREFIX = "audit-sched-"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.resources import resolve_resource_types, validate_region_names
+from tagcompliance.scope import MAX_REGIONS
 from tagcompliance.store import ScheduledAuditRecord
 
 from .cron import CronExpression
@@ -17,7 +18,6 @@ from .definitions import (
     DEFAULT_DAY_OF_MONTH,
     DEFAULT_DAY_OF_WEEK,
     MAX_RECIPIENTS,
-    MAX_REGIONS,
     WEEKDAYS,
     DeliveryFormat,
     ScheduleType,
