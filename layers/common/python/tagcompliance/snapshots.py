@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cache import ObjectLRU
 from .compliance import Evaluation, Resource, compile_policy, evaluate
@@ -59,6 +60,16 @@ class Observation:
     def served_from_cache(self) -> Observation:
         """This observation again, marked as a cached answer, sharing the parsed policy and evaluation."""
         return Observation(self.snapshot, self.resources, True, self.policy, self.evaluate())
+
+    def provenance(self) -> dict[str, Any]:
+        """What every answer from this snapshot says of where it comes from."""
+        return {
+            "failed_shards": self.failed_shards,
+            "scope": self.scope,
+            "snapshot_id": self.snapshot.snapshot_id,
+            "scanned_at": self.snapshot.created_at,
+            "cached": self.cached,
+        }
 
     @property
     def scope(self) -> ScopeInfo:

@@ -77,10 +77,6 @@ def check_compliance(
         by_account={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_account.items())},
         violations=[violation_out(v, policy) for v in page],
         next_cursor=next_cursor,
-        failed_shards=observation.failed_shards,
-        scope=observation.scope,
-        snapshot_id=snapshot.snapshot_id,
-        scanned_at=snapshot.created_at,
-        cached=observation.cached,
+        **observation.provenance(),
         policy_source=service.loaded_policy.description,
     )

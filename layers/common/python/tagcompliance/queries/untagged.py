@@ -54,9 +54,5 @@ def find_untagged(
         if next_offset < len(untagged)
         else None,
         untagged_by_type=dict(sorted(by_type.items())),
-        failed_shards=observation.failed_shards,
-        scope=observation.scope,
-        snapshot_id=snapshot.snapshot_id,
-        scanned_at=snapshot.created_at,
-        cached=observation.cached,
+        **observation.provenance(),
     )
