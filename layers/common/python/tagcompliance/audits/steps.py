@@ -14,7 +14,7 @@ from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.drift import choose_baseline, detect_drift
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, parse_policy
-from tagcompliance.resources import region_filter, resolve_resource_types
+from tagcompliance.scope import ScopeResolver
 from tagcompliance.settings import Settings
 from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import Store
@@ -69,15 +69,12 @@ def build_scope(
     trigger: str = "manual",
 ) -> AuditScope:
     """A run's scope with every default resolved: types, regions and the accounts from settings."""
-    if regions == ["all"]:
-        region_list = clients.enabled_regions()
-    else:
-        region_list = region_filter(regions or []) or list(settings.default_regions)
+    scope = ScopeResolver(clients, settings.default_regions).resolve(resource_types, regions)
     return AuditScope(
-        account_id=clients.account_id,
+        account_id=scope.account_id,
         accounts=audited_accounts(settings, clients),
-        regions=region_list,
-        resource_types=resolve_resource_types(resource_types or []),
+        regions=scope.regions,
+        resource_types=scope.resource_types,
         trigger=trigger,
     )
 
