@@ -18,13 +18,13 @@ from .common import POLICY_PATH, figure
 def _groups_per_tag(service: Any, answer: Any) -> dict[str, int]:
     """Per tag: the distinct (service, tag value) groups its answer holds, i.e. why its
     GetCostAndUsage answer takes the pages it does (asked again here, outside the counts)."""
-    from tagcompliance.cost import _cost_explorer, _request_filter, _tag_stream
+    from tagcompliance.cost.explorer import cost_explorer, request_filter, tag_stream
 
-    ce = _cost_explorer(service.clients)
+    ce = cost_explorer(service.clients)
     start, end = answer.period.start, answer.period.end
     services = [entry.service for entry in answer.services]
     return {
-        gap.tag_key: len(_tag_stream(ce, gap.tag_key, start, end, _request_filter(services, None)).spend)
+        gap.tag_key: len(tag_stream(ce, gap.tag_key, start, end, request_filter(services, None)).spend)
         for gap in answer.by_tag
     }
 

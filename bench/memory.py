@@ -132,7 +132,7 @@ def _child_report(count: int) -> dict[str, Any]:
     from tagcompliance.compliance import compile_policy, evaluate
     from tagcompliance.inventory import Inventory, ShardOutcome
     from tagcompliance.reports import report_summary, write_markdown
-    from tagcompliance.service import build_snapshot
+    from tagcompliance.snapshots import build_snapshot
 
     policy = build_policy()
     resources = synthetic_resources(count)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from tagcompliance.audits import AuditStatus
 from tagcompliance.audits.models import RUN_ID_PATTERN
 from tagcompliance.errors import InvalidInputError
+from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
 from tagcompliance.store import Store
 
 from .runtime import Runtime, run_tool
@@ -21,16 +22,12 @@ from .runtime import Runtime, run_tool
 MAX_LISTED_SHARDS = 50
 
 
-class AuditResultSummary(BaseModel):
+class AuditResultSummary(ComplianceCounts):
     snapshot_id: str
-    compliance_score: float | None
-    total_resources: int
-    compliant_resources: int
-    violation_count: int
     failed_shards: int = Field(description="Coverage missing from the score (see failed_shard_details).")
-    failed_shard_details: list[dict[str, Any]] = Field(description="Account, region, type and error each.")
+    failed_shard_details: list[FailedShard] = Field(description="Account, region, type and error each.")
     accounts: list[str] = Field(description="The accounts the run audited (sorted).")
-    by_account: dict[str, dict[str, int]] = Field(
+    by_account: dict[str, TypeCounts] = Field(
         description="Per account with resources, from the stored snapshot: 'total' found, 'compliant' "
         "ones and 'violations'. Accounts that could not be read are in failed_shard_details."
     )
@@ -59,17 +56,7 @@ class AuditStatusResult(BaseModel):
 def status_result(status: AuditStatus) -> AuditStatusResult:
     outcome = status.outcome
     result = (
-        AuditResultSummary(
-            snapshot_id=outcome.snapshot_id,
-            compliance_score=outcome.compliance_score,
-            total_resources=outcome.total_resources,
-            compliant_resources=outcome.compliant_resources,
-            violation_count=outcome.violation_count,
-            failed_shards=outcome.failed_shards,
-            failed_shard_details=outcome.failed_shard_details,
-            accounts=outcome.accounts,
-            by_account=outcome.by_account,
-        )
+        AuditResultSummary.model_validate(outcome.model_dump(include=set(AuditResultSummary.model_fields)))
         if outcome is not None
         else None
     )
@@ -130,7 +117,9 @@ def with_stored_accounts(status: AuditStatus, store: Store) -> AuditStatus:
     stored = outcome.model_copy(
         update={
             "accounts": snapshot.covered_accounts,
-            "by_account": {account: dict(counts) for account, counts in snapshot.counts_by_account.items()},
+            "by_account": {
+                account: TypeCounts(**counts) for account, counts in snapshot.counts_by_account.items()
+            },
         }
     )
     return status.model_copy(update={"outcome": stored})

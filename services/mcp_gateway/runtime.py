@@ -1,8 +1,8 @@
 """Wiring: settings -> AWS clients, store, cache and the compliance service; plus tool-call plumbing.
 
 Every tool's work goes through ``run_tool``: it runs in a worker thread, progress is relayed to
-the client and errors become clear messages (never tracebacks). ``AuditMiddleware`` writes every
-tool call, refused ones included, to the audit log.
+the client and errors become clear messages (never tracebacks). ``CallLogMiddleware`` writes every
+tool call, refused ones included, to the call log.
 """
 
 from __future__ import annotations
@@ -127,9 +127,7 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
     )
     try:  # in-process, or Step Functions when STATE_MACHINE_ARN is set; large checks become its jobs
         runtime.runner = build_runner(settings, clients, store, lambda: service.loaded_policy.policy)
-        service.large_scan_jobs = LargeScanJobs(
-            runtime.runner, settings, store, cache, lambda: clients.account_id
-        )
+        service.large_scan_jobs = LargeScanJobs(runtime.runner, settings, store, cache)
     except ValueError as error:
         logger.error("audit runs are unavailable: %s", error)
     # Without EventBridge, this process fires due schedules itself (claims keep replicas from doubling).
@@ -191,9 +189,9 @@ async def run_tool(ctx: Context | None, work: Callable[[ProgressCallback], Resul
         raise ToolError(message) from None
 
 
-class AuditMiddleware:
-    """Writes every ``tools/call`` to the audit log, including calls the SDK refuses before the tool
-    runs (unknown tool, arguments that fail the schema)."""
+class CallLogMiddleware:
+    """Writes every ``tools/call`` to the call log (the spec's ``audit_logs``), including calls the SDK
+    refuses before the tool runs (unknown tool, arguments that fail the schema)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -31,6 +31,7 @@ from tagcompliance.safety.estimates import (
 from tagcompliance.safety.models import SafetyResponse
 from tagcompliance.safety.policy import SafetyPolicy
 from tagcompliance.safety.tokens import Caller
+from tagcompliance.scope import GATE_ESTIMATE
 
 from .runtime import Runtime, _login_name, run_tool
 
@@ -183,7 +184,12 @@ class SafetyGate:
             decision = self.engine.evaluate(request)
             if isinstance(decision, SafetyResponse):
                 return decision
-            result = execute(progress)
+            # The work's own estimate of the scan is this one (tagcompliance.scope.GATE_ESTIMATE).
+            estimated = GATE_ESTIMATE.set(decision.estimate)
+            try:
+                result = execute(progress)
+            finally:
+                GATE_ESTIMATE.reset(estimated)
             self._record(decision, result, outcome)
             return result
 

@@ -46,7 +46,7 @@ from tagcompliance.suggest import TagSuggestions
 from .audit_tools import register_audit_tools
 from .auth.config import GatewayAuth, is_loopback
 from .auth.scopes import ADMIN_SCOPE, ScopeMiddleware
-from .runtime import AuditMiddleware, Runtime, run_tool
+from .runtime import CallLogMiddleware, Runtime, run_tool
 from .safety import (
     ConfirmationToken,
     DryRun,
@@ -181,7 +181,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         name="tag-compliance",
         version=__version__,
         instructions=INSTRUCTIONS,
-        middleware=[ToolTraceMiddleware(), AuditMiddleware(runtime), ScopeMiddleware()],
+        middleware=[ToolTraceMiddleware(), CallLogMiddleware(runtime), ScopeMiddleware()],
         token_verifier=auth.verifier if auth is not None else None,
         auth=auth.settings if auth is not None else None,
     )

@@ -21,8 +21,8 @@ from tagcompliance.compliance import compile_policy, evaluate
 from tagcompliance.drift import CloudTrailTagEvents, choose_baseline, detect_drift
 from tagcompliance.inventory import Inventory, collect_inventory
 from tagcompliance.policy import TaggingPolicy
-from tagcompliance.service import build_snapshot, resource_states
 from tagcompliance.settings import Settings
+from tagcompliance.snapshots import build_snapshot, resource_states
 from tagcompliance.store import SnapshotRecord, SqliteStore
 
 REGION = "us-east-1"

@@ -20,12 +20,14 @@ import pytest
 from services.demo.aws import DemoAws
 from tagcompliance.aws import AwsClients
 from tagcompliance.cache import MemoryCache, ObjectLRU
-from tagcompliance.compliance import compile_policy, evaluate_reference
+from tagcompliance.compliance import compile_policy
 from tagcompliance.export import export_violations
 from tagcompliance.policy import parse_policy
 from tagcompliance.reports import report_summary, write_markdown
-from tagcompliance.service import ComplianceService, _resource_from_state
+from tagcompliance.service import ComplianceService
+from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import open_store
+from tests.compliance_reference import evaluate_reference
 from tests.e2e.helpers import gateway_settings
 
 TYPES = ["ec2:instance", "s3:bucket", "lambda:function", "rds:db", "dynamodb:table"]
@@ -51,7 +53,7 @@ def reference_violations(service: ComplianceService, snapshot_id: str) -> list[t
     """The stored snapshot evaluated from scratch by the plain loop, under the snapshot's policy."""
     snapshot = service.store.get_snapshot(snapshot_id)
     assert snapshot is not None
-    resources = [_resource_from_state(state) for state in service.store.iter_resource_states(snapshot_id)]
+    resources = [resource_from_state(state) for state in service.store.iter_resource_states(snapshot_id)]
     policy = parse_policy(snapshot.policy, "snapshot")
     result = evaluate_reference(resources, compile_policy(policy, snapshot.resource_types))
     return result.violations

@@ -26,6 +26,7 @@ from tagcompliance.settings import Settings
 from tagcompliance.store import SnapshotRecord, Store, open_store
 
 from .lambda_seam import Invocations, routed_lambda, set_moto_config
+from .ledger_tables import ledger_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
@@ -65,10 +66,10 @@ def store(settings: Settings) -> Iterator[Store]:
 @pytest.fixture
 def ledger(settings: Settings) -> Iterator[DynamoLedger]:
     """A fresh ledger table per test, dropped afterwards (the moto server is shared)."""
-    table = DynamoLedger(f"tagc-ledger-{secrets.token_hex(4)}", LEDGER_REGION, settings.aws_endpoint_url)
-    table.ensure_table()
-    yield table
-    table.drop_table()
+    with ledger_table(
+        f"tagc-ledger-{secrets.token_hex(4)}", LEDGER_REGION, settings.aws_endpoint_url
+    ) as table:
+        yield table
 
 
 def policy_loader(settings: Settings) -> Any:

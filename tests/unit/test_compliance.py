@@ -12,10 +12,10 @@ from tagcompliance.compliance import (
     compile_policy,
     count_by,
     evaluate,
-    evaluate_reference,
 )
 from tagcompliance.policy import TaggingPolicy, parse_policy
 from tagcompliance.resources import RESOURCE_TYPE_IDS
+from tests.compliance_reference import evaluate_reference
 
 POLICY = parse_policy(
     {

@@ -353,7 +353,7 @@ def test_a_failed_save_leaves_the_old_file_and_no_partial_write(
     def broken_load(path: Path):
         raise PolicyError("simulated failure while validating")
 
-    monkeypatch.setattr(policy_import, "load_policy", broken_load)
+    monkeypatch.setattr(policy_import.files, "load_policy", broken_load)
     with pytest.raises(PolicyError, match="simulated failure"):
         write_policy_file(convert_tag_policy(AWS_POLICY).policy, target)
     assert target.read_text() == before

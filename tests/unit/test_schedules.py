@@ -986,7 +986,7 @@ def test_records_round_trip_through_the_spec(store: SqliteStore, clock: FakeCloc
 
 
 def test_a_machine_without_a_time_zone_database_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tagcompliance.schedules._zone_names", dict)
+    monkeypatch.setattr("tagcompliance.schedules.timing._zone_names", dict)
     with pytest.raises(InvalidInputError, match=r"no IANA time zone database: install .* 'tzdata'"):
         spec(timezone="UTC")
 

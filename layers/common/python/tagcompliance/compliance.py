@@ -15,8 +15,8 @@ Two things make it fast, and neither changes a result:
   (resource, findings) pair per noncompliant resource; counts, pages and streamed exports are
   served from those pairs, and ``violations`` materialises the full list only on first use.
 
-``evaluate_reference`` is the plain loop the fast path must always equal (the tests check it over
-random policies and tag maps).
+The plain loop the fast path must always equal lives with the tests (``tests/compliance_reference.py``),
+which check it over random policies and tag maps.
 
 Allowed values may hold ``*`` wildcards (AWS tag-policy syntax). They are compiled once per
 policy into a frozenset of the exact values and one matcher for the wildcard ones; the matcher runs
@@ -322,119 +322,6 @@ def evaluate(resources: Iterable[Resource], compiled: CompiledPolicy) -> Evaluat
     return Evaluation(
         flagged_resources, flagged_findings, scanned, compliant, without_requirements, violation_count
     )
-
-
-@dataclass(slots=True)
-class ReferenceEvaluation:
-    violations: list[Violation]
-    scanned: int
-    compliant: int
-    without_requirements: int
-    noncompliant_arns: set[str]
-
-
-def evaluate_reference(resources: Iterable[Resource], compiled: CompiledPolicy) -> ReferenceEvaluation:
-    """The plain loop: every rule on every resource, one Violation at a time. ``evaluate`` must
-    always give exactly this (the tests compare them); it is kept for that, not for production."""
-    violations: list[Violation] = []
-    scanned = compliant = without_requirements = 0
-    noncompliant: set[str] = set()
-    for resource in resources:
-        rules = compiled.rules.get(resource.resource_type, ())
-        if not rules and not compiled.prohibited:
-            without_requirements += 1
-            continue
-        scanned += 1
-        tags = resource.tags
-        found: list[Violation] = []
-        for rule in rules:
-            value = tags.get(rule.name)
-            if value is None:
-                actual = None
-                for key in tags:
-                    if key.lower() == rule.lower:
-                        actual = key
-                if actual is not None and tags[actual].strip():
-                    found.append(
-                        Violation(
-                            resource.arn,
-                            resource.resource_type,
-                            resource.region,
-                            "wrong_key_case",
-                            rule.name,
-                            tags[actual],
-                            "error",
-                            actual,
-                        )
-                    )
-                else:
-                    found.append(
-                        Violation(
-                            resource.arn,
-                            resource.resource_type,
-                            resource.region,
-                            "missing_tag",
-                            rule.name,
-                            None,
-                            "error",
-                        )
-                    )
-            elif value.strip() == "":
-                found.append(
-                    Violation(
-                        resource.arn,
-                        resource.resource_type,
-                        resource.region,
-                        "missing_tag",
-                        rule.name,
-                        value,
-                        "error",
-                    )
-                )
-            elif rule.allowed is not None and not (
-                value in rule.allowed or (rule.allowed_match is not None and rule.allowed_match(value))
-            ):
-                found.append(
-                    Violation(
-                        resource.arn,
-                        resource.resource_type,
-                        resource.region,
-                        "invalid_value",
-                        rule.name,
-                        value,
-                        "error",
-                    )
-                )
-            elif rule.matches is not None and rule.matches(value) is None:
-                found.append(
-                    Violation(
-                        resource.arn,
-                        resource.resource_type,
-                        resource.region,
-                        "invalid_format",
-                        rule.name,
-                        value,
-                        "error",
-                    )
-                )
-        for key in sorted(set(compiled.prohibited) & set(tags)):
-            found.append(
-                Violation(
-                    resource.arn,
-                    resource.resource_type,
-                    resource.region,
-                    "prohibited_tag",
-                    key,
-                    tags[key],
-                    "warning",
-                )
-            )
-        violations.extend(found)
-        if found:
-            noncompliant.add(resource.arn)
-        else:
-            compliant += 1
-    return ReferenceEvaluation(violations, scanned, compliant, without_requirements, noncompliant)
 
 
 def missing_tags_by_resource(violations: Iterable[Violation]) -> dict[str, list[str]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from .schedules import ScheduleResult
+
+if TYPE_CHECKING:
+    from .store import SnapshotRecord
 
 
 class FailedShard(BaseModel):
@@ -18,6 +21,9 @@ class FailedShard(BaseModel):
     error: str
     resource_arn: str | None = Field(
         default=None, description="Set when only this resource could not be read."
+    )
+    account_id: str | None = Field(
+        default=None, description="The shard's account, in audits of several accounts."
     )
 
 
@@ -48,15 +54,26 @@ class TypeCounts(BaseModel):
     violations: int
 
 
-class ComplianceCheckResult(BaseModel):
+class ComplianceCounts(BaseModel):
+    """A snapshot's headline counts: the one type every answer that reports them extends."""
+
     compliance_score: float | None = Field(
         description="compliant / scanned, 0..1; null when nothing was scanned."
     )
-    score_note: str | None = None
     total_resources: int = Field(description="Resources found in scope (read successfully).")
-    scanned_resources: int = Field(description="Resources the policy has requirements for.")
     compliant_resources: int
     violation_count: int
+
+    @classmethod
+    def of(cls, snapshot: SnapshotRecord, **fields: Any) -> Self:
+        """This answer with the snapshot's counts (``fields`` give the rest, and may override them)."""
+        counts = {name: getattr(snapshot, name) for name in ComplianceCounts.model_fields}
+        return cls(**{**counts, **fields})
+
+
+class ComplianceCheckResult(ComplianceCounts):
+    score_note: str | None = None
+    scanned_resources: int = Field(description="Resources the policy has requirements for.")
     violations_by_type: dict[str, int]
     by_resource_type: dict[str, TypeCounts]
     by_region: dict[str, TypeCounts]
@@ -152,14 +169,10 @@ class ReportResult(BaseModel):
     failed_shards: list[FailedShard]
 
 
-class HistoryPoint(BaseModel):
+class HistoryPoint(ComplianceCounts):
     period_start: datetime
     trigger: str = Field(description="What took the period's latest snapshot: manual, scheduled or daily.")
     scheduled: bool = Field(description="The period's latest snapshot came from a scheduled audit.")
-    compliance_score: float | None
-    total_resources: int
-    compliant_resources: int
-    violation_count: int
     snapshots: int
 
 

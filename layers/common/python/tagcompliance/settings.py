@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -485,8 +484,3 @@ def localstack_endpoint(host: str | None) -> str:
     if not endpoint:
         raise ValueError("localstack-client resolved no LocalStack endpoint")
     return endpoint
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -10,14 +10,13 @@ its snapshot becomes the scope's cached answer, so the next check is served from
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from tagcompliance.cache import Cache, scan_cache_key
+from tagcompliance.cache import Cache
 from tagcompliance.models import AuditJob, ComplianceCheckResult, ScopeInfo
 from tagcompliance.policy import TaggingPolicy
-from tagcompliance.resources import resolve_resource_types
 from tagcompliance.safety.estimates import estimate_scope
+from tagcompliance.scope import GATE_ESTIMATE, Scope
 from tagcompliance.settings import Settings
 from tagcompliance.store import Store
 
@@ -34,28 +33,22 @@ class LargeScanJobs:
         settings: Settings,
         store: Store,
         cache: Cache,
-        account_id: Callable[[], str],
     ) -> None:
         self.runner = runner
         self.settings = settings
         self.store = store
         self.cache = cache
-        self._account_id = account_id
         self._lock = threading.Lock()
         self._jobs: dict[ScopeKey, str] = {}  # scope cache key -> run id of its latest job
 
     def check_or_start(
-        self,
-        resource_types: Sequence[str] | None,
-        regions: list[str],
-        policy: TaggingPolicy,
-        policy_source: str,
-        force_refresh: bool,
+        self, scope: Scope, policy: TaggingPolicy, policy_source: str, force_refresh: bool
     ) -> ComplianceCheckResult | None:
-        """A job-handle result when the check must run as a job; None to answer it in the call."""
-        type_ids = resolve_resource_types(resource_types)
-        account_id = self._account_id()
-        key = scan_cache_key("scan", account_id, regions, type_ids, policy.digest())
+        """A job-handle result when the check must run as a job; None to answer it in the call.
+
+        The scan's estimate is the safety gate's when the call was guarded (``GATE_ESTIMATE``)."""
+        account_id, regions, type_ids = scope.account_id, scope.regions, scope.resource_types
+        key = scope.cache_key("scan", policy.digest())
         with self._lock:
             run_id = self._jobs.get(key)
         if run_id is not None:
@@ -70,7 +63,9 @@ class LargeScanJobs:
                 return None
         if not force_refresh and isinstance(self.cache.get(key), str):
             return None  # a stored answer exists: served within the call
-        estimate = estimate_scope(self.store, type_ids, regions, workers=self.settings.scan_max_workers)
+        estimate = GATE_ESTIMATE.get() or estimate_scope(
+            self.store, type_ids, regions, workers=self.settings.scan_max_workers
+        )
         if estimate.seconds <= self.settings.audit_async_threshold_seconds:
             return None
         scope = AuditScope(account_id=account_id, regions=regions, resource_types=type_ids)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-import boto3
 from pynamodb.attributes import (
     BinaryAttribute,
     NumberAttribute,
@@ -39,14 +38,6 @@ DEFAULT_TTL_DAYS = 30
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class RunRecord(Protocol):
-    plan: AuditPlan | None
-    status: str
-    runner: str
-    outcome: AuditOutcome | None
-    error: str | None
 
 
 class Ledger(Protocol):
@@ -123,26 +114,16 @@ class DynamoLedger:
     def table_name(self) -> str:
         return str(self._row.Meta.table_name)
 
+    @property
+    def row_model(self) -> type[_LedgerRow]:
+        """The table's schema bound to this ledger's table (the CDK stack creates it when deployed)."""
+        return self._row
+
     def _expiry(self) -> datetime:
         return _now() + self.ttl
 
     def _new(self, run_id: str, shard_id: str, **fields: Any) -> _LedgerRow:
         return self._row(run_id, shard_id, expires_at=self._expiry(), **fields)
-
-    def ensure_table(self) -> None:
-        """Create the table with TTL on when missing (tests, LocalStack; the CDK stack when deployed)."""
-        if not self._row.exists():
-            self._row.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
-            meta = self._row.Meta
-            client = boto3.client("dynamodb", region_name=meta.region, endpoint_url=meta.host)
-            client.update_time_to_live(
-                TableName=meta.table_name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-            )
-
-    def drop_table(self) -> None:
-        if self._row.exists():
-            self._row.delete_table()
 
     def _get(self, run_id: str, shard_id: str) -> _LedgerRow | None:
         try:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from tagcompliance.compliance import Resource
 from tagcompliance.inventory import ShardOutcome, UnreadableResource
+from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"  # also a valid Step Functions execution name
 # Fixed namespace so a run id always maps to the same snapshot id (re-runs never duplicate).
@@ -71,58 +72,6 @@ class Shard(BaseModel):
         return f"{self.account_id}/{self.region}/{self.resource_type}"
 
 
-class ResourceModel(BaseModel):
-    arn: str
-    resource_type: str
-    region: str
-    account_id: str
-    resource_id: str
-    tags: dict[str, str]
-    name: str | None = None
-    vpc_id: str | None = None
-
-    @classmethod
-    def of(cls, resource: Resource) -> ResourceModel:
-        return cls(
-            arn=resource.arn,
-            resource_type=resource.resource_type,
-            region=resource.region,
-            account_id=resource.account_id,
-            resource_id=resource.resource_id,
-            tags=resource.tags,
-            name=resource.name,
-            vpc_id=resource.vpc_id,
-        )
-
-    def to_resource(self) -> Resource:
-        return Resource(**self.model_dump())
-
-
-class OutcomeModel(BaseModel):
-    """The inventory's ``ShardOutcome`` as a message."""
-
-    region: str
-    resource_type: str
-    status: Literal["ok", "failed"]
-    resource_count: int
-    tag_source: Literal["listing", "tagging_api", "per_resource", "none"]
-    error: str | None = None
-    unreadable_count: int = 0
-
-    def to_outcome(self) -> ShardOutcome:
-        return ShardOutcome(**self.model_dump())
-
-
-class UnreadableModel(BaseModel):
-    arn: str
-    resource_type: str
-    region: str
-    error: str
-
-    def to_unreadable(self) -> UnreadableResource:
-        return UnreadableResource(**self.model_dump())
-
-
 class ShardSummary(BaseModel):
     """What a scanned (or failed) shard reports to the state machine: small, no resources."""
 
@@ -140,9 +89,10 @@ class ShardResult(ShardSummary):
     """A shard's full result: the resources with their tags and what could not be read."""
 
     scanned_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    resources: list[ResourceModel] = Field(default_factory=list)
-    outcomes: list[OutcomeModel] = Field(default_factory=list)
-    unreadable: list[UnreadableModel] = Field(default_factory=list)
+    # The core's own dataclasses: pydantic validates and serialises them, so no mirror models.
+    resources: list[Resource] = Field(default_factory=list)
+    outcomes: list[ShardOutcome] = Field(default_factory=list)
+    unreadable: list[UnreadableResource] = Field(default_factory=list)
 
     def summary(self) -> ShardSummary:
         return ShardSummary.model_validate(self.model_dump(include=set(ShardSummary.model_fields)))
@@ -168,22 +118,18 @@ class AuditPlan(AuditRequest):
     shards: list[Shard]
 
 
-class AuditOutcome(BaseModel):
+class AuditOutcome(ComplianceCounts):
     """What a finished run produced."""
 
     run_id: str
     snapshot_id: str
-    total_resources: int
-    compliant_resources: int
-    violation_count: int
-    compliance_score: float | None
     failed_shards: int
-    failed_shard_details: list[dict[str, Any]] = Field(
+    failed_shard_details: list[FailedShard] = Field(
         default_factory=list,
         description="The snapshot's failed shards (account, region, type, error), at most 100.",
     )
     accounts: list[str] = Field(default_factory=list, description="The accounts the snapshot covers.")
-    by_account: dict[str, dict[str, int]] = Field(
+    by_account: dict[str, TypeCounts] = Field(
         default_factory=dict,
         description="The snapshot's counts_by_account: per account with resources, 'total' found, "
         "'compliant' ones and 'violations'.",

@@ -95,8 +95,8 @@ def build_message(plan: AuditPlan, outcome: AuditOutcome, drift: DriftSummary | 
     if outcome.failed_shards:
         lines.append(f"Missing coverage: {outcome.failed_shards} failed shard(s) (the score excludes them)")
         lines.extend(
-            f"  - {entry.get('account_id', '?')}/{entry.get('region')}/{entry.get('resource_type')}"
-            f"{' ' + str(entry['resource_arn']) if entry.get('resource_arn') else ''}: {entry.get('error')}"
+            f"  - {entry.account_id or '?'}/{entry.region}/{entry.resource_type}"
+            f"{' ' + entry.resource_arn if entry.resource_arn else ''}: {entry.error}"
             for entry in outcome.failed_shard_details[:MAX_LISTED_FAILURES]
         )
     if drift is None:

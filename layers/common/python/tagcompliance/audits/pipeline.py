@@ -14,8 +14,9 @@ from tagcompliance.aws import AssumeRoleError, AwsClients
 from tagcompliance.compliance import compile_policy, evaluate
 from tagcompliance.errors import StoreError
 from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
+from tagcompliance.models import FailedShard
 from tagcompliance.policy import TaggingPolicy
-from tagcompliance.service import build_snapshot, resource_states
+from tagcompliance.snapshots import build_snapshot, failed_coverage, resource_states
 from tagcompliance.store import SnapshotRecord, Store
 
 from .models import (
@@ -23,11 +24,8 @@ from .models import (
     AuditPlan,
     AuditRequest,
     AuditScope,
-    OutcomeModel,
-    ResourceModel,
     Shard,
     ShardResult,
-    UnreadableModel,
     snapshot_id_for,
 )
 
@@ -114,9 +112,9 @@ def scan_shard(
         api_requests=inventory.api_requests,
         duration_seconds=inventory.duration_seconds,
         scanned_at=inventory.scanned_at,
-        resources=[ResourceModel.of(resource) for resource in inventory.resources],
-        outcomes=[OutcomeModel(**dataclasses.asdict(outcome)) for outcome in inventory.shards],
-        unreadable=[UnreadableModel(**dataclasses.asdict(item)) for item in inventory.unreadable],
+        resources=inventory.resources,
+        outcomes=inventory.shards,
+        unreadable=inventory.unreadable,
     )
 
 
@@ -152,9 +150,9 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
                 )
             )
             continue
-        inventory.resources.extend(item.to_resource() for item in result.resources)
-        inventory.shards.extend(item.to_outcome() for item in result.outcomes)
-        inventory.unreadable.extend(item.to_unreadable() for item in result.unreadable)
+        inventory.resources.extend(result.resources)
+        inventory.shards.extend(result.outcomes)
+        inventory.unreadable.extend(result.unreadable)
         inventory.api_requests += result.api_requests
     if scanned_at:
         inventory.scanned_at = min(scanned_at)
@@ -165,74 +163,42 @@ def merge_inventory(scope: AuditScope, shards: list[Shard], results: Iterable[Sh
 
 def outcome_of(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOutcome:
     """A run's outcome as its stored snapshot says it (per-account totals included)."""
-    return AuditOutcome(
-        by_account={account: dict(counts) for account, counts in snapshot.counts_by_account.items()},
+    return AuditOutcome.of(
+        snapshot,
+        by_account=snapshot.counts_by_account,
         run_id=run_id,
         snapshot_id=snapshot.snapshot_id,
-        total_resources=snapshot.total_resources,
-        compliant_resources=snapshot.compliant_resources,
-        violation_count=snapshot.violation_count,
-        compliance_score=snapshot.compliance_score,
         failed_shards=len(snapshot.failed_shards),
-        failed_shard_details=[dict(entry) for entry in snapshot.failed_shards[:100]],
+        failed_shard_details=snapshot.failed_shards[:100],
         accounts=snapshot.covered_accounts,
         created=created,
     )
 
 
-def failed_coverage(shards: list[Shard], results: Iterable[ShardResult]) -> list[dict[str, object]]:
+def failed_coverage_of_run(shards: list[Shard], results: Iterable[ShardResult]) -> list[dict[str, object]]:
     """The snapshot's ``failed_shards``, each naming its account: whole shards first (by region,
     type, account), then single resources whose tags could not be read."""
     by_id = {result.shard.shard_id: result for result in results}
-    whole: list[dict[str, object]] = []
-    single: list[dict[str, object]] = []
+    whole: list[FailedShard] = []
+    single: list[FailedShard] = []
     for shard in shards:
         result = by_id.get(shard.shard_id)
-        where = {"account_id": shard.account_id}
-        if result is None:
+        if result is None or (result.status == "failed" and not result.outcomes):
+            error = "no result recorded" if result is None else result.error or "unknown error"
             whole.append(
-                {
-                    **where,
-                    "region": shard.region,
-                    "resource_type": shard.resource_type,
-                    "error": "no result recorded",
-                }
+                FailedShard(
+                    account_id=shard.account_id,
+                    region=shard.region,
+                    resource_type=shard.resource_type,
+                    error=error,
+                )
             )
             continue
-        if result.status == "failed" and not result.outcomes:
-            whole.append(
-                {
-                    **where,
-                    "region": shard.region,
-                    "resource_type": shard.resource_type,
-                    "error": result.error or "unknown error",
-                }
-            )
-            continue
-        whole.extend(
-            {
-                **where,
-                "region": item.region,
-                "resource_type": item.resource_type,
-                "error": item.error or "unknown error",
-            }
-            for item in result.outcomes
-            if item.status == "failed"
-        )
-        single.extend(
-            {
-                **where,
-                "region": item.region,
-                "resource_type": item.resource_type,
-                "error": item.error,
-                "resource_arn": item.arn,
-            }
-            for item in result.unreadable
-        )
-    whole.sort(
-        key=lambda entry: (str(entry["region"]), str(entry["resource_type"]), str(entry["account_id"]))
-    )
-    return whole + single
+        failed, unreadable = failed_coverage(result.outcomes, result.unreadable, shard.account_id)
+        whole.extend(failed)
+        single.extend(unreadable)
+    whole.sort(key=lambda entry: (entry.region, entry.resource_type, str(entry.account_id)))
+    return [entry.model_dump(exclude_none=True) for entry in whole + single]
 
 
 def aggregate(
@@ -253,7 +219,7 @@ def aggregate(
     snapshot = dataclasses.replace(
         build_snapshot(inventory, evaluation, policy, plan.scope.trigger),
         snapshot_id=snapshot_id,
-        failed_shards=failed_coverage(plan.shards, results),
+        failed_shards=failed_coverage_of_run(plan.shards, results),
         accounts=plan.scope.snapshot_accounts,
     )
     states = list(resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns))

@@ -14,9 +14,9 @@ from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.drift import choose_baseline, detect_drift
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, parse_policy
-from tagcompliance.resources import region_filter, resolve_resource_types
-from tagcompliance.service import _resource_from_state
+from tagcompliance.scope import ScopeResolver
 from tagcompliance.settings import Settings
+from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import Store
 
 from .ledger import Ledger
@@ -69,15 +69,12 @@ def build_scope(
     trigger: str = "manual",
 ) -> AuditScope:
     """A run's scope with every default resolved: types, regions and the accounts from settings."""
-    if regions == ["all"]:
-        region_list = clients.enabled_regions()
-    else:
-        region_list = region_filter(regions or []) or list(settings.default_regions)
+    scope = ScopeResolver(clients, settings.default_regions).resolve(resource_types, regions)
     return AuditScope(
-        account_id=clients.account_id,
+        account_id=scope.account_id,
         accounts=audited_accounts(settings, clients),
-        regions=region_list,
-        resource_types=resolve_resource_types(resource_types or []),
+        regions=scope.regions,
+        resource_types=scope.resource_types,
         trigger=trigger,
     )
 
@@ -185,7 +182,7 @@ def detect_run_drift(run_id: str, ledger: Ledger, store: Store, limit: int = 20)
             note="no earlier snapshot of this scope: this run is the baseline for the next one",
         )
     else:
-        current = [_resource_from_state(state) for state in store.iter_resource_states(snapshot.snapshot_id)]
+        current = [resource_from_state(state) for state in store.iter_resource_states(snapshot.snapshot_id)]
         result = detect_drift(
             store.iter_resource_states(baseline.snapshot_id),
             current,

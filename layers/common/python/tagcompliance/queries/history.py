@@ -1,0 +1,85 @@
+"""The compliance score over time from stored snapshots (tool ``get_violation_history``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from tagcompliance.models import HistoryPoint, HistoryResult
+from tagcompliance.resources import resolve_resource_types
+from tagcompliance.store import SnapshotRecord
+
+if TYPE_CHECKING:
+    from tagcompliance.service import ComplianceService
+
+
+def violation_history(
+    service: ComplianceService,
+    days_back: int = 30,
+    group_by: Literal["day", "week", "month"] = "day",
+    resource_types: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+) -> HistoryResult:
+    since = datetime.now(UTC) - timedelta(days=days_back)
+    snapshots = service.store.list_snapshots(since=since, limit=100_000)
+    note = None
+    if resource_types or regions:
+        wanted_types = sorted(resolve_resource_types(resource_types)) if resource_types else None
+        wanted_regions = sorted(service.resolve_regions(regions)) if regions else None
+        snapshots = [
+            s
+            for s in snapshots
+            if (wanted_types is None or sorted(s.resource_types) == wanted_types)
+            and (wanted_regions is None or sorted(s.regions) == wanted_regions)
+        ]
+    elif snapshots:
+        # Scores of different scopes are not comparable: follow the scope of the latest snapshot.
+        latest = snapshots[-1]
+        scope = (sorted(latest.resource_types), sorted(latest.regions))
+        snapshots = [s for s in snapshots if (sorted(s.resource_types), sorted(s.regions)) == scope]
+        note = (
+            f"Showing snapshots with the latest one's scope ({len(scope[0])} resource types, regions "
+            f"{', '.join(scope[1])}); pass resource_types/regions to choose another scope."
+        )
+    periods: dict[datetime, list[SnapshotRecord]] = defaultdict(list)
+    for snapshot in snapshots:
+        periods[_period_start(snapshot.created_at, group_by)].append(snapshot)
+    points = []
+    for start in sorted(periods):
+        last = periods[start][-1]  # a point in time: the period's latest measurement
+        points.append(
+            HistoryPoint.of(
+                last,
+                period_start=start,
+                trigger=last.trigger,
+                scheduled=last.scheduled,
+                snapshots=len(periods[start]),
+            )
+        )
+    scored = [p.compliance_score for p in points if p.compliance_score is not None]
+    change = round(scored[-1] - scored[0], 4) if len(scored) >= 2 else None
+    trend: Literal["improving", "declining", "stable", "insufficient_data"]
+    if change is None:
+        trend = "insufficient_data"
+    else:
+        trend = "improving" if change > 0.01 else "declining" if change < -0.01 else "stable"
+    return HistoryResult(
+        group_by=group_by,
+        days_back=days_back,
+        points=points,
+        trend=trend,
+        score_change=change,
+        snapshot_count=len(snapshots),
+        note=note,
+    )
+
+
+def _period_start(moment: datetime, group_by: str) -> datetime:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if group_by == "week":
+        return day - timedelta(days=day.weekday())
+    if group_by == "month":
+        return day.replace(day=1)
+    return day

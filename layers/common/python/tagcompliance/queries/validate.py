@@ -1,0 +1,108 @@
+"""Validating named resources by ARN (tool ``validate_resource_tags``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from tagcompliance.compliance import Resource, compile_policy, evaluate
+from tagcompliance.inventory import ProgressCallback
+from tagcompliance.models import FailedShard, ResourceValidation, ValidateResult
+from tagcompliance.resources import RESOURCE_TYPE_IDS, parse_arn
+
+from .paging import violation_out
+
+if TYPE_CHECKING:
+    from tagcompliance.service import ComplianceService
+
+
+def validate_resources(
+    service: ComplianceService,
+    resource_arns: Sequence[str],
+    regions: Sequence[str] | None = None,
+    force_refresh: bool = True,
+    progress: ProgressCallback | None = None,
+) -> ValidateResult:
+    parsed = [parse_arn(arn) for arn in resource_arns]  # every ARN is checked before any scan
+    account_id = service.clients.account_id
+    bucket_regions = service.resolve_regions(regions)
+    scopes: dict[str, set[str]] = defaultdict(set)  # region -> types
+    for item in parsed:
+        for region in [item.region] if item.region else bucket_regions:
+            scopes[region].add(item.resource_type)
+    found: dict[str, Resource] = {}
+    failed: list[FailedShard] = []
+    scanned_at = datetime.now(UTC)
+    for region, types in sorted(scopes.items()):
+        observation = service.observe(sorted(types), [region], force_refresh, progress)
+        failed.extend(observation.failed_shards)
+        scanned_at = min(scanned_at, observation.snapshot.created_at)
+        for resource in observation.resources:
+            found[resource.arn] = resource
+    policy = service.loaded_policy.policy
+    compiled = compile_policy(policy, RESOURCE_TYPE_IDS)
+    results: list[ResourceValidation] = []
+    for item in parsed:
+        resource = found.get(item.arn)
+        if resource is None:
+            shard_failed = [
+                shard
+                for shard in failed
+                if shard.resource_type == item.resource_type
+                and (shard.resource_arn in (None, item.arn))
+                and (not item.region or shard.region == item.region)
+            ]
+            if shard_failed:
+                results.append(
+                    ResourceValidation(
+                        resource_arn=item.arn,
+                        status="not_scanned",
+                        resource_type=item.resource_type,
+                        region=item.region or None,
+                        detail=shard_failed[0].error,
+                    )
+                )
+                continue
+            if item.account_id and item.account_id != account_id:
+                detail = f"the ARN is in account {item.account_id}; the scanned account is {account_id}"
+            elif item.region:
+                detail = f"no {item.resource_type} with this ARN exists in {item.region}"
+            else:
+                detail = f"no bucket with this name in regions {', '.join(bucket_regions)}"
+            results.append(
+                ResourceValidation(
+                    resource_arn=item.arn,
+                    status="not_found",
+                    resource_type=item.resource_type,
+                    region=item.region or None,
+                    detail=detail,
+                )
+            )
+            continue
+        evaluation = evaluate([resource], compiled)
+        status: Literal["compliant", "non_compliant", "no_requirements"]
+        if evaluation.without_requirements:
+            status = "no_requirements"
+        else:
+            status = "compliant" if not evaluation.violations else "non_compliant"
+        results.append(
+            ResourceValidation(
+                resource_arn=item.arn,
+                status=status,
+                resource_type=resource.resource_type,
+                region=resource.region,
+                tags=resource.tags,
+                violations=[violation_out(v, policy) for v in evaluation.violations],
+            )
+        )
+    return ValidateResult(
+        results=results,
+        compliant=sum(1 for r in results if r.status == "compliant"),
+        non_compliant=sum(1 for r in results if r.status == "non_compliant"),
+        not_found=sum(1 for r in results if r.status == "not_found"),
+        not_scanned=sum(1 for r in results if r.status == "not_scanned"),
+        failed_shards=failed,
+        scanned_at=scanned_at,
+    )
