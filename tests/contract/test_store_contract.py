@@ -790,7 +790,7 @@ def test_schedules_written_before_migration_2_survive_it(new_store: Callable[[],
 
 
 def _oauth_session(grant_id: str, access: str, refresh: str | None, **changes: Any) -> Any:
-    from tagcompliance.store.base import OAuthSessionRecord
+    from tagcompliance.store.oauth import OAuthSessionRecord
 
     fields: dict[str, Any] = {
         "grant_id": grant_id,
@@ -809,7 +809,7 @@ def _oauth_session(grant_id: str, access: str, refresh: str | None, **changes: A
 
 
 def test_oauth_client_and_code_round_trip_and_a_code_is_used_once(store: Store) -> None:
-    from tagcompliance.store.base import OAuthClientRecord, OAuthCodeRecord
+    from tagcompliance.store.oauth import OAuthClientRecord, OAuthCodeRecord
 
     suffix = uuid_hex()
     client = OAuthClientRecord(f"c-{suffix}", "ab" * 32, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
@@ -890,7 +890,7 @@ def test_expired_oauth_rows_are_deleted(store: Store) -> None:
 
 
 def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store: Store) -> None:
-    from tagcompliance.store.base import OAuthConsentRecord
+    from tagcompliance.store.oauth import OAuthConsentRecord
 
     user, client, uri = f"u-{uuid_hex()}", f"c-{uuid_hex()}", "https://app.example.com/cb"
     read = OAuthConsentRecord(uuid_hex(), user, client, uri, ["tag:read"], T0, T0 + timedelta(days=30))
@@ -934,7 +934,7 @@ def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store
 
 
 def test_oauth_clients_never_used_are_removed(store: Store) -> None:
-    from tagcompliance.store.base import OAuthClientRecord
+    from tagcompliance.store.oauth import OAuthClientRecord
 
     used = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
     unused = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)

@@ -6,6 +6,10 @@ conversion. A ``Dialect`` holds exactly those differences; ``SqlStore`` holds ev
 Migrations are the ``migrations/NNNN_name.sql`` files, one set for both backends. Where the two
 databases spell a type differently the file says ``{{TOKEN}}`` and each dialect's ``ddl_types``
 supplies the spelling. Statements end with a semicolon at the end of a line.
+
+``SqlStore`` implements every area's port (``base.py``, ``oauth.py``) and is over 600 lines on
+purpose: each method is one short statement over the shared encoding, decoding and error handling,
+and splitting the class by area would spread that one table-to-record mapping over several files.
 """
 
 from __future__ import annotations
@@ -30,16 +34,13 @@ from .base import (
     ConcurrentUpdateError,
     ConfirmationRecord,
     InventoryCount,
-    OAuthClientRecord,
-    OAuthCodeRecord,
-    OAuthConsentRecord,
-    OAuthSessionRecord,
     RegretEventRecord,
     ResourceStateRecord,
     ScheduledAuditRecord,
     SnapshotRecord,
     StoreInfo,
 )
+from .oauth import OAuthClientRecord, OAuthCodeRecord, OAuthConsentRecord, OAuthSessionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def _check_limit(limit: int) -> int:
 
 
 class SqlStore:
-    """The ``Store`` protocol over any ``Dialect``."""
+    """Every store port (``Store``: snapshots, call log, schedules, safety, OAuth) over any ``Dialect``."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
