@@ -53,7 +53,11 @@ def open_store(settings: Settings) -> Store:
     user asked for PostgreSQL, and snapshots written elsewhere would seem to vanish later.
     """
     store: SqlStore = (
-        PostgresStore(settings.database_url, pool_size=settings.database_pool_size)
+        PostgresStore(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            password=settings.database_password.get_secret_value() if settings.database_password else None,
+        )
         if settings.database_url
         else SqliteStore(settings.sqlite_path)
     )
