@@ -42,10 +42,10 @@ from tagcompliance.store.sql import (
     _SNAPSHOTS,
     _STATES,
     SAVE_BATCH_SIZE,
-    _quoted,
     load_migrations,
     render_ddl,
 )
+from tagcompliance.store.sqlbase import quoted_columns
 from tests.conftest import fresh_postgres_database, postgres_url_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -274,11 +274,11 @@ def test_snapshots_written_before_migration_5_gain_accounts_and_counts_by_accoun
         column for column, _ in _SNAPSHOTS.insert_kinds if column not in ("accounts", "counts_by_account")
     ]
     insert_snapshot = (
-        f"INSERT INTO compliance_snapshots ({_quoted(old_columns)}) "
+        f"INSERT INTO compliance_snapshots ({quoted_columns(old_columns)}) "
         f"VALUES ({', '.join([dialect.placeholder] * len(old_columns))})"
     )
     insert_state = (
-        f"INSERT INTO resource_tag_state ({_quoted(column for column, _ in _STATES.insert_kinds)}) "
+        f"INSERT INTO resource_tag_state ({quoted_columns(column for column, _ in _STATES.insert_kinds)}) "
         f"VALUES ({', '.join([dialect.placeholder] * len(_STATES.insert_kinds))})"
     )
 

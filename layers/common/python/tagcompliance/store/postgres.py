@@ -16,7 +16,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tagcompliance.errors import StoreError
 
-from .sql import STREAM_BATCH_SIZE, SqlStore, one_line
+from .sql import STREAM_BATCH_SIZE, SqlStore
+from .sqlbase import one_line
 
 # Any fixed 64-bit number will do, as long as nothing else in the database uses it: "tagcompl".
 MIGRATION_LOCK_KEY = 0x74_61_67_63_6F_6D_70_6C
