@@ -31,7 +31,7 @@ from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from services.mcp_gateway.sessions import http_app
-from tagcompliance.settings import Settings
+from services.mcp_gateway.settings import GatewaySettings
 
 from .aws import start_demo_aws
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for name in ("AUTH_IDP_ISSUER_URL", "AUTH_ISSUER_URL"):
             os.environ.pop(name, None)
-    settings = Settings()
+    settings = GatewaySettings()
     runtime = build_runtime(settings, "http")
     try:
         auth = build_auth(settings, "127.0.0.1", port, runtime.store, runtime.cache) if args.auth else None

@@ -17,13 +17,13 @@ import uvicorn
 from pydantic import ValidationError
 
 from tagcompliance.errors import TagComplianceError
-from tagcompliance.settings import Settings
 
 from .auth.config import build_auth, check_http_exposure
 from .auth.logfilter import configure_logging
 from .runtime import build_runtime
 from .server import build_server
 from .sessions import http_app
+from .settings import GatewaySettings
 from .tracing import instrument
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     # stdout carries the MCP protocol on stdio: every log line goes to stderr, redacted and escaped.
     configure_logging(args.log_level, sys.stderr)
     try:
-        settings = Settings()
+        settings = GatewaySettings()
         if args.transport == "http" and not (settings.auth_idp_issuer_url or settings.auth_issuer_url):
             check_http_exposure(settings, args.host, None, args.allow_unauthenticated_loopback)
         runtime = build_runtime(settings, args.transport)

@@ -15,7 +15,7 @@ from tagcompliance.audits import AuditStatus
 from tagcompliance.audits.models import RUN_ID_PATTERN
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
-from tagcompliance.store import Store
+from tagcompliance.store import SnapshotStore
 
 from .runtime import Runtime, run_tool
 
@@ -101,7 +101,7 @@ def audit_status_for(runtime: Runtime, run_id: str) -> AuditStatusResult:
     return status_result(with_stored_accounts(status, runtime.store))
 
 
-def with_stored_accounts(status: AuditStatus, store: Store) -> AuditStatus:
+def with_stored_accounts(status: AuditStatus, store: SnapshotStore) -> AuditStatus:
     """The status with its accounts and per-account totals as the stored snapshot holds them.
 
     The snapshot is the record that lasts (the ledger's copy of the outcome expires, and a run

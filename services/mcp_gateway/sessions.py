@@ -27,10 +27,9 @@ from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 
-from tagcompliance.settings import Settings
-
 from .auth.config import GatewayAuth, transport_security
 from .auth.logfilter import install_access_log_redaction
+from .settings import GatewaySettings
 
 logger = logging.getLogger("tagcompliance.gateway.sessions")
 UserKey = tuple[str | None, str]
@@ -111,14 +110,14 @@ class SessionLimits:
         return float(scope.deadline) - float(transport._idle_timeout or 0)
 
 
-def limit_sessions(server: MCPServer, settings: Settings) -> SessionLimits:
+def limit_sessions(server: MCPServer, settings: GatewaySettings) -> SessionLimits:
     """Install the per-user limits on the session manager ``server.streamable_http_app`` created."""
     return SessionLimits(
         server.session_manager, settings.mcp_max_sessions_per_user, settings.mcp_max_sessions
     )
 
 
-def http_app(server: MCPServer, settings: Settings, host: str, auth: GatewayAuth | None) -> Starlette:
+def http_app(server: MCPServer, settings: GatewaySettings, host: str, auth: GatewayAuth | None) -> Starlette:
     """The gateway's HTTP app: streamable HTTP with the session limits and idle timeout, the OAuth
     routes when configured, and the access log's query strings redacted."""
     app = server.streamable_http_app(

@@ -187,7 +187,7 @@ class Gateway(Construct):
                 f"{data.database.db_instance_endpoint_port}/{DATABASE_NAME}?sslmode=require"
             ),
             "DATABASE_POOL_SIZE": str(env.gateway_db_pool_size),  # stacks/budget.py
-            # The image's entrypoint builds REDIS_URL (rediss://, AUTH token) from these.
+            # Settings build REDIS_URL (rediss://, the REDIS_AUTH_TOKEN secret) from these.
             "REDIS_HOST": data.redis_host,
             "REDIS_PORT": data.redis_port,
             "STATE_MACHINE_ARN": pipeline.state_machine_arn,
@@ -214,7 +214,7 @@ class Gateway(Construct):
             command=GATEWAY_COMMAND,
             environment=environment,
             secrets={
-                "PGPASSWORD": ecs.Secret.from_secrets_manager(secrets.database, "password"),
+                "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(secrets.database, "password"),
                 "REDIS_AUTH_TOKEN": ecs.Secret.from_secrets_manager(secrets.redis, "auth_token"),
             },
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],

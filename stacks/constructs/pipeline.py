@@ -45,7 +45,6 @@ NON_FUNCTION_SUBSTITUTIONS: dict[str, str] = getattr(definition, "NON_FUNCTION_S
 SCHEDULER_MODULE = "services.scheduler.handlers"
 HANDLER_MODULES = ("services.scanners.handlers", SCHEDULER_MODULE)
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # `make lambda-deps` builds wheels for this version (tested)
-SECRETS_WRAPPER = "/opt/bin/tagcompliance-secrets-env"
 # Optional wiring of services.scheduler handlers, by their HANDLERS key.
 SYNC_SCHEDULES_KEY = "sync-schedules"  # hourly: EventBridge schedules follow the scheduled_audits table
 RECORD_RUN_KEY = "record-scheduled-run"  # every finished execution (EventBridge rule)
@@ -167,13 +166,6 @@ class Pipeline(Construct):
             compatible_runtimes=[RUNTIME],
             description="Third-party packages of requirements.txt (make lambda-deps)",
         )
-        self.secrets_layer = lambda_.LayerVersion(
-            self,
-            "SecretsEnvLayer",
-            code=lambda_.Code.from_asset(str(ROOT / "stacks" / "lambda_runtime")),
-            compatible_runtimes=[RUNTIME],
-            description="Exec wrapper: the database password from Secrets Manager into PGPASSWORD",
-        )
 
         # --- EventBridge Scheduler: group and the role schedules assume ---------------------------
         self.schedule_group = scheduler.CfnScheduleGroup(
@@ -217,8 +209,8 @@ class Pipeline(Construct):
                 "?sslmode=require"
             ),
             "DATABASE_POOL_SIZE": str(LAMBDA_POOL_SIZE),
+            # Settings read the password from it at cold start: none in the function's configuration.
             "DATABASE_PASSWORD_SECRET_ARN": secrets.database.secret_arn,
-            "AWS_LAMBDA_EXEC_WRAPPER": SECRETS_WRAPPER,
             "POLICY_PATH": "/var/task/policies/tagging_policy.json",
             "DATA_DIR": "/tmp/tag-compliance",
             "SCAN_REGIONS": ",".join(env.scan_regions),
@@ -252,7 +244,7 @@ class Pipeline(Construct):
                 architecture=lambda_.Architecture.X86_64,
                 handler=spec.handler,
                 code=code,
-                layers=[self.dependencies_layer, self.common_layer, self.secrets_layer],
+                layers=[self.dependencies_layer, self.common_layer],
                 role=self.role_for(spec),
                 vpc=network.vpc,
                 vpc_subnets=network.app_subnets,

@@ -39,7 +39,7 @@ from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
 from services.mcp_gateway.sessions import http_app
-from tagcompliance.store.base import OAuthSessionRecord
+from tagcompliance.store.oauth import OAuthSessionRecord
 from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import gateway_settings
 

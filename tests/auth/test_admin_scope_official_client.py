@@ -27,7 +27,7 @@ from mcp.shared.auth import OAuthClientInformationFull
 from services.mcp_gateway.auth.authserver import token_hash
 from services.mcp_gateway.auth.config import build_auth
 from services.mcp_gateway.auth.testidp import TestUser
-from tagcompliance.settings import Settings
+from services.mcp_gateway.settings import GatewaySettings
 from tests.e2e.helpers import call, call_confirmed, call_error
 
 from .conftest import (
@@ -200,7 +200,7 @@ async def test_resource_server_only_mode_advertises_the_same_scopes() -> None:
     who gets ``admin``; the HTTP layer still requires only ``tag:read``."""
     port = free_port()
     issuer = "https://idp.example.com/oauth2/default"
-    auth = build_auth(Settings(AUTH_ISSUER_URL=issuer), "127.0.0.1", port)
+    auth = build_auth(GatewaySettings(AUTH_ISSUER_URL=issuer), "127.0.0.1", port)
     assert auth is not None and auth.authorization_server is None
     server = MCPServer("scopes", token_verifier=auth.verifier, auth=auth.settings)
     app = auth.install(server.streamable_http_app(host="127.0.0.1"))

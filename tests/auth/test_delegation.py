@@ -21,9 +21,9 @@ from joserfc.jwk import RSAKey
 from services.demo.aws import DemoAws
 from services.mcp_gateway.auth.config import build_auth
 from services.mcp_gateway.auth.keys import KEY_FILE_NAME, load_signing_key
+from services.mcp_gateway.settings import GatewaySettings
 from tagcompliance.cache import MemoryCache
 from tagcompliance.errors import TagComplianceError
-from tagcompliance.settings import Settings
 from tagcompliance.store import open_store
 
 from .conftest import AuthStack, ManualClient, pkce_pair, shown_error
@@ -128,7 +128,7 @@ async def test_a_token_for_another_resource_is_refused(stack: AuthStack) -> None
 
 
 def test_the_local_signing_key_is_generated_once_and_private(tmp_path: Path) -> None:
-    settings = Settings(DATA_DIR=str(tmp_path))
+    settings = GatewaySettings(DATA_DIR=str(tmp_path))
     first = load_signing_key(settings)
     path = tmp_path / KEY_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -174,7 +174,7 @@ def test_signing_key_and_idp_secret_from_secrets_manager(demo_aws: DemoAws, tmp_
             "AUTH_IDP_CLIENT_SECRET_ARN": idp_arn,
             "AUTH_PUBLIC_URL": "https://mcp.example.com/",
         }
-        settings = Settings(**values)
+        settings = GatewaySettings(**values)
         key = load_signing_key(settings)
         assert key.as_pem(private=True).decode().strip() == pem.strip()
         assert not (tmp_path / KEY_FILE_NAME).exists()  # nothing generated locally
@@ -187,14 +187,14 @@ def test_signing_key_and_idp_secret_from_secrets_manager(demo_aws: DemoAws, tmp_
             assert "s3cr3t" not in repr(auth.authorization_server)  # the secret is never printed
             assert auth.describe().startswith("oauth (issuer https://mcp.example.com: this gateway")
             assert auth.authorization_server.upstream.client_id == "gateway"
-            spec_form = Settings(
+            spec_form = GatewaySettings(
                 **{**values, "AUTH_IDP_CLIENT_ID": "", "AUTH_IDP_CLIENT_SECRET_ARN": json_arn}
             )
             from_json = build_auth(spec_form, "0.0.0.0", 8080, store, MemoryCache())
             assert from_json is not None and from_json.authorization_server is not None
             assert from_json.authorization_server.upstream.client_id == "from-secret"
             assert "json-s3cr3t" not in repr(from_json.authorization_server.upstream)
-            missing = Settings(**{**values, "AUTH_SIGNING_KEY_SECRET_ARN": key_arn + "-gone"})
+            missing = GatewaySettings(**{**values, "AUTH_SIGNING_KEY_SECRET_ARN": key_arn + "-gone"})
             with pytest.raises(TagComplianceError, match="cannot read the access-token signing key"):
                 build_auth(missing, "0.0.0.0", 8080, store, MemoryCache())
         finally:
@@ -225,7 +225,9 @@ def test_incomplete_authorization_server_settings_are_refused(
         "AUTH_IDP_ISSUER_URL": "https://idp.example.com",
         "AUTH_IDP_CLIENT_ID": "gateway",
     }
-    settings = Settings(**{key: value for key, value in {**base, **values}.items() if value is not None})
+    settings = GatewaySettings(
+        **{key: value for key, value in {**base, **values}.items() if value is not None}
+    )
     store = open_store(settings)
     try:
         with pytest.raises(TagComplianceError, match=message):

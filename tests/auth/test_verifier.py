@@ -19,8 +19,8 @@ from starlette.routing import Route
 from services.mcp_gateway.auth.config import build_auth, check_http_exposure, transport_security
 from services.mcp_gateway.auth.scopes import required_scope
 from services.mcp_gateway.auth.verifier import JwtTokenVerifier
+from services.mcp_gateway.settings import GatewaySettings
 from tagcompliance.errors import TagComplianceError
-from tagcompliance.settings import Settings
 
 from .conftest import ServerThread, free_port
 
@@ -136,7 +136,7 @@ def test_symmetric_or_no_algorithms_cannot_be_configured(algorithms: list[str]) 
 
 
 def test_settings_build_the_resource_server() -> None:
-    settings = Settings(
+    settings = GatewaySettings(
         AUTH_ISSUER_URL="https://example.okta.com/oauth2/default",
         AUTH_RESOURCE_URL=AUDIENCE,
         AUTH_AUDIENCES="api://tag-compliance",
@@ -149,26 +149,26 @@ def test_settings_build_the_resource_server() -> None:
     assert str(auth.settings.resource_server_url) == AUDIENCE
     assert auth.settings.required_scopes == ["tag:read"]
     assert check_http_exposure(settings, "0.0.0.0", auth, False).startswith("oauth")
-    assert build_auth(Settings(), "127.0.0.1", 8080) is None
-    default_resource = build_auth(Settings(AUTH_ISSUER_URL="http://127.0.0.1:9000"), "127.0.0.1", 8123)
+    assert build_auth(GatewaySettings(), "127.0.0.1", 8080) is None
+    default_resource = build_auth(GatewaySettings(AUTH_ISSUER_URL="http://127.0.0.1:9000"), "127.0.0.1", 8123)
     assert default_resource is not None and str(default_resource.settings.resource_server_url) == (
         "http://127.0.0.1:8123/mcp"
     )
 
 
 def test_transport_rules() -> None:
-    plain = Settings()
+    plain = GatewaySettings()
     with pytest.raises(TagComplianceError, match=r"refusing to serve HTTP on 0\.0\.0\.0"):
         check_http_exposure(plain, "0.0.0.0", None, True)
     with pytest.raises(TagComplianceError, match="--allow-unauthenticated-loopback"):
         check_http_exposure(plain, "127.0.0.1", None, False)
     assert "loopback" in check_http_exposure(plain, "127.0.0.1", None, True)
     assert "loopback" in check_http_exposure(
-        Settings(AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK="true"), "::1", None, False
+        GatewaySettings(AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK="true"), "::1", None, False
     )
     assert transport_security(plain) is None
     behind_lb = transport_security(
-        Settings(MCP_ALLOWED_HOSTS="mcp.example.com", MCP_ALLOWED_ORIGINS="https://claude.ai")
+        GatewaySettings(MCP_ALLOWED_HOSTS="mcp.example.com", MCP_ALLOWED_ORIGINS="https://claude.ai")
     )
     assert behind_lb is not None and behind_lb.enable_dns_rebinding_protection
     assert behind_lb.allowed_hosts == ["mcp.example.com"] and behind_lb.allowed_origins == [

@@ -42,10 +42,10 @@ from tagcompliance.store.sql import (
     _SNAPSHOTS,
     _STATES,
     SAVE_BATCH_SIZE,
-    _quoted,
     load_migrations,
     render_ddl,
 )
+from tagcompliance.store.sqlbase import quoted_columns
 from tests.conftest import fresh_postgres_database, postgres_url_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -274,11 +274,11 @@ def test_snapshots_written_before_migration_5_gain_accounts_and_counts_by_accoun
         column for column, _ in _SNAPSHOTS.insert_kinds if column not in ("accounts", "counts_by_account")
     ]
     insert_snapshot = (
-        f"INSERT INTO compliance_snapshots ({_quoted(old_columns)}) "
+        f"INSERT INTO compliance_snapshots ({quoted_columns(old_columns)}) "
         f"VALUES ({', '.join([dialect.placeholder] * len(old_columns))})"
     )
     insert_state = (
-        f"INSERT INTO resource_tag_state ({_quoted(column for column, _ in _STATES.insert_kinds)}) "
+        f"INSERT INTO resource_tag_state ({quoted_columns(column for column, _ in _STATES.insert_kinds)}) "
         f"VALUES ({', '.join([dialect.placeholder] * len(_STATES.insert_kinds))})"
     )
 
@@ -790,7 +790,7 @@ def test_schedules_written_before_migration_2_survive_it(new_store: Callable[[],
 
 
 def _oauth_session(grant_id: str, access: str, refresh: str | None, **changes: Any) -> Any:
-    from tagcompliance.store.base import OAuthSessionRecord
+    from tagcompliance.store.oauth import OAuthSessionRecord
 
     fields: dict[str, Any] = {
         "grant_id": grant_id,
@@ -809,7 +809,7 @@ def _oauth_session(grant_id: str, access: str, refresh: str | None, **changes: A
 
 
 def test_oauth_client_and_code_round_trip_and_a_code_is_used_once(store: Store) -> None:
-    from tagcompliance.store.base import OAuthClientRecord, OAuthCodeRecord
+    from tagcompliance.store.oauth import OAuthClientRecord, OAuthCodeRecord
 
     suffix = uuid_hex()
     client = OAuthClientRecord(f"c-{suffix}", "ab" * 32, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
@@ -890,7 +890,7 @@ def test_expired_oauth_rows_are_deleted(store: Store) -> None:
 
 
 def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store: Store) -> None:
-    from tagcompliance.store.base import OAuthConsentRecord
+    from tagcompliance.store.oauth import OAuthConsentRecord
 
     user, client, uri = f"u-{uuid_hex()}", f"c-{uuid_hex()}", "https://app.example.com/cb"
     read = OAuthConsentRecord(uuid_hex(), user, client, uri, ["tag:read"], T0, T0 + timedelta(days=30))
@@ -934,7 +934,7 @@ def test_oauth_consents_match_exactly_expire_and_revoke_the_clients_tokens(store
 
 
 def test_oauth_clients_never_used_are_removed(store: Store) -> None:
-    from tagcompliance.store.base import OAuthClientRecord
+    from tagcompliance.store.oauth import OAuthClientRecord
 
     used = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)
     unused = OAuthClientRecord(f"c-{uuid_hex()}", None, {"redirect_uris": ["http://127.0.0.1/cb"]}, T0)

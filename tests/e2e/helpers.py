@@ -9,7 +9,7 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.demo.estate import REGIONS
-from tagcompliance.settings import Settings
+from services.mcp_gateway.settings import GatewaySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
@@ -17,7 +17,7 @@ POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
 DEMO_REGIONS = list(REGIONS)
 
 
-def gateway_settings(demo: DemoAws, data_dir: Path, **overrides: Any) -> Settings:
+def gateway_settings(demo: DemoAws, data_dir: Path, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "AWS_ENDPOINT_URL": demo.endpoint_url,
         "AWS_REGION": demo.regions[0],
@@ -26,7 +26,7 @@ def gateway_settings(demo: DemoAws, data_dir: Path, **overrides: Any) -> Setting
         "DATA_DIR": str(data_dir),
     }
     values.update(overrides)
-    return Settings(**values)
+    return GatewaySettings(**values)
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match
 from pydantic import AliasChoices
 
 from services.mcp_gateway.__main__ import parse_args
+from services.mcp_gateway.settings import GatewaySettings
 from stacks.config import GATEWAY_HEALTH_PATH, GATEWAY_PORT
 from stacks.constructs.gateway import (
     CONTAINER_NAME,
@@ -20,14 +21,11 @@ from stacks.constructs.gateway import (
 )
 from stacks.permissions import api_action, gateway_read_actions
 from tagcompliance.resources import REGISTRY
-from tagcompliance.settings import Settings
 
 from .conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "services" / "mcp_gateway" / "Dockerfile"
-# Read by the image's entrypoint (REDIS_URL) and by libpq (PGPASSWORD), not by Settings.
-ENTRYPOINT_VARIABLES = {"REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_TOKEN", "PGPASSWORD"}
 SERVER_VARIABLES = {"FORWARDED_ALLOW_IPS"}  # read by uvicorn itself
 
 
@@ -104,7 +102,7 @@ def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized)
 
 def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: Synthesized) -> None:
     container = _container(synth)
-    known = _aliases(Settings) | ENTRYPOINT_VARIABLES | SERVER_VARIABLES
+    known = _aliases(GatewaySettings) | SERVER_VARIABLES
     environment = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert set(environment) <= known, set(environment) - known
     for required in (
@@ -120,7 +118,8 @@ def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: S
     assert environment["DATABASE_POOL_SIZE"] == str(synth.deployment.config.env.gateway_db_pool_size)
     assert "AWS_ENDPOINT_URL" not in environment  # only with -c aws_endpoint_url=...
     secrets = {item["Name"] for item in container["Secrets"]}
-    assert secrets == {"PGPASSWORD", "REDIS_AUTH_TOKEN"}
+    assert secrets == {"DATABASE_PASSWORD", "REDIS_AUTH_TOKEN"}
+    assert secrets <= known  # read by the settings, which build the Redis URL from the token
     assert not any(re.search(r"password|token|secret", json.dumps(value), re.I) for value in environment.values()
                    if not isinstance(value, dict))  # fmt: skip
     domain = synth.deployment.config.env.domain_name

@@ -14,7 +14,7 @@ import pytest
 
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
 from stacks.constructs import pipeline as pipeline_module
-from stacks.constructs.pipeline import HANDLER_MODULES, RUNTIME, SECRETS_WRAPPER, discover_handlers
+from stacks.constructs.pipeline import HANDLER_MODULES, RUNTIME, discover_handlers
 from tagcompliance.schedules import DAILY_SNAPSHOT_NAME, EventBridgeScheduler
 
 from .conftest import Synthesized
@@ -46,15 +46,15 @@ def test_one_function_per_handler_with_the_real_handler_path(synth: Synthesized)
 
 def test_functions_are_traced_in_the_vpc_with_the_layers_and_no_secret_in_env(synth: Synthesized) -> None:
     layers = synth.resources("pipeline", "AWS::Lambda::LayerVersion")
-    assert len(layers) == 3
+    assert len(layers) == 2
     for function in _functions(synth).values():
         props = function["Properties"]
         assert props["Runtime"] == RUNTIME.name
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert len(props["Layers"]) == 3
+        assert len(props["Layers"]) == 2
         assert props["VpcConfig"]["SubnetIds"]
         env = props["Environment"]["Variables"]
-        assert env["AWS_LAMBDA_EXEC_WRAPPER"] == SECRETS_WRAPPER
+        assert "AWS_LAMBDA_EXEC_WRAPPER" not in env  # settings read the secret themselves
         assert "PGPASSWORD" not in env and "DATABASE_PASSWORD_SECRET_ARN" in env
         assert "sslmode=require" in json.dumps(env["DATABASE_URL"])
         assert env["DAILY_SNAPSHOT_TIME"] == synth.deployment.config.env.daily_snapshot_time

@@ -77,7 +77,7 @@ def test_resource_server_mode_reads_no_secret_in_the_task_role(synthesized: dict
     assert "secretsmanager:GetSecretValue" not in json.dumps(task_role)
     assert (
         "secretsmanager:GetSecretValue" in policies
-    )  # the execution role injects PGPASSWORD / REDIS_AUTH_TOKEN
+    )  # the execution role injects DATABASE_PASSWORD / REDIS_AUTH_TOKEN
 
 
 def test_localstack_endpoint_reaches_the_gateway_and_every_lambda(variant: Synthesized) -> None:

@@ -2,9 +2,9 @@
 
 Everything comes from the synthesized template and its staged assets: each function's handler,
 code asset, layers (merged into one ``/opt`` in the template's order, as Lambda extracts them) and
-``Environment``. A function runs in a new ``python -I -S`` interpreter started through the exec
-wrapper named by ``AWS_LAMBDA_EXEC_WRAPPER``, which then execs ``lambda_bootstrap.py`` (the runtime
-stand-in); its environment is the template's plus the variables Lambda sets itself. Only values that
+``Environment``. A function runs in a new ``python -I -S`` interpreter on ``lambda_bootstrap.py``
+(the runtime stand-in), through an exec wrapper when the template names one in
+``AWS_LAMBDA_EXEC_WRAPPER``, as Lambda does (the stacks set none today); its environment is the template's plus the variables Lambda sets itself. Only values that
 name deployed infrastructure (``Fn::ImportValue`` and the like) need a stand-in from the caller; a
 variable whose value cannot be resolved either way stops the rehearsal with its name.
 """

@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 
 from services.demo.aws import DemoAws
-from tagcompliance.store.base import OAuthClientRecord
+from tagcompliance.store.oauth import OAuthClientRecord
 from tests.auth.conftest import REDIRECT_URI, AuthStack, pkce_pair, running_stack
 
 from .oauth_helpers import register

@@ -13,7 +13,7 @@ import pytest
 from pydantic import AliasChoices
 
 from services.mcp_gateway.server import build_server
-from tagcompliance.settings import Settings
+from services.mcp_gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -40,9 +40,9 @@ def _shown(path: Path) -> str:
 
 
 def _aliases() -> dict[str, str]:
-    """Every environment variable of the settings model -> its field name."""
+    """Every environment variable of the settings (the gateway's extend the core's) -> its field name."""
     names: dict[str, str] = {}
-    for field_name, field in Settings.model_fields.items():
+    for field_name, field in GatewaySettings.model_fields.items():
         alias = field.validation_alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
         assert choices and all(isinstance(choice, str) for choice in choices), field_name
@@ -54,7 +54,7 @@ ALIASES = _aliases()
 
 
 def _default(name: str) -> Any:
-    return Settings.model_fields[ALIASES[name]].get_default(call_default_factory=True)
+    return GatewaySettings.model_fields[ALIASES[name]].get_default(call_default_factory=True)
 
 
 def _cells(line: str) -> list[str]:
@@ -170,7 +170,7 @@ def test_defaults_stated_in_prose_match_the_settings() -> None:
 
 def _registered_tools() -> set[str]:
     # build_server only wires the tools to the runtime; no store, AWS or service is touched.
-    runtime = SimpleNamespace(settings=Settings.model_construct(), store=None, service=None)
+    runtime = SimpleNamespace(settings=GatewaySettings.model_construct(), store=None, service=None)
     server = build_server(runtime)  # type: ignore[arg-type]
     return {tool.name for tool in anyio.run(server.list_tools)}
 

@@ -83,12 +83,12 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp
 
 from tagcompliance.cache import Cache
-from tagcompliance.store.base import (
+from tagcompliance.store.oauth import (
     OAuthClientRecord,
     OAuthCodeRecord,
     OAuthConsentRecord,
     OAuthSessionRecord,
-    Store,
+    OAuthStore,
 )
 
 from .clients import ClientPolicyError, MetadataDocumentClients, check_registration, is_metadata_document_id
@@ -153,12 +153,12 @@ class ScopePolicy:
 
 
 class GatewayAuthorizationServer:
-    """``mcp.server.auth.provider.OAuthAuthorizationServerProvider`` backed by the ``Store``."""
+    """``mcp.server.auth.provider.OAuthAuthorizationServerProvider`` backed by an ``OAuthStore``."""
 
     def __init__(
         self,
         *,
-        store: Store,
+        store: OAuthStore,
         issuer: str,
         resource: str,
         key: RSAKey,

@@ -1,4 +1,4 @@
-"""Settings -> the gateway's OAuth configuration, and the transport rules.
+"""GatewaySettings -> the gateway's OAuth configuration, and the transport rules.
 
 Two modes, chosen by configuration:
 
@@ -23,14 +23,14 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
+from services.mcp_gateway.settings import GatewaySettings
 from tagcompliance.cache import Cache
 from tagcompliance.errors import TagComplianceError
-from tagcompliance.settings import Settings
-from tagcompliance.store.base import Store
+from tagcompliance.store.oauth import OAuthStore
 
 from .authserver import GatewayAuthorizationServer, ScopePolicy
 from .clients import is_loopback
-from .keys import load_signing_key, read_secret
+from .keys import load_signing_key
 from .scopes import ALL_SCOPES, READ_SCOPE
 from .upstream import OidcUpstream
 from .verifier import JwtTokenVerifier
@@ -86,10 +86,10 @@ def advertise_all_scopes(app: Starlette, settings: AuthSettings) -> None:
 
 
 def build_auth(
-    settings: Settings,
+    settings: GatewaySettings,
     host: str,
     port: int,
-    store: Store | None = None,
+    store: OAuthStore | None = None,
     cache: Cache | None = None,
     metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None = None,
 ) -> GatewayAuth | None:
@@ -132,10 +132,10 @@ def _auth_settings(issuer: str, resource: str) -> AuthSettings:
 
 
 def _authorization_server(
-    settings: Settings,
+    settings: GatewaySettings,
     host: str,
     port: int,
-    store: Store,
+    store: OAuthStore,
     cache: Cache,
     metadata_document_fetch: Callable[[str], Awaitable[bytes]] | None,
 ) -> GatewayAuth:
@@ -148,7 +148,7 @@ def _authorization_server(
     if settings.auth_idp_client_secret is not None:
         client_secret = settings.auth_idp_client_secret.get_secret_value()
     elif settings.auth_idp_client_secret_arn:
-        raw = read_secret(settings, settings.auth_idp_client_secret_arn, "IdP client secret")
+        raw = settings.read_secret(settings.auth_idp_client_secret_arn, "IdP client secret")
         client_secret, stored_id = _client_credentials(raw, settings.auth_idp_client_secret_arn)
         client_id = client_id or stored_id
     if not client_id:
@@ -197,7 +197,9 @@ def _authorization_server(
     return GatewayAuth(verifier, _auth_settings(issuer, resource), server)
 
 
-def check_http_exposure(settings: Settings, host: str, auth: GatewayAuth | None, allow_flag: bool) -> str:
+def check_http_exposure(
+    settings: GatewaySettings, host: str, auth: GatewayAuth | None, allow_flag: bool
+) -> str:
     """The transport rule for HTTP: returns the auth mode for /health, or raises with the reason."""
     if auth is not None:
         return auth.describe()
@@ -215,7 +217,7 @@ def check_http_exposure(settings: Settings, host: str, auth: GatewayAuth | None,
     return "none: unauthenticated loopback (explicitly allowed)"
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings | None:
+def transport_security(settings: GatewaySettings) -> TransportSecuritySettings | None:
     """Host/Origin checks from settings (behind a load balancer); None keeps the SDK's loopback default."""
     if not settings.mcp_allowed_hosts:
         return None

@@ -1,4 +1,4 @@
-"""The gateway's token-signing key and the secrets it reads from AWS Secrets Manager.
+"""The gateway's token-signing key.
 
 In AWS the RSA private key (PEM) lives in Secrets Manager (``AUTH_SIGNING_KEY_SECRET_ARN``), so
 every task signs and verifies with the same key. Locally a 2048-bit key is generated once and kept
@@ -13,30 +13,14 @@ import logging
 import os
 from pathlib import Path
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from services.mcp_gateway.settings import GatewaySettings
 from tagcompliance.errors import TagComplianceError
-from tagcompliance.settings import Settings
 
 logger = logging.getLogger("tagcompliance.gateway.auth")
 KEY_FILE_NAME = "oauth-signing-key.pem"
-
-
-def read_secret(settings: Settings, arn: str, what: str) -> str:
-    """A Secrets Manager secret's string value; a clear error (naming the ARN, never the value)."""
-    client = boto3.client(
-        "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-    )
-    try:
-        value = client.get_secret_value(SecretId=arn).get("SecretString")
-    except (ClientError, BotoCoreError) as error:
-        raise TagComplianceError(f"cannot read the {what} from Secrets Manager ({arn}): {error}") from None
-    if not value:
-        raise TagComplianceError(f"the {what} secret {arn} has no SecretString")
-    return str(value)
 
 
 def _with_kid(pem: bytes | str) -> RSAKey:
@@ -46,9 +30,9 @@ def _with_kid(pem: bytes | str) -> RSAKey:
     return RSAKey.import_key(pem, parameters={"kid": key.thumbprint(), "use": "sig", "alg": "RS256"})
 
 
-def load_signing_key(settings: Settings) -> RSAKey:
+def load_signing_key(settings: GatewaySettings) -> RSAKey:
     if settings.auth_signing_key_secret_arn:
-        pem = read_secret(settings, settings.auth_signing_key_secret_arn, "access-token signing key")
+        pem = settings.read_secret(settings.auth_signing_key_secret_arn, "access-token signing key")
         if pem.lstrip().startswith("{"):  # a JSON document holding the PEM under "private_key"
             try:
                 pem = str(json.loads(pem)["private_key"])

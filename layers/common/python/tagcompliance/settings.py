@@ -1,4 +1,11 @@
-"""The one settings object, read from the environment. Nothing else reads ``os.environ``."""
+"""The core settings, read from the environment. Nothing else reads ``os.environ``, except the
+gateway's own settings (``services/mcp_gateway/settings.py``), which extend these.
+
+Secrets are resolved here too, so every process gets them the same way: the database password
+from ``DATABASE_PASSWORD`` or the Secrets Manager secret ``DATABASE_PASSWORD_SECRET_ARN`` (what a
+Lambda is given: its configuration must not hold the password), and ``REDIS_URL`` from
+``REDIS_HOST``/``REDIS_PORT``/``REDIS_AUTH_TOKEN`` (what the ECS task is given) when it is unset.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,12 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .errors import TagComplianceError
 from .resources import validate_region_names
 
 
@@ -60,6 +70,18 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="postgresql://... to use PostgreSQL; unset for the embedded SQLite store.",
     )
+    database_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="DATABASE_PASSWORD",
+        description="PostgreSQL password, when DATABASE_URL holds none (the ECS task gets it from Secrets "
+        "Manager); unset: DATABASE_PASSWORD_SECRET_ARN, else libpq's own PGPASSWORD or ~/.pgpass.",
+    )
+    database_password_secret_arn: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_PASSWORD_SECRET_ARN",
+        description='Secrets Manager ARN of a JSON secret holding the PostgreSQL "password", read once at '
+        "start-up (the Lambda functions: a password in their configuration would be readable).",
+    )
     database_pool_size: int = Field(
         default=10,
         ge=1,
@@ -75,7 +97,18 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         validation_alias="REDIS_URL",
-        description="redis://... to use Redis; unset for the in-memory cache.",
+        description="redis://... to use Redis; unset: built from REDIS_HOST, else the in-memory cache.",
+    )
+    redis_host: str | None = Field(
+        default=None,
+        validation_alias="REDIS_HOST",
+        description="Redis host reached over TLS (rediss://) when REDIS_URL is unset (the ECS task).",
+    )
+    redis_port: int = Field(default=6379, ge=1, le=65_535, validation_alias="REDIS_PORT")
+    redis_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="REDIS_AUTH_TOKEN",
+        description="Redis AUTH token with REDIS_HOST (the ECS task gets it from Secrets Manager).",
     )
     cache_ttl_seconds: int = Field(default=900, ge=0, le=86_400, validation_alias="CACHE_TTL_SECONDS")
     scan_max_workers: int = Field(default=16, ge=1, le=128, validation_alias="SCAN_MAX_WORKERS")
@@ -181,177 +214,10 @@ class Settings(BaseSettings):
     @field_validator("audit_accounts", mode="before")
     @classmethod
     def _split_accounts(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+        value = split_comma_list(value)
         if isinstance(value, list) and (bad := [a for a in value if not re.fullmatch(r"\d{12}", str(a))]):
             raise ValueError(f"AUDIT_ACCOUNTS must be 12-digit account ids, got {', '.join(map(str, bad))}")
         return value
-
-    # --- Authentication (HTTP transport; see README "Authentication") ---------------------------
-    auth_issuer_url: str | None = Field(
-        default=None,
-        validation_alias="AUTH_ISSUER_URL",
-        description="OAuth/OIDC issuer whose JWT access tokens the gateway accepts (company IdP or the "
-        "authorization server in front of it); set it to require bearer tokens over HTTP.",
-    )
-    auth_resource_url: str | None = Field(
-        default=None,
-        validation_alias="AUTH_RESOURCE_URL",
-        description="Public URL of this server's /mcp endpoint: the RFC 8707 resource and token audience; "
-        "default http://HOST:PORT/mcp.",
-    )
-    auth_audiences: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        validation_alias="AUTH_AUDIENCES",
-        description="Comma-separated extra accepted audiences (e.g. an IdP API identifier), besides the "
-        "resource URL.",
-    )
-    auth_jwks_url: str | None = Field(
-        default=None,
-        validation_alias="AUTH_JWKS_URL",
-        description="Override the JWKS URL; default: jwks_uri from the issuer's metadata.",
-    )
-    auth_algorithms: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["RS256", "ES256"],
-        validation_alias="AUTH_ALGORITHMS",
-        description="Accepted JWS algorithms (asymmetric only; none and HS* are always refused).",
-    )
-    auth_leeway_seconds: int = Field(default=30, ge=0, le=300, validation_alias="AUTH_LEEWAY_SECONDS")
-    auth_jwks_min_refresh_seconds: int = Field(
-        default=30,
-        ge=0,
-        le=3600,
-        validation_alias="AUTH_JWKS_MIN_REFRESH_SECONDS",
-        description="Least time between two JWKS fetches triggered by unknown key ids.",
-    )
-    auth_allow_unauthenticated_loopback: bool = Field(
-        default=False,
-        validation_alias="AUTH_ALLOW_UNAUTHENTICATED_LOOPBACK",
-        description="Serve HTTP on a loopback address without tokens (local development only).",
-    )
-    auth_idp_client_id: str | None = Field(
-        default=None,
-        validation_alias="AUTH_IDP_CLIENT_ID",
-        description="Client id at the company IdP (Okta, Entra ID, Cognito) for delegated user login.",
-    )
-    auth_idp_client_secret_arn: str | None = Field(
-        default=None,
-        validation_alias="AUTH_IDP_CLIENT_SECRET_ARN",
-        description="Secrets Manager ARN (tagging-mcp/...) of that client's secret; never the secret itself.",
-    )
-    # The gateway as the OAuth authorization server of the MCP flow, user login delegated to the
-    # company IdP over OIDC (set AUTH_IDP_ISSUER_URL; see README "Authentication").
-    auth_idp_issuer_url: str | None = Field(
-        default=None,
-        validation_alias="AUTH_IDP_ISSUER_URL",
-        description="OIDC issuer of the company IdP (Okta, Entra ID, Cognito) users log in with; setting it "
-        "makes the gateway the OAuth authorization server (mutually exclusive with AUTH_ISSUER_URL).",
-    )
-    auth_idp_client_secret: SecretStr | None = Field(
-        default=None,
-        validation_alias="AUTH_IDP_CLIENT_SECRET",
-        description="The IdP client secret itself, for local runs; in AWS use AUTH_IDP_CLIENT_SECRET_ARN.",
-    )
-    auth_idp_scopes: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["openid", "email", "profile"],
-        validation_alias="AUTH_IDP_SCOPES",
-        description="Comma-separated scopes asked of the IdP (openid is always added).",
-    )
-    auth_user_claim: str = Field(
-        default="email",
-        validation_alias="AUTH_USER_CLAIM",
-        description="ID-token claim naming the user in tokens and audit_logs (falls back to sub).",
-    )
-    auth_admin_users: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        validation_alias="AUTH_ADMIN_USERS",
-        description="Comma-separated users (AUTH_USER_CLAIM values) who may be granted the admin scope.",
-    )
-    auth_admin_groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        validation_alias="AUTH_ADMIN_GROUPS",
-        description="Comma-separated IdP groups (the 'groups' claim) whose members may be granted admin.",
-    )
-    auth_public_url: str | None = Field(
-        default=None,
-        validation_alias="AUTH_PUBLIC_URL",
-        description="Public base URL of the gateway (its OAuth issuer), e.g. https://mcp.example.com; "
-        "default http://HOST:PORT.",
-    )
-    auth_signing_key_secret_arn: str | None = Field(
-        default=None,
-        validation_alias="AUTH_SIGNING_KEY_SECRET_ARN",
-        description="Secrets Manager ARN of the PEM private key signing access tokens; unset: a key is "
-        "generated once and kept in DATA_DIR/oauth-signing-key.pem.",
-    )
-    auth_access_token_seconds: int = Field(
-        default=3600, ge=60, le=86_400, validation_alias="AUTH_ACCESS_TOKEN_SECONDS"
-    )
-    auth_refresh_token_days: int = Field(default=30, ge=1, le=365, validation_alias="AUTH_REFRESH_TOKEN_DAYS")
-    auth_consent_days: int = Field(
-        default=30,
-        ge=0,
-        le=365,
-        validation_alias="AUTH_CONSENT_DAYS",
-        description="How long a user's consent for a client (its redirect URI and scopes) is remembered; "
-        "0 asks on every login.",
-    )
-    auth_rate_limit_per_minute: int = Field(
-        default=60,
-        ge=1,
-        le=100_000,
-        validation_alias="AUTH_RATE_LIMIT_PER_MINUTE",
-        description="Requests per minute one client IP address (an IPv6 /64) may make to each of "
-        "/register, /authorize and /token.",
-    )
-    auth_unused_client_hours: int = Field(
-        default=24,
-        ge=1,
-        le=24 * 365,
-        validation_alias="AUTH_UNUSED_CLIENT_HOURS",
-        description="A registered OAuth client that has not exchanged a code this long after registering "
-        "is removed.",
-    )
-
-    @field_validator("auth_idp_scopes", "auth_admin_users", "auth_admin_groups", mode="before")
-    @classmethod
-    def _split_auth_lists(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        validation_alias="MCP_ALLOWED_HOSTS",
-        description="Comma-separated Host header values accepted (behind a load balancer); enables "
-        "DNS-rebinding protection.",
-    )
-    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        validation_alias="MCP_ALLOWED_ORIGINS",
-        description="Comma-separated Origin values accepted from browsers.",
-    )
-    mcp_max_sessions_per_user: int = Field(
-        default=10,
-        ge=1,
-        le=1000,
-        validation_alias="MCP_MAX_SESSIONS_PER_USER",
-        description="Open MCP sessions one user may hold; one more closes that user's longest-idle one.",
-    )
-    mcp_max_sessions: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        validation_alias="MCP_MAX_SESSIONS",
-        description="Open MCP sessions in all; at the cap the heaviest user's longest-idle one closes.",
-    )
-    mcp_session_idle_seconds: float = Field(
-        default=900,
-        gt=0,
-        le=86_400,
-        validation_alias="MCP_SESSION_IDLE_SECONDS",
-        description="An MCP session with no request in flight for this long is closed.",
-    )
 
     # --- Agent safety (see README "Safety"; per-organization overrides in SAFETY_ORGANIZATIONS) ---
     safety_enabled: bool = Field(
@@ -421,21 +287,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"SAFETY_ORGANIZATIONS is not valid JSON: {error}") from None
         return value
 
-    @field_validator(
-        "auth_audiences", "auth_algorithms", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before"
-    )
-    @classmethod
-    def _split_lists(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("scan_regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_comma_list(value)
 
     @field_validator("scan_regions")
     @classmethod
@@ -454,6 +309,36 @@ class Settings(BaseSettings):
         self.aws_endpoint_url = localstack_endpoint(self.localstack_host)
         return self
 
+    @model_validator(mode="after")
+    def _resolve_connection_secrets(self) -> Settings:
+        if self.redis_url is None and self.redis_host:
+            token = self.redis_auth_token.get_secret_value() if self.redis_auth_token else ""
+            self.redis_url = f"rediss://:{token}@{self.redis_host}:{self.redis_port}/0"
+        if self.database_password is None and self.database_password_secret_arn:
+            arn = self.database_password_secret_arn
+            document = self.read_secret(arn, "database password")
+            try:
+                password = json.loads(document)["password"]
+            except (ValueError, KeyError, TypeError):
+                raise TagComplianceError(f'the database secret {arn} is not JSON with a "password"') from None
+            self.database_password = SecretStr(str(password))
+        return self
+
+    def read_secret(self, arn: str, what: str) -> str:
+        """A Secrets Manager secret's string value; a clear error (naming the ARN, never the value)."""
+        client = boto3.client(
+            "secretsmanager", region_name=self.aws_region, endpoint_url=self.aws_endpoint_url
+        )
+        try:
+            value = client.get_secret_value(SecretId=arn).get("SecretString")
+        except (ClientError, BotoCoreError) as error:
+            raise TagComplianceError(
+                f"cannot read the {what} from Secrets Manager ({arn}): {error}"
+            ) from None
+        if not value:
+            raise TagComplianceError(f"the {what} secret {arn} has no SecretString")
+        return str(value)
+
     @property
     def default_regions(self) -> list[str]:
         return self.scan_regions or [self.aws_region]
@@ -461,6 +346,13 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tagcompliance.sqlite3"
+
+
+def split_comma_list(value: object) -> object:
+    """A comma-separated environment value as its non-empty, stripped parts; anything else as given."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def localstack_endpoint(host: str | None) -> str:

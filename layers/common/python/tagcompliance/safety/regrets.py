@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from tagcompliance.store.base import RegretEventRecord, Store
+from tagcompliance.store.base import RegretEventRecord, SafetyStore
 
 from .models import RegretWarning
 from .policy import SafetyPolicy
@@ -123,7 +123,7 @@ def overwrite_existing(
 class RegretLearner:
     """Records warnings shown and what the caller did next; says which rules are learned."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SafetyStore) -> None:
         self.store = store
 
     def learned_rules(self, policy: SafetyPolicy) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from tagcompliance.errors import InvalidInputError
-from tagcompliance.store.base import ConfirmationRecord, Store
+from tagcompliance.store.base import ConfirmationRecord, SafetyStore
 
 
 class ConfirmationError(InvalidInputError):
@@ -53,7 +53,7 @@ def hash_token(token: str) -> str:
 
 
 class Confirmations:
-    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, store: SafetyStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.clock = clock
 

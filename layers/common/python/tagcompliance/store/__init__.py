@@ -1,4 +1,4 @@
-"""Persistence: snapshots, per-resource tag state and the audit log.
+"""Persistence: snapshots, schedules, the tool-call log, agent safety and OAuth state (``base.py``).
 
 PostgreSQL when ``DATABASE_URL`` is set, an embedded SQLite file under ``DATA_DIR`` otherwise;
 both through the one SQL implementation in ``sql.py``.
@@ -10,24 +10,34 @@ from tagcompliance.settings import Settings
 
 from .base import (
     AuditRecord,
+    CallLogStore,
     ConcurrentUpdateError,
     ResourceStateRecord,
+    SafetyStore,
     ScheduledAuditRecord,
+    ScheduleStore,
     SnapshotRecord,
+    SnapshotStore,
     Store,
     StoreInfo,
 )
+from .oauth import OAuthStore
 from .postgres import PostgresStore
 from .sql import SqlStore
 from .sqlite import SqliteStore
 
 __all__ = [
     "AuditRecord",
+    "CallLogStore",
     "ConcurrentUpdateError",
+    "OAuthStore",
     "PostgresStore",
     "ResourceStateRecord",
+    "SafetyStore",
+    "ScheduleStore",
     "ScheduledAuditRecord",
     "SnapshotRecord",
+    "SnapshotStore",
     "SqlStore",
     "SqliteStore",
     "Store",
@@ -43,7 +53,11 @@ def open_store(settings: Settings) -> Store:
     user asked for PostgreSQL, and snapshots written elsewhere would seem to vanish later.
     """
     store: SqlStore = (
-        PostgresStore(settings.database_url, pool_size=settings.database_pool_size)
+        PostgresStore(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            password=settings.database_password.get_secret_value() if settings.database_password else None,
+        )
         if settings.database_url
         else SqliteStore(settings.sqlite_path)
     )

@@ -1,4 +1,9 @@
-"""The store port: records and the ``Store`` protocol both backends implement."""
+"""The store ports: the records, one protocol per area, and ``Store``, which combines them.
+
+A consumer that needs one area takes that area's protocol (the OAuth provider an ``OAuthStore``,
+confirmation tokens a ``SafetyStore``); ``SqlStore`` implements them all. The OAuth records and
+port live in ``oauth.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tagcompliance.errors import StoreError
+
+from .oauth import OAuthStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,76 +208,8 @@ class RegretEventRecord:
     id: int | None = None  # assigned by the store
 
 
-@dataclass(frozen=True, slots=True)
-class OAuthClientRecord:
-    """An OAuth client registered with the gateway's authorization server (``oauth_clients``)."""
-
-    client_id: str
-    client_secret_hash: str | None  # SHA-256 hex of the secret; None for public clients
-    metadata: dict[str, Any]  # the RFC 7591 registration, without the secret
-    created_at: datetime
-    last_used_at: datetime | None = None  # its first code exchange; unused clients are removed
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthCodeRecord:
-    """An authorization code (``oauth_authorization_codes``), kept as its SHA-256 hex digest."""
-
-    code_hash: str
-    grant_id: str  # the grant its exchange starts (revoked if the code is replayed)
-    client_id: str
-    user_id: str
-    scopes: list[str]
-    code_challenge: str  # PKCE S256 challenge
-    redirect_uri: str
-    redirect_uri_provided_explicitly: bool
-    resource: str | None
-    expires_at: datetime
-    created_at: datetime
-    used_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthSessionRecord:
-    """One issued access/refresh token pair (the spec's ``oauth_sessions`` row), hashes only."""
-
-    grant_id: str
-    client_id: str
-    user_id: str
-    access_token_hash: str  # SHA-256 hex
-    refresh_token_hash: str | None  # SHA-256 hex
-    scopes: list[str]
-    expires_at: datetime  # of the access token
-    refresh_expires_at: datetime | None
-    resource: str | None
-    created_at: datetime
-    rotated_at: datetime | None = None  # its refresh token was exchanged for the next pair
-    revoked_at: datetime | None = None
-    id: int | None = None  # assigned by the store
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthConsentRecord:
-    """A user's consent (``oauth_consents``): this client may receive codes at this redirect URI for
-    exactly these scopes, without asking again, until ``expires_at``."""
-
-    consent_id: str
-    user_id: str
-    client_id: str
-    redirect_uri: str
-    scopes: list[str]
-    created_at: datetime
-    expires_at: datetime
-
-
-class Store(Protocol):
-    """Persistence for snapshots, per-resource tag state and the audit log."""
-
-    def migrate(self) -> int:
-        """Apply pending migrations; return the schema version. Safe to call repeatedly."""
-        ...
-
-    def info(self) -> StoreInfo: ...
+class SnapshotStore(Protocol):
+    """Compliance snapshots, their per-resource states, and the inventory counts derived from them."""
 
     def save_snapshot(self, snapshot: SnapshotRecord, resources: Iterable[ResourceStateRecord]) -> None:
         """Write the snapshot and its resource states in one transaction (all or nothing)."""
@@ -290,11 +229,27 @@ class Store(Protocol):
         """A snapshot's resource states ordered by ARN, streamed (not loaded all at once)."""
         ...
 
+    def inventory_counts(
+        self, resource_types: Sequence[str] | None = None, regions: Sequence[str] | None = None
+    ) -> list[InventoryCount]:
+        """Per (type, region) pair, the resource count of the newest snapshot that read it successfully
+        (a pair in a snapshot's scope with no resources counts 0). None means any type / region.
+        Pairs no stored snapshot covers are absent: their size is unknown."""
+        ...
+
+
+class CallLogStore(Protocol):
+    """The log of tool calls (the spec's ``audit_logs`` table; not the compliance audit runs)."""
+
     def record_audit(self, record: AuditRecord) -> None: ...
 
     def list_audit_logs(self, limit: int = 100, tool_name: str | None = None) -> list[AuditRecord]:
         """Newest first."""
         ...
+
+
+class ScheduleStore(Protocol):
+    """Scheduled compliance audits and the claiming of their runs."""
 
     def create_scheduled_audit(self, record: ScheduledAuditRecord) -> ScheduledAuditRecord:
         """Insert a new schedule; StoreError if the id is taken. Returns it as stored (revision 0)."""
@@ -337,15 +292,9 @@ class Store(Protocol):
         """
         ...
 
-    # --- agent safety ---------------------------------------------------------------------
 
-    def inventory_counts(
-        self, resource_types: Sequence[str] | None = None, regions: Sequence[str] | None = None
-    ) -> list[InventoryCount]:
-        """Per (type, region) pair, the resource count of the newest snapshot that read it successfully
-        (a pair in a snapshot's scope with no resources counts 0). None means any type / region.
-        Pairs no stored snapshot covers are absent: their size is unknown."""
-        ...
+class SafetyStore(Protocol):
+    """Agent safety (``tagcompliance.safety``): confirmation tokens, beliefs and regret warnings."""
 
     def save_confirmation(self, record: ConfirmationRecord) -> None: ...
 
@@ -395,74 +344,14 @@ class Store(Protocol):
         """rule_id -> how many times users changed the warned parameter after that rule's warning."""
         ...
 
-    # --- OAuth authorization server (hashes only; see OAuthSessionRecord) ----------------------
 
-    def save_oauth_client(self, record: OAuthClientRecord) -> None:
-        """Register a client; StoreError if the id is taken."""
+class Store(SnapshotStore, CallLogStore, ScheduleStore, SafetyStore, OAuthStore, Protocol):
+    """The whole persistence port: every area, plus the schema and the connection's lifecycle."""
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return the schema version. Safe to call repeatedly."""
         ...
 
-    def get_oauth_client(self, client_id: str) -> OAuthClientRecord | None: ...
-
-    def save_oauth_code(self, record: OAuthCodeRecord) -> None: ...
-
-    def get_oauth_code(self, code_hash: str) -> OAuthCodeRecord | None:
-        """The code, used or not (a used one lets the caller detect a replay)."""
-        ...
-
-    def consume_oauth_code(self, code_hash: str, now: datetime) -> bool:
-        """Mark the code used: True for exactly one caller, and only before it expires."""
-        ...
-
-    def create_oauth_session(self, record: OAuthSessionRecord) -> None: ...
-
-    def find_oauth_session(
-        self, *, access_token_hash: str | None = None, refresh_token_hash: str | None = None
-    ) -> OAuthSessionRecord | None:
-        """The row holding that access or refresh token hash (exactly one of the two)."""
-        ...
-
-    def rotate_oauth_session(
-        self, refresh_token_hash: str, successor: OAuthSessionRecord, now: datetime
-    ) -> bool:
-        """Atomically mark the row of ``refresh_token_hash`` rotated and insert ``successor``.
-
-        False, and nothing written, when that row is unknown, already rotated or revoked.
-        """
-        ...
-
-    def revoke_oauth_grant(self, grant_id: str, now: datetime) -> int:
-        """Revoke every token pair of the grant; the number of rows newly revoked."""
-        ...
-
-    def delete_expired_oauth(self, now: datetime) -> int:
-        """Drop codes, token pairs and consents that can no longer be used; the number of rows deleted."""
-        ...
-
-    def mark_oauth_client_used(self, client_id: str, now: datetime) -> None:
-        """Record the client's first use (a code exchange); later calls change nothing."""
-        ...
-
-    def delete_unused_oauth_clients(self, registered_before: datetime) -> int:
-        """Remove clients registered before then that were never used; the number removed."""
-        ...
-
-    def save_oauth_consent(self, record: OAuthConsentRecord) -> None:
-        """Remember a consent, replacing the user's earlier ones for the same client and redirect URI."""
-        ...
-
-    def find_oauth_consent(
-        self, user_id: str, client_id: str, redirect_uri: str, scopes: list[str], now: datetime
-    ) -> OAuthConsentRecord | None:
-        """The user's live consent for exactly that client, redirect URI and set of scopes."""
-        ...
-
-    def list_oauth_consents(self, user_id: str, now: datetime) -> list[OAuthConsentRecord]:
-        """The user's live consents, newest first."""
-        ...
-
-    def revoke_oauth_consent(self, user_id: str, consent_id: str, now: datetime) -> OAuthConsentRecord | None:
-        """Delete one of the user's consents and revoke the user's token pairs of its client; the
-        deleted consent, or None when the user has no consent of that id."""
-        ...
+    def info(self) -> StoreInfo: ...
 
     def close(self) -> None: ...

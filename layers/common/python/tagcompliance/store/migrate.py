@@ -50,7 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tagcompliance.errors import StoreError
 
 from .postgres import PostgresStore, describe_postgres_url
-from .sql import load_migrations, one_line
+from .sql import load_migrations
+from .sqlbase import one_line
 from .sqlite import SqliteStore
 
 DEFAULT_BATCH_SIZE = 1000  # source rows fetched per round trip

@@ -16,7 +16,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tagcompliance.errors import StoreError
 
-from .sql import STREAM_BATCH_SIZE, SqlStore, one_line
+from .sql import STREAM_BATCH_SIZE, SqlStore
+from .sqlbase import one_line
 
 # Any fixed 64-bit number will do, as long as nothing else in the database uses it: "tagcompl".
 MIGRATION_LOCK_KEY = 0x74_61_67_63_6F_6D_70_6C
@@ -63,12 +64,15 @@ class PostgresDialect:
         connect_timeout_seconds: int = 5,
         pool_timeout_seconds: float = 10.0,
         pool_size: int = 10,
+        password: str | None = None,
     ) -> None:
         self.location = describe_postgres_url(url)
+        # Given apart from the URL (settings read it from Secrets Manager), so no URL ever holds it.
+        secret = {"password": password} if password else {}
         try:
             # One direct attempt first: the pool retries in the background and would report only a
             # timeout, while this reports why (refused, unknown host, authentication failed).
-            psycopg.connect(url, connect_timeout=connect_timeout_seconds).close()
+            psycopg.connect(url, connect_timeout=connect_timeout_seconds, **secret).close()
         except psycopg.Error as error:
             raise StoreError(
                 f"Could not connect to PostgreSQL at {self.location}: {one_line(error)}"
@@ -78,7 +82,7 @@ class PostgresDialect:
             min_size=1,
             max_size=pool_size,
             # autocommit: transactions are explicit (transaction()), so a read never holds one open.
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout_seconds},
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout_seconds, **secret},
             check=ConnectionPool.check_connection,  # a server restart must not hand out dead connections
             timeout=pool_timeout_seconds,
             name="tagcompliance-store",
@@ -152,5 +156,5 @@ class PostgresDialect:
 class PostgresStore(SqlStore):
     """The store in a PostgreSQL database, through a pool of 1 to ``pool_size`` connections."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
-        super().__init__(PostgresDialect(url, pool_size=pool_size))
+    def __init__(self, url: str, pool_size: int = 10, password: str | None = None) -> None:
+        super().__init__(PostgresDialect(url, pool_size=pool_size, password=password))

@@ -14,7 +14,8 @@ from typing import Any
 
 from tagcompliance.errors import StoreError
 
-from .sql import STREAM_BATCH_SIZE, SqlStore, one_line
+from .sql import STREAM_BATCH_SIZE, SqlStore
+from .sqlbase import one_line
 
 MAX_IDLE_CONNECTIONS = 8
 
