@@ -11,13 +11,12 @@ against the registration); this provider decides and remembers. Its parts:
 * The IdP's answer, the consent page's Allow or Deny, the code it issues and the remembered
   consents: ``consents.py`` (the page itself: ``consent.py``). The gateway never sees a password.
 * The endpoints around the SDK's handlers (error redirects shown, ``invalid_target``, codes burnt
-  after a wrong PKCE verifier, the registration policy, client secret digests): ``endpoints.py``.
-* Abuse: registrations are bounded and redirect URIs checked (``clients.py``), ``/register``,
-  ``/authorize`` and ``/token`` are rate-limited per client address (``ratelimit.py``), clients
-  never used within ``AUTH_UNUSED_CLIENT_HOURS`` are removed, a code dies with a wrong PKCE
-  verifier, and ``/token`` refuses another ``resource`` (``invalid_target``, RFC 8707). Clients ask for every
-  scope the resource advertises (``tag:read admin``); a user is granted the subset ``ScopePolicy``
-  allows, and ``/token`` names it in ``scope`` (RFC 6749 §3.3, §5.1).
+  after a wrong PKCE verifier, the registration policy, rate limits, client secret digests):
+  ``endpoints.py``.
+* Registrations are bounded and redirect URIs checked (``clients.py``); clients never used within
+  ``AUTH_UNUSED_CLIENT_HOURS`` are removed. Clients ask for every scope the resource advertises
+  (``tag:read admin``); a user is granted the subset ``ScopePolicy`` allows, and ``/token`` names
+  it in ``scope`` (RFC 6749 §3.3, §5.1).
 * Access tokens are RS256 JWTs (1 hour) signed with the gateway's key and checked by the resource
   server's ``JwtTokenVerifier``, which also requires the token's ``oauth_sessions`` row to be live:
   revocation takes effect at once, not at expiry. Refresh tokens are opaque and rotate on every
@@ -194,9 +193,9 @@ class GatewayAuthorizationServer:
         logger.info(
             "registered OAuth client %s (%r)", client_info.client_id, (client_info.client_name or "")[:100]
         )
-        await self._cleanup_if_due()
+        await self.cleanup_if_due()
 
-    async def _cleanup_if_due(self) -> None:
+    async def cleanup_if_due(self) -> None:
         """Dead codes, token pairs and consents, and clients never used: at most hourly."""
         now = time.time()
         if now - self._last_cleanup <= CLEANUP_SECONDS:
@@ -231,7 +230,7 @@ class GatewayAuthorizationServer:
                 "resource": params.resource,
             },
         )
-        challenge = s256_challenge(self._upstream_verifier(login_id))
+        challenge = s256_challenge(self.upstream_verifier(login_id))
         try:
             return await self.upstream.authorization_url(self.callback_url, state, nonce, challenge)
         except UpstreamLoginError as error:
@@ -240,7 +239,8 @@ class GatewayAuthorizationServer:
                 "temporarily_unavailable", "the identity provider cannot be reached"
             ) from None
 
-    def _upstream_verifier(self, login_id: str) -> str:
+    def upstream_verifier(self, login_id: str) -> str:
+        """The PKCE verifier of a login's IdP leg: derived from the login's id, so no task stores it."""
         return b64url(hmac.new(self._pkce_secret, login_id.encode(), hashlib.sha256).digest())
 
     # -- authorization code --------------------------------------------------------------------
@@ -342,7 +342,7 @@ class GatewayAuthorizationServer:
 
     # -- access tokens and revocation (RFC 7009) ----------------------------------------------
     async def load_access_token(self, token: str) -> StoredAccessToken | None:
-        record = await self._live_session(token)
+        record = await self.live_session(token)
         if record is None:
             return None
         return StoredAccessToken(
@@ -357,9 +357,10 @@ class GatewayAuthorizationServer:
 
     async def access_token_active(self, token: str) -> bool:
         """For the resource server: the token's session exists, is not revoked and has not expired."""
-        return await self._live_session(token) is not None
+        return await self.live_session(token) is not None
 
-    async def _live_session(self, token: str) -> OAuthSessionRecord | None:
+    async def live_session(self, token: str) -> OAuthSessionRecord | None:
+        """The access token's ``oauth_sessions`` row, when it is neither revoked nor expired."""
         digest = token_hash(token)
         record = await anyio.to_thread.run_sync(
             lambda: self.store.find_oauth_session(access_token_hash=digest)

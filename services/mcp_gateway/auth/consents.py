@@ -78,7 +78,7 @@ class ConsentFlow:
             identity = await self.server.upstream.complete_login(
                 upstream_code,
                 self.server.callback_url,
-                self.server._upstream_verifier(str(login["jti"])),
+                self.server.upstream_verifier(str(login["jti"])),
                 str(login["nonce"]),
             )
         except UpstreamLoginError as error:
@@ -239,7 +239,7 @@ class ConsentFlow:
             created_at=datetime.fromtimestamp(now, UTC),
         )
         await anyio.to_thread.run_sync(self.server.store.save_oauth_code, record)
-        await self.server._cleanup_if_due()
+        await self.server.cleanup_if_due()
         logger.info(
             "user %s authorized client %r for %s (%s)", user_id, record.client_id, " ".join(scopes), reason
         )
@@ -250,7 +250,7 @@ class ConsentFlow:
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("bearer "):
             return None
-        record = await self.server._live_session(header[7:].strip())
+        record = await self.server.live_session(header[7:].strip())
         return None if record is None else record.user_id
 
     async def list_consents(self, request: Request) -> Response:

@@ -18,7 +18,7 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio.to_thread
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
@@ -205,18 +205,12 @@ class HashedSecretAuthenticator(ClientAuthenticator):
         if header.startswith("Basic "):
             try:
                 decoded = base64.b64decode(header[6:]).decode("utf-8")
-                candidates.append(_unquote(decoded.split(":", 1)[1]))
+                candidates.append(unquote(decoded.split(":", 1)[1]))
             except (ValueError, UnicodeDecodeError, IndexError):
                 pass  # the SDK reports the malformed header
         return await ClientAuthenticator(_PresentedSecret(self.server, candidates)).authenticate_request(
             request
         )  # type: ignore[arg-type]
-
-
-def _unquote(value: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(value)
 
 
 class _PresentedSecret:

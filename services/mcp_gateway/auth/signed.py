@@ -28,9 +28,6 @@ class SignedRequests:
     issuer: str
     key: RSAKey
 
-    def __repr__(self) -> str:
-        return f"SignedRequests(issuer={self.issuer!r})"
-
     def sign(self, typ: str, audience: str, request_id: str, claims: dict[str, Any]) -> str:
         """A login state or consent request: signed by this server, valid for LOGIN_SECONDS."""
         now = int(time.time())
