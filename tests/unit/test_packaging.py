@@ -71,7 +71,6 @@ EXEMPT = {
 NOT_YET_SPLIT = {
     "layers/common/python/tagcompliance/store/migrate.py",  # the migration CLI (store internals)
     "services/mcp_gateway/server.py",  # build_server: the tools/ split is a later step
-    "services/mcp_gateway/auth/authserver.py",  # grew with the consent flow (issue 13); split under way
 }
 
 

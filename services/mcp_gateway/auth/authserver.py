@@ -2,26 +2,21 @@
 
 The SDK's handlers speak the protocol (``/authorize``, ``/token``, ``/register``, ``/revoke`` and
 ``/.well-known/oauth-authorization-server``; PKCE S256 only, ``plain`` refused; redirect URIs checked
-against the registration); this provider decides and remembers:
+against the registration); this provider decides and remembers. Its parts:
 
 * ``/authorize`` sends the browser to the IdP (OIDC, PKCE S256 and a nonce). The request the MCP
-  client made travels in ``state`` as a short-lived JWT signed with the gateway's key, so any gateway
-  task can finish the login; the IdP-side PKCE verifier is derived from that state's id.
-* ``/oauth/callback`` exchanges the IdP's code, verifies its ID token (``upstream.py``), maps the
-  user (``AUTH_USER_CLAIM``, admin from ``AUTH_ADMIN_USERS`` / ``AUTH_ADMIN_GROUPS``) and shows the
-  consent page (``consent.py``); only the user's Allow issues an MCP authorization code to the
-  client. An Allow is remembered per (user, client, redirect URI, exact scopes) for
-  ``AUTH_CONSENT_DAYS`` (listed and revoked at ``/oauth/consents``), so a newly asked ``admin``
-  asks again. The gateway never sees a password.
-* Errors are redirected to a client only when the user has consented to that client and redirect
-  URI (or clicked Deny on a page naming it): registration is open, so an unknown client's redirect
-  URI would turn the gateway into an open redirector. Other errors are shown as a page.
-* Abuse: registrations are bounded and redirect URIs checked (``clients.py``), ``/register``,
-  ``/authorize`` and ``/token`` are rate-limited per client address (``ratelimit.py``), clients
-  never used within ``AUTH_UNUSED_CLIENT_HOURS`` are removed, a code dies with a wrong PKCE
-  verifier, and ``/token`` refuses another ``resource`` (``invalid_target``, RFC 8707). Clients ask for every
-  scope the resource advertises (``tag:read admin``); a user is granted the subset ``ScopePolicy``
-  allows, and ``/token`` names it in ``scope`` (RFC 6749 §3.3, §5.1).
+  client made travels in ``state`` as a short-lived JWT signed with the gateway's key
+  (``signed.py``), so any gateway task can finish the login; the IdP-side PKCE verifier is derived
+  from that state's id.
+* The IdP's answer, the consent page's Allow or Deny, the code it issues and the remembered
+  consents: ``consents.py`` (the page itself: ``consent.py``). The gateway never sees a password.
+* The endpoints around the SDK's handlers (error redirects shown, ``invalid_target``, codes burnt
+  after a wrong PKCE verifier, the registration policy, rate limits, client secret digests):
+  ``endpoints.py``.
+* Registrations are bounded and redirect URIs checked (``clients.py``); clients never used within
+  ``AUTH_UNUSED_CLIENT_HOURS`` are removed. Clients ask for every scope the resource advertises
+  (``tag:read admin``); a user is granted the subset ``ScopePolicy`` allows, and ``/token`` names
+  it in ``scope`` (RFC 6749 §3.3, §5.1).
 * Access tokens are RS256 JWTs (1 hour) signed with the gateway's key and checked by the resource
   server's ``JwtTokenVerifier``, which also requires the token's ``oauth_sessions`` row to be live:
   revocation takes effect at once, not at expiry. Refresh tokens are opaque and rotate on every
@@ -32,7 +27,6 @@ against the registration); this provider decides and remembers:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -42,19 +36,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import anyio.to_thread
 from joserfc import jwt
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
-from mcp.server.auth.handlers.authorize import AuthorizationHandler
-from mcp.server.auth.handlers.metadata import MetadataHandler
-from mcp.server.auth.handlers.register import RegistrationHandler
-from mcp.server.auth.handlers.revoke import RevocationHandler
-from mcp.server.auth.handlers.token import TokenHandler
-from mcp.server.auth.middleware.client_auth import ClientAuthenticator
 from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
@@ -62,63 +47,31 @@ from mcp.server.auth.provider import (
     AuthorizeError,
     RefreshToken,
     TokenError,
-    construct_redirect_uri,
 )
-from mcp.server.auth.routes import (
-    AUTHORIZATION_PATH,
-    REGISTRATION_PATH,
-    REVOCATION_PATH,
-    TOKEN_PATH,
-    build_metadata,
-)
-from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from pydantic import AnyUrl
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route, request_response
-from starlette.types import ASGIApp
+from starlette.routing import Route
 
 from tagcompliance.cache import Cache
 from tagcompliance.store.oauth import (
     OAuthClientRecord,
-    OAuthCodeRecord,
-    OAuthConsentRecord,
     OAuthSessionRecord,
     OAuthStore,
 )
 
-from .clients import ClientPolicyError, MetadataDocumentClients, check_registration, is_metadata_document_id
-from .consent import CONSENT_PATH, CSRF_COOKIE_PREFIX, consent_page, message_page
+from . import endpoints
+from .clients import MetadataDocumentClients, is_metadata_document_id
+from .consents import CALLBACK_PATH, ConsentFlow
+from .digests import b64url, s256_challenge, token_hash
 from .keys import derived_secret
 from .ratelimit import RateLimiter
 from .scopes import ADMIN_SCOPE, ALL_SCOPES, READ_SCOPE
+from .signed import STATE_TYPE, SignedRequests
 from .upstream import OidcUpstream, UpstreamLoginError, UserIdentity
 
 logger = logging.getLogger("tagcompliance.gateway.auth")
 
-CALLBACK_PATH = "/oauth/callback"
-JWKS_PATH = "/oauth/jwks"
-CONSENTS_PATH = "/oauth/consents"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
-CODE_SECONDS = 300
-LOGIN_SECONDS = 600
-STATE_TYPE = "oauth-login+jwt"
-CONSENT_TYPE = "oauth-consent+jwt"
 CLEANUP_SECONDS = 3600
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def token_hash(value: str) -> str:
-    """How every token, code and client secret is stored: its SHA-256 hex digest."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _utc(timestamp: float) -> datetime:
@@ -190,9 +143,10 @@ class GatewayAuthorizationServer:
         self.limiter = RateLimiter(cache, rate_limit_per_minute)
         self.metadata_clients = MetadataDocumentClients(cache, metadata_document_fetch)
         self.callback_url = self.issuer + CALLBACK_PATH
-        self.consent_url = self.issuer + CONSENT_PATH
         self._pkce_secret = derived_secret(key, "upstream-pkce")
         self._last_cleanup = 0.0
+        self.signed = SignedRequests(self.issuer, key)
+        self.consents = ConsentFlow(self)
 
     def __repr__(self) -> str:
         return f"GatewayAuthorizationServer(issuer={self.issuer!r}, upstream={self.upstream!r})"
@@ -239,9 +193,9 @@ class GatewayAuthorizationServer:
         logger.info(
             "registered OAuth client %s (%r)", client_info.client_id, (client_info.client_name or "")[:100]
         )
-        await self._cleanup_if_due()
+        await self.cleanup_if_due()
 
-    async def _cleanup_if_due(self) -> None:
+    async def cleanup_if_due(self) -> None:
         """Dead codes, token pairs and consents, and clients never used: at most hourly."""
         now = time.time()
         if now - self._last_cleanup <= CLEANUP_SECONDS:
@@ -261,7 +215,7 @@ class GatewayAuthorizationServer:
             raise AuthorizeError("invalid_target", f"this server issues tokens for {self.resource} only")
         login_id = uuid.uuid4().hex
         nonce = secrets.token_urlsafe(24)
-        state = self._sign_request(
+        state = self.signed.sign(
             STATE_TYPE,
             self.callback_url,
             login_id,
@@ -276,7 +230,7 @@ class GatewayAuthorizationServer:
                 "resource": params.resource,
             },
         )
-        challenge = _b64(hashlib.sha256(self._upstream_verifier(login_id).encode()).digest())
+        challenge = s256_challenge(self.upstream_verifier(login_id))
         try:
             return await self.upstream.authorization_url(self.callback_url, state, nonce, challenge)
         except UpstreamLoginError as error:
@@ -285,281 +239,9 @@ class GatewayAuthorizationServer:
                 "temporarily_unavailable", "the identity provider cannot be reached"
             ) from None
 
-    def _upstream_verifier(self, login_id: str) -> str:
-        return _b64(hmac.new(self._pkce_secret, login_id.encode(), hashlib.sha256).digest())
-
-    async def callback(self, request: Request) -> Response:
-        """``GET /oauth/callback``: the IdP's answer. Ends with the consent page, or with the code when
-        the user's consent for this client, redirect URI and scopes is remembered."""
-        login = self._read_signed(request.query_params.get("state"), STATE_TYPE, self.callback_url, "nonce")
-        if login is None:
-            return JSONResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "the login state is missing, expired or not issued by this server",
-                },
-                status_code=400,
-                headers=NO_STORE,
-            )
-        if upstream_error := request.query_params.get("error"):
-            logger.info("the IdP refused the login: %r", upstream_error[:100])
-            return message_page("Sign-in refused", "The identity provider refused the sign-in.", 403)
-        upstream_code = request.query_params.get("code")
-        if not upstream_code:
-            return message_page("Sign-in failed", "The identity provider sent no code.", 400)
-        try:
-            identity = await self.upstream.complete_login(
-                upstream_code,
-                self.callback_url,
-                self._upstream_verifier(str(login["jti"])),
-                str(login["nonce"]),
-            )
-        except UpstreamLoginError as error:
-            logger.warning("IdP login refused: %s", error)
-            return message_page("Sign-in failed", f"The sign-in could not be completed: {error}", 403)
-        grantable = self.scope_policy.grantable(identity)
-        scopes = [scope for scope in login["scopes"] if scope in grantable]
-        if not scopes:
-            description = f"{identity.user_id} may not be granted {' '.join(login['scopes'])}"
-            if await self._consented_redirect(identity.user_id, login):
-                return self._back_to_client(login, error="access_denied", error_description=description)
-            return message_page("Access refused", description, 403)
-        if self.consent_days > 0:
-            remembered = await anyio.to_thread.run_sync(
-                self.store.find_oauth_consent,
-                identity.user_id,
-                str(login["client_id"]),
-                str(login["redirect_uri"]),
-                scopes,
-                datetime.now(UTC),
-            )
-            if remembered is not None:
-                return await self._issue_code(login, identity.user_id, scopes, "remembered consent")
-        return await self._consent_page(login, identity.user_id, scopes)
-
-    async def _consent_page(self, login: dict[str, Any], user_id: str, scopes: list[str]) -> Response:
-        client = await self.get_client(str(login["client_id"]))
-        if client is None:  # removed (or its metadata document gone) since /authorize
-            return message_page("Unknown application", "The application is no longer registered.", 400)
-        csrf = secrets.token_urlsafe(32)
-        request_id = uuid.uuid4().hex
-        carried = (
-            "client_id",
-            "redirect_uri",
-            "redirect_uri_explicit",
-            "code_challenge",
-            "state",
-            "resource",
-        )
-        request_token = self._sign_request(
-            CONSENT_TYPE,
-            self.consent_url,
-            request_id,
-            {
-                "csrf": token_hash(csrf),
-                "user_id": user_id,
-                "scopes": scopes,
-                **{name: login.get(name) for name in carried},
-            },
-        )
-        response = consent_page(
-            client_id=str(client.client_id),
-            client_name=client.client_name,
-            redirect_uri=str(login["redirect_uri"]),
-            user_id=user_id,
-            scopes=scopes,
-            request_token=request_token,
-            csrf_token=csrf,
-        )
-        response.set_cookie(
-            CSRF_COOKIE_PREFIX + request_id,
-            csrf,
-            max_age=LOGIN_SECONDS,
-            path=CONSENT_PATH,
-            secure=self.issuer.startswith("https://"),
-            httponly=True,
-            samesite="strict",
-        )
-        return response
-
-    async def consent(self, request: Request) -> Response:
-        """``POST /oauth/consent``: the user's Allow or Deny."""
-        form = await request.form()
-        decision, csrf = form.get("decision"), form.get("csrf")
-        token = form.get("request")
-        claims = self._read_signed(
-            token if isinstance(token, str) else None, CONSENT_TYPE, self.consent_url, "csrf"
-        )
-        if claims is None or decision not in ("allow", "deny") or not isinstance(csrf, str):
-            return message_page(
-                "Consent request invalid",
-                "This consent request is missing, expired or not from this server.",
-                400,
-            )
-        cookie_name = CSRF_COOKIE_PREFIX + str(claims["jti"])
-        cookie = request.cookies.get(cookie_name, "")
-        if not (
-            cookie
-            and hmac.compare_digest(cookie.encode(), csrf.encode())
-            and hmac.compare_digest(token_hash(csrf), str(claims["csrf"]))
-        ):
-            logger.warning("consent answer without its CSRF cookie for client %s", claims.get("client_id"))
-            return message_page("Consent refused", "This answer did not come from the consent page.", 403)
-        answers = await anyio.to_thread.run_sync(
-            self.cache.increment, f"oauth:consent:{claims['jti']}", LOGIN_SECONDS
-        )
-        if answers is not None and answers > 1:  # None: the cache is down; the request still expires
-            return message_page("Already answered", "This consent request was already answered.", 400)
-        user_id, scopes = str(claims["user_id"]), [str(scope) for scope in claims["scopes"]]
-        if decision == "deny":
-            logger.info("user %s denied client %s", user_id, claims["client_id"])
-            response = self._back_to_client(
-                claims, error="access_denied", error_description="the user denied access", status_code=303
-            )
-        else:
-            if self.consent_days > 0:
-                now = datetime.now(UTC)
-                record = OAuthConsentRecord(
-                    consent_id=uuid.uuid4().hex,
-                    user_id=user_id,
-                    client_id=str(claims["client_id"]),
-                    redirect_uri=str(claims["redirect_uri"]),
-                    scopes=scopes,
-                    created_at=now,
-                    expires_at=_utc(now.timestamp() + self.consent_days * 86400),
-                )
-                await anyio.to_thread.run_sync(self.store.save_oauth_consent, record)
-            response = await self._issue_code(claims, user_id, scopes, "consent", status_code=303)
-        response.delete_cookie(cookie_name, path=CONSENT_PATH)
-        return response
-
-    async def _consented_redirect(self, user_id: str, login: dict[str, Any]) -> bool:
-        """Whether the user consented to this client and redirect URI (for any scopes): only then is
-        an error sent there rather than shown."""
-        consents = await anyio.to_thread.run_sync(self.store.list_oauth_consents, user_id, datetime.now(UTC))
-        return any(
-            consent.client_id == login["client_id"] and consent.redirect_uri == login["redirect_uri"]
-            for consent in consents
-        )
-
-    def _back_to_client(
-        self, login: dict[str, Any], *, status_code: int = 302, **params: str | None
-    ) -> Response:
-        location = construct_redirect_uri(
-            str(login["redirect_uri"]), **params, state=login.get("state"), iss=self.issuer
-        )
-        headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
-        return RedirectResponse(location, status_code=status_code, headers=headers)
-
-    async def _issue_code(
-        self, login: dict[str, Any], user_id: str, scopes: list[str], reason: str, status_code: int = 302
-    ) -> Response:
-        code = secrets.token_urlsafe(32)
-        now = time.time()
-        record = OAuthCodeRecord(
-            code_hash=token_hash(code),
-            grant_id=uuid.uuid4().hex,
-            client_id=str(login["client_id"]),
-            user_id=user_id,
-            scopes=scopes,
-            code_challenge=str(login["code_challenge"]),
-            redirect_uri=str(login["redirect_uri"]),
-            redirect_uri_provided_explicitly=bool(login["redirect_uri_explicit"]),
-            resource=login.get("resource"),
-            expires_at=_utc(now + CODE_SECONDS),
-            created_at=_utc(now),
-        )
-        await anyio.to_thread.run_sync(self.store.save_oauth_code, record)
-        await self._cleanup_if_due()
-        logger.info(
-            "user %s authorized client %r for %s (%s)", user_id, record.client_id, " ".join(scopes), reason
-        )
-        return self._back_to_client(login, code=code, status_code=status_code)
-
-    def _sign_request(self, typ: str, audience: str, request_id: str, claims: dict[str, Any]) -> str:
-        """A login state or consent request: signed by this server, valid for LOGIN_SECONDS."""
-        now = int(time.time())
-        registered = {
-            "iss": self.issuer,
-            "aud": audience,
-            "iat": now,
-            "exp": now + LOGIN_SECONDS,
-            "jti": request_id,
-        }
-        return jwt.encode(
-            {"alg": "RS256", "kid": self.key.kid, "typ": typ}, {**registered, **claims}, self.key
-        )
-
-    def _read_signed(
-        self, token: str | None, typ: str, audience: str, *essential: str
-    ) -> dict[str, Any] | None:
-        """The claims of a login state or consent request this server signed, or None."""
-        if not token or len(token) > 8192:
-            return None
-        try:
-            decoded = jwt.decode(token, self.key, algorithms=["RS256"])
-            if decoded.header.get("typ") != typ:
-                return None
-            jwt.JWTClaimsRegistry(
-                iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": audience},
-                exp={"essential": True},
-                jti={"essential": True},
-                **{name: {"essential": True} for name in essential},
-            ).validate(decoded.claims)
-        except (JoseError, ValueError, TypeError, KeyError, UnicodeDecodeError):
-            return None
-        return decoded.claims
-
-    # -- consents, for the user who gave them ---------------------------------------------------
-    async def _bearer_user(self, request: Request) -> str | None:
-        header = request.headers.get("Authorization", "")
-        if not header.lower().startswith("bearer "):
-            return None
-        record = await self._live_session(header[7:].strip())
-        return None if record is None else record.user_id
-
-    async def list_consents(self, request: Request) -> Response:
-        """``GET /oauth/consents``: the caller's remembered consents (bearer token of this gateway)."""
-        user_id = await self._bearer_user(request)
-        if user_id is None:
-            return _unauthorized()
-        consents = await anyio.to_thread.run_sync(self.store.list_oauth_consents, user_id, datetime.now(UTC))
-        return JSONResponse(
-            {
-                "consents": [
-                    {
-                        "consent_id": consent.consent_id,
-                        "client_id": consent.client_id,
-                        "redirect_uri": consent.redirect_uri,
-                        "scopes": consent.scopes,
-                        "created_at": consent.created_at.isoformat(),
-                        "expires_at": consent.expires_at.isoformat(),
-                    }
-                    for consent in consents
-                ]
-            },
-            headers=NO_STORE,
-        )
-
-    async def revoke_consent(self, request: Request) -> Response:
-        """``DELETE /oauth/consents/{consent_id}``: forget the consent and revoke the caller's tokens
-        of that client; the next login asks again."""
-        user_id = await self._bearer_user(request)
-        if user_id is None:
-            return _unauthorized()
-        consent_id = str(request.path_params["consent_id"])
-        revoked = await anyio.to_thread.run_sync(
-            self.store.revoke_oauth_consent, user_id, consent_id, datetime.now(UTC)
-        )
-        if revoked is None:
-            return JSONResponse(
-                {"error": "not_found", "error_description": "you have no consent with that id"},
-                status_code=404,
-                headers=NO_STORE,
-            )
-        logger.info("user %s revoked the consent of client %r", user_id, revoked.client_id)
-        return Response(status_code=204, headers=NO_STORE)
+    def upstream_verifier(self, login_id: str) -> str:
+        """The PKCE verifier of a login's IdP leg: derived from the login's id, so no task stores it."""
+        return b64url(hmac.new(self._pkce_secret, login_id.encode(), hashlib.sha256).digest())
 
     # -- authorization code --------------------------------------------------------------------
     async def load_authorization_code(
@@ -660,7 +342,7 @@ class GatewayAuthorizationServer:
 
     # -- access tokens and revocation (RFC 7009) ----------------------------------------------
     async def load_access_token(self, token: str) -> StoredAccessToken | None:
-        record = await self._live_session(token)
+        record = await self.live_session(token)
         if record is None:
             return None
         return StoredAccessToken(
@@ -675,9 +357,10 @@ class GatewayAuthorizationServer:
 
     async def access_token_active(self, token: str) -> bool:
         """For the resource server: the token's session exists, is not revoked and has not expired."""
-        return await self._live_session(token) is not None
+        return await self.live_session(token) is not None
 
-    async def _live_session(self, token: str) -> OAuthSessionRecord | None:
+    async def live_session(self, token: str) -> OAuthSessionRecord | None:
+        """The access token's ``oauth_sessions`` row, when it is neither revoked nor expired."""
         digest = token_hash(token)
         record = await anyio.to_thread.run_sync(
             lambda: self.store.find_oauth_session(access_token_hash=digest)
@@ -736,194 +419,6 @@ class GatewayAuthorizationServer:
         )
         return token, session
 
-    # -- the endpoints, around the SDK's handlers ------------------------------------------------
-    async def _authorize(self, request: Request, handler: AuthorizationHandler) -> Response:
-        """The SDK's ``/authorize``, with its error redirects shown instead: before the login nobody
-        has approved the client's redirect URI, and following one would make an open redirector."""
-        response = await handler.handle(request)
-        location = response.headers.get("location", "")
-        if response.status_code in (302, 303) and "error" in parse_qs(urlsplit(location).query):
-            query = parse_qs(urlsplit(location).query)
-            return JSONResponse(
-                {
-                    "error": query["error"][0],
-                    "error_description": query.get("error_description", [""])[0],
-                },
-                status_code=400,
-                headers=NO_STORE,
-            )
-        return response
-
-    async def _token(self, request: Request, handler: TokenHandler) -> Response:
-        """The SDK's ``/token``, first refusing another ``resource`` (RFC 8707 ``invalid_target``) and
-        burning a code presented with a wrong PKCE verifier (it must not survive a guess)."""
-        form = await request.form()
-        resource = form.get("resource")
-        if isinstance(resource, str) and resource and resource.rstrip("/") != self.resource.rstrip("/"):
-            return JSONResponse(
-                {
-                    "error": "invalid_target",
-                    "error_description": f"this server issues tokens for {self.resource} only",
-                },
-                status_code=400,
-                headers={**NO_STORE, "Pragma": "no-cache"},
-            )
-        code, verifier = form.get("code"), form.get("code_verifier")
-        if (
-            form.get("grant_type") == "authorization_code"
-            and isinstance(code, str)
-            and isinstance(verifier, str)
-        ):
-            digest = token_hash(code)
-            record = await anyio.to_thread.run_sync(self.store.get_oauth_code, digest)
-            challenge = _b64(hashlib.sha256(verifier.encode()).digest())
-            if record is not None and not hmac.compare_digest(challenge, record.code_challenge):
-                now = datetime.now(UTC)
-                if await anyio.to_thread.run_sync(self.store.consume_oauth_code, digest, now):
-                    logger.warning("code of client %r burnt: wrong PKCE verifier", record.client_id)
-        return await handler.handle(request)
-
-    async def _register(self, request: Request, handler: RegistrationHandler) -> Response:
-        """The SDK's ``/register`` behind the registration policy (``clients.py``)."""
-        try:
-            check_registration(await request.body())
-        except ClientPolicyError as error:
-            return JSONResponse(
-                {"error": error.error, "error_description": error.description},
-                status_code=400,
-                headers=NO_STORE,
-            )
-        return await handler.handle(request)
-
     def routes(self) -> list[Route]:
-        registration = ClientRegistrationOptions(
-            enabled=True, valid_scopes=list(ALL_SCOPES), default_scopes=[READ_SCOPE]
-        )
-        revocation = RevocationOptions(enabled=True)
-        issuer_url = AuthSettings(issuer_url=self.issuer, resource_server_url=None).issuer_url
-        metadata = build_metadata(issuer_url, None, registration, revocation)
-        metadata.client_id_metadata_document_supported = True
-        metadata.token_endpoint_auth_methods_supported = ["client_secret_post", "client_secret_basic", "none"]
-        # /token and /revoke authenticate clients against the stored secret digests.
-        authenticator = HashedSecretAuthenticator(self)
-        authorization = AuthorizationHandler(self)
-        token = TokenHandler(self, authenticator)
-        register = RegistrationHandler(self, options=registration)
-        keys = {
-            "keys": [{**key, "use": "sig", "alg": "RS256"} for key in self.public_keys().as_dict()["keys"]]
-        }
-
-        async def jwks(request: Request) -> JSONResponse:
-            return JSONResponse(keys)
-
-        async def authorize(request: Request) -> Response:
-            return await self._authorize(request, authorization)
-
-        async def token_endpoint(request: Request) -> Response:
-            return await self._token(request, token)
-
-        async def register_endpoint(request: Request) -> Response:
-            return await self._register(request, register)
-
-        limited = self.limiter.limited
-        return [
-            Route(
-                METADATA_PATH,
-                _cors(request_response(MetadataHandler(metadata).handle), ["GET", "OPTIONS"]),
-                methods=["GET", "OPTIONS"],
-            ),
-            Route(
-                AUTHORIZATION_PATH,
-                _body_limited(request_response(limited("/authorize", authorize))),  # no CORS: a navigation
-                methods=["GET", "POST"],
-            ),
-            Route(
-                TOKEN_PATH, _client_endpoint(limited("/token", token_endpoint)), methods=["POST", "OPTIONS"]
-            ),
-            Route(
-                REGISTRATION_PATH,
-                _client_endpoint(limited("/register", register_endpoint)),
-                methods=["POST", "OPTIONS"],
-            ),
-            Route(
-                REVOCATION_PATH,
-                _client_endpoint(RevocationHandler(self, authenticator).handle),
-                methods=["POST", "OPTIONS"],
-            ),
-            Route(CALLBACK_PATH, self.callback, methods=["GET"]),
-            Route(CONSENT_PATH, _body_limited(request_response(self.consent)), methods=["POST"]),
-            Route(CONSENTS_PATH, self.list_consents, methods=["GET"]),
-            Route(CONSENTS_PATH + "/{consent_id}", self.revoke_consent, methods=["DELETE"]),
-            Route(JWKS_PATH, jwks, methods=["GET"]),
-        ]
-
-
-def _unauthorized() -> JSONResponse:
-    return JSONResponse(
-        {"error": "invalid_token", "error_description": "a bearer token of this gateway is required"},
-        status_code=401,
-        headers={**NO_STORE, "WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
-
-
-def _body_limited(app: ASGIApp) -> ASGIApp:
-    return RequestBodyLimitMiddleware(app, DEFAULT_MAX_REQUEST_BODY_SIZE)
-
-
-def _cors(app: ASGIApp, methods: list[str]) -> ASGIApp:
-    return CORSMiddleware(
-        app, allow_origins="*", allow_methods=methods, allow_headers=[MCP_PROTOCOL_VERSION_HEADER]
-    )
-
-
-def _client_endpoint(handler: Any) -> ASGIApp:
-    """Wrapped as the SDK wraps its own client endpoints: body size limit, then CORS."""
-    return _cors(_body_limited(request_response(handler)), ["POST", "OPTIONS"])
-
-
-class HashedSecretAuthenticator(ClientAuthenticator):
-    """The SDK's client authentication, comparing SHA-256 digests of client secrets."""
-
-    def __init__(self, server: GatewayAuthorizationServer) -> None:
-        super().__init__(server)  # type: ignore[arg-type]
-        self.server = server
-
-    async def authenticate_request(self, request: Request) -> OAuthClientInformationFull:
-        form = await request.form()
-        candidates = [value for value in (form.get("client_secret"),) if isinstance(value, str)]
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            try:
-                decoded = base64.b64decode(header[6:]).decode("utf-8")
-                candidates.append(_unquote(decoded.split(":", 1)[1]))
-            except (ValueError, UnicodeDecodeError, IndexError):
-                pass  # the SDK reports the malformed header
-        return await ClientAuthenticator(_PresentedSecret(self.server, candidates)).authenticate_request(
-            request
-        )  # type: ignore[arg-type]
-
-
-def _unquote(value: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(value)
-
-
-class _PresentedSecret:
-    """Looks clients up for one request: the stored digest is swapped for the presented secret when
-    they match (and for a random value when not), so the SDK's constant-time comparison decides."""
-
-    def __init__(self, server: GatewayAuthorizationServer, candidates: list[str]) -> None:
-        self.server = server
-        self.candidates = candidates
-
-    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        client = await self.server.get_client(client_id)
-        if client is None or not client.client_secret:
-            return client
-        stored = client.client_secret
-        match = next(
-            (value for value in self.candidates if hmac.compare_digest(token_hash(value), stored)),
-            secrets.token_hex(32),
-        )
-        return client.model_copy(update={"client_secret": match})
+        """This server's endpoints (``endpoints.py``), to mount in front of the MCP app."""
+        return endpoints.routes(self)
