@@ -27,7 +27,7 @@ from mcp.server.auth.provider import construct_redirect_uri
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from tagcompliance.store.base import OAuthCodeRecord, OAuthConsentRecord
+from tagcompliance.store.oauth import OAuthCodeRecord, OAuthConsentRecord
 
 from .consent import CONSENT_PATH, CSRF_COOKIE_PREFIX, consent_page, message_page
 from .digests import token_hash
