@@ -17,9 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar, Union, get_args, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from tagcompliance.errors import InvalidInputError
 from tagcompliance.requests import ToolRequest
 from tagcompliance.safety.models import SafetyResponse
 
@@ -44,11 +43,8 @@ def request_tool(
         returns = get_type_hints(handler)["return"]
 
         async def tool(ctx: Context, **arguments: Any) -> Any:
-            try:
-                request = request_model.model_validate(arguments)
-            except ValidationError as error:  # the SDK checked each field; this is a cross-field rule
-                raise InvalidInputError(_first_problem(error)) from None
-            return await handler(ctx, request)
+            # The SDK validated each argument against the same fields; this builds the model once.
+            return await handler(ctx, request_model.model_validate(arguments))
 
         parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
         for name, field in request_model.model_fields.items():
@@ -68,12 +64,6 @@ def request_tool(
         return handler
 
     return register
-
-
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"])
-    return f"{where}: {problem['msg']}" if where else problem["msg"]
 
 
 def forbid_unknown_arguments(mcp: MCPServer) -> None:

@@ -180,6 +180,9 @@ class HistoryRequest(ToolRequest):
 
 
 class CustodianRequest(ToolRequest):
+    # dry_run is the policies' own argument (select only, or also act): the generation binds it.
+    not_bound: ClassVar[frozenset[str]] = frozenset()
+
     resource_types: ResourceTypes = None
     violation_types: Annotated[
         list[Literal["missing_tag", "invalid_value", "invalid_format", "wrong_key_case"]] | None,
