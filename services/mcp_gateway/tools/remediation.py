@@ -47,7 +47,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             ctx,
             "generate_openops_workflow",
             request,
-            lambda progress: build_openops_workflow(service.loaded_policy.policy, **request.parameters()),
+            lambda progress: build_openops_workflow(service.loaded_policy.policy, request),
             tag_values=request.tag_values if overwriting else None,
             current_tags=gate.stored_tags(request.resource_arns or []) if overwriting else None,
         )
