@@ -7,13 +7,13 @@
 - ``forbid_unknown_arguments``: the SDK ignores arguments a tool does not take and offers no switch;
   each registered tool's argument model (``Tool.fn_metadata.arg_model``) is tightened instead.
 - ``allow_safety_responses``: a guarded tool answers its result OR a ``SafetyResponse``; its published
-  and validated output (``FuncMetadata.output_model/output_schema/wrap_output``) is widened to both.
+  and validated output (``FuncMetadata.output_model/output_schema/wrap_output``) is set to that union.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar, Union, get_args, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -76,15 +76,14 @@ def forbid_unknown_arguments(mcp: MCPServer) -> None:
         tool.parameters["additionalProperties"] = False
 
 
-def allow_safety_responses(mcp: MCPServer, tool_names: Iterable[str]) -> None:
-    """Publish (and validate) each tool's output as its own result OR a SafetyResponse."""
+def allow_safety_responses(mcp: MCPServer) -> None:
+    """Publish (and validate) the output of each tool declared to return ``X | SafetyResponse`` (a
+    guarded tool) as exactly that union; the SDK would otherwise wrap it as ``{"result": ...}``."""
     for tool in mcp._tool_manager.list_tools():
-        if tool.name not in tool_names:
-            continue
         returned = get_type_hints(tool.fn).get("return")
-        members = [member for member in get_args(returned) if member is not type(None)] or [returned]
+        members = [member for member in get_args(returned) if member is not type(None)]
         if SafetyResponse not in members:
-            members.append(SafetyResponse)
+            continue
         union = Union[tuple(members)]  # noqa: UP007 - built at run time
         schema = TypeAdapter(union).json_schema(mode="serialization")
         metadata = tool.fn_metadata

@@ -57,8 +57,7 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
     for area in TOOL_AREAS:
         area.register(mcp, deps)
     forbid_unknown_arguments(mcp)
-    # Tools whose answer may be a SafetyResponse instead of their own result.
-    allow_safety_responses(mcp, [name for area in TOOL_AREAS for name in getattr(area, "GUARDED", ())])
+    allow_safety_responses(mcp)
 
     @mcp.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> JSONResponse:

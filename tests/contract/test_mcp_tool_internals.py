@@ -65,7 +65,7 @@ async def client() -> AsyncIterator[Client]:
         return Echo(text=text.upper() if request.shout else text)
 
     forbid_unknown_arguments(mcp)
-    allow_safety_responses(mcp, ["echo"])
+    allow_safety_responses(mcp)
     async with Client(mcp) as connected:
         yield connected
 

@@ -3,10 +3,12 @@ the policy in force."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mcp.server.mcpserver import Context, MCPServer
 
 from services.mcp_gateway.runtime import run_tool
-from services.mcp_gateway.safety import SafetyResponse, scan_outcome
+from services.mcp_gateway.safety import ResultT, SafetyResponse, scan_outcome
 from services.mcp_gateway.sdk_adapter import request_tool
 from services.mcp_gateway.tools.common import ToolDeps, guarded
 from tagcompliance.models import ComplianceCheckResult, FindUntaggedResult, PolicyResult, ValidateResult
@@ -19,11 +21,26 @@ from tagcompliance.requests import (
 )
 from tagcompliance.suggest import TagSuggestions
 
-GUARDED = ("check_tag_compliance", "find_untagged_resources", "validate_resource_tags", "suggest_tags")
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate
+
+    async def paged_scan(
+        ctx: Context,
+        tool: str,
+        request: CheckComplianceRequest | FindUntaggedRequest,
+        query: Callable[..., ResultT],
+    ) -> ResultT | SafetyResponse:
+        """A scan answered one page at a time (``query`` takes the request's parameters and cursor)."""
+        return await guarded(
+            deps,
+            ctx,
+            tool,
+            request,
+            lambda progress: query(**request.parameters(), cursor=request.cursor, progress=progress),
+            scope=gate.scope(request.resource_types, request.regions),
+            outcome=scan_outcome,
+        )
 
     @request_tool(mcp, CheckComplianceRequest)
     async def check_tag_compliance(
@@ -32,17 +49,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         """Check resources against the tagging policy: compliance score (compliant / scanned), counts by
         type, region and violation type, and one page of violations (missing_tag, wrong_key_case,
         invalid_value, invalid_format, prohibited_tag). Every check is stored as a snapshot for history."""
-        return await guarded(
-            deps,
-            ctx,
-            "check_tag_compliance",
-            request,
-            lambda progress: service.check_compliance(
-                **request.parameters(), cursor=request.cursor, progress=progress
-            ),
-            scope=gate.scope(request.resource_types, request.regions),
-            outcome=scan_outcome,
-        )
+        return await paged_scan(ctx, "check_tag_compliance", request, service.check_compliance)
 
     @request_tool(mcp, FindUntaggedRequest)
     async def find_untagged_resources(
@@ -50,17 +57,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     ) -> FindUntaggedResult | SafetyResponse:
         """Find resources missing one or more required tags (empty values count as missing), including
         resources that were never tagged at all, with the missing keys for each."""
-        return await guarded(
-            deps,
-            ctx,
-            "find_untagged_resources",
-            request,
-            lambda progress: service.find_untagged(
-                **request.parameters(), cursor=request.cursor, progress=progress
-            ),
-            scope=gate.scope(request.resource_types, request.regions),
-            outcome=scan_outcome,
-        )
+        return await paged_scan(ctx, "find_untagged_resources", request, service.find_untagged)
 
     @request_tool(mcp, ValidateTagsRequest)
     async def validate_resource_tags(

@@ -14,8 +14,6 @@ from tagcompliance.drift import DriftResult
 from tagcompliance.models import HistoryResult
 from tagcompliance.requests import CostGapRequest, DriftRequest, HistoryRequest
 
-GUARDED = ("get_cost_attribution_gap", "detect_tag_drift")
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate

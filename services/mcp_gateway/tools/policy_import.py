@@ -17,8 +17,6 @@ from tagcompliance.policy_import import (
 )
 from tagcompliance.requests import ImportPolicyRequest
 
-GUARDED = ("import_aws_tag_policy",)
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate

@@ -13,8 +13,6 @@ from tagcompliance.remediation.openops import OpenOpsWorkflow
 from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
 from tagcompliance.requests import CustodianRequest, OpenOpsRequest
 
-GUARDED = ("generate_openops_workflow",)
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate

@@ -10,8 +10,6 @@ from services.mcp_gateway.tools.common import ToolDeps, guarded
 from tagcompliance.models import ExportResult, ReportResult
 from tagcompliance.requests import ExportRequest, ReportRequest
 
-GUARDED = ("generate_compliance_report", "export_violations_csv")
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate

@@ -11,8 +11,6 @@ from tagcompliance.models import ScheduleAction
 from tagcompliance.requests import ScheduleRequest
 from tagcompliance.schedules import ScheduleSpec
 
-GUARDED = ("schedule_compliance_audit",)
-
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     service, gate = deps.service, deps.gate
