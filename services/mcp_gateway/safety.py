@@ -2,8 +2,8 @@
 
 Each tool that scans, costs money or writes builds a ``SafetyRequest`` and calls ``SafetyGate.run``:
 the core decides (clarify, commit, dry run, proceed); only ``proceed`` runs the tool's work. A
-tool's output schema is widened to "its result or a ``SafetyResponse``" so clients validate both.
-The tools' output widening lives in ``sdk_adapter``; the belief log tool in ``tools/intents``.
+tool's output schema is widened to "its result or a ``SafetyResponse``" so clients validate both
+(``sdk_adapter.allow_safety_responses``). The belief log tool is in ``tools/intents``.
 """
 
 from __future__ import annotations

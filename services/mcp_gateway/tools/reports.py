@@ -27,12 +27,12 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             "generate_compliance_report",
             request,
             lambda progress: service.compliance_report(
-                request.format,
-                request.resource_types,
-                request.regions,
-                request.include_violations,
-                request.force_refresh,
-                progress,
+                report_format=request.format,
+                resource_types=request.resource_types,
+                regions=request.regions,
+                include_violations=request.include_violations,
+                force_refresh=request.force_refresh,
+                progress=progress,
             ),
             scope=gate.scope(request.resource_types, request.regions),
         )
