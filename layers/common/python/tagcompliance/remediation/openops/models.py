@@ -26,8 +26,6 @@ SLACK_CONNECTION = "{{connections['Slack']}}"
 DEFAULT_CRON = "0 6 * * *"  # daily, 06:00 UTC
 TIMEZONE = "UTC"
 TAG_RESOURCES_LIMIT = 20  # ResourceARNList of the Resource Groups Tagging API TagResources call
-MAX_RESOURCE_ARNS = 1000
-MAX_NAME_LENGTH = 200
 REPORT_LIMIT = 25  # non-compliant resources listed in the summary the workflow sends
 
 

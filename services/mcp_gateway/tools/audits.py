@@ -6,18 +6,19 @@ daily snapshot; this tool reads the shard ledger, so it answers at once however 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from services.mcp_gateway.runtime import Runtime, run_tool
+from services.mcp_gateway.sdk_adapter import request_tool
+from services.mcp_gateway.tools.common import ToolDeps
 from tagcompliance.audits import AuditStatus
-from tagcompliance.audits.models import RUN_ID_PATTERN
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
+from tagcompliance.requests import AuditStatusRequest
 from tagcompliance.store import SnapshotStore
-
-from .runtime import Runtime, run_tool
 
 MAX_LISTED_SHARDS = 50
 
@@ -125,18 +126,9 @@ def with_stored_accounts(status: AuditStatus, store: SnapshotStore) -> AuditStat
     return status.model_copy(update={"outcome": stored})
 
 
-def register_audit_tools(mcp: MCPServer, runtime: Runtime) -> None:
-    @mcp.tool()
-    async def get_audit_status(
-        ctx: Context,
-        run_id: Annotated[
-            str,
-            Field(
-                pattern=RUN_ID_PATTERN,
-                description="The run_id of a job handle (job.run_id) or a scheduled run.",
-            ),
-        ],
-    ) -> AuditStatusResult:
+def register(mcp: MCPServer, deps: ToolDeps) -> None:
+    @request_tool(mcp, AuditStatusRequest)
+    async def get_audit_status(ctx: Context, request: AuditStatusRequest) -> AuditStatusResult:
         """Progress of an audit run (shards done / failed / total) and, once it is done, its result:
         snapshot id, compliance score, counts, failed shards, drift and notification deliveries."""
-        return await run_tool(ctx, lambda progress: audit_status_for(runtime, run_id))
+        return await run_tool(ctx, lambda progress: audit_status_for(deps.runtime, request.run_id))

@@ -1,0 +1,433 @@
+"""The tools' requests: one pydantic model per tool, with every argument, its limits and its
+description listed once. The gateway publishes each model's fields as the tool's input schema, builds
+the model once per call and hands it to the safety request (``parameters()``: what an intent commit
+binds) and to the work."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .audits.models import RUN_ID_PATTERN
+from .resources import RESOURCE_TYPE_IDS
+
+ResourceTypes = Annotated[
+    list[str] | None,
+    Field(
+        default=None,
+        max_length=len(RESOURCE_TYPE_IDS) + 5,
+        description='Registry resource types such as "ec2:instance", "rds:db", "s3:bucket"; ["all"] '
+        "means every supported type. Omitted: the answer asks which (clarification_needed).",
+    ),
+]
+Regions = Annotated[
+    list[str] | None,
+    Field(
+        default=None,
+        max_length=40,
+        description='AWS regions such as "us-east-1"; ["all"] means every enabled region (needs approval). '
+        "Omitted: the answer asks which (clarification_needed).",
+    ),
+]
+PageSize = Annotated[int, Field(default=50, ge=1, le=500, description="Details per page (1-500).")]
+Cursor = Annotated[
+    str | None,
+    Field(
+        default=None, max_length=2000, description="next_cursor from a previous call, to get the next page."
+    ),
+]
+ForceRefresh = Annotated[
+    bool, Field(default=False, description="Re-scan AWS instead of using a result cached within the TTL.")
+]
+DryRun = Annotated[
+    bool,
+    Field(
+        default=False,
+        description="Only estimate (resources, AWS requests, Cost Explorer cost, time) from the stored "
+        "inventory: no scanning API is called and nothing changes.",
+    ),
+]
+ConfirmationToken = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=200,
+        description="The confirmation_token of an intent commit, after the user confirmed it; the other "
+        "parameters must be exactly the committed ones.",
+    ),
+]
+Severity = Literal["all", "errors_only", "warnings_only"]
+
+
+class ToolRequest(BaseModel):
+    """One tool call's arguments. ``parameters()`` are the ones the work runs with: an intent commit
+    binds exactly these (the safety arguments and a cursor, which pages a stored snapshot, are not)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    not_bound: ClassVar[frozenset[str]] = frozenset({"dry_run", "confirmation_token", "cursor"})
+
+    def parameters(self) -> dict[str, Any]:
+        return {name: value for name, value in self if name not in self.not_bound}
+
+
+class CheckComplianceRequest(ToolRequest):
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    severity: Annotated[Severity, Field(description="Which violations to list and count.")] = "all"
+    force_refresh: ForceRefresh = False
+    page_size: PageSize = 50
+    cursor: Cursor = None
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class FindUntaggedRequest(ToolRequest):
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    force_refresh: ForceRefresh = False
+    page_size: PageSize = 50
+    cursor: Cursor = None
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class ValidateTagsRequest(ToolRequest):
+    resource_arns: Annotated[
+        list[str], Field(min_length=1, max_length=100, description="1-100 resource ARNs to validate.")
+    ]
+    regions: Annotated[
+        list[str] | None,
+        Field(
+            default=None,
+            max_length=40,
+            description="Where to look for S3 buckets (their ARNs carry no region); "
+            "default regions if omitted.",
+        ),
+    ] = None
+    force_refresh: Annotated[
+        bool, Field(default=True, description="Read current tags from AWS (default) or accept cached ones.")
+    ] = True
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class CostGapRequest(ToolRequest):
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    start_date: Annotated[
+        date | None,
+        Field(
+            default=None, description="First day (YYYY-MM-DD); default COST_LOOKBACK_DAYS before end_date."
+        ),
+    ] = None
+    end_date: Annotated[
+        date | None, Field(default=None, description="Day after the last day (exclusive); default today.")
+    ] = None
+    tag_keys: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=20, description="Required tags to analyse; default all that apply."),
+    ] = None
+    include_resource_estimates: Annotated[
+        bool,
+        Field(default=False, description="Also list estimated spend of resources missing tags (top 50)."),
+    ] = False
+    force_refresh: ForceRefresh = False
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class SuggestTagsRequest(ToolRequest):
+    resource_arn: Annotated[str, Field(min_length=1, max_length=2048, description="The resource's ARN.")]
+    regions: Annotated[
+        list[str] | None,
+        Field(
+            default=None,
+            max_length=40,
+            description="Where to look for an S3 bucket (its ARN has no region); default regions.",
+        ),
+    ] = None
+    force_refresh: ForceRefresh = False
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class PolicyRequest(ToolRequest):
+    """get_tagging_policy takes no arguments."""
+
+
+class ReportRequest(ToolRequest):
+    format: Annotated[Literal["json", "csv", "markdown"], Field(description="Report format.")] = "markdown"
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    include_violations: Annotated[
+        bool, Field(default=True, description="List every violation (the file holds them all).")
+    ] = True
+    force_refresh: ForceRefresh = False
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class HistoryRequest(ToolRequest):
+    days_back: Annotated[int, Field(default=30, ge=1, le=365, description="How far back (1-365 days).")] = 30
+    group_by: Annotated[Literal["day", "week", "month"], Field(description="Bucket size of the trend.")] = (
+        "day"
+    )
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+
+
+class CustodianRequest(ToolRequest):
+    # dry_run is the policies' own argument (select only, or also act): the generation binds it.
+    not_bound: ClassVar[frozenset[str]] = frozenset()
+
+    resource_types: ResourceTypes = None
+    violation_types: Annotated[
+        list[Literal["missing_tag", "invalid_value", "invalid_format", "wrong_key_case"]] | None,
+        Field(default=None, max_length=4, description="Violations to select; default all four."),
+    ] = None
+    target_tags: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=50, description="Required tags to enforce; default all of them."),
+    ] = None
+    dry_run: Annotated[
+        bool, Field(description="Only select and report (default); false adds the tag / mark-for-op actions.")
+    ] = True
+    placeholder_values: Annotated[
+        dict[str, str] | None,
+        Field(default=None, description="Values the tag action writes where a tag is ABSENT; policy-valid."),
+    ] = None
+    mark_for_op_days: Annotated[
+        int | None,
+        Field(default=None, ge=1, le=90, description="Grace period before action on invalid values (days)."),
+    ] = None
+    mode: Annotated[
+        Literal["pull", "periodic", "cloudtrail"], Field(description="How Custodian runs the policies.")
+    ] = "pull"
+    schedule: Annotated[
+        str | None, Field(default=None, max_length=100, description="periodic mode: e.g. rate(1 day).")
+    ] = None
+
+
+class OpenOpsRequest(ToolRequest):
+    # dry_run is the workflow's own argument (its steps' dryRun), so an intent commit binds it.
+    not_bound: ClassVar[frozenset[str]] = frozenset({"confirmation_token"})
+
+    resource_types: ResourceTypes = None
+    trigger: Annotated[
+        Literal["schedule", "compliance_score_below"],
+        Field(description="Run on a schedule, or on a schedule but act only below a compliance score."),
+    ] = "schedule"
+    cron_expression: Annotated[
+        str | None,
+        Field(default=None, max_length=100, description="5-field cron in UTC; default daily 06:00."),
+    ] = None
+    threshold: Annotated[
+        float | None,
+        Field(
+            default=None, ge=0, le=1, description="Score (0-1) below which to act; compliance_score_below."
+        ),
+    ] = None
+    remediation_strategy: Annotated[
+        Literal["auto_tag", "notify_only"],
+        Field(description="auto_tag applies tag_values to resources missing them; notify_only reports."),
+    ] = "notify_only"
+    tag_values: Annotated[
+        dict[str, str] | None,
+        Field(
+            default=None, description="Values to apply with auto_tag; each must be valid under the policy."
+        ),
+    ] = None
+    resource_arns: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=1000, description="Tag exactly these resources (batches of 20)."),
+    ] = None
+    dry_run: Annotated[bool, Field(description="Generated steps run with dryRun (default true).")] = True
+    name: Annotated[str | None, Field(default=None, max_length=200, description="Workflow name.")] = None
+    output_format: Annotated[
+        Literal["json", "yaml"], Field(description="json imports into OpenOps; yaml is for reading only.")
+    ] = "json"
+    confirmation_token: ConfirmationToken = None
+
+    def overwrites_tags(self) -> bool:
+        """Whether the workflow would write tag values onto named resources (which may hold others)."""
+        return bool(
+            self.remediation_strategy == "auto_tag"
+            and not self.dry_run
+            and self.tag_values
+            and self.resource_arns
+        )
+
+
+class DriftRequest(ToolRequest):
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    lookback_days: Annotated[
+        int | None,
+        Field(
+            default=None,
+            ge=1,
+            le=365,
+            description="Compare with the newest snapshot at least this many days old; default: newest.",
+        ),
+    ] = None
+    tag_keys: Annotated[
+        list[str] | None, Field(default=None, max_length=50, description="Only drift on these tag keys.")
+    ] = None
+    threshold: Annotated[
+        int | None, Field(default=None, ge=1, le=1_000_000, description="Flag when this many drifts or more.")
+    ] = None
+    limit: Annotated[
+        int, Field(default=100, ge=1, le=1000, description="Drifts listed (most severe first).")
+    ] = 100
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class ExportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Severity = "all"
+    resource_types: list[str] | None = Field(default=None, max_length=30)
+    regions: list[str] | None = Field(default=None, max_length=40)
+    violation_types: list[str] | None = Field(default=None, max_length=10)
+
+
+class ExportRequest(ToolRequest):
+    filters: Annotated[
+        ExportFilters | None,
+        Field(default=None, description="severity, resource_types, regions, violation_types."),
+    ] = None
+    columns: Annotated[
+        list[str] | None,
+        Field(
+            default=None,
+            max_length=20,
+            description="Columns in order, e.g. resource_arn, resource_type, violation, severity.",
+        ),
+    ] = None
+    format: Annotated[Literal["csv"], Field(description="Only csv.")] = "csv"
+    limit: Annotated[int, Field(default=500, ge=1, le=10_000, description="Rows in this answer.")] = 500
+    cursor: Cursor = None
+    to_file: Annotated[
+        bool, Field(default=False, description="Write every matching row to a file and return its path.")
+    ] = False
+    force_refresh: ForceRefresh = False
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+    @property
+    def chosen_filters(self) -> ExportFilters:
+        return self.filters or ExportFilters()
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "filters": self.chosen_filters.model_dump()}
+
+
+class ImportPolicyRequest(ToolRequest):
+    policy_id: Annotated[
+        str | None,
+        Field(default=None, max_length=130, description="p-... id; omit to list the available tag policies."),
+    ] = None
+    use_effective: Annotated[
+        bool, Field(default=False, description="Import this account's effective tag policy instead.")
+    ] = False
+    save_to_file: Annotated[
+        bool, Field(default=False, description="Save the converted policy (inside the policies directory).")
+    ] = False
+    output_path: Annotated[
+        str | None,
+        Field(default=None, max_length=500, description="A .json path inside the policies directory."),
+    ] = None
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+
+class ScheduleRequest(ToolRequest):
+    action: Annotated[
+        Literal["create", "list", "get", "update", "pause", "resume", "delete"],
+        Field(description="What to do; create and update take the schedule fields below."),
+    ] = "create"
+    schedule_id: Annotated[
+        str | None,
+        Field(default=None, max_length=64, description="The schedule (all actions but create/list)."),
+    ] = None
+    schedule: Annotated[
+        Literal["daily", "weekly", "monthly", "cron"] | None, Field(default=None, description="How often.")
+    ] = None
+    time: Annotated[str | None, Field(default=None, max_length=5, description="HH:MM, 24-hour, local.")] = (
+        None
+    )
+    timezone: Annotated[
+        str | None, Field(default=None, max_length=64, description="IANA zone, e.g. America/New_York.")
+    ] = None
+    day_of_week: Annotated[
+        str | None, Field(default=None, max_length=9, description="weekly: e.g. monday.")
+    ] = None
+    day_of_month: Annotated[
+        int | None, Field(default=None, ge=1, le=31, description="monthly: 1-31 (the last day if shorter).")
+    ] = None
+    cron_expression: Annotated[
+        str | None, Field(default=None, max_length=100, description="cron: 5 fields, in the timezone.")
+    ] = None
+    resource_types: ResourceTypes = None
+    regions: Regions = None
+    recipients: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=50, description="Email addresses and/or Slack webhook URLs."),
+    ] = None
+    format: Annotated[
+        Literal["email", "slack", "both"] | None, Field(default=None, description="How results are sent.")
+    ] = None
+    status: Annotated[
+        Literal["active", "paused", "deleted", "all"] | None,
+        Field(default=None, description="list: which schedules (default active and paused)."),
+    ] = None
+    dry_run: DryRun = False
+    confirmation_token: ConfirmationToken = None
+
+    def schedule_fields(self) -> dict[str, Any]:
+        """The schedule's own fields that were given (create/update/list take these)."""
+        return {
+            name: value
+            for name, value in self.parameters().items()
+            if name not in ("action", "schedule_id") and value is not None
+        }
+
+    def parameters(self) -> dict[str, Any]:
+        given = {name: value for name, value in super().parameters().items() if value is not None}
+        return {"action": self.action, "schedule_id": self.schedule_id, **given}
+
+    def scans(self) -> bool:
+        """Whether the schedule's runs scan a scope (create or update with types or regions)."""
+        return self.action in ("create", "update") and (
+            self.resource_types is not None or self.regions is not None
+        )
+
+
+class BeliefLogRequest(ToolRequest):
+    tool_name: Annotated[str | None, Field(default=None, max_length=100, description="Only this tool.")] = (
+        None
+    )
+    user_id: Annotated[str | None, Field(default=None, max_length=255, description="Only this caller.")] = (
+        None
+    )
+    stage: Annotated[
+        Literal["clarification", "commit", "executed", "dry_run"] | None,
+        Field(default=None, description="Only this stage."),
+    ] = None
+    only_mismatched: Annotated[
+        bool, Field(default=False, description="Only beliefs whose outcome did not match.")
+    ] = False
+    limit: Annotated[int, Field(default=50, ge=1, le=500, description="Newest first.")] = 50
+
+
+class AuditStatusRequest(ToolRequest):
+    run_id: Annotated[
+        str,
+        Field(
+            pattern=RUN_ID_PATTERN, description="The run_id of a job handle (job.run_id) or a scheduled run."
+        ),
+    ]

@@ -1,0 +1,75 @@
+"""Change over time and its cost: the compliance trend, tag drift between snapshots, and the spend
+that cannot be attributed."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context, MCPServer
+
+from services.mcp_gateway.runtime import run_tool
+from services.mcp_gateway.safety import SafetyResponse
+from services.mcp_gateway.sdk_adapter import request_tool
+from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tagcompliance.cost import CostAttributionGap
+from tagcompliance.drift import DriftResult
+from tagcompliance.models import HistoryResult
+from tagcompliance.requests import CostGapRequest, DriftRequest, HistoryRequest
+
+
+def register(mcp: MCPServer, deps: ToolDeps) -> None:
+    service, gate = deps.service, deps.gate
+
+    @request_tool(mcp, CostGapRequest)
+    async def get_cost_attribution_gap(
+        ctx: Context, request: CostGapRequest
+    ) -> CostAttributionGap | SafetyResponse:
+        """Spend that cannot be attributed: for each required tag, the Cost Explorer spend of the
+        requested types' services without the tag or with a value the policy rejects, per service, with
+        the headline gap. Every figure states its method. Cost Explorer bills $0.01 per request (one per
+        tag, plus one activation check); answers are cached. Omitting start_date and end_date asks for
+        the period."""
+        return await guarded(
+            deps,
+            ctx,
+            "get_cost_attribution_gap",
+            request,
+            lambda progress: service.cost_gap(
+                request.resource_types,
+                request.regions,
+                start=request.start_date,
+                end=request.end_date,
+                tag_keys=request.tag_keys,
+                include_resource_estimates=request.include_resource_estimates,
+                force_refresh=request.force_refresh,
+                progress=progress,
+            ),
+            scope=gate.scope(
+                request.resource_types,
+                request.regions,
+                (request.start_date, request.end_date),
+                period_matters=True,
+            ),
+            cost_explorer=gate.cost_estimate(
+                request.resource_types, request.tag_keys, request.include_resource_estimates
+            ),
+        )
+
+    @request_tool(mcp, HistoryRequest)
+    async def get_violation_history(ctx: Context, request: HistoryRequest) -> HistoryResult:
+        """Compliance trend from stored snapshots: score and counts per day, week or month, and whether
+        compliance is improving. Only snapshots of the same scope are compared."""
+        return await run_tool(ctx, lambda progress: service.violation_history(**request.parameters()))
+
+    @request_tool(mcp, DriftRequest)
+    async def detect_tag_drift(ctx: Context, request: DriftRequest) -> DriftResult | SafetyResponse:
+        """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan is
+        compared with the stored tag state). Severity: critical when a required tag is removed or made
+        invalid, warning when a required tag's value changes, info for other tags. Who and when come from
+        CloudTrail when available."""
+        return await guarded(
+            deps,
+            ctx,
+            "detect_tag_drift",
+            request,
+            lambda progress: service.tag_drift(**request.parameters(), progress=progress),
+            scope=gate.scope(request.resource_types, request.regions),
+        )

@@ -1,0 +1,55 @@
+"""Importing an AWS Organizations tag policy as this server's tagging policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcp.server.mcpserver import Context, MCPServer
+
+from services.mcp_gateway.safety import SafetyResponse
+from services.mcp_gateway.sdk_adapter import request_tool
+from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tagcompliance.policy_import import (
+    ImportResult,
+    OrganizationsTagPolicySource,
+    import_tag_policy,
+    resolve_output_path,
+)
+from tagcompliance.requests import ImportPolicyRequest
+
+
+def register(mcp: MCPServer, deps: ToolDeps) -> None:
+    service, gate = deps.service, deps.gate
+
+    @request_tool(mcp, ImportPolicyRequest)
+    async def import_aws_tag_policy(
+        ctx: Context, request: ImportPolicyRequest
+    ) -> ImportResult | SafetyResponse:
+        """Fetch an AWS Organizations tag policy and convert it to this server's policy format:
+        report_required_tag_for makes a tag required, enforced_for is recorded as enforcement, wildcard
+        values stay patterns, and anything that cannot be represented is listed in warnings. Without a
+        policy_id it lists the available policies. Saving over the active policy file takes effect at once.
+        Saving first answers intent_commit."""
+        saved_as = request.output_path or "the default file"
+        policies_dir = Path(deps.runtime.settings.policy_path).resolve().parent
+
+        def check_output_path() -> None:
+            resolve_output_path(request.output_path, policies_dir)  # refuses a path outside the directory
+
+        return await guarded(
+            deps,
+            ctx,
+            "import_aws_tag_policy",
+            request,
+            lambda progress: import_tag_policy(
+                OrganizationsTagPolicySource(service.clients),
+                **request.parameters(),
+                policies_dir=policies_dir,
+            ),
+            fixed_estimate=gate.organizations_estimate(request.policy_id, request.use_effective),
+            writes=f"saves the converted policy as {saved_as} (policies directory)"
+            if request.save_to_file
+            else None,
+            # A path outside the policies directory is refused before any commit.
+            precheck=check_output_path if request.save_to_file else None,
+        )

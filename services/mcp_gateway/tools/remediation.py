@@ -1,0 +1,51 @@
+"""Remediation as code: Cloud Custodian policies and OpenOps workflows generated from the policy."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context, MCPServer
+
+from services.mcp_gateway.runtime import run_tool
+from services.mcp_gateway.safety import SafetyResponse
+from services.mcp_gateway.sdk_adapter import request_tool
+from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tagcompliance.remediation.custodian import CustodianPolicies, generate_custodian_policies
+from tagcompliance.remediation.openops import OpenOpsWorkflow
+from tagcompliance.remediation.openops import generate_openops_workflow as build_openops_workflow
+from tagcompliance.requests import CustodianRequest, OpenOpsRequest
+
+
+def register(mcp: MCPServer, deps: ToolDeps) -> None:
+    service, gate = deps.service, deps.gate
+
+    @request_tool(mcp, CustodianRequest)
+    async def generate_custodian_policy(ctx: Context, request: CustodianRequest) -> CustodianPolicies:
+        """Generate Cloud Custodian YAML (one policy per resource type) selecting every resource that
+        violates the tagging policy (violations OR-ed). dry_run (default) only selects and reports; with
+        dry_run false, placeholders are written only where a tag is absent, never over a valid value, and
+        invalid values get mark-for-op. Run with `custodian run --dryrun` first."""
+        return await run_tool(
+            ctx,
+            lambda progress: generate_custodian_policies(
+                service.loaded_policy.policy, **request.parameters()
+            ),
+        )
+
+    @request_tool(mcp, OpenOpsRequest)
+    async def generate_openops_workflow(
+        ctx: Context, request: OpenOpsRequest
+    ) -> OpenOpsWorkflow | SafetyResponse:
+        """Generate an importable OpenOps workflow (FlowImportTemplate JSON) that reports or remediates
+        tagging violations on a schedule, optionally only when the compliance score falls below a
+        threshold. Steps run with dryRun unless dry_run is false. Never invents tag values: auto_tag needs
+        explicit, policy-valid tag_values. A workflow that would overwrite existing tag values (per the
+        stored inventory) first answers intent_commit."""
+        overwriting = request.overwrites_tags()
+        return await guarded(
+            deps,
+            ctx,
+            "generate_openops_workflow",
+            request,
+            lambda progress: build_openops_workflow(service.loaded_policy.policy, request),
+            tag_values=request.tag_values if overwriting else None,
+            current_tags=gate.stored_tags(request.resource_arns or []) if overwriting else None,
+        )
