@@ -175,10 +175,10 @@ def _service_call_ms(demo: Any, data_dir: str, calls: int) -> tuple[float, float
     from tagcompliance.aws import AwsClients
     from tagcompliance.cache import MemoryCache
     from tagcompliance.service import ComplianceService
-    from tagcompliance.settings import GatewaySettings
+    from tagcompliance.settings import Settings
     from tagcompliance.store import open_store
 
-    settings = GatewaySettings(
+    settings = Settings(
         AWS_ENDPOINT_URL=demo.endpoint_url,
         AWS_REGION=demo.regions[0],
         SCAN_REGIONS=",".join(demo.regions),
