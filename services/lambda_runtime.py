@@ -1,15 +1,19 @@
-"""The one runtime (settings, clients, store, ...) a Lambda module's handlers share across invocations.
-
-Built on first use, so a warm container reuses its connections; tests install their own.
+"""What a Lambda module's handlers share: the one runtime (settings, clients, store, ...) across
+invocations, built on first use so a warm container reuses its connections (tests install their own),
+and the Powertools logger, metrics and tracer every handler is wrapped in.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 RuntimeT = TypeVar("RuntimeT")
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class LazyRuntime(Generic[RuntimeT]):
@@ -28,3 +32,22 @@ class LazyRuntime(Generic[RuntimeT]):
         """Install the runtime the handlers use (None: build it from the environment on next use)."""
         with self._lock:
             self._value = value
+
+
+class LambdaTelemetry:
+    """One Lambda module's Powertools logger, metrics (namespace TagCompliance) and tracer."""
+
+    def __init__(self, service: str) -> None:
+        self.logger = Logger(service=service)
+        self.metrics = Metrics(namespace="TagCompliance", service=service)
+        self.tracer = Tracer(service=service)
+
+    def handler(self, correlation_id_path: str | None = None) -> Callable[[Handler], Handler]:
+        """Wrap a handler: Lambda context (and the event's correlation id) in its logs, its metrics
+        flushed on return, and an X-Ray subsegment."""
+
+        def wrap(handler: Handler) -> Handler:
+            traced = self.metrics.log_metrics(self.tracer.capture_lambda_handler(handler))
+            return self.logger.inject_lambda_context(traced, correlation_id_path=correlation_id_path)
+
+        return wrap

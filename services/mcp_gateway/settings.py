@@ -7,12 +7,9 @@ environment variable names are the same as ever.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field, SecretStr
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
-
-from tagcompliance.settings import Settings, split_comma_list
+from tagcompliance.settings import CommaList, Settings
 
 
 class GatewaySettings(Settings):
@@ -31,7 +28,7 @@ class GatewaySettings(Settings):
         description="Public URL of this server's /mcp endpoint: the RFC 8707 resource and token audience; "
         "default http://HOST:PORT/mcp.",
     )
-    auth_audiences: Annotated[list[str], NoDecode] = Field(
+    auth_audiences: CommaList = Field(
         default_factory=list,
         validation_alias="AUTH_AUDIENCES",
         description="Comma-separated extra accepted audiences (e.g. an IdP API identifier), besides the "
@@ -42,7 +39,7 @@ class GatewaySettings(Settings):
         validation_alias="AUTH_JWKS_URL",
         description="Override the JWKS URL; default: jwks_uri from the issuer's metadata.",
     )
-    auth_algorithms: Annotated[list[str], NoDecode] = Field(
+    auth_algorithms: CommaList = Field(
         default_factory=lambda: ["RS256", "ES256"],
         validation_alias="AUTH_ALGORITHMS",
         description="Accepted JWS algorithms (asymmetric only; none and HS* are always refused).",
@@ -83,7 +80,7 @@ class GatewaySettings(Settings):
         validation_alias="AUTH_IDP_CLIENT_SECRET",
         description="The IdP client secret itself, for local runs; in AWS use AUTH_IDP_CLIENT_SECRET_ARN.",
     )
-    auth_idp_scopes: Annotated[list[str], NoDecode] = Field(
+    auth_idp_scopes: CommaList = Field(
         default_factory=lambda: ["openid", "email", "profile"],
         validation_alias="AUTH_IDP_SCOPES",
         description="Comma-separated scopes asked of the IdP (openid is always added).",
@@ -93,12 +90,12 @@ class GatewaySettings(Settings):
         validation_alias="AUTH_USER_CLAIM",
         description="ID-token claim naming the user in tokens and audit_logs (falls back to sub).",
     )
-    auth_admin_users: Annotated[list[str], NoDecode] = Field(
+    auth_admin_users: CommaList = Field(
         default_factory=list,
         validation_alias="AUTH_ADMIN_USERS",
         description="Comma-separated users (AUTH_USER_CLAIM values) who may be granted the admin scope.",
     )
-    auth_admin_groups: Annotated[list[str], NoDecode] = Field(
+    auth_admin_groups: CommaList = Field(
         default_factory=list,
         validation_alias="AUTH_ADMIN_GROUPS",
         description="Comma-separated IdP groups (the 'groups' claim) whose members may be granted admin.",
@@ -144,13 +141,13 @@ class GatewaySettings(Settings):
         "is removed.",
     )
 
-    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    mcp_allowed_hosts: CommaList = Field(
         default_factory=list,
         validation_alias="MCP_ALLOWED_HOSTS",
         description="Comma-separated Host header values accepted (behind a load balancer); enables "
         "DNS-rebinding protection.",
     )
-    mcp_allowed_origins: Annotated[list[str], NoDecode] = Field(
+    mcp_allowed_origins: CommaList = Field(
         default_factory=list,
         validation_alias="MCP_ALLOWED_ORIGINS",
         description="Comma-separated Origin values accepted from browsers.",
@@ -176,17 +173,3 @@ class GatewaySettings(Settings):
         validation_alias="MCP_SESSION_IDLE_SECONDS",
         description="An MCP session with no request in flight for this long is closed.",
     )
-
-    @field_validator(
-        "auth_audiences",
-        "auth_algorithms",
-        "auth_idp_scopes",
-        "auth_admin_users",
-        "auth_admin_groups",
-        "mcp_allowed_hosts",
-        "mcp_allowed_origins",
-        mode="before",
-    )
-    @classmethod
-    def _split_lists(cls, value: object) -> object:
-        return split_comma_list(value)

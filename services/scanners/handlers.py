@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from services.lambda_runtime import LazyRuntime
+from services.lambda_runtime import LambdaTelemetry, LazyRuntime
 from tagcompliance.audits import (
     Ledger,
     Shard,
@@ -42,9 +41,9 @@ from tagcompliance.settings import Settings
 from tagcompliance.store import Store, open_store
 
 SERVICE = "tag-compliance-audit"
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="TagCompliance", service=SERVICE)
-tracer = Tracer(service=SERVICE)
+telemetry = LambdaTelemetry(SERVICE)
+logger = telemetry.logger
+metrics = telemetry.metrics
 
 
 @dataclass
@@ -112,9 +111,7 @@ class ImportPolicyEvent(BaseModel):
     request: ImportPolicyRequest = Field(default_factory=ImportPolicyRequest)
 
 
-@logger.inject_lambda_context(correlation_id_path="execution_name")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("execution_name")
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = PlanEvent.model_validate(event)
     rt = runtime()
@@ -130,9 +127,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return plan.model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def scan_shard_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = ScanShardEvent.model_validate(event)
     rt = runtime()
@@ -142,9 +137,7 @@ def scan_shard_handler(event: dict[str, Any], context: LambdaContext) -> dict[st
     return result.summary().model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def record_shard_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = ShardFailureEvent.model_validate(event)
     error = failure_message(parsed.failure.Error, parsed.failure.Cause)
@@ -154,9 +147,7 @@ def record_shard_failure_handler(event: dict[str, Any], context: LambdaContext) 
     return result.summary().model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def aggregate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -171,9 +162,7 @@ def aggregate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     return outcome.model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def detect_drift_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -185,9 +174,7 @@ def detect_drift_handler(event: dict[str, Any], context: LambdaContext) -> dict[
     return summary.model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -198,9 +185,7 @@ def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return report.model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("run_id")
 def record_step_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepFailureEvent.model_validate(event)
     error = failure_message(parsed.failure.Error, parsed.failure.Cause)
@@ -210,9 +195,7 @@ def record_step_failure_handler(event: dict[str, Any], context: LambdaContext) -
     return {"run_id": parsed.run_id, "step": parsed.step, "error": error}
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler()
 def import_policy_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Fetch and convert an AWS Organizations tag policy for one run (never written to a file)."""
     parsed = ImportPolicyEvent.model_validate(event)

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from services.lambda_runtime import LazyRuntime
+from services.lambda_runtime import LambdaTelemetry, LazyRuntime
 from tagcompliance.aws import AwsClients
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.schedules import EventBridgeScheduler, reconcile_schedules, record_external_run
@@ -31,9 +30,9 @@ from tagcompliance.settings import Settings
 from tagcompliance.store import Store, open_store
 
 SERVICE = "tag-compliance-scheduler"
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="TagCompliance", service=SERVICE)
-tracer = Tracer(service=SERVICE)
+telemetry = LambdaTelemetry(SERVICE)
+logger = telemetry.logger
+metrics = telemetry.metrics
 
 
 @dataclass
@@ -88,9 +87,7 @@ def _epoch_ms(value: int | None) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC) if value else datetime.now(UTC)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler()
 def sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = runtime()
     report = reconcile_schedules(rt.store, rt.eventbridge(), rt.settings.daily_snapshot_time)
@@ -100,9 +97,7 @@ def sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return report.model_dump(mode="json")
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.name")
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@telemetry.handler("detail.name")
 def run_finished_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = ExecutionStatusEvent.model_validate(event).detail
     execution_input = json.loads(detail.input or "{}")

@@ -42,6 +42,24 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             outcome=scan_outcome,
         )
 
+    async def by_arn(
+        ctx: Context,
+        tool: str,
+        request: ValidateTagsRequest | SuggestTagsRequest,
+        arns: list[str],
+        query: Callable[..., ResultT],
+    ) -> ResultT | SafetyResponse:
+        """A look at named resources (``query`` takes the request's parameters); the estimate is fixed
+        by the ARNs."""
+        return await guarded(
+            deps,
+            ctx,
+            tool,
+            request,
+            lambda progress: query(**request.parameters(), progress=progress),
+            fixed_estimate=gate.arn_estimate(arns, request.regions),
+        )
+
     @request_tool(mcp, CheckComplianceRequest)
     async def check_tag_compliance(
         ctx: Context, request: CheckComplianceRequest
@@ -65,13 +83,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     ) -> ValidateResult | SafetyResponse:
         """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
         as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
-        return await guarded(
-            deps,
-            ctx,
-            "validate_resource_tags",
-            request,
-            lambda progress: service.validate_resources(**request.parameters(), progress=progress),
-            fixed_estimate=gate.arn_estimate(request.resource_arns, request.regions),
+        return await by_arn(
+            ctx, "validate_resource_tags", request, request.resource_arns, service.validate_resources
         )
 
     @request_tool(mcp, SuggestTagsRequest)
@@ -80,14 +93,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
         suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
         with the user before applying any."""
-        return await guarded(
-            deps,
-            ctx,
-            "suggest_tags",
-            request,
-            lambda progress: service.suggest(**request.parameters(), progress=progress),
-            fixed_estimate=gate.arn_estimate([request.resource_arn], request.regions),
-        )
+        return await by_arn(ctx, "suggest_tags", request, [request.resource_arn], service.suggest)
 
     @request_tool(mcp, PolicyRequest)
     async def get_tagging_policy(ctx: Context, request: PolicyRequest) -> PolicyResult:

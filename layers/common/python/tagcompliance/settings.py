@@ -16,11 +16,22 @@ from typing import Annotated, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import TagComplianceError
 from .resources import validate_region_names
+
+
+def split_comma_list(value: object) -> object:
+    """A comma-separated environment value as its non-empty, stripped parts; anything else as given."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting given as one comma-separated environment value (NoDecode: not as JSON).
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_comma_list)]
 
 
 class Settings(BaseSettings):
@@ -50,7 +61,7 @@ class Settings(BaseSettings):
         description="LocalStack's HOST[:PORT] with USE_LOCALSTACK (localstack-client's default: "
         "localhost:4566).",
     )
-    scan_regions: Annotated[list[str], NoDecode] = Field(
+    scan_regions: CommaList = Field(
         default_factory=list,
         validation_alias="SCAN_REGIONS",
         description="Comma-separated regions scanned when a tool call names none; default: AWS_REGION.",
@@ -167,7 +178,7 @@ class Settings(BaseSettings):
         description="In-process runner: attempts per throttled shard (the state machine has its own Retry).",
     )
     audit_poll_seconds: float = Field(default=1.0, gt=0, le=60, validation_alias="AUDIT_POLL_SECONDS")
-    audit_accounts: Annotated[list[str], NoDecode] = Field(
+    audit_accounts: CommaList = Field(
         default_factory=list,
         validation_alias="AUDIT_ACCOUNTS",
         description="Comma-separated account ids audited by pipeline runs; empty: the credentials' account.",
@@ -211,12 +222,11 @@ class Settings(BaseSettings):
         description="Where Slack webhook posts go (scheme://host); a local receiver in tests.",
     )
 
-    @field_validator("audit_accounts", mode="before")
+    @field_validator("audit_accounts")
     @classmethod
-    def _split_accounts(cls, value: object) -> object:
-        value = split_comma_list(value)
-        if isinstance(value, list) and (bad := [a for a in value if not re.fullmatch(r"\d{12}", str(a))]):
-            raise ValueError(f"AUDIT_ACCOUNTS must be 12-digit account ids, got {', '.join(map(str, bad))}")
+    def _check_accounts(cls, value: list[str]) -> list[str]:
+        if bad := [account for account in value if not re.fullmatch(r"\d{12}", account)]:
+            raise ValueError(f"AUDIT_ACCOUNTS must be 12-digit account ids, got {', '.join(bad)}")
         return value
 
     # --- Agent safety (see README "Safety"; per-organization overrides in SAFETY_ORGANIZATIONS) ---
@@ -287,11 +297,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"SAFETY_ORGANIZATIONS is not valid JSON: {error}") from None
         return value
 
-    @field_validator("scan_regions", mode="before")
-    @classmethod
-    def _split_regions(cls, value: object) -> object:
-        return split_comma_list(value)
-
     @field_validator("scan_regions")
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
@@ -346,13 +351,6 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tagcompliance.sqlite3"
-
-
-def split_comma_list(value: object) -> object:
-    """A comma-separated environment value as its non-empty, stripped parts; anything else as given."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 def localstack_endpoint(host: str | None) -> str:

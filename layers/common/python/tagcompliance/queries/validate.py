@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from tagcompliance.compliance import Resource, compile_policy, evaluate
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.models import FailedShard, ResourceValidation, ValidateResult
-from tagcompliance.resources import RESOURCE_TYPE_IDS, parse_arn
+from tagcompliance.resources import RESOURCE_TYPE_IDS, ParsedArn, parse_arn
 
 from .paging import violation_out
 
@@ -47,39 +47,7 @@ def validate_resources(
     for item in parsed:
         resource = found.get(item.arn)
         if resource is None:
-            shard_failed = [
-                shard
-                for shard in failed
-                if shard.resource_type == item.resource_type
-                and (shard.resource_arn in (None, item.arn))
-                and (not item.region or shard.region == item.region)
-            ]
-            if shard_failed:
-                results.append(
-                    ResourceValidation(
-                        resource_arn=item.arn,
-                        status="not_scanned",
-                        resource_type=item.resource_type,
-                        region=item.region or None,
-                        detail=shard_failed[0].error,
-                    )
-                )
-                continue
-            if item.account_id and item.account_id != account_id:
-                detail = f"the ARN is in account {item.account_id}; the scanned account is {account_id}"
-            elif item.region:
-                detail = f"no {item.resource_type} with this ARN exists in {item.region}"
-            else:
-                detail = f"no bucket with this name in regions {', '.join(bucket_regions)}"
-            results.append(
-                ResourceValidation(
-                    resource_arn=item.arn,
-                    status="not_found",
-                    resource_type=item.resource_type,
-                    region=item.region or None,
-                    detail=detail,
-                )
-            )
+            results.append(_missing(item, failed, account_id, bucket_regions))
             continue
         evaluation = evaluate([resource], compiled)
         status: Literal["compliant", "non_compliant", "no_requirements"]
@@ -105,4 +73,34 @@ def validate_resources(
         not_scanned=sum(1 for r in results if r.status == "not_scanned"),
         failed_shards=failed,
         scanned_at=scanned_at,
+    )
+
+
+def _missing(
+    item: ParsedArn, failed: Sequence[FailedShard], account_id: str, bucket_regions: Sequence[str]
+) -> ResourceValidation:
+    """A resource the scans did not find: not_scanned when a shard that would hold it failed, else
+    not_found with why."""
+    shard_failed = [
+        shard
+        for shard in failed
+        if shard.resource_type == item.resource_type
+        and (shard.resource_arn in (None, item.arn))
+        and (not item.region or shard.region == item.region)
+    ]
+    status: Literal["not_found", "not_scanned"] = "not_scanned" if shard_failed else "not_found"
+    if shard_failed:
+        detail = shard_failed[0].error
+    elif item.account_id and item.account_id != account_id:
+        detail = f"the ARN is in account {item.account_id}; the scanned account is {account_id}"
+    elif item.region:
+        detail = f"no {item.resource_type} with this ARN exists in {item.region}"
+    else:
+        detail = f"no bucket with this name in regions {', '.join(bucket_regions)}"
+    return ResourceValidation(
+        resource_arn=item.arn,
+        status=status,
+        resource_type=item.resource_type,
+        region=item.region or None,
+        detail=detail,
     )

@@ -143,13 +143,26 @@ class EventBridgeScheduler:
             "regions": list(record.regions),
             "trigger": "scheduled",
         }
+        return self._params(
+            name,
+            f"Tag-compliance audit {record.schedule_id}: {describe_schedule(record)}"[:512],
+            expression,
+            record.timezone,
+            "ENABLED" if record.status == "active" else "DISABLED",
+            payload,
+        )
+
+    def _params(
+        self, name: str, description: str, expression: str, timezone: str, state: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A schedule in this group that starts the state machine with ``payload`` as its input."""
         return {
             "Name": name,
             "GroupName": self.group_name,
-            "Description": f"Tag-compliance audit {record.schedule_id}: {describe_schedule(record)}"[:512],
+            "Description": description,
             "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": record.timezone,
-            "State": "ENABLED" if record.status == "active" else "DISABLED",
+            "ScheduleExpressionTimezone": timezone,
+            "State": state,
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "Target": {
                 "Arn": self.target_arn,
@@ -219,25 +232,14 @@ class EventBridgeScheduler:
         regions at ``time_utc`` (HH:MM, UTC), started with trigger ``daily``."""
         hour, minute = hour_minute(time_utc)
         self._ensure_group()
-        payload = {"resource_types": [], "regions": [], "trigger": "daily"}
-        params = {
-            "Name": DAILY_SNAPSHOT_NAME,
-            "GroupName": self.group_name,
-            "Description": f"Daily tag-compliance snapshot at {hour:02d}:{minute:02d} UTC",
-            "ScheduleExpression": f"cron({minute} {hour} * * ? *)",
-            "ScheduleExpressionTimezone": "UTC",
-            "State": "ENABLED",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "Target": {
-                "Arn": self.target_arn,
-                "RoleArn": self.role_arn,
-                "Input": json.dumps(payload, separators=(",", ":")),
-                "RetryPolicy": {
-                    "MaximumRetryAttempts": self._max_retry_attempts,
-                    "MaximumEventAgeInSeconds": 3600,
-                },
-            },
-        }
+        params = self._params(
+            DAILY_SNAPSHOT_NAME,
+            f"Daily tag-compliance snapshot at {hour:02d}:{minute:02d} UTC",
+            f"cron({minute} {hour} * * ? *)",
+            "UTC",
+            "ENABLED",
+            {"resource_types": [], "regions": [], "trigger": "daily"},
+        )
         try:
             return self._call("update", params)
         except ClientError as error:
