@@ -40,10 +40,10 @@ def _suppress_wildcards(construct: IConstruct, rule_reasons: list[tuple[str, lis
 def suppress(deployment: Deployment) -> None:
     config = deployment.config
     env = config.env
-    data = deployment.data.data
-    secrets = deployment.data.secrets
-    pipeline = deployment.pipeline.pipeline
-    gateway = deployment.gateway.gateway
+    data = deployment.data
+    secrets = deployment.secrets
+    pipeline = deployment.pipeline
+    gateway = deployment.gateway
 
     # --- data ---------------------------------------------------------------------------------
     for secret in secrets.all:
