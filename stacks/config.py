@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from pydantic import (
@@ -264,6 +265,12 @@ class AppConfig(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.env_name == "prod"
+
+    @property
+    def data_removal_policy(self) -> RemovalPolicy:
+        """What deleting a stack does to the data it holds (secrets, the shard ledger, access logs):
+        prod keeps it, the other environments delete it."""
+        return RemovalPolicy.RETAIN if self.is_prod else RemovalPolicy.DESTROY
 
 
 def _flag(value: Any) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -18,7 +17,7 @@ class Secrets(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig) -> None:
         super().__init__(scope, construct_id)
         self._prefix = config.secret_prefix
-        self._removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self._removal = config.data_removal_policy
         # Client credentials at the company IdP (delegated login); the gateway gets the ARN only.
         self.oauth = self._generated(
             "OAuthCredentials",
