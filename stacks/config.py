@@ -12,9 +12,18 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -31,6 +40,16 @@ INTERFACE_ENDPOINT_NAMES = (
 # Environments whose alarms must reach someone (validated at synth).
 ALARMED_ENVIRONMENTS = ("staging", "prod")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-zA-Z-]+$")
+# Fields checked against a format: (pattern the whole value matches, the error; {value!r} is the value).
+_FIELD_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    "alarm_email": (_EMAIL, "alarm_email is not an e-mail address: {value!r}"),
+    "certificate_arn": (_CERTIFICATE_ARN, "not an ACM certificate ARN: {value!r}"),
+    "daily_snapshot_time": (_HH_MM, "daily_snapshot_time must be HH:MM (24 h), got {value!r}"),
+    "auth_issuer_url": (
+        re.compile(r"https://.*", re.DOTALL),
+        "auth_issuer_url must be an https:// URL, got {value!r}",
+    ),
+}
 
 # Container and service constants shared by the gateway construct, the Dockerfile and the tests.
 GATEWAY_PORT = 8080
@@ -124,11 +143,12 @@ class EnvironmentConfig(BaseModel):
     hosted_zone_id: str | None = None
     hosted_zone_name: str | None = None
 
-    @field_validator("alarm_email")
+    @field_validator(*_FIELD_FORMATS)
     @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise ValueError(f"alarm_email is not an e-mail address: {value!r}")
+    def _formatted(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pattern, message = _FIELD_FORMATS[info.field_name]
+        if value is not None and not pattern.fullmatch(value):
+            raise ValueError(message.format(value=value))
         return value
 
     @field_validator("interface_endpoints")
@@ -141,32 +161,11 @@ class EnvironmentConfig(BaseModel):
             )
         return value
 
-    @field_validator("certificate_arn")
-    @classmethod
-    def _certificate(cls, value: str) -> str:
-        if not _CERTIFICATE_ARN.fullmatch(value):
-            raise ValueError(f"not an ACM certificate ARN: {value!r}")
-        return value
-
     @field_validator("log_retention_days")
     @classmethod
     def _retention_days(cls, value: int) -> int:
         if value not in _RETENTION:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}, got {value}")
-        return value
-
-    @field_validator("daily_snapshot_time")
-    @classmethod
-    def _hh_mm(cls, value: str) -> str:
-        if not _HH_MM.fullmatch(value):
-            raise ValueError(f"daily_snapshot_time must be HH:MM (24 h), got {value!r}")
-        return value
-
-    @field_validator("auth_issuer_url")
-    @classmethod
-    def _https_issuer(cls, value: str) -> str:
-        if not value.startswith("https://"):
-            raise ValueError(f"auth_issuer_url must be an https:// URL, got {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -266,6 +265,12 @@ class AppConfig(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.env_name == "prod"
+
+    @property
+    def data_removal_policy(self) -> RemovalPolicy:
+        """What deleting a stack does to the data it holds (secrets, the shard ledger, access logs):
+        prod keeps it, the other environments delete it."""
+        return RemovalPolicy.RETAIN if self.is_prod else RemovalPolicy.DESTROY
 
 
 def _flag(value: Any) -> bool:

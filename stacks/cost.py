@@ -217,8 +217,8 @@ def synthesized_templates(env: str) -> list[dict[str, Any]]:
         assembly = app.synth()
         return [
             assembly.get_stack_by_name(stack.stack_name).template
-            for stack in deployment.stacks
-            if stack is not deployment.registry
+            for kind, stack in deployment.stacks.items()
+            if kind != "registry"
         ]
 
 

@@ -40,13 +40,12 @@ def _suppress_wildcards(construct: IConstruct, rule_reasons: list[tuple[str, lis
 def suppress(deployment: Deployment) -> None:
     config = deployment.config
     env = config.env
-    data = deployment.data.data
-    secrets = deployment.data.secrets
-    pipeline = deployment.pipeline.pipeline
-    gateway = deployment.gateway.gateway
+    single_az = SINGLE_AZ_REASON.format(env=config.env_name)
+    pipeline = deployment.pipeline
+    gateway = deployment.gateway
 
     # --- data ---------------------------------------------------------------------------------
-    for secret in secrets.all:
+    for secret in deployment.secrets.all:
         _suppress(
             secret,
             [
@@ -67,7 +66,7 @@ def suppress(deployment: Deployment) -> None:
         )
     ]
     if not env.multi_az:
-        database_rules.append(("AwsSolutions-RDS3", SINGLE_AZ_REASON.format(env=config.env_name)))
+        database_rules.append(("AwsSolutions-RDS3", single_az))
     if not env.deletion_protection:
         database_rules.append(
             (
@@ -76,9 +75,9 @@ def suppress(deployment: Deployment) -> None:
                 "protection and this suppression is not applied there",
             )
         )
-    _suppress(data.database, database_rules, children=True)
+    _suppress(deployment.data.database, database_rules, children=True)
     if not env.multi_az:
-        _suppress(data.redis, [("AwsSolutions-AEC4", SINGLE_AZ_REASON.format(env=config.env_name))])
+        _suppress(deployment.data.redis, [("AwsSolutions-AEC4", single_az)])
 
     # --- pipeline -------------------------------------------------------------------------------
     for function in pipeline.functions.values():

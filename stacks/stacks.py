@@ -1,4 +1,5 @@
-"""Thin stacks: each composes one or two capability constructs; ``build`` wires them for one environment."""
+"""The stacks of one environment: the shared image registry, then one plain stack per capability
+(one or two constructs each); ``build`` wires them."""
 
 from __future__ import annotations
 
@@ -37,158 +38,77 @@ class RegistryStack(Stack):
         )
 
 
-class NetworkStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        self.network = Network(self, "Network", config=config)
-
-
-class DataStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        budget: ConnectionBudget,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        self.secrets = Secrets(self, "Secrets", config=config)
-        self.data = Data(self, "Data", config=config, network=network, secrets=self.secrets, budget=budget)
-
-
-class PipelineStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        self.pipeline = Pipeline(self, "Pipeline", config=config, network=network, data=data, secrets=secrets)
-
-
-class GatewayStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-        pipeline: Pipeline,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        self.gateway = Gateway(
-            self, "Gateway", config=config, network=network, data=data, secrets=secrets, pipeline=pipeline
-        )
-
-
-class MonitoringStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        data: Data,
-        pipeline: Pipeline,
-        gateway: Gateway,
-        budget: ConnectionBudget,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        self.monitoring = Monitoring(
-            self, "Monitoring", config=config, data=data, pipeline=pipeline, gateway=gateway, budget=budget
-        )
-
-
 @dataclass
 class Deployment:
-    """Every stack of one environment (what ``build`` returns; the tests read it)."""
+    """Every stack of one environment and the capability constructs in them (what ``build`` returns;
+    the cdk-nag suppressions, the cost estimate and the tests read it)."""
 
     config: AppConfig
     budget: ConnectionBudget
-    registry: RegistryStack
-    network: NetworkStack
-    data: DataStack
-    pipeline: PipelineStack
-    gateway: GatewayStack
-    monitoring: MonitoringStack
-
-    @property
-    def stacks(self) -> list[Stack]:
-        return [self.registry, self.network, self.data, self.pipeline, self.gateway, self.monitoring]
+    stacks: dict[str, Stack]  # by kind: registry, network, data, pipeline, gateway, monitoring
+    network: Network
+    secrets: Secrets
+    data: Data
+    pipeline: Pipeline
+    gateway: Gateway
+    monitoring: Monitoring
 
 
 def build(app: App, config: AppConfig) -> Deployment:
+    """The environment's stacks: each holds one or two capability constructs, handed to the next."""
     env = Environment(account=config.account, region=config.region)
-    prefix = config.stack_prefix
     budget = connection_budget(config, [spec.key for spec in discover_handlers()])
-    kwargs = {"env": env, "termination_protection": config.is_prod}
     registry = RegistryStack(
         app,
-        f"{prefix.rsplit('-', 1)[0]}-Registry",
+        f"{config.stack_prefix.rsplit('-', 1)[0]}-Registry",
         config=config,
         env=env,
         description="tag-compliance: ECR repository of the MCP gateway image (shared by the environments)",
     )
-    network = NetworkStack(
-        app, f"{prefix}-Network", config=config, description="tag-compliance: VPC", **kwargs
-    )
-    data = DataStack(
-        app,
-        f"{prefix}-Data",
+    stacks: dict[str, Stack] = {"registry": registry}
+
+    def capability_stack(kind: str, contents: str) -> Stack:
+        stacks[kind] = Stack(
+            app,
+            f"{config.stack_prefix}-{kind.capitalize()}",
+            env=env,
+            termination_protection=config.is_prod,
+            description=f"tag-compliance: {contents}",
+        )
+        return stacks[kind]
+
+    network = Network(capability_stack("network", "VPC"), "Network", config=config)
+    data_stack = capability_stack("data", "secrets, PostgreSQL, Redis, shard ledger")
+    secrets = Secrets(data_stack, "Secrets", config=config)
+    data = Data(data_stack, "Data", config=config, network=network, secrets=secrets, budget=budget)
+    pipeline = Pipeline(
+        capability_stack("pipeline", "audit Lambdas, state machine, schedules"),
+        "Pipeline",
         config=config,
-        network=network.network,
+        network=network,
+        data=data,
+        secrets=secrets,
+    )
+    gateway = Gateway(
+        capability_stack("gateway", "MCP gateway on ECS Fargate behind an HTTPS load balancer"),
+        "Gateway",
+        config=config,
+        network=network,
+        data=data,
+        secrets=secrets,
+        pipeline=pipeline,
+    )
+    monitoring = Monitoring(
+        capability_stack("monitoring", "dashboard, alarms, alert topic"),
+        "Monitoring",
+        config=config,
+        data=data,
+        pipeline=pipeline,
+        gateway=gateway,
         budget=budget,
-        description="tag-compliance: secrets, PostgreSQL, Redis, shard ledger",
-        **kwargs,
     )
-    pipeline = PipelineStack(
-        app,
-        f"{prefix}-Pipeline",
-        config=config,
-        network=network.network,
-        data=data.data,
-        secrets=data.secrets,
-        description="tag-compliance: audit Lambdas, state machine, schedules",
-        **kwargs,
-    )
-    gateway = GatewayStack(
-        app,
-        f"{prefix}-Gateway",
-        config=config,
-        network=network.network,
-        data=data.data,
-        secrets=data.secrets,
-        pipeline=pipeline.pipeline,
-        description="tag-compliance: MCP gateway on ECS Fargate behind an HTTPS load balancer",
-        **kwargs,
-    )
-    monitoring = MonitoringStack(
-        app,
-        f"{prefix}-Monitoring",
-        config=config,
-        data=data.data,
-        pipeline=pipeline.pipeline,
-        gateway=gateway.gateway,
-        budget=budget,
-        description="tag-compliance: dashboard, alarms, alert topic",
-        **kwargs,
-    )
-    deployment = Deployment(config, budget, registry, network, data, pipeline, gateway, monitoring)
-    for stack in deployment.stacks:
+    deployment = Deployment(config, budget, stacks, network, secrets, data, pipeline, gateway, monitoring)
+    for stack in stacks.values():
         for key, value in (
             ("Project", config.project),
             ("Environment", config.env_name),

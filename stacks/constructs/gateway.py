@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -23,7 +23,6 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
@@ -39,13 +38,13 @@ from stacks.config import (
     GATEWAY_PORT,
     REDIS_PORT,
     AppConfig,
-    log_retention,
 )
 from stacks.permissions import (
     gateway_read_actions,
 )
 
 from .data import Data
+from .log_groups import log_group
 from .network import Network, allow_ingress
 from .pipeline import Pipeline
 from .secrets import Secrets
@@ -104,7 +103,7 @@ class Gateway(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(env.log_retention_days))],
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.data_removal_policy,
             auto_delete_objects=not config.is_prod,
         )
         self.alb_security_group = ec2.SecurityGroup(
@@ -173,12 +172,7 @@ class Gateway(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(env.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = log_group(self, "Logs", config)
         environment = {
             "AWS_REGION": stack.region,
             "SCAN_REGIONS": ",".join(env.scan_regions),

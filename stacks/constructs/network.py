@@ -4,12 +4,12 @@ the environment chooses."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.config import AppConfig, log_retention
+from stacks.config import AppConfig
+
+from .log_groups import log_group
 
 # Interface endpoints an environment may choose (cdk.json interface_endpoints): each keeps one
 # service's traffic off the NAT gateways, at about $7 a month per AZ (make cost). Without them the
@@ -47,12 +47,7 @@ class Network(Construct):
             ],
             restrict_default_security_group=True,
         )
-        flow_log_group = logs.LogGroup(
-            self,
-            "FlowLogs",
-            retention=log_retention(env.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        flow_log_group = log_group(self, "FlowLogs", config)
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),

@@ -14,13 +14,12 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -28,7 +27,7 @@ from constructs import Construct
 from services.scanners import definition
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
 from stacks.budget import LAMBDA_POOL_SIZE, reserved_concurrency
-from stacks.config import DATABASE_NAME, DATABASE_PORT, DATABASE_USER, AppConfig, log_retention
+from stacks.config import DATABASE_NAME, DATABASE_PORT, DATABASE_USER, AppConfig
 from stacks.permissions import (
     STATE_MACHINE_EXECUTION_ACTIONS,
     STATE_MACHINE_START_ACTIONS,
@@ -36,6 +35,7 @@ from stacks.permissions import (
 )
 
 from .data import Data
+from .log_groups import log_group
 from .network import Network, allow_ingress
 from .secrets import Secrets
 
@@ -231,12 +231,6 @@ class Pipeline(Construct):
 
         self.functions: dict[str, lambda_.Function] = {}
         for spec in self.handlers:
-            log_group = logs.LogGroup(
-                self,
-                f"{spec.construct_id}Logs",
-                retention=log_retention(env.log_retention_days),
-                removal_policy=RemovalPolicy.DESTROY,
-            )
             self.functions[spec.key] = lambda_.Function(
                 self,
                 spec.construct_id,
@@ -253,19 +247,15 @@ class Pipeline(Construct):
                 timeout=Duration.minutes(5),
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environment,
-                log_group=log_group,
+                log_group=log_group(self, f"{spec.construct_id}Logs", config),
                 # Bounded, so its PostgreSQL connections are (stacks/budget.py).
                 reserved_concurrent_executions=reserved_concurrency(config, spec.key),
                 description=f"tag-compliance {spec.key}: {spec.handler}",
             )
 
         # --- state machine --------------------------------------------------------------------
-        self.state_machine_logs = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention=log_retention(env.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.state_machine_logs = log_group(
+            self, "StateMachineLogs", config, name=f"/aws/vendedlogs/states/{self.state_machine_name}"
         )
         self.state_machine = sfn.StateMachine(
             self,

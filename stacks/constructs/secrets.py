@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -17,61 +16,44 @@ from stacks.config import DATABASE_USER, AppConfig
 class Secrets(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig) -> None:
         super().__init__(scope, construct_id)
-        prefix = config.secret_prefix
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
+        self._prefix = config.secret_prefix
+        self._removal = config.data_removal_policy
         # Client credentials at the company IdP (delegated login); the gateway gets the ARN only.
-        self.oauth = secretsmanager.Secret(
-            self,
+        self.oauth = self._generated(
             "OAuthCredentials",
-            secret_name=f"{prefix}/oauth-credentials",
-            description="OAuth client credentials of the MCP gateway at the company IdP",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps(
-                    {"client_id": f"tagging-mcp-{config.env_name}", "issuer_url": config.env.auth_issuer_url}
-                ),
-                generate_string_key="client_secret",
-                exclude_punctuation=True,
-                password_length=48,
-            ),
-            removal_policy=removal,
+            "oauth-credentials",
+            "OAuth client credentials of the MCP gateway at the company IdP",
+            {"client_id": f"tagging-mcp-{config.env_name}", "issuer_url": config.env.auth_issuer_url},
+            generated_key="client_secret",
+            length=48,
         )
         # username/password now; RDS adds host, port, dbname and engine when it attaches the secret.
         self.database = rds.DatabaseSecret(
             self,
             "DatabaseCredentials",
             username=DATABASE_USER,
-            secret_name=f"{prefix}/database-credentials",
+            secret_name=f"{self._prefix}/database-credentials",
             exclude_characters=" %+~`#$&*()|[]{}:;<>?!'/@\"\\",  # URL- and libpq-safe
         )
-        self.database.apply_removal_policy(removal)
+        self.database.apply_removal_policy(self._removal)
         # ElastiCache AUTH token: 16-128 printable characters without @ " / (alphanumerics here).
-        self.redis = secretsmanager.Secret(
-            self,
+        self.redis = self._generated(
             "RedisAuthToken",
-            secret_name=f"{prefix}/redis-auth-token",
-            description="AUTH token of the ElastiCache Redis replication group",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({"username": "default"}),
-                generate_string_key="auth_token",
-                exclude_punctuation=True,
-                password_length=64,
-            ),
-            removal_policy=removal,
+            "redis-auth-token",
+            "AUTH token of the ElastiCache Redis replication group",
+            {"username": "default"},
+            generated_key="auth_token",
+            length=64,
         )
         # Signing key for anything the product signs itself (the OAuth tokens it accepts are
         # verified against the IdP's public keys, not this).
-        self.encryption_keys = secretsmanager.Secret(
-            self,
+        self.encryption_keys = self._generated(
             "EncryptionKeys",
-            secret_name=f"{prefix}/encryption-keys",
-            description="Symmetric keys of the MCP gateway (jwt_secret)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({"purpose": "tag-compliance gateway signing key"}),
-                generate_string_key="jwt_secret",
-                exclude_punctuation=True,
-                password_length=64,
-            ),
-            removal_policy=removal,
+            "encryption-keys",
+            "Symmetric keys of the MCP gateway (jwt_secret)",
+            {"purpose": "tag-compliance gateway signing key"},
+            generated_key="jwt_secret",
+            length=64,
         )
 
         # The PEM RSA key the gateway signs access tokens with when it is the authorization server
@@ -83,10 +65,35 @@ class Secrets(Construct):
             self.signing_key = secretsmanager.Secret(
                 self,
                 "OAuthSigningKey",
-                secret_name=f"{prefix}/oauth-signing-key",
+                secret_name=f"{self._prefix}/oauth-signing-key",
                 description="PEM RSA private key signing the gateway's access tokens (put by the operator)",
-                removal_policy=removal,
+                removal_policy=self._removal,
             )
+
+    def _generated(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        fields: dict[str, str],
+        *,
+        generated_key: str,
+        length: int,
+    ) -> secretsmanager.Secret:
+        """A JSON secret of ``fields`` plus ``generated_key``: alphanumerics Secrets Manager generates."""
+        return secretsmanager.Secret(
+            self,
+            construct_id,
+            secret_name=f"{self._prefix}/{name}",
+            description=description,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps(fields),
+                generate_string_key=generated_key,
+                exclude_punctuation=True,
+                password_length=length,
+            ),
+            removal_policy=self._removal,
+        )
 
     @property
     def all(self) -> list[secretsmanager.ISecret]:

@@ -49,7 +49,7 @@ def synthesize(env: str, outdir: Path, **context: Any) -> Synthesized:
     app = App(context={**cdk_json_context(), **TEST_CONTEXT, "env": env, **context}, outdir=str(outdir))
     deployment = build(app, load_config(app))
     app.synth()
-    templates = {kind: Template.from_stack(getattr(deployment, kind)) for kind in STACK_KINDS}
+    templates = {kind: Template.from_stack(deployment.stacks[kind]) for kind in STACK_KINDS}
     return Synthesized(env, deployment, templates, outdir)
 
 

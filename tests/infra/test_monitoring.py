@@ -50,7 +50,7 @@ def test_alarms_notify_one_encrypted_topic(synth: Synthesized) -> None:
     topic = synth.resources("monitoring", "AWS::SNS::Topic")[topic_id]
     assert "KmsMasterKeyId" in topic["Properties"]
     alarms: dict[str, Any] = synth.resources("monitoring", "AWS::CloudWatch::Alarm")
-    functions = synth.deployment.pipeline.pipeline.functions
+    functions = synth.deployment.pipeline.functions
     assert len(alarms) == 6 + len(functions)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -79,7 +79,7 @@ def test_alarms_notify_one_encrypted_topic(synth: Synthesized) -> None:
 
 def test_every_function_has_an_errors_alarm(synth: Synthesized) -> None:
     alarms = [a["Properties"] for a in synth.resources("monitoring", "AWS::CloudWatch::Alarm").values()]
-    functions = synth.deployment.pipeline.pipeline.functions
+    functions = synth.deployment.pipeline.functions
     by_description = {
         key: [a for a in alarms if a["AlarmDescription"].startswith(f"The {key} Lambda function failed")]
         for key in functions

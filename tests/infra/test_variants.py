@@ -49,7 +49,7 @@ def test_authorization_server_mode_wires_the_idp_client_and_the_signing_key(vari
     assert "AUTH_ISSUER_URL" not in environment  # the two modes are mutually exclusive
     assert environment["AUTH_IDP_ISSUER_URL"] == variant.deployment.config.env.auth_issuer_url
     assert environment["AUTH_PUBLIC_URL"]  # the load balancer's name in dev (no domain)
-    secrets = variant.deployment.data.secrets
+    secrets = variant.deployment.secrets
     assert secrets.signing_key is not None
     names = {
         s["Properties"]["Name"] for s in variant.resources("data", "AWS::SecretsManager::Secret").values()
@@ -69,7 +69,7 @@ def test_authorization_server_mode_wires_the_idp_client_and_the_signing_key(vari
 
 def test_resource_server_mode_reads_no_secret_in_the_task_role(synthesized: dict[str, Synthesized]) -> None:
     dev = synthesized["dev"]
-    assert dev.deployment.data.secrets.signing_key is None
+    assert dev.deployment.secrets.signing_key is None
     policies = json.dumps(dev.resources("gateway", "AWS::IAM::Policy"))
     task_role = [
         p for k, p in dev.resources("gateway", "AWS::IAM::Policy").items() if k.startswith("GatewayTaskRole")
