@@ -37,11 +37,23 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_lib
 
 
+# Development only, never shipped: the demo estate and the test IdP.
+DEVELOPMENT_ONLY = ROOT / "services" / "demo"
+
+
 def test_every_python_package_of_the_core_and_services_is_built(built: Path) -> None:
     for top in (CORE, ROOT / "services"):
         for init in top.rglob("__init__.py"):
+            if init.is_relative_to(DEVELOPMENT_ONLY):
+                continue
             relative = init.relative_to(top.parent)
             assert (built / relative).is_file(), f"{relative} is not listed in pyproject's packages"
+
+
+def test_the_demo_and_the_test_idp_are_not_built(built: Path) -> None:
+    assert DEVELOPMENT_ONLY.is_dir() and (DEVELOPMENT_ONLY / "testidp.py").is_file()
+    assert not (built / "services" / "demo").exists()
+    assert not list(built.rglob("testidp*"))
 
 
 def test_the_openops_code_step_is_package_data_read_from_the_built_copy(built: Path) -> None:
