@@ -28,7 +28,7 @@ from tagcompliance.resources import resolve_resource_types
 from tagcompliance.settings import Settings
 from tagcompliance.store import Store, open_store
 from tests.conftest import fresh_postgres_database
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized, command_line_programs, synthesize
 from tests.pipeline.lambda_seam import routed_lambda, set_moto_config
 
 from .artifacts import lambda_dependency_layer
@@ -197,6 +197,9 @@ def test_every_handler_module_cold_starts_from_the_bundle(rehearsal: Rehearsal) 
         opt = str(rehearsal.lambda_environment.opt_for(function))
         for module in ("tagcompliance", "pydantic", "boto3", "aws_lambda_powertools"):
             assert outcome.modules[module].startswith(opt + "/python/"), (module, outcome.modules[module])
+    # the common layer is the domain core alone: no program (the store migration command stays out)
+    (common,) = [layer for layer in function.layers if (layer / "python" / "tagcompliance").is_dir()]
+    assert not command_line_programs(common / "python")
 
 
 def test_a_bundle_missing_a_runtime_module_fails_its_cold_start(rehearsal: Rehearsal, tmp_path: Path) -> None:
