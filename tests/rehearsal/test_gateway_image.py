@@ -51,6 +51,18 @@ def deployment_environment(image: GatewayImage, demo: DemoAws, **extra: str) -> 
     }
 
 
+def run_python_in(image: GatewayImage, script: str) -> subprocess.CompletedProcess[str]:
+    """``python -c script`` as the image runs it: its environment and working directory only."""
+    return subprocess.run(
+        image.command("python", "-c", script),
+        env=image.environment,
+        cwd=image.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
     """Its code is the installed copy of what the Dockerfile copied, its packages requirements.txt's."""
     probe = (
@@ -58,14 +70,7 @@ def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
         "print(services.mcp_gateway.__file__); print(tagcompliance.__file__); print(mcp.__file__);"
         "print(s.Settings().policy_path)"
     )
-    result = subprocess.run(
-        image.command("python", "-c", probe),
-        env=image.environment,
-        cwd=image.workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python_in(image, probe)
     assert result.returncode == 0, result.stderr[-3000:]
     gateway, core, mcp_package, policy = result.stdout.split()
     assert gateway.startswith(str(image.root / "site-packages" / "services"))
@@ -95,14 +100,7 @@ def test_the_image_holds_no_demo_and_no_test_idp_and_the_gateway_loads_without_t
         "        continue\n"
         "    raise SystemExit(f'{absent} is importable in the image')\n"
     )
-    result = subprocess.run(
-        image.command("python", "-c", probe),
-        env=image.environment,
-        cwd=image.workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python_in(image, probe)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-1000:]
 
 
