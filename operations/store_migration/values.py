@@ -97,21 +97,19 @@ def _time(value: time | str) -> time:
     return time.fromisoformat(value) if isinstance(value, str) else value
 
 
-def normalise(kind: Kind, value: Any) -> Any:
-    """``value``, read from either database, in the form both sides' checksums are computed from."""
-    if value is None:
-        return None
+def _parsed(kind: Kind, value: Any) -> Any:
+    """A non-null value, read from either database, as the Python value of its ``kind``."""
     match kind:
         case "json":
             return _json_value(value)
         case "timestamptz":
-            return _utc(value).isoformat(timespec="microseconds")
+            return _utc(value)
         case "bool":
             return _bool(value)
         case "array":
             return _text_list(value)
         case "time":
-            return _time(value).isoformat()
+            return _time(value)
         case "inet":
             return str(ipaddress.ip_interface(str(value)))
         case "int":
@@ -119,8 +117,23 @@ def normalise(kind: Kind, value: Any) -> Any:
         case "number":
             return float(value)
         case _:
+            return value
+
+
+def normalise(kind: Kind, value: Any) -> Any:
+    """``value``, read from either database, in the form both sides' checksums are computed from."""
+    if value is None:
+        return None
+    match kind:
+        case "timestamptz":
+            return _parsed(kind, value).isoformat(timespec="microseconds")
+        case "time":
+            return _parsed(kind, value).isoformat()
+        case "text":
             # Text, and types without a kind (uuid, date ...): SQLite holds the text COPY parsed.
             return value.hex() if isinstance(value, bytes) else str(value)
+        case _:
+            return _parsed(kind, value)
 
 
 def row_digest(values: Sequence[Any]) -> int:
@@ -149,22 +162,5 @@ def to_target(kind: Kind, value: Any) -> Any:
     """A SQLite value as the Python value psycopg writes into a column of ``kind``."""
     if value is None:
         return None
-    match kind:
-        case "json":
-            return Jsonb(_json_value(value))
-        case "timestamptz":
-            return _utc(value)
-        case "bool":
-            return _bool(value)
-        case "array":
-            return _text_list(value)
-        case "time":
-            return _time(value)
-        case "inet":
-            return str(ipaddress.ip_interface(str(value)))
-        case "int":
-            return int(value)
-        case "number":
-            return float(value)
-        case _:
-            return value
+    parsed = _parsed(kind, value)
+    return Jsonb(parsed) if kind == "json" else parsed
