@@ -205,6 +205,13 @@ def _prepare(source_path: Path, target_url: str, *, upgrade_source: bool, migrat
     return expected
 
 
+def _checked_source(source: str | Path, batch_size: int) -> Path:
+    """The source's path (from a path or a ``sqlite:///`` URL), after checking the batch size."""
+    if batch_size < 1:
+        raise MigrationError(f"batch size must be at least 1, got {batch_size}")
+    return parse_source(str(source)) if isinstance(source, str) else source
+
+
 def migrate_sqlite_to_postgres(
     source: str | Path,
     target_url: str,
@@ -219,9 +226,7 @@ def migrate_sqlite_to_postgres(
     false, on bad input, on any database error, and ``VerificationError`` (a ``MigrationError``
     carrying the report; nothing written) when the copy reads back different from the source.
     """
-    source_path = parse_source(str(source)) if isinstance(source, str) else source
-    if batch_size < 1:
-        raise MigrationError(f"batch size must be at least 1, got {batch_size}")
+    source_path = _checked_source(source, batch_size)
     version = _prepare(source_path, target_url, upgrade_source=upgrade_source, migrate_target=True)
     with _connections(source_path, target_url) as (src, target, location):
         try:
@@ -278,9 +283,7 @@ def verify_copy(
     source: str | Path, target_url: str, *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> MigrationReport:
     """Compare every table of ``source`` with ``target_url`` (row counts and checksums); writes nothing."""
-    source_path = parse_source(str(source)) if isinstance(source, str) else source
-    if batch_size < 1:
-        raise MigrationError(f"batch size must be at least 1, got {batch_size}")
+    source_path = _checked_source(source, batch_size)
     version = _prepare(source_path, target_url, upgrade_source=False, migrate_target=False)
     with _connections(source_path, target_url) as (src, target, location):
         try:
