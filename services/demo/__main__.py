@@ -25,9 +25,9 @@ from pathlib import Path
 
 import uvicorn
 
+from services.demo.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.auth.config import build_auth
 from services.mcp_gateway.auth.logfilter import configure_logging
-from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import build_runtime
 from services.mcp_gateway.server import build_server
 from services.mcp_gateway.sessions import http_app

@@ -33,9 +33,9 @@ from mcp.shared.auth import (
 )
 
 from services.demo.aws import DemoAws
+from services.demo.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.auth.authserver import GatewayAuthorizationServer, token_hash
 from services.mcp_gateway.auth.config import GatewayAuth, build_auth
-from services.mcp_gateway.auth.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
 from services.mcp_gateway.sessions import http_app

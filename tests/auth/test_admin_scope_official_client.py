@@ -24,9 +24,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull
 
+from services.demo.testidp import TestUser
 from services.mcp_gateway.auth.authserver import token_hash
 from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.auth.testidp import TestUser
 from services.mcp_gateway.settings import GatewaySettings
 from tests.e2e.helpers import call, call_confirmed, call_error
 

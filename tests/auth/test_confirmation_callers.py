@@ -16,7 +16,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from services.mcp_gateway.auth.testidp import TestUser
+from services.demo.testidp import TestUser
 
 from .conftest import AuthStack, ManualClient, audit_entries, connect
 

@@ -15,7 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.testidp import TestOidcProvider
+from services.demo.testidp import TestOidcProvider
 
 from .conftest import ALICE, ServerThread, connect, free_port, oauth_client_for
 

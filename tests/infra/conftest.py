@@ -62,3 +62,22 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesiz
 def synth(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
     """One environment's synthesized app (tests using it run once per environment)."""
     return synthesized[request.param]
+
+
+def command_line_programs(python_dir: Path) -> list[str]:
+    """Modules under a layer's ``python/`` that are programs, not library code: the store migration
+    command (or any part of ``operations``), a ``__main__`` module or guard, an argument parser. The
+    layer holds the domain core only."""
+    found = []
+    for path in sorted(python_dir.rglob("*.py")):
+        relative = path.relative_to(python_dir)
+        text = path.read_text(encoding="utf-8")
+        if (
+            relative.parts[0] == "operations"
+            or "migrat" in path.stem
+            or path.name == "__main__.py"
+            or '__name__ == "__main__"' in text
+            or "import argparse" in text
+        ):
+            found.append(str(relative))
+    return found

@@ -1,4 +1,5 @@
-"""The common Lambda layer ships the core's data files (the OpenOps Code step, the SQL migrations)."""
+"""The common Lambda layer ships the core's data files (the OpenOps Code step, the SQL migrations), and
+no program (the store migration command stays out)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import subprocess
 import sys
 import sysconfig
 
-from .conftest import Synthesized
+from .conftest import Synthesized, command_line_programs
 
 
 def test_the_staged_layer_reads_the_openops_code_step_from_package_data(synth: Synthesized) -> None:
@@ -18,6 +19,7 @@ def test_the_staged_layer_reads_the_openops_code_step_from_package_data(synth: S
     python = layer / "python"
     assert (python / "tagcompliance" / "remediation" / "scripts" / "openops_evaluation.js").is_file()
     assert sorted((python / "tagcompliance" / "store" / "migrations").glob("*.sql"))
+    assert not command_line_programs(python)
     # -S: without the editable install's .pth, so only the staged layer can supply tagcompliance.
     script = (
         "import sys\n"

@@ -17,7 +17,7 @@ from stacks.constructs import pipeline as pipeline_module
 from stacks.constructs.pipeline import HANDLER_MODULES, RUNTIME, discover_handlers
 from tagcompliance.schedules import DAILY_SNAPSHOT_NAME, EventBridgeScheduler
 
-from .conftest import Synthesized
+from .conftest import Synthesized, command_line_programs
 
 
 def _expected_handlers() -> dict[str, str]:
@@ -222,6 +222,7 @@ def test_staged_function_code_holds_every_module_the_handlers_import(synth: Synt
         if (path / "services" / "scanners" / "handlers.py").is_file() and not (path / "layers").exists()
     ]
     (layer,) = [path for path in assets if (path / "python" / "tagcompliance" / "__init__.py").is_file()]
+    assert not command_line_programs(layer / "python"), "the layer holds the domain core, no program"
     script = (
         "import importlib, sys\n"
         # -S: site-packages without its .pth files, so the project's editable install cannot

@@ -1,4 +1,4 @@
-"""Copying an embedded SQLite store into PostgreSQL: ``python -m tagcompliance.store.migrate``.
+"""Copying an embedded SQLite store into PostgreSQL: ``python -m operations.store_migration``.
 
 A SQLite store filled through the real Store API is copied into a fresh PostgreSQL database and
 read back through the PostgreSQL store; the per-table checksums must match, a second run must be
@@ -25,6 +25,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from operations.store_migration import transfer
+from operations.store_migration.cli import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, main
+from operations.store_migration.report import MigrationError, VerificationError
+from operations.store_migration.transfer import migrate_sqlite_to_postgres, verify_copy
+from operations.store_migration.values import column_kind, normalise, row_digest
 from tagcompliance.store import (
     AuditRecord,
     PostgresStore,
@@ -34,25 +39,13 @@ from tagcompliance.store import (
     SqliteStore,
     Store,
 )
-from tagcompliance.store.migrate import (
-    EXIT_ERROR,
-    EXIT_MISMATCH,
-    EXIT_OK,
-    MigrationError,
-    VerificationError,
-    column_kind,
-    main,
-    migrate_sqlite_to_postgres,
-    normalise,
-    row_digest,
-    verify_copy,
-)
 from tagcompliance.store.sql import load_migrations
 from tagcompliance.store.sqlite import SqliteDialect
 from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 STATES_PER_SNAPSHOT = 1200  # more than one COPY / fetch batch (1000), and the batch size 7 below
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)  # near a DST change, with microseconds
 LATEST_VERSION = max(migration.version for migration in load_migrations())
@@ -440,14 +433,12 @@ def test_a_mismatch_found_inside_the_copy_rolls_it_back(
     source: Path, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Simulate a lossy write: the value read back differs from the one read from the source.
-    import tagcompliance.store.migrate as migrate
-
-    real = migrate._to_target
+    real = transfer.to_target
 
     def lossy(kind: Any, value: Any) -> Any:
         return "changed" if value == "check_tag_compliance" else real(kind, value)
 
-    monkeypatch.setattr(migrate, "_to_target", lossy)
+    monkeypatch.setattr(transfer, "to_target", lossy)
     with pytest.raises(VerificationError, match="verification failed for audit_logs") as failure:
         migrate_sqlite_to_postgres(source, target)
     assert [table.table for table in failure.value.report.tables if not table.match] == ["audit_logs"]
@@ -492,7 +483,8 @@ def test_target_at_a_newer_schema_version_is_refused(source: Path, target: str) 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tagcompliance.store.migrate", *args],
+        [sys.executable, "-m", "operations.store_migration", *args],
+        cwd=ROOT,  # the command runs from a checkout of the repository
         capture_output=True,
         text=True,
         timeout=120,

@@ -2,7 +2,9 @@
 
 The Dockerfile is read, not restated: its stages' ``WORKDIR``/``COPY``/``ENV``/``ENTRYPOINT``/``CMD``
 lay the files out under a scratch root (container path ``/x`` is ``<root>/x``) and give the process its
-environment and command. ``/opt/venv`` is the cached virtualenv holding ``requirements.txt`` alone
+environment and command. A ``COPY`` from the build context copies only what the repository's
+``.dockerignore`` lets into it (docker's rules: the last matching pattern wins, ``!`` re-includes, a
+pattern matching a directory matches everything under it). ``/opt/venv`` is the cached virtualenv holding ``requirements.txt`` alone
 (``artifacts.gateway_virtualenv``); the project itself is installed from the copied sources with the
 Dockerfile's own ``pip install --no-deps .``, into ``<root>/site-packages``, which is put on
 ``PYTHONPATH`` because the cached virtualenv is shared. A ``RUN`` the rehearsal cannot reproduce stops
@@ -22,6 +24,7 @@ from pathlib import Path
 from .artifacts import ROOT, gateway_virtualenv
 
 DOCKERFILE = ROOT / "services" / "mcp_gateway" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
 VENV = "/opt/venv"
 # RUN lines the layout reproduces (anything else fails): creating the venv and installing requirements
 # (the cached virtualenv), installing the project (below), and creating the image's user (the rehearsal
@@ -95,11 +98,71 @@ class GatewayImage:
         return [*self.entrypoint, *(cmd or self.cmd)]
 
 
-def copy_into(source: Path, destination: Path) -> None:
-    if source.is_dir():
-        shutil.copytree(
-            source, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+@dataclass(frozen=True)
+class IgnoreRule:
+    pattern: re.Pattern[str]
+    include: bool
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A ``.dockerignore`` pattern (Go ``filepath.Match`` plus ``**``) as a regex over a relative path."""
+    segments = pattern.split("/")
+    regex = ""
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+            continue
+        regex += "".join(
+            "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in segment
         )
+        regex += "" if last else "/"
+    return re.compile(regex + "$")
+
+
+def read_dockerignore(path: Path) -> list[IgnoreRule]:
+    rules = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        include = stripped.startswith("!")
+        pattern = stripped.lstrip("!").strip().strip("/")
+        rules.append(IgnoreRule(_pattern_regex(pattern), include))
+    return rules
+
+
+def in_build_context(relative: str, rules: list[IgnoreRule]) -> bool:
+    """Whether docker sends ``relative`` (a path under the context root): the last rule matching it or
+    one of its parent directories decides."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: count + 1]) for count in range(len(parts))]
+    included = True
+    for rule in rules:
+        if any(rule.pattern.match(candidate) for candidate in candidates):
+            included = rule.include
+    return included
+
+
+def copy_from_context(source: Path, destination: Path, rules: list[IgnoreRule]) -> None:
+    """``source`` (in the build context) copied to ``destination``, leaving out what the context lacks."""
+    files = sorted(path for path in source.rglob("*") if path.is_file()) if source.is_dir() else [source]
+    copied = 0
+    for path in files:
+        if not in_build_context(path.relative_to(ROOT).as_posix(), rules):
+            continue
+        target = destination / path.relative_to(source) if source.is_dir() else destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        copied += 1
+    if not copied:
+        raise AssertionError(f"COPY {source.relative_to(ROOT)}: nothing of it is in the build context")
+
+
+def copy_into(source: Path, destination: Path) -> None:
+    """Between stages (no build context, nothing ignored)."""
+    if source.is_dir():
+        shutil.copytree(source, destination, dirs_exist_ok=True)
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
@@ -111,6 +174,7 @@ def lay_out_gateway_image(root: Path, system_path: str) -> GatewayImage:
     venv = gateway_virtualenv()
     image = GatewayImage(root, venv, {"PATH": system_path}, root, [], [])
     stages = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+    ignore_rules = read_dockerignore(DOCKERIGNORE)
     stage_roots = {stage.name: root / f"stage-{stage.name}" for stage in stages}
     for index, stage in enumerate(stages):
         final = index == len(stages) - 1
@@ -138,8 +202,11 @@ def lay_out_gateway_image(root: Path, system_path: str) -> GatewayImage:
                 for source in sources:
                     if source_stage is not None and source.rstrip("/") == VENV:
                         continue  # the cached virtualenv stands for /opt/venv in every stage
-                    origin = stage_roots[source_stage] / source.lstrip("/") if source_stage else ROOT / source
-                    copy_into(origin, target / Path(source).name if destination.endswith("/") else target)
+                    copied = target / Path(source).name if destination.endswith("/") else target
+                    if source_stage:
+                        copy_into(stage_roots[source_stage] / source.lstrip("/"), copied)
+                    else:
+                        copy_from_context(ROOT / source, copied, ignore_rules)
             elif keyword == "RUN":
                 run(arguments, workdir, venv, site_packages=root / "site-packages")
             elif keyword == "ENTRYPOINT" and final:

@@ -1,5 +1,6 @@
 """The gateway rehearsed as its image runs: ``requirements.txt`` alone, the files the Dockerfile copies,
-its environment, entrypoint and command; one tool called over stdio and over HTTP with OAuth.
+its environment, entrypoint and command; one tool called over stdio and over HTTP with OAuth; no
+development code (the demo, the test IdP) in it.
 
 No docker engine: ``image.lay_out_gateway_image`` reads the Dockerfile. The process gets the image's
 environment plus what a deployment gives it (AWS credentials and endpoint: the demo estate's moto
@@ -19,7 +20,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.testidp import TestOidcProvider
+from services.demo.testidp import TestOidcProvider
 from tests.auth.conftest import ALICE, ServerThread, anyio_backend, connect, free_port, oauth_client_for
 from tests.e2e.helpers import call
 
@@ -50,6 +51,18 @@ def deployment_environment(image: GatewayImage, demo: DemoAws, **extra: str) -> 
     }
 
 
+def run_python_in(image: GatewayImage, script: str) -> subprocess.CompletedProcess[str]:
+    """``python -c script`` as the image runs it: its environment and working directory only."""
+    return subprocess.run(
+        image.command("python", "-c", script),
+        env=image.environment,
+        cwd=image.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
     """Its code is the installed copy of what the Dockerfile copied, its packages requirements.txt's."""
     probe = (
@@ -57,20 +70,38 @@ def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
         "print(services.mcp_gateway.__file__); print(tagcompliance.__file__); print(mcp.__file__);"
         "print(s.Settings().policy_path)"
     )
-    result = subprocess.run(
-        image.command("python", "-c", probe),
-        env=image.environment,
-        cwd=image.workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python_in(image, probe)
     assert result.returncode == 0, result.stderr[-3000:]
     gateway, core, mcp_package, policy = result.stdout.split()
     assert gateway.startswith(str(image.root / "site-packages" / "services"))
     assert core.startswith(str(image.root / "site-packages" / "tagcompliance"))
     assert mcp_package.startswith(str(image.venv))
     assert Path(policy) == image.local("/app/policies/tagging_policy.json") and Path(policy).is_file()
+
+
+def test_the_image_holds_no_demo_and_no_test_idp_and_the_gateway_loads_without_them(
+    image: GatewayImage,
+) -> None:
+    """Development code stays out: no demo package, no test IdP module, anywhere in the image; every
+    gateway module imports from the image (the stdio and HTTP tests below start it)."""
+    shipped = [
+        path for path in image.root.rglob("*") if "stage-" not in path.relative_to(image.root).parts[0]
+    ]
+    assert not [path for path in shipped if path.name == "demo" and path.parent.name == "services"]
+    assert not [path for path in shipped if path.name.startswith("testidp")]
+    probe = (
+        "import importlib, pkgutil, services.mcp_gateway as gateway\n"
+        "for module in pkgutil.walk_packages(gateway.__path__, 'services.mcp_gateway.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "for absent in ('services.demo', 'services.demo.testidp'):\n"
+        "    try:\n"
+        "        importlib.import_module(absent)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    raise SystemExit(f'{absent} is importable in the image')\n"
+    )
+    result = run_python_in(image, probe)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-1000:]
 
 
 async def test_stdio_calls_a_tool(image: GatewayImage, demo_aws: DemoAws) -> None:

@@ -16,6 +16,7 @@ import socket
 import sysconfig
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from tagcompliance.resources import resolve_resource_types
 from tagcompliance.settings import Settings
 from tagcompliance.store import Store, open_store
 from tests.conftest import fresh_postgres_database
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized, command_line_programs, synthesize
 from tests.pipeline.lambda_seam import routed_lambda, set_moto_config
+from tests.pipeline.ledger_tables import ledger_table
 
 from .artifacts import lambda_dependency_layer
 from .functions import BOOTSTRAP, DeployedFunction, LambdaEnvironment, Outcome, deployed_functions
@@ -104,8 +106,10 @@ def rehearsal(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> It
         Name=f"tag-compliance-rehearsal/database-{suffix}",
         SecretString=json.dumps({"username": "mcp_admin", "password": f"rehearsal-{suffix}"}),
     )["ARN"]
-    ledger = DynamoLedger(f"tagc-rehearsal-ledger-{suffix}", region, demo_aws.endpoint_url)
-    ledger.ensure_table()
+    ledger_cleanup = ExitStack()  # the ledger table, dropped at the end
+    ledger = ledger_cleanup.enter_context(
+        ledger_table(f"tagc-rehearsal-ledger-{suffix}", region, demo_aws.endpoint_url)
+    )
     xray = XRayDaemon()
     group: str | None = None
     try:
@@ -153,7 +157,7 @@ def rehearsal(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> It
         xray.close()
         if group is not None:
             scheduler.delete_schedule_group(Name=group)
-        ledger.drop_table()
+        ledger_cleanup.close()
         secretsmanager.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
         environment.undo()
 
@@ -197,6 +201,9 @@ def test_every_handler_module_cold_starts_from_the_bundle(rehearsal: Rehearsal) 
         opt = str(rehearsal.lambda_environment.opt_for(function))
         for module in ("tagcompliance", "pydantic", "boto3", "aws_lambda_powertools"):
             assert outcome.modules[module].startswith(opt + "/python/"), (module, outcome.modules[module])
+    # the common layer is the domain core alone: no program (the store migration command stays out)
+    (common,) = [layer for layer in function.layers if (layer / "python" / "tagcompliance").is_dir()]
+    assert not command_line_programs(common / "python")
 
 
 def test_a_bundle_missing_a_runtime_module_fails_its_cold_start(rehearsal: Rehearsal, tmp_path: Path) -> None:

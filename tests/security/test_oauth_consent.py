@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx2 as httpx
 import pytest
 
-from services.mcp_gateway.auth.testidp import TestUser
+from services.demo.testidp import TestUser
 from tests.auth import conftest as auth_fixtures
 from tests.auth.conftest import (
     ALICE,

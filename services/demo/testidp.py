@@ -3,7 +3,8 @@
 It stands in for the company IdP (Okta, Entra ID, Cognito) the gateway delegates user login to, and
 logs in every authorization request as one configured user with no login page and no password, so
 it must never face real users: no production setting can start it (only the demo and the tests
-build it, in-process, on a loopback port). It speaks just enough OIDC for the gateway:
+build it, in-process, on a loopback port), and it lives in the demo package, which neither the
+gateway image nor the built distribution holds. It speaks just enough OIDC for the gateway:
 
 * discovery at ``/.well-known/openid-configuration`` and the signing keys at ``/jwks``;
 * ``/authorize`` (authorization code, PKCE S256 required, ``nonce`` echoed into the ID token),
