@@ -270,7 +270,7 @@ class Pipeline(Construct):
                 destination=self.state_machine_logs, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
-        for key in set(FUNCTION_SUBSTITUTIONS.values()):
+        for key in sorted(set(FUNCTION_SUBSTITUTIONS.values())):  # sorted: the same template every synth
             self.functions[key].grant_invoke(self.state_machine.role)
 
         # --- schedules --------------------------------------------------------------------------
