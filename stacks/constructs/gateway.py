@@ -193,7 +193,7 @@ class Gateway(Construct):
             "AUDIT_ROLE_NAME": config.audit_role_name,
             "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
             # Only the load balancer (inside the VPC) reaches the tasks: uvicorn trusts the
-            # X-Forwarded-For it appends, so per-IP limits and the audit log see the client's address.
+            # X-Forwarded-For it appends, so per-IP limits and the call log see the client's address.
             "FORWARDED_ALLOW_IPS": env.vpc_cidr,
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,

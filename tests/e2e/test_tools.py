@@ -255,7 +255,7 @@ async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     )
     await call_error(client, "check_tag_compliance", page_size=0)  # refused by the schema, before the tool
     await call_error(client, "no_such_tool")
-    logs = runtime.store.list_audit_logs(limit=4)
+    logs = runtime.store.list_calls(limit=4)
     assert [(log.tool_name, log.status) for log in logs] == [
         ("no_such_tool", "error"),
         ("check_tag_compliance", "error"),
