@@ -44,8 +44,9 @@ from stacks.permissions import (
 )
 
 from .data import Data
+from .foundation import Foundation
 from .log_groups import log_group
-from .network import Network, allow_ingress
+from .network import allow_ingress
 from .pipeline import Pipeline
 from .secrets import Secrets
 
@@ -80,17 +81,10 @@ GATEWAY_COMMAND = [
 
 class Gateway(Construct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-        pipeline: Pipeline,
+        self, scope: Construct, construct_id: str, base: Foundation, *, data: Data, pipeline: Pipeline
     ) -> None:
         super().__init__(scope, construct_id)
+        config, network, secrets = base.config, base.network, base.secrets
         env = config.env
         stack = Stack.of(self)
         vpc = network.vpc
