@@ -38,7 +38,7 @@ from tagcompliance.policy_import import OrganizationsTagPolicySource, detect_pol
 from tagcompliance.schedules import EventBridgeScheduler, LocalSchedulerLoop
 from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
-from tagcompliance.store import AuditRecord, Store, open_store
+from tagcompliance.store import CallRecord, Store, open_store
 
 from .auth.logfilter import public_error, redact
 
@@ -190,7 +190,7 @@ async def run_tool(ctx: Context | None, work: Callable[[ProgressCallback], Resul
 
 
 class CallLogMiddleware:
-    """Writes every ``tools/call`` to the call log (the spec's ``audit_logs``), including calls the SDK
+    """Writes every ``tools/call`` to the call log (the ``call_log`` table), including calls the SDK
     refuses before the tool runs (unknown tool, arguments that fail the schema)."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -224,7 +224,7 @@ class CallLogMiddleware:
                 summary = summarize(structured)
             return result
         finally:
-            record = AuditRecord(
+            record = CallRecord(
                 timestamp=datetime.now(UTC),
                 user_id=user_id[:200],
                 tool_name=str(params.get("name") or "")[:100],
@@ -239,11 +239,11 @@ class CallLogMiddleware:
             )
             await anyio.to_thread.run_sync(self._write, record)
 
-    def _write(self, record: AuditRecord) -> None:
+    def _write(self, record: CallRecord) -> None:
         try:
-            self.runtime.store.record_audit(record)
+            self.runtime.store.record_call(record)
         except Exception:  # the answer still reaches the user; the gap is logged loudly
-            logger.exception("could not write the audit log entry for %s", record.tool_name)
+            logger.exception("could not write the call log entry for %s", record.tool_name)
 
 
 async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallback], ResultT]) -> ResultT:

@@ -88,7 +88,7 @@ class GatewaySettings(Settings):
     auth_user_claim: str = Field(
         default="email",
         validation_alias="AUTH_USER_CLAIM",
-        description="ID-token claim naming the user in tokens and audit_logs (falls back to sub).",
+        description="ID-token claim naming the user in tokens and the call log (falls back to sub).",
     )
     auth_admin_users: CommaList = Field(
         default_factory=list,

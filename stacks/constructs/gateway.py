@@ -44,8 +44,9 @@ from stacks.permissions import (
 )
 
 from .data import Data
+from .foundation import Foundation
 from .log_groups import log_group
-from .network import Network, allow_ingress
+from .network import allow_ingress
 from .pipeline import Pipeline
 from .secrets import Secrets
 
@@ -80,17 +81,10 @@ GATEWAY_COMMAND = [
 
 class Gateway(Construct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-        pipeline: Pipeline,
+        self, scope: Construct, construct_id: str, base: Foundation, *, data: Data, pipeline: Pipeline
     ) -> None:
         super().__init__(scope, construct_id)
+        config, network, secrets = base.config, base.network, base.secrets
         env = config.env
         stack = Stack.of(self)
         vpc = network.vpc
@@ -193,7 +187,7 @@ class Gateway(Construct):
             "AUDIT_ROLE_NAME": config.audit_role_name,
             "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
             # Only the load balancer (inside the VPC) reaches the tasks: uvicorn trusts the
-            # X-Forwarded-For it appends, so per-IP limits and the audit log see the client's address.
+            # X-Forwarded-For it appends, so per-IP limits and the call log see the client's address.
             "FORWARDED_ALLOW_IPS": env.vpc_cidr,
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
+from .compliance import Violation
 from .schedules import ScheduleResult
 
 if TYPE_CHECKING:
@@ -34,18 +35,6 @@ class ScopeInfo(BaseModel):
     accounts: list[str] = Field(
         default_factory=list, description="The accounts whose resources were scanned (sorted)."
     )
-
-
-class ViolationOut(BaseModel):
-    resource_arn: str
-    resource_type: str
-    region: str
-    violation_type: str
-    tag_key: str
-    current_value: str | None
-    severity: str
-    expected: str | None = Field(default=None, description="What the policy accepts for this tag.")
-    actual_key: str | None = Field(default=None, description="The key as found, for wrong_key_case.")
 
 
 class TypeCounts(BaseModel):
@@ -82,7 +71,7 @@ class ComplianceCheckResult(ComplianceCounts):
         description="Per AWS account with resources in scope: resources found, compliant ones and "
         "violations (compare accounts by compliant / total).",
     )
-    violations: list[ViolationOut] = Field(description="One page of violations; follow next_cursor for more.")
+    violations: list[Violation] = Field(description="One page of violations; follow next_cursor for more.")
     next_cursor: str | None = None
     failed_shards: list[FailedShard]
     scope: ScopeInfo
@@ -137,7 +126,7 @@ class ResourceValidation(BaseModel):
     resource_type: str | None = None
     region: str | None = None
     tags: dict[str, str] | None = None
-    violations: list[ViolationOut] = Field(default_factory=list)
+    violations: list[Violation] = Field(default_factory=list)
     detail: str | None = None
 
 
