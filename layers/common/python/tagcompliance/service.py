@@ -130,7 +130,8 @@ class ComplianceService:
         self.store.save_snapshot(
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
-        self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
+        if not inventory.interrupted:  # a scan cut short answers this call only; the next one re-scans
+            self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
         observation = Observation(snapshot=snapshot, resources=inventory.resources, cached=False)
         if list(snapshot.resource_types) == list(type_ids):  # evaluated exactly as evaluate() would
             observation.evaluation = evaluation
