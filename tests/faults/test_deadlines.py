@@ -5,9 +5,11 @@ changes a result. Each test prints its figure."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -139,3 +141,41 @@ async def test_half_throttled_answers_identical_to_clean_run(
     assert clean["failed_shards"] == [] and clean["total_resources"] > 300
     assert stable(throttled) == stable(clean)
     assert elapsed <= runtime.settings.tool_deadline_seconds + 2
+
+
+def scan_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("scan")]
+
+
+async def test_client_cancellation_stops_the_scan(
+    demo_aws: DemoAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client gives up (its read timeout sends notifications/cancelled): shards not started are
+    never started, and the scan's threads end within one read timeout, not minutes later."""
+    with proxied_runtime(demo_aws, tmp_path, monkeypatch, SCAN_MAX_WORKERS="2") as (runtime, proxy):
+        async with Client(build_server(runtime)) as client:
+            await timed_check(client, resource_types=SCAN_TYPES, regions=DEMO_REGIONS)
+            snapshots_before = len(runtime.store.list_snapshots())
+            proxy.blackhole_regions = set(DEMO_REGIONS)
+            sent_before = proxy.count("requests")
+            with pytest.raises(Exception, match=r"(?i)timed out|timeout|cancel"):
+                await client.call_tool(
+                    "check_tag_compliance",
+                    {"resource_types": SCAN_TYPES, "regions": DEMO_REGIONS, "force_refresh": True},
+                    read_timeout_seconds=1.5,
+                )
+            cancelled_at = time.monotonic()
+            await anyio.sleep(1.0)
+            sent_after_cancel = proxy.count("requests") - sent_before
+            while scan_threads() and time.monotonic() - cancelled_at < 15:
+                await anyio.sleep(0.2)
+            threads_gone = time.monotonic() - cancelled_at
+            sent_total = proxy.count("requests") - sent_before
+            assert len(runtime.store.list_snapshots()) == snapshots_before, "a cancelled scan stores nothing"
+    print(
+        f"\nFIGURE cancellation: {sent_total} requests sent for 9 shard tasks with 2 workers; "
+        f"scan threads gone {threads_gone:.1f} s after the cancel"
+    )
+    assert sent_total == sent_after_cancel <= 2, "no request is sent after the cancellation"
+    assert not scan_threads(), f"scan threads still running: {scan_threads()}"
+    assert threads_gone <= 12, f"threads ran {threads_gone:.1f} s past the cancellation"
