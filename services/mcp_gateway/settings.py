@@ -15,6 +15,16 @@ from tagcompliance.settings import CommaList, Settings
 class GatewaySettings(Settings):
     """The core settings plus the gateway's authentication and HTTP session settings."""
 
+    shutdown_grace_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        le=110,
+        validation_alias="SHUTDOWN_GRACE_SECONDS",
+        description="After SIGTERM: seconds in-flight calls get to finish (scans answer with what they "
+        "have 2 s before the end) before the rest are cancelled and the process exits. Keep it below "
+        "the container's stop timeout (ECS stopTimeout, 15 s in stacks/constructs/gateway.py).",
+    )
+
     # --- Authentication (HTTP transport; see README "Authentication") ---------------------------
     auth_issuer_url: str | None = Field(
         default=None,

@@ -73,6 +73,12 @@ WAF_MANAGED_RULE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AWSManagedRulesCommonRuleSet", ("SizeRestrictions_BODY",)),
     ("AWSManagedRulesKnownBadInputsRuleSet", ()),
 )
+# Stopping a task (deployment, scale-in): ECS sends SIGTERM, then SIGKILL after the stop timeout.
+# The gateway lets in-flight calls finish for SHUTDOWN_GRACE_SECONDS (scans answer with what they
+# have 2 s before its end), then exits; the stop timeout leaves room for closing the store and
+# the X-Ray daemon's last flush, so a task is never killed mid-answer.
+SHUTDOWN_GRACE_SECONDS = 8
+STOP_TIMEOUT_SECONDS = 15
 GATEWAY_COMMAND = [
     "python", "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0",
     "--port", str(GATEWAY_PORT),
@@ -191,6 +197,7 @@ class Gateway(Construct):
             "FORWARDED_ALLOW_IPS": env.vpc_cidr,
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,
+            "SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
             **self._auth_environment(config, secrets, public_host),
         }
         if config.aws_endpoint_url:
@@ -207,6 +214,7 @@ class Gateway(Construct):
             },
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
             logging=ecs.LogDrivers.aws_logs(stream_prefix="ecs", log_group=self.log_group),
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
             health_check=ecs.HealthCheck(
                 command=[
                     "CMD",

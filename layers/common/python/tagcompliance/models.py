@@ -26,6 +26,13 @@ class FailedShard(BaseModel):
     account_id: str | None = Field(
         default=None, description="The shard's account, in audits of several accounts."
     )
+    reason: Literal["error", "deadline", "cancelled", "shutdown", "circuit_open"] = Field(
+        default="error",
+        description="error: AWS answered with an error; deadline: not finished within the call's "
+        "deadline; cancelled: the call was cancelled; shutdown: the server stopped; circuit_open: the "
+        "region was unreachable (repeated connection failures), so it was not attempted. Never counted "
+        "compliant: run the check again (or as an audit job) for the rest.",
+    )
 
 
 class ScopeInfo(BaseModel):
