@@ -157,6 +157,10 @@ class SafetyGate:
         def work(progress: ProgressCallback) -> Any:
             if precheck is not None:
                 precheck()
+            if request.writes and not request.dry_run and self.runtime.call_log is not None:
+                # Fail closed: a call with side effects never runs (nor is committed to) while the
+                # call log cannot be written; the error says so, rather than a database error later.
+                self.runtime.call_log.ensure_writable()
             decision = self.engine.evaluate(request)
             if isinstance(decision, SafetyResponse):
                 return decision

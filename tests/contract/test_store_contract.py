@@ -447,6 +447,21 @@ def test_audit_logs_newest_first_and_filtered_by_tool(store: Store) -> None:
     assert store.list_audit_logs(tool_name="no_such_tool") == []
 
 
+def test_a_call_log_row_is_written_once_per_call_id(store: Store) -> None:
+    """Replaying the call-log spool after an outage writes a row that did reach the store again:
+    the call_id makes the second write a no-op, while rows without one (older rows) never collide."""
+    first = make_audit("check_tag_compliance", T0, call_id="call-1")
+    store.record_audit(first)
+    store.record_audit(replace(first, duration_ms=9))  # the same call, replayed
+    store.record_audit(make_audit("check_tag_compliance", T0 + timedelta(seconds=1), call_id="call-2"))
+    store.record_audit(make_audit("get_tagging_policy", T0))
+    store.record_audit(make_audit("get_tagging_policy", T0))
+
+    logs = store.list_audit_logs()
+    assert sorted(str(log.call_id) for log in logs) == ["None", "None", "call-1", "call-2"]
+    assert next(log for log in logs if log.call_id == "call-1").duration_ms == first.duration_ms
+
+
 def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
     def write(worker: int) -> None:
         for n in range(3):

@@ -90,6 +90,8 @@ class AuditRecord:
     client_id: str | None = None
     ip_address: str | None = None
     user_agent: str | None = None
+    # Unique per call: a row replayed from the local spool after an outage is written at most once.
+    call_id: str | None = None
     id: int | None = None  # assigned by the store
 
 
@@ -241,7 +243,9 @@ class SnapshotStore(Protocol):
 class CallLogStore(Protocol):
     """The log of tool calls (the spec's ``audit_logs`` table; not the compliance audit runs)."""
 
-    def record_audit(self, record: AuditRecord) -> None: ...
+    def record_audit(self, record: AuditRecord) -> None:
+        """Write one call; a record whose ``call_id`` is already stored is not written again."""
+        ...
 
     def list_audit_logs(self, limit: int = 100, tool_name: str | None = None) -> list[AuditRecord]:
         """Newest first."""
