@@ -34,8 +34,9 @@ from stacks.config import (
     DATABASE_PORT,
     DATABASE_USER,
     GATEWAY_CPU_TARGET_PERCENT,
-    GATEWAY_HEALTH_PATH,
+    GATEWAY_LIVENESS_PATH,
     GATEWAY_PORT,
+    GATEWAY_READINESS_PATH,
     REDIS_PORT,
     AppConfig,
 )
@@ -221,7 +222,7 @@ class Gateway(Construct):
                     "python",
                     "-c",
                     "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{GATEWAY_PORT}{GATEWAY_HEALTH_PATH}', timeout=4)",
+                    f"'http://127.0.0.1:{GATEWAY_PORT}{GATEWAY_LIVENESS_PATH}', timeout=4)",
                 ],
                 interval=Duration.seconds(30),
                 timeout=Duration.seconds(5),
@@ -433,7 +434,7 @@ class Gateway(Construct):
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
             health_check=elbv2.HealthCheck(
-                path=GATEWAY_HEALTH_PATH,
+                path=GATEWAY_READINESS_PATH,
                 healthy_http_codes="200",
                 interval=Duration.seconds(15),
                 timeout=Duration.seconds(5),
