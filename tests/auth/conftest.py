@@ -159,7 +159,7 @@ def running_stack(
     )
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
-    app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
+    app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth, runtime.cache)
     try:
         with ServerThread(idp.app(), idp_port), ServerThread(app, gateway_port, access_log=True):
             yield AuthStack(

@@ -40,6 +40,12 @@ class Cache(Protocol):
         cannot answer (Redis down)."""
         ...
 
+    def decrement(self, key: str) -> int | None:
+        """Take one from the counter under ``key`` (a count of things in progress, released as each
+        ends) and return the new count; at zero the counter is removed. None when the backend cannot
+        answer."""
+        ...
+
     def ping(self) -> bool: ...
 
 
@@ -116,6 +122,19 @@ class MemoryCache:
                 self._entries.popitem(last=False)
         return count
 
+    def decrement(self, key: str) -> int | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() >= entry[0]:
+                self._entries.pop(key, None)
+                return 0
+            count = int(json.loads(entry[1])) - 1
+            if count <= 0:
+                del self._entries[key]
+            else:
+                self._entries[key] = (entry[0], str(count))
+        return max(count, 0)
+
     def ping(self) -> bool:
         return True
 
@@ -179,6 +198,13 @@ class ObjectLRU(Generic[K, V]):
         return self._weight
 
 
+DECREMENT_SCRIPT = """
+local count = redis.call('DECR', KEYS[1])
+if count <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+return count
+"""
+
+
 class RedisCache:
     """Redis through redis-py. A Redis that goes away makes every call a miss, never an error."""
 
@@ -203,6 +229,7 @@ class RedisCache:
         self._retry_after_seconds = retry_after_seconds
         self._lock = threading.Lock()
         self._unavailable_until: float | None = None  # while set, Redis is down: calls skip it until then
+        self._decrement_script = self._client.register_script(DECREMENT_SCRIPT)
 
     def get(self, key: str) -> Any | None:
         payload = self._call(lambda: self._client.get(key))
@@ -226,6 +253,11 @@ class RedisCache:
             return int(count)
 
         return self._call(incr_and_expire)
+
+    def decrement(self, key: str) -> int | None:
+        # One round trip, atomic: a counter that reaches zero (or expired meanwhile) is removed, never
+        # left negative to grant extra room later.
+        return self._call(lambda: int(self._decrement_script(keys=[key])))
 
     def ping(self) -> bool:
         try:
