@@ -68,6 +68,39 @@ class GatewayCluster:
         return [gateway.served(request_line) for gateway in self.gateways]
 
 
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[str]:
+    """A Redis server of its own on a free loopback port (the machine's ``redis-server``), stopped on
+    exit: what the gateways share starts empty, whatever earlier runs left in the shared Redis."""
+    import redis
+
+    port = free_port()
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    log = workdir / "redis.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+            cwd=str(workdir),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with redis.Redis.from_url(url, socket_timeout=1) as client:
+                    client.ping()
+                break
+            except redis.RedisError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        _stop(process)
+
+
 def haproxy_config(port: int, backends: list[int]) -> str:
     servers = "\n".join(
         f"    server gateway{index} 127.0.0.1:{backend} check inter 1s fall 2 rise 1"

@@ -1,6 +1,7 @@
 """Issue 16: the gateway as three real processes behind a real round-robin load balancer (HAProxy on
-loopback, every request balanced on its own, no stickiness), sharing PostgreSQL, Redis, the audit
-ledger (DynamoDB) and the signing key (Secrets Manager) on moto, as ECS tasks behind the ALB do.
+loopback, every request balanced on its own, no stickiness), sharing PostgreSQL, Redis (a server of
+its own, so nothing an earlier run cached answers), the audit ledger (DynamoDB) and the signing key
+(Secrets Manager) on moto, as ECS tasks behind the ALB do.
 
 The official mcp client logs in with OAuth (the gateway is the authorization server, login at the
 test IdP) and runs the spec's flow: clarification, intent commit, confirm with the token, a job
@@ -24,12 +25,12 @@ import pytest
 from joserfc.jwk import RSAKey
 from mcp import Client
 
-from bench.balancer import GatewayCluster, balanced_gateways
+from bench.balancer import GatewayCluster, balanced_gateways, private_redis
 from services.demo.aws import DemoAws
 from services.demo.testidp import TestOidcProvider
 from tagcompliance.audits import snapshot_id_for
 from tests.auth.conftest import ALICE, ServerThread, connect, free_port, oauth_client_for
-from tests.conftest import REDIS_TEST_URL, fresh_postgres_database
+from tests.conftest import fresh_postgres_database
 from tests.pipeline.ledger_tables import ledger_table
 from tests.security.inflight import PING, calls_held_in_flight, headers
 
@@ -72,6 +73,7 @@ def balanced(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         with (
             fresh_postgres_database() as database_url,
+            private_redis(workdir) as redis_url,
             ledger_table(f"tagc-lb-ledger-{suffix}", region, demo_aws.endpoint_url) as ledger,
             ServerThread(idp.app(), idp_port),
         ):
@@ -82,7 +84,7 @@ def balanced(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Ite
             }
             gateway_env.update(
                 DATABASE_URL=database_url,
-                REDIS_URL=REDIS_TEST_URL,
+                REDIS_URL=redis_url,
                 AUDIT_LEDGER_TABLE=ledger.table_name,
                 AUDIT_LEDGER_REGION=region,
                 # Every check is "too long for one call": the confirmed check becomes an audit job.
