@@ -24,12 +24,13 @@ import httpx2 as httpx
 import pytest
 from joserfc.jwk import RSAKey
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from bench.balancer import GatewayCluster, balanced_gateways, private_redis
 from services.demo.aws import DemoAws
 from services.demo.testidp import TestOidcProvider
 from tagcompliance.audits import snapshot_id_for
-from tests.auth.conftest import ALICE, ServerThread, connect, free_port, oauth_client_for
+from tests.auth.conftest import ALICE, ServerThread, free_port, oauth_client_for
 from tests.conftest import fresh_postgres_database
 from tests.pipeline.ledger_tables import ledger_table
 from tests.security.inflight import PING, calls_held_in_flight, headers
@@ -43,6 +44,12 @@ TYPES = ["sqs:queue", "sns:topic"]
 REGIONS = ["us-east-1", "us-west-2"]
 PAGE_SIZE = 2
 CALLS_IN_FLIGHT_PER_USER = 3
+
+
+def connect(url: str, auth: httpx.Auth) -> Client:
+    """The official client with generous HTTP timeouts (httpx's default is 5 s): three gateways, the
+    balancer, PostgreSQL, Redis and moto share two busy cores here."""
+    return Client(streamable_http_client(url, http_client=httpx.AsyncClient(auth=auth, timeout=120)))
 
 
 @dataclass
@@ -134,7 +141,7 @@ async def test_the_spec_flow_across_three_processes_with_oauth(balanced: Balance
     oauth_lines = ['"POST /register', '"GET /authorize', '"GET /oauth/callback', '"POST /token']
     login = oauth_client_for(cluster.url, "tag:read")
     scope = {"resource_types": TYPES, "regions": REGIONS, "page_size": PAGE_SIZE}
-    async with connect(cluster.url, auth=login.provider) as client:
+    async with connect(cluster.url, login.provider) as client:
         # The client lists the tools once (it validates results against their output schemas): done
         # here, so that each step below is exactly one request.
         await client.list_tools()
@@ -204,11 +211,11 @@ async def test_the_per_user_cap_on_calls_in_flight_is_counted_across_processes(b
     holds only one of them, is refused: only a count shared through Redis can refuse it."""
     cluster = balanced.cluster
     login = oauth_client_for(cluster.url, "tag:read")
-    async with connect(cluster.url, auth=login.provider) as client:
+    async with connect(cluster.url, login.provider) as client:
         await client.list_tools()  # logs in
     assert login.storage.tokens is not None
     token = login.storage.tokens.access_token
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=120) as http:
         before = cluster.served()
         async with calls_held_in_flight(http, cluster.url, token, CALLS_IN_FLIGHT_PER_USER) as held:
             refused = await http.post(cluster.url, json=PING, headers=headers(token))

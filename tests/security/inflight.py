@@ -51,7 +51,7 @@ async def calls_held_in_flight(
     async with anyio.create_task_group() as group:
         for _ in range(count):
             group.start_soon(one)
-        await anyio.sleep(0.5)  # the headers are out and the gateway is waiting for the bodies
+        await anyio.sleep(2)  # the headers are out, the gateway counted the calls and awaits the bodies
         assert started == count
         try:
             yield statuses
