@@ -297,9 +297,9 @@ def run(
         "estimate and belief-log rows about 0.6 ms per check, the cached answer 0.2-0.3 ms, the audit row "
         "about 0.05 ms; the rest is the SDK's HTTP, session, validation and serialisation work under one "
         "GIL). Close it with the clients on another machine and several gateway processes behind a load "
-        "balancer that keeps each MCP session (Mcp-Session-Id) on one process: the SDK's streamable-HTTP "
-        "sessions live in process memory, so plain uvicorn --workers on one port would break them; the "
-        "store and Redis are already shared"
+        "balancer: the gateway is stateless (no MCP session in process memory; the store and Redis hold "
+        "what a call needs), so any process answers any request: benchmark 4b measures 1 and 3 processes "
+        "behind HAProxy"
     )
     return {
         "name": "4. Gateway latency under load",

@@ -135,6 +135,27 @@ def test_increment_from_many_threads_loses_no_count(cache: Cache, key_prefix: st
     assert sorted(counts) == list(range(1, 201))
 
 
+def test_decrement_releases_what_increment_counted(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}in-flight"
+    assert [cache.increment(key, ttl_seconds=60) for _ in range(3)] == [1, 2, 3]
+    assert [cache.decrement(key) for _ in range(3)] == [2, 1, 0]
+    assert cache.get(key) is None  # at zero the counter is gone
+    assert cache.decrement(key) == 0  # never negative: a release without a count grants no room
+    assert cache.increment(key, ttl_seconds=60) == 1
+
+
+def test_increments_and_decrements_from_many_threads_balance(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}balanced"
+
+    def hold_and_release(_: int) -> int | None:
+        cache.increment(key, ttl_seconds=60)
+        return cache.decrement(key)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(hold_and_release, range(200)))
+    assert cache.get(key) is None and cache.increment(key, ttl_seconds=60) == 1
+
+
 def test_memory_cache_evicts_the_least_recently_used() -> None:
     cache = MemoryCache(max_entries=3)
     for key in ("a", "b", "c"):

@@ -364,3 +364,21 @@ def test_outputs_name_what_the_deploy_workflow_waits_on(synth: Synthesized) -> N
     for prefix in by_prefix:
         assert f"cdk_output.py cdk-outputs.json {prefix})" in workflow
     assert "aws ecs wait services-stable" in workflow
+
+
+def test_target_groups_route_every_request_on_its_own(synth: Synthesized) -> None:
+    """The gateway is stateless (issue 16; tests/e2e/test_load_balanced.py runs three processes behind
+    a round-robin balancer): no stickiness, least outstanding requests, on blue and green alike, and
+    every task shares the store, the cache and the audit ledger."""
+    groups = synth.resources("gateway", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert len(groups) == 2
+    for group in groups.values():
+        attributes = {item["Key"]: item["Value"] for item in group["Properties"]["TargetGroupAttributes"]}
+        assert attributes["stickiness.enabled"] == "false"
+        assert attributes["load_balancing.algorithm.type"] == "least_outstanding_requests"
+        assert (
+            "stickiness.type" not in attributes and "stickiness.lb_cookie.duration_seconds" not in attributes
+        )
+    environment = {item["Name"]: item["Value"] for item in _container(synth)["Environment"]}
+    assert {"DATABASE_URL", "REDIS_HOST", "AUDIT_LEDGER_TABLE", "STATE_MACHINE_ARN"} <= set(environment)
+    assert not any(name.startswith("MCP_MAX_SESSIONS") for name in environment)

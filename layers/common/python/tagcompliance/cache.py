@@ -41,6 +41,12 @@ class Cache(Protocol):
         cannot answer (Redis down)."""
         ...
 
+    def decrement(self, key: str) -> int | None:
+        """Take one from the counter under ``key`` (a count of things in progress, released as each
+        ends) and return the new count; at zero the counter is removed. None when the backend cannot
+        answer."""
+        ...
+
     def ping(self) -> bool: ...
 
 
@@ -117,6 +123,19 @@ class MemoryCache:
                 self._entries.popitem(last=False)
         return count
 
+    def decrement(self, key: str) -> int | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() >= entry[0]:
+                self._entries.pop(key, None)
+                return 0
+            count = int(json.loads(entry[1])) - 1
+            if count <= 0:
+                del self._entries[key]
+            else:
+                self._entries[key] = (entry[0], str(count))
+        return max(count, 0)
+
     def ping(self) -> bool:
         return True
 
@@ -185,6 +204,13 @@ class _Served:
     value: Any
 
 
+DECREMENT_SCRIPT = """
+local count = redis.call('DECR', KEYS[1])
+if count <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+return count
+"""
+
+
 class RedisCache:
     """Redis through redis-py. A Redis that goes away is never an error: calls are served from an
     in-memory cache meanwhile, and Redis is tried again with exponential backoff.
@@ -224,6 +250,7 @@ class RedisCache:
         self._down_since: float | None = None  # wall-clock time of the outage's first failure
         self._down_error: str | None = None
         self._unavailable_until: float | None = None  # while set, Redis is down: calls skip it until then
+        self._decrement_script = self._client.register_script(DECREMENT_SCRIPT)
 
     @property
     def degraded_reason(self) -> str | None:
@@ -265,6 +292,13 @@ class RedisCache:
             return int(count)
 
         return self._call(incr_and_expire, lambda: self._memory.increment(key, ttl_seconds))
+
+    def decrement(self, key: str) -> int | None:
+        # One round trip, atomic: a counter that reaches zero (or expired meanwhile) is removed, never
+        # left negative to grant extra room later.
+        return self._call(
+            lambda: int(self._decrement_script(keys=[key])), lambda: self._memory.decrement(key)
+        )
 
     def ping(self) -> bool:
         try:
