@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import cost, engine, gateway, memory, scan
+from bench import cost, engine, gateway, memory, resilience, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
 
@@ -120,3 +120,13 @@ def test_gateway_under_load(demo_aws: DemoAws) -> None:
     assert result["details"]["calls_completed"] > 0 and result["details"]["client_processes"] == 2
     assert figures["cached check_compliance in the service (no MCP/HTTP), median"]["value"] > 0
     assert figures["p99 latency"]["value"] >= figures["p50 latency"]["value"]
+
+
+def test_resilience_figures(demo_aws: DemoAws) -> None:
+    result = resilience.run(demo=demo_aws, sessions=1)
+    figures = assert_well_formed(result)
+    assert len(figures) == 2
+    failed = result["details"]["answer"]["failed_shards"]
+    dead = result["details"]["black_holed_region"]
+    assert failed and {shard["region"] for shard in failed} == {dead}
+    assert result["details"]["sigterm"]["exit_code"] == 0
