@@ -51,6 +51,13 @@ def _environment(demo: Any, data_dir: str) -> dict[str, str]:
 
 
 def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+    return start_gateway_process(_environment(demo, data_dir), port)
+
+
+def start_gateway_process(
+    environment: dict[str, str], port: int, log_level: str = "WARNING"
+) -> subprocess.Popen[bytes]:
+    """The HTTP gateway as a process on loopback (no auth), once its ``/health`` answers."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -63,10 +70,10 @@ def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[byte
             "--port",
             str(port),
             "--log-level",
-            "WARNING",
+            log_level,
             "--allow-unauthenticated-loopback",
         ],
-        env=_environment(demo, data_dir),
+        env=environment,
         cwd=str(REPO_ROOT),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

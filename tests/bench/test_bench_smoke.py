@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import balanced, cost, engine, gateway, memory, scan
+from bench import balanced, cost, engine, gateway, memory, resilience, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
 
@@ -130,3 +130,13 @@ def test_gateway_behind_the_balancer(demo_aws: DemoAws) -> None:
     assert figures["every process served requests (1 = yes)"]["value"] == 1
     assert result["details"]["one_process"]["calls"] > 0 and three["calls"] > 0
     assert figures["errors through the balancer"]["value"] == 0, result["details"]
+
+
+def test_resilience_figures(demo_aws: DemoAws) -> None:
+    result = resilience.run(demo=demo_aws, sessions=1)
+    figures = assert_well_formed(result)
+    assert len(figures) == 2
+    failed = result["details"]["answer"]["failed_shards"]
+    dead = result["details"]["black_holed_region"]
+    assert failed and {shard["region"] for shard in failed} == {dead}
+    assert result["details"]["sigterm"]["exit_code"] == 0
