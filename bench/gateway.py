@@ -35,7 +35,7 @@ def check_arguments(demo: Any) -> dict[str, Any]:
     return {"resource_types": CHECK_TYPES, "regions": list(demo.regions)}
 
 
-def _environment(demo: Any, data_dir: str) -> dict[str, str]:
+def _environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     environment.update(demo.environment)
     environment.update(
@@ -45,12 +45,14 @@ def _environment(demo: Any, data_dir: str) -> dict[str, str]:
             "POLICY_PATH": str(POLICY_PATH),
             "DATA_DIR": data_dir,
             "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
+            **extra,
         }
     )
     return environment
 
 
-def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
+    """The gateway as a real HTTP process; ``extra``: environment variables (``DATABASE_URL``...)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -66,7 +68,7 @@ def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[byte
             "WARNING",
             "--allow-unauthenticated-loopback",
         ],
-        env=_environment(demo, data_dir),
+        env=_environment(demo, data_dir, **extra),
         cwd=str(REPO_ROOT),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

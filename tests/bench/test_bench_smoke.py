@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import cost, engine, gateway, memory, scan
+from bench import cost, durability, engine, gateway, memory, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
 
@@ -120,3 +120,11 @@ def test_gateway_under_load(demo_aws: DemoAws) -> None:
     assert result["details"]["calls_completed"] > 0 and result["details"]["client_processes"] == 2
     assert figures["cached check_compliance in the service (no MCP/HTTP), median"]["value"] > 0
     assert figures["p99 latency"]["value"] >= figures["p50 latency"]["value"]
+
+
+def test_durability_loses_no_call_log_rows(demo_aws: DemoAws) -> None:
+    result = durability.run(demo=demo_aws, outage_seconds=3, clients=2)
+    figures = assert_well_formed(result)
+    lost = next(entry for name, entry in figures.items() if name.startswith("call-log rows lost"))
+    assert (lost["value"], lost["status"]) == (0, "PASS")
+    assert result["details"]["answered_during_outage"] > 0 and result["details"]["duplicate_rows"] == 0
