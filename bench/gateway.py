@@ -35,7 +35,8 @@ def check_arguments(demo: Any) -> dict[str, Any]:
     return {"resource_types": CHECK_TYPES, "regions": list(demo.regions)}
 
 
-def _environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
+def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
+    """The gateway's environment on the demo estate (also the fault suite's)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     environment.update(demo.environment)
     environment.update(
@@ -68,7 +69,7 @@ def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subproc
             "WARNING",
             "--allow-unauthenticated-loopback",
         ],
-        env=_environment(demo, data_dir, **extra),
+        env=gateway_environment(demo, data_dir, **extra),
         cwd=str(REPO_ROOT),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
