@@ -4,9 +4,8 @@ scan benchmark runs last and skips estate sizes that would not fit in what remai
 not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60; the balanced runs take half of it each, at most 30),
-``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced,
-resilience, scan), ``--budget-seconds``
-(default 840: 14 minutes, leaving time to write the results).
+``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced, resilience, durability, scan),
+``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import balanced, cost, engine, gateway, memory, resilience, scan
+from . import balanced, cost, durability, engine, gateway, memory, resilience, scan
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "scan")
+ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "durability", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
         "balanced": lambda: balanced.run(duration=min(30.0, args.gateway_seconds / 2), demo=shared_demo()),
         "resilience": lambda: resilience.run(demo=shared_demo()),
+        "durability": lambda: durability.run(demo=shared_demo()),
         "scan": run_scan,
     }
     results: list[dict[str, Any]] = []

@@ -35,7 +35,8 @@ def check_arguments(demo: Any) -> dict[str, Any]:
     return {"resource_types": CHECK_TYPES, "regions": list(demo.regions)}
 
 
-def _environment(demo: Any, data_dir: str) -> dict[str, str]:
+def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
+    """The gateway's environment on the demo estate (also the fault suite's)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     environment.update(demo.environment)
     environment.update(
@@ -45,13 +46,15 @@ def _environment(demo: Any, data_dir: str) -> dict[str, str]:
             "POLICY_PATH": str(POLICY_PATH),
             "DATA_DIR": data_dir,
             "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
+            **extra,
         }
     )
     return environment
 
 
-def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[bytes]:
-    return start_gateway_process(_environment(demo, data_dir), port)
+def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
+    """The gateway as a real HTTP process; ``extra``: environment variables (``DATABASE_URL``...)."""
+    return start_gateway_process(gateway_environment(demo, data_dir, **extra), port)
 
 
 def start_gateway_process(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import balanced, cost, engine, gateway, memory, resilience, scan
+from bench import balanced, cost, durability, engine, gateway, memory, resilience, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
 
@@ -140,3 +140,11 @@ def test_resilience_figures(demo_aws: DemoAws) -> None:
     dead = result["details"]["black_holed_region"]
     assert failed and {shard["region"] for shard in failed} == {dead}
     assert result["details"]["sigterm"]["exit_code"] == 0
+
+
+def test_durability_loses_no_call_log_rows(demo_aws: DemoAws) -> None:
+    result = durability.run(demo=demo_aws, outage_seconds=3, clients=2)
+    figures = assert_well_formed(result)
+    lost = next(entry for name, entry in figures.items() if name.startswith("call-log rows lost"))
+    assert (lost["value"], lost["status"]) == (0, "PASS")
+    assert result["details"]["answered_during_outage"] > 0 and result["details"]["duplicate_rows"] == 0

@@ -84,7 +84,7 @@ def test_rows_written_during_an_outage_are_spooled_then_replayed_once(
 def test_a_replay_cut_short_is_finished_later_without_duplicates(
     proxied_store: tuple[Store, TCPProxy, str], tmp_path: Path
 ) -> None:
-    store, _proxy, url = proxied_store
+    store, _, url = proxied_store
     spool = CallLogSpool(tmp_path)
     during = [record() for _ in range(4)]
     for item in during:

@@ -5,8 +5,6 @@ operator on the host sees it."""
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +17,12 @@ import anyio
 import httpx2 as httpx
 from mcp import Client
 
+from bench.common import free_port
+from bench.gateway import gateway_environment
 from services.demo.aws import DemoAws
 from tests.faults.tcpproxy import TCPProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -52,17 +45,7 @@ class Gateway:
 @contextlib.contextmanager
 def running_gateway(demo: DemoAws, data_dir: Path, **environment: str) -> Iterator[Gateway]:
     """The gateway over streamable HTTP on a free loopback port, stopped (by its PID) afterwards."""
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(demo.environment)
-    env.update(
-        {
-            "AWS_REGION": demo.regions[0],
-            "SCAN_REGIONS": ",".join(demo.regions),
-            "POLICY_PATH": str(POLICY_PATH),
-            "DATA_DIR": str(data_dir),
-            **environment,
-        }
-    )
+    env = gateway_environment(demo, str(data_dir), **environment)
     port = free_port()
     log = data_dir / "gateway.log"
     with log.open("wb") as log_file:
