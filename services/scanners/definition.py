@@ -15,8 +15,8 @@ ASL_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "compliance_a
 # Substitution name -> the handler (key of ``services.scanners.handlers.HANDLERS``) behind it.
 FUNCTION_SUBSTITUTIONS = {
     "PlanFunctionArn": "plan",
-    "ScanShardFunctionArn": "scan-shard",
-    "RecordShardFailureFunctionArn": "record-shard-failure",
+    "ScanBatchFunctionArn": "scan-batch",
+    "RecordBatchFailureFunctionArn": "record-batch-failure",
     "AggregateFunctionArn": "aggregate",
     "DetectDriftFunctionArn": "detect-drift",
     "NotifyFunctionArn": "notify",

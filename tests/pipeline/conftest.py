@@ -46,13 +46,25 @@ def pipeline_env(demo_aws: DemoAws) -> Iterator[DemoAws]:
 
 
 @pytest.fixture(scope="package")
-def settings(pipeline_env: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def plan_bucket(pipeline_env: DemoAws) -> str:
+    """The pipeline's plan bucket, in the ledger's region: ``s3:bucket`` scans of the estate's
+    regions never list it."""
+    name = f"tagc-audit-plans-{secrets.token_hex(4)}"
+    pipeline_env.client("s3", LEDGER_REGION).create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": LEDGER_REGION}
+    )
+    return name
+
+
+@pytest.fixture(scope="package")
+def settings(pipeline_env: DemoAws, plan_bucket: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         AWS_ENDPOINT_URL=pipeline_env.endpoint_url,
         AWS_REGION=pipeline_env.regions[0],
         SCAN_REGIONS=",".join(pipeline_env.regions),
         POLICY_PATH=str(POLICY_PATH),
         DATA_DIR=str(tmp_path_factory.mktemp("pipeline")),
+        AUDIT_PLAN_BUCKET=plan_bucket,
     )
 
 
@@ -95,15 +107,23 @@ class StateMachine:
     invocations: Invocations
 
 
+def audit_substitutions(account: str, region: str, plan_bucket: str) -> dict[str, str]:
+    """Every placeholder of the ASL: the functions (routed by ``lambda_seam``) and the plan bucket."""
+    return {
+        **{
+            name: f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_PREFIX}{role}"
+            for name, role in FUNCTION_SUBSTITUTIONS.items()
+        },
+        "PlanBucketName": plan_bucket,
+    }
+
+
 @pytest.fixture(scope="package")
-def state_machine(pipeline_env: DemoAws) -> Iterator[StateMachine]:
+def state_machine(pipeline_env: DemoAws, plan_bucket: str) -> Iterator[StateMachine]:
     """The real ASL deployed to moto, its Lambda tasks routed to the real handlers."""
     account = pipeline_env.account_id
     region = pipeline_env.regions[0]
-    substitutions = {
-        name: f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_PREFIX}{role}"
-        for name, role in FUNCTION_SUBSTITUTIONS.items()
-    }
+    substitutions = audit_substitutions(account, region, plan_bucket)
     routes = {f"{FUNCTION_PREFIX}{role}": handlers.HANDLERS[role] for role in FUNCTION_SUBSTITUTIONS.values()}
     client = pipeline_env.client("stepfunctions", region)
     # Only Step Functions execution is switched on: see lambda_seam for why use_docker stays.

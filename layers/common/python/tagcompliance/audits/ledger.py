@@ -29,7 +29,7 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
-from .models import AuditOutcome, AuditPlan, ShardProgress, ShardResult, ShardStatus
+from .models import AuditOutcome, AuditPlan, Shard, ShardProgress, ShardResult, ShardStatus
 
 RUN_ROW = "#run"
 TTL_ATTRIBUTE = "expires_at"  # the table's DynamoDB TTL attribute (the CDK stack sets the same name)
@@ -50,6 +50,16 @@ class Ledger(Protocol):
         ...
 
     def record_shard(self, result: ShardResult) -> None: ...
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        """Mark a batch's shards running (few requests, whatever the batch size); return the stored
+        results of those already completed, by shard id."""
+        ...
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        """``record_shard`` for many results at once; each adds its ``attempts`` to the shard's.
+        Returns how many were written (a failure never replaces a completed shard)."""
+        ...
 
     def shard_results(self, run_id: str) -> list[ShardResult]: ...
 
@@ -181,6 +191,51 @@ class DynamoLedger:
             payload=_pack(result),
         ).save()
 
+    def _rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _LedgerRow]:
+        # BatchGetItem: pynamodb sends 100 keys a request and retries unprocessed keys.
+        return {
+            (row.run_id, row.shard_id): row for row in self._row.batch_get(keys, consistent_read=True)
+        }
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        rows = self._rows([(run_id, shard.shard_id) for shard in shards])
+        done: dict[str, ShardResult] = {}
+        with self._row.batch_write() as batch:
+            for shard in shards:
+                row = rows.get((run_id, shard.shard_id))
+                if row is not None and row.status == "ok" and row.payload:
+                    done[shard.shard_id] = _unpack(row.payload)
+                    continue
+                attempts = int(row.attempts or 0) if row is not None else 0
+                batch.save(
+                    self._new(run_id, shard.shard_id, status="running", attempts=attempts, started_at=_now())
+                )
+        return done
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        rows = self._rows([(result.run_id, result.shard.shard_id) for result in results])
+        written = 0
+        with self._row.batch_write() as batch:
+            for result in results:
+                row = rows.get((result.run_id, result.shard.shard_id))
+                if row is not None and row.status == "ok" and result.status != "ok":
+                    continue  # a late failure report never overwrites a completed shard
+                batch.save(
+                    self._new(
+                        result.run_id,
+                        result.shard.shard_id,
+                        status=result.status,
+                        attempts=(int(row.attempts or 0) if row is not None else 0) + result.attempts,
+                        resource_count=result.resource_count,
+                        error=result.error,
+                        started_at=row.started_at if row is not None else None,
+                        finished_at=_now(),
+                        payload=_pack(result),
+                    )
+                )
+                written += 1
+        return written
+
     def _shard_rows(self, run_id: str) -> list[_LedgerRow]:
         return [row for row in self._row.query(run_id, consistent_read=True) if row.shard_id != RUN_ROW]
 
@@ -308,6 +363,36 @@ class MemoryLedger:
             if row["status"] == "ok" and result.status != "ok":
                 return
             row.update(status=result.status, result=result, finished_at=_now())
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        done: dict[str, ShardResult] = {}
+        with self._lock:
+            rows = self._shards.setdefault(run_id, {})
+            for shard in shards:
+                row = rows.setdefault(shard.shard_id, {"status": "pending", "attempts": 0, "result": None})
+                if row["status"] == "ok" and row["result"] is not None:
+                    done[shard.shard_id] = row["result"]
+                else:
+                    row.update(status="running", started_at=_now())
+        return done
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        written = 0
+        for result in results:
+            with self._lock:
+                row = self._shards.setdefault(result.run_id, {}).setdefault(
+                    result.shard.shard_id, {"status": "pending", "attempts": 0, "result": None}
+                )
+                if row["status"] == "ok" and result.status != "ok":
+                    continue
+                row.update(
+                    status=result.status,
+                    result=result,
+                    attempts=row["attempts"] + result.attempts,
+                    finished_at=_now(),
+                )
+                written += 1
+        return written
 
     def shard_results(self, run_id: str) -> list[ShardResult]:
         with self._lock:
