@@ -4,7 +4,7 @@ scan benchmark runs last and skips estate sizes that would not fit in what remai
 not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60), ``--only NAME[,NAME]`` (engine, memory, cost, gateway,
-scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+pipeline, scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cost, engine, gateway, memory, scan
+from . import cost, engine, gateway, memory, pipeline, scan
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "scan")
+ORDER = ("engine", "memory", "cost", "gateway", "pipeline", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         while demo:
             demo.pop().stop()
 
+    def run_pipeline() -> dict[str, Any]:
+        stop_demo()  # it runs its own moto server with Step Functions execution on
+        return pipeline.run()
+
     def run_scan() -> dict[str, Any]:
         stop_demo()  # moto's backends are per process: the scan resets them
         return scan.run(deadline=deadline)
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: memory.run(),
         "cost": lambda: cost.run(demo=shared_demo()),
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
+        "pipeline": run_pipeline,
         "scan": run_scan,
     }
     results: list[dict[str, Any]] = []

@@ -119,7 +119,9 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     parsed = PlanEvent.model_validate(event)
     rt = runtime()
     request = resolve_request(parsed.input, parsed.execution_name, rt.clients, rt.settings)
-    plan = start_run(request, rt.ledger, "step_functions")
+    # No pending row per shard: the plan (in the run's row and in S3) says what is pending, and
+    # tens of thousands of writes here would delay the scan by minutes.
+    plan = start_run(request, rt.ledger, "step_functions", record_pending=False)
     if "import_policy_error" in parsed.input:
         failure = ShardFailure.model_validate(parsed.input["import_policy_error"])
         message = failure_message(failure.Error, failure.Cause)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from bench import cost, engine, gateway, memory, scan
+from bench import cost, engine, gateway, memory, pipeline, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
+from tests.pipeline.scale import TYPES
 
 STATUSES = {"PASS", "MISS", "INFO", "NOT MEASURED"}
 
@@ -120,3 +121,13 @@ def test_gateway_under_load(demo_aws: DemoAws) -> None:
     assert result["details"]["calls_completed"] > 0 and result["details"]["client_processes"] == 2
     assert figures["cached check_compliance in the service (no MCP/HTTP), median"]["value"] > 0
     assert figures["p99 latency"]["value"] >= figures["p50 latency"]["value"]
+
+
+def test_pipeline_at_tiny_scale(demo_aws: DemoAws) -> None:
+    result = pipeline.run(accounts=3, regions=2, reachable=1, demo=demo_aws)
+    figures = assert_well_formed(result)
+    assert figures["shards planned"]["value"] == 3 * 2 * len(TYPES)
+    assert figures["shards accounted for (ok or failed, in the ledger and the aggregate)"]["status"] == "PASS"
+    assert figures["execution"]["value"] == 1
+    assert result["details"]["child_executions"] == 3 * 2
+    assert figures["largest history of any one execution"]["value"] > 0

@@ -162,7 +162,9 @@ def test_rerunning_a_run_id_through_the_state_machine_duplicates_nothing(
     assert first.status == "succeeded" and first.outcome.created
 
     def scanning_requests():  # every request but the plan written to S3 (again) by the plan step
-        return {name: count for name, count in runtime.clients.request_counts.items() if name != "s3.PutObject"}
+        return {
+            name: count for name, count in runtime.clients.request_counts.items() if name != "s3.PutObject"
+        }
 
     requests_before = scanning_requests()
     plans_before = runtime.clients.request_counts["s3.PutObject"]

@@ -55,7 +55,10 @@ def plan_batches(shards: list[Shard], batch_size: int) -> list[ShardBatch]:
                 account, region, types = item
                 batches.append(
                     ShardBatch(
-                        batch_id=f"b{len(batches):06d}", account_id=account, region=region, resource_types=types
+                        batch_id=f"b{len(batches):06d}",
+                        account_id=account,
+                        region=region,
+                        resource_types=types,
                     )
                 )
     return batches
@@ -133,9 +136,9 @@ def run_batch(
             break
         if attempt + 1 == attempts:
             results.extend(
-                failed_shard_result(run_id, shard, f"ShardThrottledError: {errors[shard.shard_id]}").model_copy(
-                    update={"attempts": attempts}
-                )
+                failed_shard_result(
+                    run_id, shard, f"ShardThrottledError: {errors[shard.shard_id]}"
+                ).model_copy(update={"attempts": attempts})
                 for shard in pending
             )
         else:

@@ -41,8 +41,12 @@ def _now() -> datetime:
 
 
 class Ledger(Protocol):
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
-        """Record the plan and every shard as pending (shards already done stay done)."""
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
+        """Record the plan and every shard as pending (shards already done stay done).
+
+        ``record_pending=False`` records the plan only: a shard without a row is pending (the
+        Distributed Map's plan step, where thousands of pending rows would cost minutes of writes).
+        """
         ...
 
     def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
@@ -141,7 +145,7 @@ class DynamoLedger:
         except DoesNotExist:
             return None
 
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
         existing = {row.shard_id: row for row in self._row.query(plan.run_id, consistent_read=True)}
         run_row = existing.get(RUN_ROW)
         if run_row is None or run_row.status != "succeeded":
@@ -153,6 +157,8 @@ class DynamoLedger:
                 payload=_pack_run(plan, None),
                 started_at=_now(),
             ).save()
+        if not record_pending:
+            return
         with self._row.batch_write() as batch:
             for shard in plan.shards:
                 if shard.shard_id not in existing:
@@ -193,9 +199,7 @@ class DynamoLedger:
 
     def _rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _LedgerRow]:
         # BatchGetItem: pynamodb sends 100 keys a request and retries unprocessed keys.
-        return {
-            (row.run_id, row.shard_id): row for row in self._row.batch_get(keys, consistent_read=True)
-        }
+        return {(row.run_id, row.shard_id): row for row in self._row.batch_get(keys, consistent_read=True)}
 
     def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
         rows = self._rows([(run_id, shard.shard_id) for shard in shards])
@@ -329,7 +333,7 @@ class MemoryLedger:
         self._runs: dict[str, dict[str, Any]] = {}
         self._shards: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
         with self._lock:
             run = self._runs.get(plan.run_id)
             if run is None or run["status"] != "succeeded":
@@ -342,7 +346,7 @@ class MemoryLedger:
                     "steps": {},
                 }
             shards = self._shards.setdefault(plan.run_id, {})
-            for shard in plan.shards:
+            for shard in plan.shards if record_pending else []:
                 shards.setdefault(shard.shard_id, {"status": "pending", "attempts": 0, "result": None})
 
     def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:

@@ -84,7 +84,9 @@ def plan_audit(request: AuditRequest) -> AuditPlan:
     return AuditPlan(**request.model_dump(), shards=plan_shards(request.scope))
 
 
-def backoff_delay(attempt: int, base_seconds: float, cap_seconds: float = 30.0, rng: Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, base_seconds: float, cap_seconds: float = 30.0, rng: Random | None = None
+) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)].
 
     Full jitter spreads the retries of many shards throttled at once, so they do not all come
@@ -94,7 +96,11 @@ def backoff_delay(attempt: int, base_seconds: float, cap_seconds: float = 30.0, 
 
 
 def scan_account_region(
-    run_id: str, shards: list[Shard], clients: AwsClients, role_name: str = DEFAULT_ROLE_NAME, max_workers: int = 4
+    run_id: str,
+    shards: list[Shard],
+    clients: AwsClients,
+    role_name: str = DEFAULT_ROLE_NAME,
+    max_workers: int = 4,
 ) -> list[ShardResult | ShardThrottledError]:
     """Scan shards of ONE account and region together, one outcome per shard (same order).
 

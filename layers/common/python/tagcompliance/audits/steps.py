@@ -102,10 +102,11 @@ def resolve_request(
     return request
 
 
-def start_run(request: AuditRequest, ledger: Ledger, runner: str) -> AuditPlan:
-    """Plan the run's shards and record them all as pending."""
+def start_run(request: AuditRequest, ledger: Ledger, runner: str, record_pending: bool = True) -> AuditPlan:
+    """Plan the run's shards and record them (all as pending unless ``record_pending`` is false:
+    a shard without a ledger row is pending)."""
     plan = plan_audit(request)
-    ledger.start_run(plan, runner)
+    ledger.start_run(plan, runner, record_pending)
     return plan
 
 
