@@ -9,11 +9,10 @@ events, Step Functions' limit for a Standard execution) and the largest state pa
 
 from __future__ import annotations
 
-import os
 import tempfile
 from typing import Any
 
-from .common import POLICY_PATH, figure
+from .common import POLICY_PATH, environment, figure
 
 ACCOUNTS = 90
 REGIONS = 7
@@ -36,10 +35,8 @@ def run(
 
     own = demo is None
     demo = demo or start_demo_aws(seed=7)
-    saved = {name: os.environ.get(name) for name in demo.environment}
-    os.environ.update(demo.environment)
     try:
-        with tempfile.TemporaryDirectory() as data_dir:
+        with environment(demo.environment), tempfile.TemporaryDirectory() as data_dir:
             bucket = create_plan_bucket(demo, PLAN_BUCKET_REGION)
             settings = Settings(
                 AWS_ENDPOINT_URL=demo.endpoint_url,
@@ -68,11 +65,6 @@ def run(
             finally:
                 store.close()
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         if own:
             demo.stop()
     accounted = result.ledger_ok + result.ledger_failed
