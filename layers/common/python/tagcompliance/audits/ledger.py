@@ -4,7 +4,10 @@ Rows are keyed by run and shard, so a retried or re-run shard overwrites its own
 counts twice; progress can be read while a run is under way. A shard's full result (resources
 and tags) is kept zlib-compressed in its row so the aggregate step can read it without passing
 it through Step Functions (whose state is limited to 256 KB). A DynamoDB item holds 400 KB, so a
-single shard is limited to a few thousand resources; larger shards need an S3 payload store.
+single shard is limited to a few thousand resources; larger shards need an S3 payload store. The
+run's row keeps its plan without the shards (they follow from the scope), so its size does not
+grow with the organization. A Distributed Map batch reads and writes its shards' rows in a few
+batch requests (``batch_started`` / ``record_shards``), whatever the batch size.
 
 ``DynamoLedger`` (pynamodb) is what deployed runs and the Step Functions runner use;
 ``MemoryLedger`` serves the in-process runner when no table is configured.
@@ -29,7 +32,8 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
-from .models import AuditOutcome, AuditPlan, Shard, ShardProgress, ShardResult, ShardStatus
+from .models import AuditOutcome, AuditPlan, AuditRequest, Shard, ShardProgress, ShardResult, ShardStatus
+from .pipeline import plan_audit
 
 RUN_ROW = "#run"
 TTL_ATTRIBUTE = "expires_at"  # the table's DynamoDB TTL attribute (the CDK stack sets the same name)
@@ -311,7 +315,9 @@ def _pack_run(
     plan: AuditPlan | None, outcome: AuditOutcome | None, steps: dict[str, Any] | None = None
 ) -> bytes:
     body = {
-        "plan": plan.model_dump(mode="json") if plan is not None else None,
+        # Without its shards: they follow from the scope (plan_shards), and 170,000 of them
+        # (500 accounts) would not fit a 400 KB item even compressed.
+        "plan": plan.model_dump(mode="json", exclude={"shards"}) if plan is not None else None,
         "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
         "steps": steps or {},
     }
@@ -320,9 +326,15 @@ def _pack_run(
 
 def _unpack_run(data: bytes) -> tuple[AuditPlan | None, AuditOutcome | None, dict[str, Any]]:
     body = json.loads(zlib.decompress(data))
-    plan = AuditPlan.model_validate(body["plan"]) if body.get("plan") else None
+    plan = _plan_of(body["plan"]) if body.get("plan") else None
     outcome = AuditOutcome.model_validate(body["outcome"]) if body.get("outcome") else None
     return plan, outcome, dict(body.get("steps") or {})
+
+
+def _plan_of(data: dict[str, Any]) -> AuditPlan:
+    if "shards" in data:  # a row written before plans were stored without their shards
+        return AuditPlan.model_validate(data)
+    return plan_audit(AuditRequest.model_validate(data))
 
 
 class MemoryLedger:
