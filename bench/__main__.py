@@ -4,8 +4,8 @@ scan benchmark runs last and skips estate sizes that would not fit in what remai
 not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60; the balanced runs take half of it each, at most 30),
-``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced, resilience, durability, scan),
-``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced, resilience, durability, pipeline,
+scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import balanced, cost, durability, engine, gateway, memory, resilience, scan
+from . import balanced, cost, durability, engine, gateway, memory, pipeline, resilience, scan
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "durability", "scan")
+ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "durability", "pipeline", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         while demo:
             demo.pop().stop()
 
+    def run_pipeline() -> dict[str, Any]:
+        stop_demo()  # it runs its own moto server with Step Functions execution on
+        return pipeline.run()
+
     def run_scan() -> dict[str, Any]:
         stop_demo()  # moto's backends are per process: the scan resets them
         return scan.run(deadline=deadline)
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "balanced": lambda: balanced.run(duration=min(30.0, args.gateway_seconds / 2), demo=shared_demo()),
         "resilience": lambda: resilience.run(demo=shared_demo()),
         "durability": lambda: durability.run(demo=shared_demo()),
+        "pipeline": run_pipeline,
         "scan": run_scan,
     }
     results: list[dict[str, Any]] = []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import platform
 import socket
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,21 @@ def figure(
         entry["reason"] = reason or "below target"
         entry["to_close"] = to_close
     return entry
+
+
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``variables`` set while the block runs, restored after."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -36,7 +36,7 @@ MARGIN = 0.25
 # A Lambda instance handles one event at a time and each store call holds one connection.
 LAMBDA_POOL_SIZE = 1
 BLUE_GREEN_PEAK_FACTOR = 2
-SCAN_SHARD_KEY = "scan-shard"  # the Map state's function: its own concurrency (the fan-out)
+SCAN_FUNCTION_KEY = "scan-batch"  # the Distributed Map's function: its own concurrency (the fan-out)
 
 
 def max_connections(instance_type: str) -> int:
@@ -52,7 +52,7 @@ def max_connections(instance_type: str) -> int:
 
 def reserved_concurrency(config: AppConfig, function_key: str) -> int:
     env = config.env
-    return env.lambda_scan_concurrency if function_key == SCAN_SHARD_KEY else env.lambda_step_concurrency
+    return env.lambda_scan_concurrency if function_key == SCAN_FUNCTION_KEY else env.lambda_step_concurrency
 
 
 @dataclass(frozen=True)

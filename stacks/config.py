@@ -121,7 +121,8 @@ class EnvironmentConfig(BaseModel):
     )
     gateway_memory_mib: int
     # Connections (stacks/budget.py): the most each gateway task holds (DATABASE_POOL_SIZE), and the
-    # reserved concurrency of the scan-shard function (the Map fan-out) and of every other function.
+    # reserved concurrency of the scan-batch function (the Distributed Map's child executions) and
+    # of every other function.
     gateway_db_pool_size: int = Field(ge=1, le=100)
     lambda_scan_concurrency: int = Field(ge=1, le=100)
     lambda_step_concurrency: int = Field(ge=1, le=20)

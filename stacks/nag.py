@@ -159,6 +159,28 @@ def suppress(deployment: Deployment) -> None:
                 ),
             ],
         )
+    plan_bucket = f"<{_logical_id(deployment, pipeline.plan_bucket)}.Arn>"
+    _suppress(
+        pipeline.plan_bucket,
+        [
+            (
+                "AwsSolutions-S1",
+                "Holds only the pipeline's own run plans and Distributed Map result manifests, written "
+                "and read by its own roles; the state machine's logs and the ledger record every run",
+            )
+        ],
+    )
+    _suppress_wildcards(
+        pipeline.role,
+        [
+            (
+                "AwsSolutions-IAM5",
+                [f"Resource::{plan_bucket}/plans/*"],
+                "The plan step writes one object per run (plans/<run id>.json) under the plans/ prefix "
+                "of the pipeline's own bucket: run ids are only known at run time",
+            )
+        ],
+    )
     _suppress_wildcards(
         pipeline.state_machine,
         [
@@ -166,6 +188,21 @@ def suppress(deployment: Deployment) -> None:
                 "AwsSolutions-IAM5",
                 ["Resource::*"],
                 "X-Ray tracing and CloudWatch Logs delivery actions accept no resource scoping",
+            ),
+            (
+                "AwsSolutions-IAM5",
+                [
+                    f"Resource::arn:<AWS::Partition>:states:{config.region}:<AWS::AccountId>:execution:"
+                    f"{pipeline.state_machine_name}/*"
+                ],
+                "The Distributed Map describes and stops its own child executions, named "
+                "<state machine>/<map run>:<execution> at run time (Step Functions' documented policy)",
+            ),
+            (
+                "AwsSolutions-IAM5",
+                [f"Resource::{plan_bucket}/plans/*", f"Resource::{plan_bucket}/results/*"],
+                "The Distributed Map reads each run's plan (ItemReader) and writes its results "
+                "(ResultWriter) under two prefixes of the pipeline's own bucket; keys hold run ids",
             ),
             (
                 "AwsSolutions-IAM5",

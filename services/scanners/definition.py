@@ -15,17 +15,19 @@ ASL_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "compliance_a
 # Substitution name -> the handler (key of ``services.scanners.handlers.HANDLERS``) behind it.
 FUNCTION_SUBSTITUTIONS = {
     "PlanFunctionArn": "plan",
-    "ScanShardFunctionArn": "scan-shard",
-    "RecordShardFailureFunctionArn": "record-shard-failure",
+    "ScanBatchFunctionArn": "scan-batch",
+    "RecordBatchFailureFunctionArn": "record-batch-failure",
     "AggregateFunctionArn": "aggregate",
     "DetectDriftFunctionArn": "detect-drift",
     "NotifyFunctionArn": "notify",
     "RecordStepFailureFunctionArn": "record-step-failure",
     "ImportPolicyFunctionArn": "import-policy",
 }
-# The definition has no placeholders other than these functions' ARNs (every name ends in
-# ``FunctionArn``); a new non-function placeholder must be listed and described here.
-NON_FUNCTION_SUBSTITUTIONS: dict[str, str] = {}
+# The definition's placeholders other than the functions' ARNs (names not ending in ``FunctionArn``),
+# each with what it holds; a new one must be listed and described here.
+NON_FUNCTION_SUBSTITUTIONS: dict[str, str] = {
+    "PlanBucketName": "the pipeline's bucket: each run's plan (ItemReader), the Map's results (ResultWriter)",
+}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 

@@ -4,9 +4,9 @@ Every handler is wrapped by Powertools (structured logger with the run id as cor
 EMF metrics, X-Ray tracer). The runtime (settings, AWS clients, store, ledger) is built once per
 Lambda container from the environment; tests may install their own with ``set_runtime``.
 
-Errors are not caught here: ``ShardThrottledError`` and Lambda service errors are retried by the
-state machine, and any other failure of a shard is caught there and recorded by
-``record_shard_failure``.
+Errors are not caught here: throttled shards are retried inside ``run_batch`` (backoff with
+jitter) and recorded failed when they keep failing; a child execution that fails anyway is caught
+by the state machine and its batch recorded failed by ``record_batch_failure``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime
-from tagcompliance.audits import Ledger, Shard, build_ledger
+from tagcompliance.audits import Ledger, build_ledger
+from tagcompliance.audits.distributed import publish_plan, record_batch_failure, run_batch
+from tagcompliance.audits.models import ShardBatch
 from tagcompliance.audits.steps import (
     PolicyLoader,
     detect_run_drift,
     failure_message,
     finish_run,
     notify_run,
-    record_shard_failure,
     record_step_failure,
     resolve_request,
-    run_shard,
     start_run,
 )
 from tagcompliance.aws import AwsClients
@@ -66,9 +66,11 @@ set_runtime = _runtime.set
 runtime = _runtime.get
 
 
-class ScanShardEvent(BaseModel):
+class ScanBatchEvent(BaseModel):
+    """One item of the Distributed Map (the plan's batch) with the run it belongs to."""
+
     run_id: str
-    shard: Shard
+    batch: ShardBatch
 
 
 class ShardFailure(BaseModel):
@@ -76,7 +78,7 @@ class ShardFailure(BaseModel):
     Cause: str | None = None
 
 
-class ShardFailureEvent(ScanShardEvent):
+class BatchFailureEvent(ScanBatchEvent):
     failure: ShardFailure = Field(default_factory=ShardFailure)
 
 
@@ -91,7 +93,7 @@ class AggregateEvent(BaseModel):
 
 class StepFailureEvent(BaseModel):
     run_id: str
-    step: str = Field(pattern=r"^(drift|notify)$")
+    step: str = Field(pattern=r"^(scan|drift|notify)$")
     failure: ShardFailure = Field(default_factory=ShardFailure)
 
 
@@ -111,35 +113,58 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     parsed = PlanEvent.model_validate(event)
     rt = runtime()
     request = resolve_request(parsed.input, parsed.execution_name, rt.clients, rt.settings)
-    plan = start_run(request, rt.ledger, "step_functions")
+    # No pending row per shard: the plan (in the run's row and in S3) says what is pending, and
+    # tens of thousands of writes here would delay the scan by minutes.
+    plan = start_run(request, rt.ledger, "step_functions", record_pending=False)
     if "import_policy_error" in parsed.input:
         failure = ShardFailure.model_validate(parsed.input["import_policy_error"])
         message = failure_message(failure.Error, failure.Cause)
         rt.ledger.record_step(plan.run_id, "import_policy_error", message)
         logger.warning("tag policy import failed; the configured policy is used", extra={"error": message})
-    metrics.add_metric(name="AuditShardsPlanned", unit=MetricUnit.Count, value=len(plan.shards))
-    logger.info("audit planned", extra={"shards": len(plan.shards)})
-    return plan.model_dump(mode="json")
+    settings = rt.settings
+    planned = publish_plan(
+        plan,
+        rt.clients,
+        settings.audit_plan_bucket,
+        settings.audit_batch_size,
+        settings.audit_max_concurrency,
+        settings.audit_tolerated_failure_percentage,
+    )
+    metrics.add_metric(name="AuditShardsPlanned", unit=MetricUnit.Count, value=planned.shard_count)
+    logger.info("audit planned", extra={"shards": planned.shard_count, "batches": planned.batch_count})
+    return planned.model_dump(mode="json")
 
 
 @telemetry.handler("run_id")
-def scan_shard_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = ScanShardEvent.model_validate(event)
+def scan_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = ScanBatchEvent.model_validate(event)
     rt = runtime()
-    result = run_shard(parsed.run_id, parsed.shard, rt.clients, rt.ledger, rt.settings.audit_role_name)
-    metrics.add_metric(name="ResourcesScanned", unit=MetricUnit.Count, value=result.resource_count)
-    logger.info("shard scanned", extra={"shard": parsed.shard.shard_id, "status": result.status})
-    return result.summary().model_dump(mode="json")
+    settings = rt.settings
+    report = run_batch(
+        parsed.run_id,
+        parsed.batch,
+        rt.clients,
+        rt.ledger,
+        role_name=settings.audit_role_name,
+        concurrency=settings.audit_region_concurrency,
+        attempts=settings.audit_shard_attempts,
+        backoff_seconds=settings.audit_backoff_seconds,
+    )
+    metrics.add_metric(name="ResourcesScanned", unit=MetricUnit.Count, value=report.resources)
+    if report.failed:
+        metrics.add_metric(name="ShardsFailed", unit=MetricUnit.Count, value=report.failed)
+    logger.info("batch scanned", extra=report.model_dump(mode="json"))
+    return report.model_dump(mode="json")
 
 
 @telemetry.handler("run_id")
-def record_shard_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = ShardFailureEvent.model_validate(event)
+def record_batch_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = BatchFailureEvent.model_validate(event)
     error = failure_message(parsed.failure.Error, parsed.failure.Cause)
-    result = record_shard_failure(parsed.run_id, parsed.shard, error, runtime().ledger)
-    metrics.add_metric(name="ShardsFailed", unit=MetricUnit.Count, value=1)
-    logger.warning("shard failed", extra={"shard": parsed.shard.shard_id, "error": error})
-    return result.summary().model_dump(mode="json")
+    report = record_batch_failure(parsed.run_id, parsed.batch, error, runtime().ledger)
+    metrics.add_metric(name="ShardsFailed", unit=MetricUnit.Count, value=report.failed)
+    logger.warning("batch failed", extra={"batch": parsed.batch.batch_id, "error": error})
+    return report.model_dump(mode="json")
 
 
 @telemetry.handler("run_id")
@@ -215,8 +240,8 @@ def import_policy_handler(event: dict[str, Any], context: LambdaContext) -> dict
 # Function name (the last part of each Lambda ARN the state machine is deployed with) -> handler.
 HANDLERS = {
     "plan": plan_handler,
-    "scan-shard": scan_shard_handler,
-    "record-shard-failure": record_shard_failure_handler,
+    "scan-batch": scan_batch_handler,
+    "record-batch-failure": record_batch_failure_handler,
     "aggregate": aggregate_handler,
     "detect-drift": detect_drift_handler,
     "notify": notify_handler,

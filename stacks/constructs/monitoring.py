@@ -21,7 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from services.scanners import handlers
-from stacks.budget import SCAN_SHARD_KEY
+from stacks.budget import SCAN_FUNCTION_KEY
 
 from .data import Data
 from .foundation import Foundation
@@ -156,12 +156,13 @@ class Monitoring(Construct):
             ),
         }
         # One errors alarm per function: an invocation that raised (a failed cold start included),
-        # whether a state machine step, the hourly schedule sync or the run recorder. scan-shard
-        # raises ShardThrottledError on purpose (the state machine retries the shard), so its alarm
-        # is on the error rate: a broken function fails every invocation, a throttled shard a few.
+        # whether a state machine step, the hourly schedule sync or the run recorder. scan-batch runs
+        # once per account-region of every run, and one slow or unreachable account-region may time
+        # out its batch (recorded failed, the others go on), so its alarm is on the error rate: a
+        # broken function fails every invocation, a troubled account-region a few.
         for key, function in pipeline.functions.items():
             errors = function.metric_errors(period=FIVE_MINUTES, statistic="Sum")
-            if key != SCAN_SHARD_KEY:
+            if key != SCAN_FUNCTION_KEY:
                 self.alarms[f"lambda_errors_{key}"] = self._at_least(
                     errors, f"{function.node.id}Errors", f"The {key} Lambda function failed"
                 )

@@ -1,4 +1,5 @@
-"""Pipeline: the Lambda layers, one function per handler, the audit state machine, the EventBridge
+"""Pipeline: the Lambda layers, one function per handler, the audit state machine (its scan a
+Distributed Map over a plan in the pipeline's own S3 bucket), the EventBridge
 Scheduler group with the hourly sync schedule (the sync function writes every other schedule, the
 daily snapshot included), and the role the schedules assume.
 
@@ -14,25 +15,28 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, Stack
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from services.scanners import definition
 from services.scanners.definition import ASL_PATH, FUNCTION_SUBSTITUTIONS, placeholders
-from stacks.budget import LAMBDA_POOL_SIZE, reserved_concurrency
+from stacks.budget import LAMBDA_POOL_SIZE, SCAN_FUNCTION_KEY, reserved_concurrency
 from stacks.config import DATABASE_NAME, DATABASE_PORT, DATABASE_USER, AppConfig
 from stacks.permissions import (
     STATE_MACHINE_EXECUTION_ACTIONS,
     STATE_MACHINE_START_ACTIONS,
     pipeline_read_actions,
 )
+from tagcompliance.audits.distributed import PLAN_PREFIX
+from tagcompliance.audits.ledger import DEFAULT_TTL_DAYS
 
 from .data import Data
 from .foundation import Foundation
@@ -45,6 +49,11 @@ NON_FUNCTION_SUBSTITUTIONS: dict[str, str] = getattr(definition, "NON_FUNCTION_S
 SCHEDULER_MODULE = "services.scheduler.handlers"
 HANDLER_MODULES = ("services.scanners.handlers", SCHEDULER_MODULE)
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # `make lambda-deps` builds wheels for this version (tested)
+# Lambda's maximum: a child execution is STANDARD (no 5-minute ceiling), so a large account-region
+# batch may take this long; the other steps keep FUNCTION_TIMEOUT.
+SCAN_BATCH_TIMEOUT = Duration.minutes(15)
+FUNCTION_TIMEOUT = Duration.minutes(5)
+RESULTS_PREFIX = "results/"  # the Map's ResultWriter (the ASL's ResultWriter Prefix)
 # Optional wiring of services.scheduler handlers, by their HANDLERS key.
 SYNC_SCHEDULES_KEY = "sync-schedules"  # hourly: EventBridge schedules follow the scheduled_audits table
 RECORD_RUN_KEY = "record-scheduled-run"  # every finished execution (EventBridge rule)
@@ -179,6 +188,21 @@ class Pipeline(Construct):
             )
         )
 
+        # --- the plan bucket: each run's plan (the Map's ItemReader) and the Map's result manifests ---
+        self.plan_bucket = s3.Bucket(
+            self,
+            "PlanBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            # A plan is read while its run lasts (2 hours at most); keep them as long as the ledger.
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(DEFAULT_TTL_DAYS))],
+            # Retained: emptying it on delete takes a custom-resource Lambda in this stack, whose
+            # functions are all audit steps; its objects expire on their own, so a deleted
+            # environment leaves an empty bucket behind.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
         # --- functions ------------------------------------------------------------------------
         self.handlers = discover_handlers()
         # One role per handler module: the state machine's steps scan and read; the scheduler's
@@ -213,6 +237,10 @@ class Pipeline(Construct):
             "SCHEDULER_GROUP": config.scheduler_group_name,
             "DAILY_SNAPSHOT_TIME": env.daily_snapshot_time,
             "AUDIT_ROLE_NAME": config.audit_role_name,
+            "AUDIT_PLAN_BUCKET": self.plan_bucket.bucket_name,
+            # Child executions at once = the scan function's reserved concurrency: more would only
+            # wait on Lambda throttling.
+            "AUDIT_MAX_CONCURRENCY": str(reserved_concurrency(config, SCAN_FUNCTION_KEY)),
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         if env.notify_email_sender:
@@ -236,7 +264,7 @@ class Pipeline(Construct):
                 vpc_subnets=network.app_subnets,
                 security_groups=[self.security_group],
                 memory_size=1024,
-                timeout=Duration.minutes(5),
+                timeout=SCAN_BATCH_TIMEOUT if spec.key == SCAN_FUNCTION_KEY else FUNCTION_TIMEOUT,
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environment,
                 log_group=log_group(self, f"{spec.construct_id}Logs", config),
@@ -264,6 +292,7 @@ class Pipeline(Construct):
         )
         for key in sorted(set(FUNCTION_SUBSTITUTIONS.values())):  # sorted: the same template every synth
             self.functions[key].grant_invoke(self.state_machine.role)
+        self._grant_distributed_map()
 
         # --- schedules --------------------------------------------------------------------------
         # The daily snapshot schedule has one owner, the sync function (reconcile_schedules writes it
@@ -308,6 +337,45 @@ class Pipeline(Construct):
                 targets=[targets.LambdaFunction(self.functions[RECORD_RUN_KEY], retry_attempts=2)],
             )
 
+    def _grant_distributed_map(self) -> None:
+        """What the Distributed Map needs: start its child executions (of this state machine), follow
+        and stop them, read the plan (ItemReader) and write its results (ResultWriter)."""
+        role = self.state_machine.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StartChildExecutions",
+                actions=["states:StartExecution"],
+                resources=[self.state_machine_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FollowChildExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                # Child executions are named <state machine>/<map run label>:<execution>.
+                resources=[f"{self.execution_arns.removesuffix(':*')}/*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadPlans",
+                actions=["s3:GetObject"],
+                resources=[self.plan_bucket.arn_for_objects(f"{PLAN_PREFIX}*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteMapResults",
+                actions=[
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
+                resources=[self.plan_bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
+            )
+        )
+
     def role_for(self, spec: HandlerSpec) -> iam.Role:
         if spec.module == SCHEDULER_MODULE and self.scheduler_functions_role is not None:
             return self.scheduler_functions_role
@@ -338,6 +406,14 @@ class Pipeline(Construct):
             )
         )
         data.ledger.grant_read_write_data(role)
+        # The plan step writes each run's plan (only under plans/: the Map's results are not its own).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WritePlans",
+                actions=["s3:PutObject"],
+                resources=[self.plan_bucket.arn_for_objects(f"{PLAN_PREFIX}*")],
+            )
+        )
         sender = config.env.notify_email_sender
         if sender:
             role.add_to_policy(
@@ -413,6 +489,7 @@ class Pipeline(Construct):
         # Values this app can give the non-function placeholders definition.py may declare.
         providers = {
             "LedgerTableName": data.ledger.table_name,
+            "PlanBucketName": self.plan_bucket.bucket_name,
             "ScheduleGroupName": config.scheduler_group_name,
         }
         for name in NON_FUNCTION_SUBSTITUTIONS:

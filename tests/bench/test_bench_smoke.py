@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from bench import balanced, cost, durability, engine, gateway, memory, resilience, scan
+from bench import balanced, cost, durability, engine, gateway, memory, pipeline, resilience, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
+from tests.pipeline.scale import TYPES
 
 STATUSES = {"PASS", "MISS", "INFO", "NOT MEASURED"}
 
@@ -148,3 +149,13 @@ def test_durability_loses_no_call_log_rows(demo_aws: DemoAws) -> None:
     lost = next(entry for name, entry in figures.items() if name.startswith("call-log rows lost"))
     assert (lost["value"], lost["status"]) == (0, "PASS")
     assert result["details"]["answered_during_outage"] > 0 and result["details"]["duplicate_rows"] == 0
+
+
+def test_pipeline_at_tiny_scale(demo_aws: DemoAws) -> None:
+    result = pipeline.run(accounts=3, regions=2, reachable=1, demo=demo_aws)
+    figures = assert_well_formed(result)
+    assert figures["shards planned"]["value"] == 3 * 2 * len(TYPES)
+    assert figures["shards accounted for (ok or failed, in the ledger and the aggregate)"]["status"] == "PASS"
+    assert figures["execution"]["value"] == 1
+    assert result["details"]["child_executions"] == 3 * 2
+    assert figures["largest history of any one execution"]["value"] > 0

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from services.scanners import handlers
-from stacks.budget import SCAN_SHARD_KEY
+from stacks.budget import SCAN_FUNCTION_KEY
 from stacks.constructs.monitoring import COMPLIANCE_SCORE_METRIC, SCAN_SHARD_ERROR_RATE_PERCENT
 
 from .conftest import Synthesized
@@ -87,7 +87,7 @@ def test_every_function_has_an_errors_alarm(synth: Synthesized) -> None:
     for key, matching in by_description.items():
         (alarm,) = matching
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        if key == SCAN_SHARD_KEY:  # throttled shards raise for a retry: the rate, not the count
+        if key == SCAN_FUNCTION_KEY:  # one troubled account-region fails its batch: the rate, not the count
             queries = {q["Id"]: q for q in alarm["Metrics"]}
             assert (
                 "100 * errors / invocations" in queries[next(k for k in queries if "expr" in k)]["Expression"]

@@ -237,3 +237,74 @@ def test_staged_function_code_holds_every_module_the_handlers_import(synth: Synt
     )
     result = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _statements(synth: Synthesized, role_prefix: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for logical_id, policy in synth.resources("pipeline", "AWS::IAM::Policy").items()
+        if logical_id.startswith(role_prefix)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {statement["Sid"]: statement for statement in statements if "Sid" in statement}
+
+
+def test_the_scan_is_a_distributed_map_over_the_plan_in_the_pipeline_bucket(synth: Synthesized) -> None:
+    definition = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    scan = definition["States"]["ScanShards"]
+    assert scan["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert scan["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert scan["ItemReader"]["Parameters"]["Bucket"] == "${PlanBucketName}"
+    assert scan["ResultWriter"]["Parameters"]["Bucket"] == "${PlanBucketName}"
+    assert "MaxConcurrencyPath" in scan and "ToleratedFailurePercentagePath" in scan
+    assert "ItemsPath" not in scan  # the plan never travels through the execution's state
+    (bucket_id,) = synth.resources("pipeline", "AWS::S3::Bucket")
+    props = next(iter(synth.resources("pipeline", "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    assert props["DefinitionSubstitutions"]["PlanBucketName"] == {"Ref": bucket_id}
+    bucket = synth.resources("pipeline", "AWS::S3::Bucket")[bucket_id]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
+    (bucket_policy,) = synth.resources("pipeline", "AWS::S3::BucketPolicy").values()
+    assert "aws:SecureTransport" in json.dumps(bucket_policy)
+    for function in _functions(synth).values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["AUDIT_PLAN_BUCKET"] == {"Ref": bucket_id}
+        assert env["AUDIT_MAX_CONCURRENCY"] == str(synth.deployment.config.env.lambda_scan_concurrency)
+    timeouts = {
+        function["Properties"]["Handler"].rsplit(".", 1)[1]: function["Properties"]["Timeout"]
+        for function in _functions(synth).values()
+    }
+    assert timeouts["scan_batch_handler"] == 900 and timeouts["plan_handler"] == 300
+
+
+def test_the_state_machine_may_run_its_child_executions_and_read_its_plans_only(synth: Synthesized) -> None:
+    pipeline = synth.deployment.pipeline
+    statements = _by_sid(_statements(synth, "PipelineComplianceAuditRole"))
+    start = statements["StartChildExecutions"]
+    assert start["Action"] == "states:StartExecution"
+    assert pipeline.state_machine_name in json.dumps(start["Resource"])
+    assert ":execution:" not in json.dumps(start["Resource"])
+    follow = statements["FollowChildExecutions"]
+    assert sorted(follow["Action"]) == ["states:DescribeExecution", "states:StopExecution"]
+    assert f":execution:{pipeline.state_machine_name}/*" in json.dumps(follow["Resource"])
+    read = statements["ReadPlans"]
+    assert read["Action"] == "s3:GetObject" and "/plans/*" in json.dumps(read["Resource"])
+    write = statements["WriteMapResults"]
+    assert "s3:PutObject" in write["Action"] and "/results/*" in json.dumps(write["Resource"])
+    assert not any(s.get("Action") == "s3:ListBucket" for s in statements.values())
+
+
+def test_the_plan_step_may_write_plans_and_nothing_else_of_the_bucket(synth: Synthesized) -> None:
+    (bucket_id,) = synth.resources("pipeline", "AWS::S3::Bucket")
+    s3_statements = [
+        statement
+        for statement in _statements(synth, "PipelineFunctionRole")
+        if bucket_id in json.dumps(statement.get("Resource"))
+    ]
+    assert [(s["Action"], "/plans/*" in json.dumps(s["Resource"])) for s in s3_statements] == [
+        ("s3:PutObject", True)
+    ]

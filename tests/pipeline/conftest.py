@@ -18,20 +18,18 @@ import pytest
 
 from services.demo.aws import DemoAws
 from services.scanners import handlers
-from services.scanners.definition import FUNCTION_SUBSTITUTIONS, render_definition
 from tagcompliance.audits import DynamoLedger
 from tagcompliance.aws import AwsClients
 from tagcompliance.policy import load_policy
 from tagcompliance.settings import Settings
 from tagcompliance.store import SnapshotRecord, Store, open_store
 
-from .lambda_seam import Invocations, routed_lambda, set_moto_config
 from .ledger_tables import ledger_table
+from .machine import StateMachine, create_plan_bucket, deployed_audit_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
 LEDGER_REGION = "ap-southeast-2"  # not an estate region
-FUNCTION_PREFIX = "tagc-audit-"
 
 
 @pytest.fixture(scope="package")
@@ -46,13 +44,21 @@ def pipeline_env(demo_aws: DemoAws) -> Iterator[DemoAws]:
 
 
 @pytest.fixture(scope="package")
-def settings(pipeline_env: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def plan_bucket(pipeline_env: DemoAws) -> str:
+    """The pipeline's plan bucket, in the ledger's region: ``s3:bucket`` scans of the estate's
+    regions never list it."""
+    return create_plan_bucket(pipeline_env, LEDGER_REGION)
+
+
+@pytest.fixture(scope="package")
+def settings(pipeline_env: DemoAws, plan_bucket: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         AWS_ENDPOINT_URL=pipeline_env.endpoint_url,
         AWS_REGION=pipeline_env.regions[0],
         SCAN_REGIONS=",".join(pipeline_env.regions),
         POLICY_PATH=str(POLICY_PATH),
         DATA_DIR=str(tmp_path_factory.mktemp("pipeline")),
+        AUDIT_PLAN_BUCKET=plan_bucket,
     )
 
 
@@ -88,38 +94,11 @@ def scanner_runtime(
     )
 
 
-@dataclasses.dataclass
-class StateMachine:
-    arn: str
-    client: Any
-    invocations: Invocations
-
-
 @pytest.fixture(scope="package")
-def state_machine(pipeline_env: DemoAws) -> Iterator[StateMachine]:
+def state_machine(pipeline_env: DemoAws, plan_bucket: str) -> Iterator[StateMachine]:
     """The real ASL deployed to moto, its Lambda tasks routed to the real handlers."""
-    account = pipeline_env.account_id
-    region = pipeline_env.regions[0]
-    substitutions = {
-        name: f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_PREFIX}{role}"
-        for name, role in FUNCTION_SUBSTITUTIONS.items()
-    }
-    routes = {f"{FUNCTION_PREFIX}{role}": handlers.HANDLERS[role] for role in FUNCTION_SUBSTITUTIONS.values()}
-    client = pipeline_env.client("stepfunctions", region)
-    # Only Step Functions execution is switched on: see lambda_seam for why use_docker stays.
-    set_moto_config(pipeline_env.endpoint_url, {"stepfunctions": {"execute_state_machine": True}})
-    try:
-        with routed_lambda(routes) as invocations:
-            created = client.create_state_machine(
-                name=f"tagc-audit-{secrets.token_hex(4)}",
-                definition=render_definition(substitutions),
-                roleArn=f"arn:aws:iam::{account}:role/tagc-audit-states",
-            )
-            yield StateMachine(created["stateMachineArn"], client, invocations)
-            client.delete_state_machine(stateMachineArn=created["stateMachineArn"])
-    finally:
-        set_moto_config(pipeline_env.endpoint_url, {"stepfunctions": {"execute_state_machine": False}})
-        handlers.set_runtime(None)
+    with deployed_audit_machine(pipeline_env, plan_bucket) as machine:
+        yield machine
 
 
 def comparable(snapshot: SnapshotRecord) -> dict[str, Any]:

@@ -68,3 +68,25 @@ class DenyAssumeRole:
             "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
         }
         return _HttpResponse(403), parsed
+
+
+@dataclass
+class AllowAssumeRoleOnly:
+    """Refuse ``sts:AssumeRole`` into every account but ``allowed`` (accounts whose audit role is
+    not deployed yet, as in an organization being onboarded)."""
+
+    allowed: frozenset[str]
+    denied: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, params: dict[str, Any] | None = None, **_: Any) -> Any:
+        body = str((params or {}).get("body", ""))
+        if any(f":iam::{account}:role/" in body for account in self.allowed):
+            return None
+        with self.lock:
+            self.denied += 1
+        parsed = {
+            "Error": {"Code": "AccessDenied", "Message": "not authorized to perform: sts:AssumeRole"},
+            "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
+        }
+        return _HttpResponse(403), parsed

@@ -58,11 +58,14 @@ def _run_and_check(pipeline_env: DemoAws, capsys: pytest.CaptureFixture[str]) ->
         run_id="metrics-score",
         scope=AuditScope(account_id=account_id, regions=REGIONS, resource_types=TYPES),
     )
-    plan = handlers.plan_handler(
+    planned = handlers.plan_handler(
         {"input": request.model_dump(mode="json"), "execution_name": request.run_id}, context
     )
-    for shard in plan["shards"]:
-        handlers.scan_shard_handler({"run_id": request.run_id, "shard": shard}, context)
+    s3 = handlers.runtime().clients.client("s3")
+    batches = json.loads(s3.get_object(Bucket=planned["plan_bucket"], Key=planned["plan_key"])["Body"].read())
+    assert len(batches) == planned["batch_count"] == 1
+    for batch in batches:
+        handlers.scan_batch_handler({"run_id": request.run_id, "batch": batch}, context)
     capsys.readouterr()  # only the aggregate's metrics below
 
     outcome = handlers.aggregate_handler({"run_id": request.run_id}, context)

@@ -44,13 +44,12 @@ def _session(pipeline_env):
     )
 
 
-def _scans_of(state_machine, run_id, shard_id):
+def _batches_of(state_machine, run_id):
+    """The batches the Distributed Map's child executions scanned for a run (one invocation each)."""
     return [
-        event
-        for event in state_machine.invocations.named("tagc-audit-scan-shard")
+        event["batch"]
+        for event in state_machine.invocations.named("tagc-audit-scan-batch")
         if event["run_id"] == run_id
-        and f"{event['shard']['account_id']}/{event['shard']['region']}/{event['shard']['resource_type']}"
-        == shard_id
     ]
 
 
@@ -73,12 +72,19 @@ def test_full_estate_through_the_state_machine_equals_the_in_process_runner(
     history = state_machine.client.get_execution_history(
         executionArn=execution["executionArn"], maxResults=1000
     )
-    assert any(event["type"] == "MapStateSucceeded" for event in history["events"])
-    assert len(_scans_of(state_machine, run_id, f"{pipeline_env.account_id}/us-east-1/s3:bucket")) == 1
-    assert (
-        sum(1 for e in state_machine.invocations.named("tagc-audit-scan-shard") if e["run_id"] == run_id)
-        == 60
+    types = [event["type"] for event in history["events"]]
+    assert "MapRunStarted" in types and "MapRunSucceeded" in types and "MapStateSucceeded" in types
+    # One child execution per account-region: every type of a region scanned together, once.
+    batches = _batches_of(state_machine, run_id)
+    assert sorted(batch["region"] for batch in batches) == sorted(settings.default_regions)
+    assert all(sorted(batch["resource_types"]) == sorted(scope.resource_types) for batch in batches)
+    assert sum(len(batch["resource_types"]) for batch in batches) == 60
+    plan = json.loads(
+        boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+        .get_object(Bucket=settings.audit_plan_bucket, Key=f"plans/{run_id}.json")["Body"]
+        .read()
     )
+    assert sorted(item["batch_id"] for item in plan) == sorted(batch["batch_id"] for batch in batches)
 
     in_process = InProcessRunner(AwsClients(settings), store, MemoryLedger(), policy_loader(settings))
     local = in_process.run(AuditRequest(run_id="inproc-vs-sfn", scope=scope))
@@ -99,7 +105,10 @@ def test_a_throttled_shard_is_retried_and_succeeds(settings, store, ledger, stat
     assert status.status == "succeeded", status.error
     assert throttle.throttled == 1 and throttle.calls == 2
     shard_id = f"{pipeline_env.account_id}/us-west-2/dynamodb:table"
-    assert len(_scans_of(state_machine, run_id, shard_id)) == 2
+    # Retried inside its batch (backoff with jitter): one child execution per region, none again.
+    assert sorted(batch["region"] for batch in _batches_of(state_machine, run_id)) == sorted(
+        settings.default_regions
+    )
     progress = {p.shard_id: p for p in status.shards}
     assert progress[shard_id].status == "ok" and progress[shard_id].attempts == 2
     assert status.shards_failed == 0
@@ -121,13 +130,13 @@ def test_a_shard_that_keeps_failing_is_recorded_while_the_others_complete(
     status = runner.wait(run_id, timeout=60)
     assert status.status == "succeeded", status.error
     shard_id = f"{pipeline_env.account_id}/eu-west-1/sqs:queue"
-    assert len(_scans_of(state_machine, run_id, shard_id)) == 4  # first try + 3 retries
-    failures = [
-        e for e in state_machine.invocations.named("tagc-audit-record-shard-failure") if e["run_id"] == run_id
+    assert throttle.calls == settings.audit_shard_attempts == 4  # first try + 3 retries, then recorded
+    # The batch recorded its own failed shard: its child execution succeeded, nothing to catch.
+    assert not [
+        e for e in state_machine.invocations.named("tagc-audit-record-batch-failure") if e["run_id"] == run_id
     ]
-    assert len(failures) == 1 and failures[0]["failure"]["Error"] == "ShardThrottledError"
     progress = {p.shard_id: p for p in status.shards}
-    assert progress[shard_id].status == "failed"
+    assert progress[shard_id].status == "failed" and progress[shard_id].attempts == 4
     assert "ShardThrottledError" in progress[shard_id].error
     assert status.shards_failed == 1 and status.shards_done == 6
     snapshot = store.get_snapshot(status.outcome.snapshot_id)
@@ -152,13 +161,20 @@ def test_rerunning_a_run_id_through_the_state_machine_duplicates_nothing(
     first = runner.wait(run_id, timeout=60)
     assert first.status == "succeeded" and first.outcome.created
 
-    requests_before = runtime.clients.total_requests()
+    def scanning_requests():  # every request but the plan written to S3 (again) by the plan step
+        return {
+            name: count for name, count in runtime.clients.request_counts.items() if name != "s3.PutObject"
+        }
+
+    requests_before = scanning_requests()
+    plans_before = runtime.clients.request_counts["s3.PutObject"]
     runner.launch(AuditRequest(run_id="sfn-rerun", scope=scope), execution_name="sfn-rerun-again")
     second = runner.wait(run_id, timeout=60, execution_name="sfn-rerun-again")
     assert runner.describe("sfn-rerun-again")["status"] == "SUCCEEDED"
     again = json.loads(runner.describe("sfn-rerun-again")["output"])
     assert again["created"] is False and again["snapshot_id"] == first.outcome.snapshot_id
-    assert runtime.clients.total_requests() == requests_before  # no shard scanned twice
+    assert scanning_requests() == requests_before  # no shard scanned twice
+    assert runtime.clients.request_counts["s3.PutObject"] == plans_before + 1
     assert second.outcome.snapshot_id == first.outcome.snapshot_id
     assert [s.snapshot_id for s in store.list_snapshots()].count(first.outcome.snapshot_id) == 1
     assert len(list(store.iter_resource_states(first.outcome.snapshot_id))) == first.outcome.total_resources

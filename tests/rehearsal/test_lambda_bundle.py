@@ -32,6 +32,7 @@ from tests.conftest import fresh_postgres_database
 from tests.infra.conftest import Synthesized, command_line_programs, synthesize
 from tests.pipeline.lambda_seam import routed_lambda, set_moto_config
 from tests.pipeline.ledger_tables import ledger_table
+from tests.pipeline.machine import create_plan_bucket
 
 from .artifacts import lambda_dependency_layer
 from .functions import BOOTSTRAP, DeployedFunction, LambdaEnvironment, Outcome, deployed_functions
@@ -119,6 +120,8 @@ def rehearsal(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> It
                 "DATABASE_URL": database_url,
                 "DATABASE_PASSWORD_SECRET_ARN": secret_arn,
                 "AUDIT_LEDGER_TABLE": ledger.table_name,
+                # The Pipeline stack's own bucket (a region the audit does not scan).
+                "AUDIT_PLAN_BUCKET": create_plan_bucket(demo_aws, "ap-southeast-2"),
             }
             functions = deployed_functions(
                 synth.template("pipeline").to_json(),
@@ -237,7 +240,11 @@ def test_one_audit_through_the_synthesized_state_machine(rehearsal: Rehearsal) -
         encoding="utf-8"
     )
     routes = {}
+    plan_bucket = rehearsal.function("plan_handler").variables["AUDIT_PLAN_BUCKET"]
     for placeholder, value in machine["DefinitionSubstitutions"].items():
+        if "Ref" in value:  # the plan bucket, the functions' AUDIT_PLAN_BUCKET stand-in
+            definition = definition.replace(f"${{{placeholder}}}", plan_bucket)
+            continue
         function = rehearsal.functions[value["Fn::GetAtt"][0]]
         arn = f"arn:aws:lambda:{rehearsal.region}:{rehearsal.demo.account_id}:function:{function.logical_id}"
         definition = definition.replace(f"${{{placeholder}}}", arn)
@@ -284,7 +291,7 @@ def test_one_audit_through_the_synthesized_state_machine(rehearsal: Rehearsal) -
 
     # Every Task was a cold start of its own function in its own interpreter, logging as that function.
     invoked = {name for name, _ in invocations.calls}
-    assert {"plan_handler", "scan_shard_handler", "aggregate_handler"} <= {
+    assert {"plan_handler", "scan_batch_handler", "aggregate_handler"} <= {
         rehearsal.functions[name].handler.rpartition(".")[2] for name in invoked
     }
     for name in invoked:

@@ -198,7 +198,47 @@ class Settings(BaseSettings):
         ge=1,
         le=10,
         validation_alias="AUDIT_SHARD_ATTEMPTS",
-        description="In-process runner: attempts per throttled shard (the state machine has its own Retry).",
+        description="Scans of a throttled shard before it is recorded failed (both runners).",
+    )
+    audit_backoff_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        validation_alias="AUDIT_BACKOFF_SECONDS",
+        description="Base of the exponential backoff (full jitter) between scans of a throttled shard.",
+    )
+    audit_plan_bucket: str | None = Field(
+        default=None,
+        validation_alias="AUDIT_PLAN_BUCKET",
+        description="S3 bucket the plan step writes each run's plan to (the Distributed Map reads it).",
+    )
+    audit_batch_size: int = Field(
+        default=25,
+        ge=1,
+        le=100,
+        validation_alias="AUDIT_BATCH_SIZE",
+        description="Most resource types one child execution scans (one account and region per child).",
+    )
+    audit_region_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        validation_alias="AUDIT_REGION_CONCURRENCY",
+        description="Concurrent API calls a child execution makes into its account-region.",
+    )
+    audit_max_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        validation_alias="AUDIT_MAX_CONCURRENCY",
+        description="The Distributed Map's MaxConcurrency: child executions (account-regions) at once.",
+    )
+    audit_tolerated_failure_percentage: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        validation_alias="AUDIT_TOLERATED_FAILURE_PERCENTAGE",
+        description="Failed child executions (percent) beyond which the Distributed Map fails the run.",
     )
     audit_poll_seconds: float = Field(default=1.0, gt=0, le=60, validation_alias="AUDIT_POLL_SECONDS")
     audit_accounts: CommaList = Field(

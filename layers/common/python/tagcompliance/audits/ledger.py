@@ -4,7 +4,10 @@ Rows are keyed by run and shard, so a retried or re-run shard overwrites its own
 counts twice; progress can be read while a run is under way. A shard's full result (resources
 and tags) is kept zlib-compressed in its row so the aggregate step can read it without passing
 it through Step Functions (whose state is limited to 256 KB). A DynamoDB item holds 400 KB, so a
-single shard is limited to a few thousand resources; larger shards need an S3 payload store.
+single shard is limited to a few thousand resources; larger shards need an S3 payload store. The
+run's row keeps its plan without the shards (they follow from the scope), so its size does not
+grow with the organization. A Distributed Map batch reads and writes its shards' rows in a few
+batch requests (``batch_started`` / ``record_shards``), whatever the batch size.
 
 ``DynamoLedger`` (pynamodb) is what deployed runs and the Step Functions runner use;
 ``MemoryLedger`` serves the in-process runner when no table is configured.
@@ -29,7 +32,8 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 
-from .models import AuditOutcome, AuditPlan, ShardProgress, ShardResult, ShardStatus
+from .models import AuditOutcome, AuditPlan, AuditRequest, Shard, ShardProgress, ShardResult, ShardStatus
+from .pipeline import plan_audit
 
 RUN_ROW = "#run"
 TTL_ATTRIBUTE = "expires_at"  # the table's DynamoDB TTL attribute (the CDK stack sets the same name)
@@ -41,8 +45,12 @@ def _now() -> datetime:
 
 
 class Ledger(Protocol):
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
-        """Record the plan and every shard as pending (shards already done stay done)."""
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
+        """Record the plan and every shard as pending (shards already done stay done).
+
+        ``record_pending=False`` records the plan only: a shard without a row is pending (the
+        Distributed Map's plan step, where thousands of pending rows would cost minutes of writes).
+        """
         ...
 
     def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
@@ -50,6 +58,16 @@ class Ledger(Protocol):
         ...
 
     def record_shard(self, result: ShardResult) -> None: ...
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        """Mark a batch's shards running (few requests, whatever the batch size); return the stored
+        results of those already completed, by shard id."""
+        ...
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        """``record_shard`` for many results at once; each adds its ``attempts`` to the shard's.
+        Returns how many were written (a failure never replaces a completed shard)."""
+        ...
 
     def shard_results(self, run_id: str) -> list[ShardResult]: ...
 
@@ -131,7 +149,7 @@ class DynamoLedger:
         except DoesNotExist:
             return None
 
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
         existing = {row.shard_id: row for row in self._row.query(plan.run_id, consistent_read=True)}
         run_row = existing.get(RUN_ROW)
         if run_row is None or run_row.status != "succeeded":
@@ -143,6 +161,8 @@ class DynamoLedger:
                 payload=_pack_run(plan, None),
                 started_at=_now(),
             ).save()
+        if not record_pending:
+            return
         with self._row.batch_write() as batch:
             for shard in plan.shards:
                 if shard.shard_id not in existing:
@@ -180,6 +200,49 @@ class DynamoLedger:
             finished_at=_now(),
             payload=_pack(result),
         ).save()
+
+    def _rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _LedgerRow]:
+        # BatchGetItem: pynamodb sends 100 keys a request and retries unprocessed keys.
+        return {(row.run_id, row.shard_id): row for row in self._row.batch_get(keys, consistent_read=True)}
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        rows = self._rows([(run_id, shard.shard_id) for shard in shards])
+        done: dict[str, ShardResult] = {}
+        with self._row.batch_write() as batch:
+            for shard in shards:
+                row = rows.get((run_id, shard.shard_id))
+                if row is not None and row.status == "ok" and row.payload:
+                    done[shard.shard_id] = _unpack(row.payload)
+                    continue
+                attempts = int(row.attempts or 0) if row is not None else 0
+                batch.save(
+                    self._new(run_id, shard.shard_id, status="running", attempts=attempts, started_at=_now())
+                )
+        return done
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        rows = self._rows([(result.run_id, result.shard.shard_id) for result in results])
+        written = 0
+        with self._row.batch_write() as batch:
+            for result in results:
+                row = rows.get((result.run_id, result.shard.shard_id))
+                if row is not None and row.status == "ok" and result.status != "ok":
+                    continue  # a late failure report never overwrites a completed shard
+                batch.save(
+                    self._new(
+                        result.run_id,
+                        result.shard.shard_id,
+                        status=result.status,
+                        attempts=(int(row.attempts or 0) if row is not None else 0) + result.attempts,
+                        resource_count=result.resource_count,
+                        error=result.error,
+                        started_at=row.started_at if row is not None else None,
+                        finished_at=_now(),
+                        payload=_pack(result),
+                    )
+                )
+                written += 1
+        return written
 
     def _shard_rows(self, run_id: str) -> list[_LedgerRow]:
         return [row for row in self._row.query(run_id, consistent_read=True) if row.shard_id != RUN_ROW]
@@ -252,7 +315,9 @@ def _pack_run(
     plan: AuditPlan | None, outcome: AuditOutcome | None, steps: dict[str, Any] | None = None
 ) -> bytes:
     body = {
-        "plan": plan.model_dump(mode="json") if plan is not None else None,
+        # Without its shards: they follow from the scope (plan_shards), and 170,000 of them
+        # (500 accounts) would not fit a 400 KB item even compressed.
+        "plan": plan.model_dump(mode="json", exclude={"shards"}) if plan is not None else None,
         "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
         "steps": steps or {},
     }
@@ -261,9 +326,15 @@ def _pack_run(
 
 def _unpack_run(data: bytes) -> tuple[AuditPlan | None, AuditOutcome | None, dict[str, Any]]:
     body = json.loads(zlib.decompress(data))
-    plan = AuditPlan.model_validate(body["plan"]) if body.get("plan") else None
+    plan = _plan_of(body["plan"]) if body.get("plan") else None
     outcome = AuditOutcome.model_validate(body["outcome"]) if body.get("outcome") else None
     return plan, outcome, dict(body.get("steps") or {})
+
+
+def _plan_of(data: dict[str, Any]) -> AuditPlan:
+    if "shards" in data:  # a row written before plans were stored without their shards
+        return AuditPlan.model_validate(data)
+    return plan_audit(AuditRequest.model_validate(data))
 
 
 class MemoryLedger:
@@ -274,7 +345,7 @@ class MemoryLedger:
         self._runs: dict[str, dict[str, Any]] = {}
         self._shards: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def start_run(self, plan: AuditPlan, runner: str) -> None:
+    def start_run(self, plan: AuditPlan, runner: str, record_pending: bool = True) -> None:
         with self._lock:
             run = self._runs.get(plan.run_id)
             if run is None or run["status"] != "succeeded":
@@ -287,7 +358,7 @@ class MemoryLedger:
                     "steps": {},
                 }
             shards = self._shards.setdefault(plan.run_id, {})
-            for shard in plan.shards:
+            for shard in plan.shards if record_pending else []:
                 shards.setdefault(shard.shard_id, {"status": "pending", "attempts": 0, "result": None})
 
     def shard_started(self, run_id: str, shard_id: str) -> ShardResult | None:
@@ -308,6 +379,36 @@ class MemoryLedger:
             if row["status"] == "ok" and result.status != "ok":
                 return
             row.update(status=result.status, result=result, finished_at=_now())
+
+    def batch_started(self, run_id: str, shards: list[Shard]) -> dict[str, ShardResult]:
+        done: dict[str, ShardResult] = {}
+        with self._lock:
+            rows = self._shards.setdefault(run_id, {})
+            for shard in shards:
+                row = rows.setdefault(shard.shard_id, {"status": "pending", "attempts": 0, "result": None})
+                if row["status"] == "ok" and row["result"] is not None:
+                    done[shard.shard_id] = row["result"]
+                else:
+                    row.update(status="running", started_at=_now())
+        return done
+
+    def record_shards(self, results: list[ShardResult]) -> int:
+        written = 0
+        for result in results:
+            with self._lock:
+                row = self._shards.setdefault(result.run_id, {}).setdefault(
+                    result.shard.shard_id, {"status": "pending", "attempts": 0, "result": None}
+                )
+                if row["status"] == "ok" and result.status != "ok":
+                    continue
+                row.update(
+                    status=result.status,
+                    result=result,
+                    attempts=row["attempts"] + result.attempts,
+                    finished_at=_now(),
+                )
+                written += 1
+        return written
 
     def shard_results(self, run_id: str) -> list[ShardResult]:
         with self._lock:

@@ -83,6 +83,7 @@ class ShardSummary(BaseModel):
     api_requests: int = 0
     duration_seconds: float = 0.0
     error: str | None = None
+    attempts: int = Field(default=1, ge=1, description="Scan attempts this result took (throttling retried).")
 
 
 class ShardResult(ShardSummary):
@@ -96,6 +97,51 @@ class ShardResult(ShardSummary):
 
     def summary(self) -> ShardSummary:
         return ShardSummary.model_validate(self.model_dump(include=set(ShardSummary.model_fields)))
+
+
+class ShardBatch(BaseModel):
+    """One item of the Distributed Map's plan: shards of ONE account and region, scanned by one child.
+
+    Keeping an account-region in one batch lets one scan share the region's Tagging API reads and
+    bound its concurrent calls into that account-region (the unit AWS throttles).
+    """
+
+    batch_id: str
+    account_id: str
+    region: str
+    resource_types: list[str] = Field(min_length=1)
+
+    @property
+    def shards(self) -> list[Shard]:
+        return [
+            Shard(account_id=self.account_id, region=self.region, resource_type=type_id)
+            for type_id in self.resource_types
+        ]
+
+
+class PlannedRun(BaseModel):
+    """What the plan step hands the state machine: where the plan is and how to run it, never the plan."""
+
+    run_id: str
+    plan_bucket: str
+    plan_key: str
+    shard_count: int
+    batch_count: int
+    max_concurrency: int = Field(description="The Distributed Map's MaxConcurrency (child executions).")
+    tolerated_failure_percentage: float = Field(
+        description="The Distributed Map's ToleratedFailurePercentage (failed child executions)."
+    )
+
+
+class BatchReport(BaseModel):
+    """What a child execution returns (small: results are in the ledger)."""
+
+    run_id: str
+    batch_id: str
+    ok: int = 0
+    failed: int = 0
+    already_done: int = 0
+    resources: int = Field(default=0, description="Resources found by the shards scanned now.")
 
 
 class AuditRequest(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from random import Random
 
 from tagcompliance.aws import AssumeRoleError, AwsClients
 from tagcompliance.compliance import compile_policy, evaluate
@@ -48,6 +49,7 @@ THROTTLING_CODES = frozenset(
 
 
 DEFAULT_ROLE_NAME = "TagComplianceAuditRole"
+_RANDOM = Random()
 
 
 class ShardThrottledError(Exception):
@@ -82,40 +84,88 @@ def plan_audit(request: AuditRequest) -> AuditPlan:
     return AuditPlan(**request.model_dump(), shards=plan_shards(request.scope))
 
 
+def backoff_delay(
+    attempt: int, base_seconds: float, cap_seconds: float = 30.0, rng: Random | None = None
+) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)].
+
+    Full jitter spreads the retries of many shards throttled at once, so they do not all come
+    back together and get throttled again.
+    """
+    return (rng or _RANDOM).uniform(0.0, min(cap_seconds, base_seconds * 2**attempt))
+
+
+def scan_account_region(
+    run_id: str,
+    shards: list[Shard],
+    clients: AwsClients,
+    role_name: str = DEFAULT_ROLE_NAME,
+    max_workers: int = 4,
+) -> list[ShardResult | ShardThrottledError]:
+    """Scan shards of ONE account and region together, one outcome per shard (same order).
+
+    One ``collect_inventory`` call: the region's Tagging API pages are read once for every type,
+    and ``max_workers`` bounds the concurrent API calls into the account-region (the unit AWS
+    throttles). Another account is scanned through ``AssumeRole`` of ``role_name``; an account that
+    cannot be assumed fails all its shards. A shard whose failure is throttling that outlasted the
+    SDK's retries comes back as a ``ShardThrottledError`` for the caller to retry with backoff.
+    """
+    if not shards:
+        return []
+    account_id, region = shards[0].account_id, shards[0].region
+    if any((shard.account_id, shard.region) != (account_id, region) for shard in shards):
+        raise ValueError("scan_account_region takes shards of one account and region")
+    try:
+        target = clients.for_account(account_id, role_name)
+    except AssumeRoleError as error:
+        if error.code in THROTTLING_CODES:
+            return [ShardThrottledError(f"{shard.shard_id}: {error}") for shard in shards]
+        return [failed_shard_result(run_id, shard, str(error)) for shard in shards]
+    types = list(dict.fromkeys(shard.resource_type for shard in shards))
+    inventory = collect_inventory(target, [region], types, max_workers=max_workers)
+    # The batch's requests, spread over its shards so that their sum is the batch's total.
+    share, extra = divmod(inventory.api_requests, len(types))
+    outcomes: list[ShardResult | ShardThrottledError] = []
+    for index, shard in enumerate(shards):
+        type_id = shard.resource_type
+        shard_outcomes = [outcome for outcome in inventory.shards if outcome.resource_type == type_id]
+        failed = [outcome for outcome in shard_outcomes if outcome.status == "failed"]
+        if failed and _is_throttling(failed[0].error):
+            outcomes.append(ShardThrottledError(f"{shard.shard_id}: {failed[0].error}"))
+            continue
+        resources = [resource for resource in inventory.resources if resource.resource_type == type_id]
+        unreadable = [item for item in inventory.unreadable if item.resource_type == type_id]
+        outcomes.append(
+            ShardResult(
+                run_id=run_id,
+                shard=shard,
+                status="failed" if failed else "ok",
+                error=failed[0].error if failed else None,
+                resource_count=len(resources),
+                unreadable_count=len(unreadable),
+                api_requests=share + (1 if index < extra else 0),
+                duration_seconds=inventory.duration_seconds,
+                scanned_at=inventory.scanned_at,
+                resources=resources,
+                outcomes=shard_outcomes,
+                unreadable=unreadable,
+            )
+        )
+    return outcomes
+
+
 def scan_shard(
     run_id: str, shard: Shard, clients: AwsClients, role_name: str = DEFAULT_ROLE_NAME
 ) -> ShardResult:
     """Scan one (account, region, type) shard with the inventory's own logic.
 
-    Another account than the credentials' own is scanned through ``AssumeRole`` of ``role_name``;
-    an account that cannot be assumed is a failed shard. A failed listing is a failed shard
-    (recorded, not raised); throttling that outlasted the SDK's retries raises
-    ``ShardThrottledError`` so the caller retries the shard with backoff.
+    A failed listing is a failed shard (recorded, not raised); throttling that outlasted the SDK's
+    retries raises ``ShardThrottledError`` so the caller retries the shard with backoff.
     """
-    try:
-        target = clients.for_account(shard.account_id, role_name)
-    except AssumeRoleError as error:
-        if error.code in THROTTLING_CODES:
-            raise ShardThrottledError(f"{shard.shard_id}: {error}") from None
-        return failed_shard_result(run_id, shard, str(error))
-    inventory = collect_inventory(target, [shard.region], [shard.resource_type], max_workers=4)
-    failed = inventory.failed_shards
-    if failed and _is_throttling(failed[0].error):
-        raise ShardThrottledError(f"{shard.shard_id}: {failed[0].error}")
-    return ShardResult(
-        run_id=run_id,
-        shard=shard,
-        status="failed" if failed else "ok",
-        error=failed[0].error if failed else None,
-        resource_count=len(inventory.resources),
-        unreadable_count=len(inventory.unreadable),
-        api_requests=inventory.api_requests,
-        duration_seconds=inventory.duration_seconds,
-        scanned_at=inventory.scanned_at,
-        resources=inventory.resources,
-        outcomes=inventory.shards,
-        unreadable=inventory.unreadable,
-    )
+    (outcome,) = scan_account_region(run_id, [shard], clients, role_name)
+    if isinstance(outcome, ShardThrottledError):
+        raise outcome
+    return outcome
 
 
 def failed_shard_result(run_id: str, shard: Shard, error: str) -> ShardResult:

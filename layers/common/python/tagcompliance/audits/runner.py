@@ -31,7 +31,7 @@ from .models import (
     new_run_id,
     snapshot_id_for,
 )
-from .pipeline import DEFAULT_ROLE_NAME, ShardThrottledError, outcome_of
+from .pipeline import DEFAULT_ROLE_NAME, ShardThrottledError, backoff_delay, outcome_of
 from .steps import (
     PolicyLoader,
     build_scope,
@@ -144,7 +144,7 @@ class InProcessRunner(AuditRunner):
                 if attempt + 1 == self.shard_attempts:
                     record_shard_failure(run_id, shard, f"ShardThrottledError: {error}", self.ledger)
                     return
-                time.sleep(self.backoff_seconds * 2**attempt)
+                time.sleep(backoff_delay(attempt, self.backoff_seconds))
             except Exception as error:
                 record_shard_failure(run_id, shard, describe_aws_error(error), self.ledger)
                 return

@@ -19,6 +19,7 @@ from tagcompliance.settings import Settings
 from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import Store
 
+from .distributed import close_unfinished_shards
 from .ledger import Ledger
 from .models import AuditOutcome, AuditPlan, AuditRequest, AuditScope, Shard, ShardResult, snapshot_id_for
 from .notify import DriftSummary, NotifyReport, build_message, deliver, run_recipients
@@ -101,10 +102,11 @@ def resolve_request(
     return request
 
 
-def start_run(request: AuditRequest, ledger: Ledger, runner: str) -> AuditPlan:
-    """Plan the run's shards and record them all as pending."""
+def start_run(request: AuditRequest, ledger: Ledger, runner: str, record_pending: bool = True) -> AuditPlan:
+    """Plan the run's shards and record them (all as pending unless ``record_pending`` is false:
+    a shard without a ledger row is pending)."""
     plan = plan_audit(request)
-    ledger.start_run(plan, runner)
+    ledger.start_run(plan, runner, record_pending)
     return plan
 
 
@@ -153,6 +155,8 @@ def finish_run(run_id: str, ledger: Ledger, store: Store, policy_loader: PolicyL
     if run is None or run["plan"] is None:
         raise LookupError(f"audit run {run_id} has no plan in the ledger")
     plan: AuditPlan = run["plan"]
+    # A shard no child execution reported (timed out, crashed) is recorded failed, never lost.
+    close_unfinished_shards(plan, ledger)
     try:
         outcome = aggregate(plan, ledger.shard_results(run_id), plan_policy(plan, policy_loader), store)
     except Exception as error:
@@ -241,5 +245,15 @@ def notify_run(
 
 
 def record_step_failure(run_id: str, step: str, error: str, ledger: Ledger) -> None:
-    """A step after aggregate failed for good: keep why with the run (the snapshot stays)."""
+    """A step failed for good: keep why with the run.
+
+    After aggregate (drift, notify) the snapshot stays. The scan itself (the Distributed Map gave
+    up: more child executions failed than tolerated) fails the run: its unfinished shards are
+    recorded failed and no snapshot is written.
+    """
     ledger.record_step(run_id, f"{step}_error", error)
+    if step == "scan":
+        run = ledger.run(run_id)
+        if run is not None and run["plan"] is not None:
+            close_unfinished_shards(run["plan"], ledger, f"not scanned: the scan step failed ({error})")
+        ledger.finish_run(run_id, None, f"scan failed: {error}")
