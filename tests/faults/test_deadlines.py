@@ -46,8 +46,9 @@ async def test_blackholed_endpoint_answers_by_the_deadline(
         proxy,
     ):
         async with Client(build_server(runtime)) as client:
-            _, clean = await timed_check(client, resource_types=SCAN_TYPES, regions=DEMO_REGIONS)
-            assert clean["failed_shards"] == [] and clean["total_resources"] > 0
+            # The account is known before the endpoint dies (a scan within the deadline could not
+            # be relied on here: on a loaded machine a full clean scan takes longer than 8 s).
+            assert await anyio.to_thread.run_sync(lambda: runtime.service.clients.account_id)
             proxy.blackhole_regions = set(DEMO_REGIONS)
             seconds, answer = await timed_check(
                 client, resource_types=SCAN_TYPES, regions=DEMO_REGIONS, force_refresh=True
