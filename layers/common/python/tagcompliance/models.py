@@ -48,6 +48,27 @@ class ViolationOut(BaseModel):
     actual_key: str | None = Field(default=None, description="The key as found, for wrong_key_case.")
 
 
+class ViolationPattern(BaseModel):
+    """Violations sharing a tag, a violation type, a resource type and a region: one fix each."""
+
+    tag_key: str
+    violation_type: str
+    resource_type: str
+    region: str
+    count: int
+
+    @classmethod
+    def listed(cls, groups: list[tuple[tuple[str, str, str, str], int]]) -> list[Self]:
+        """The answer's patterns from ``compliance.top_patterns``' ((tag, violation, type, region), n)."""
+        return [
+            cls(tag_key=tag, violation_type=kind, resource_type=type_id, region=region, count=count)
+            for (tag, kind, type_id, region), count in groups
+        ]
+
+
+MAX_PATTERNS = 20
+
+
 class TypeCounts(BaseModel):
     total: int
     compliant: int
@@ -81,6 +102,9 @@ class ComplianceCheckResult(ComplianceCounts):
         default_factory=dict,
         description="Per AWS account with resources in scope: resources found, compliant ones and "
         "violations (compare accounts by compliant / total).",
+    )
+    violation_patterns: list[ViolationPattern] = Field(
+        default_factory=list, description="The largest groups of violations, most first (at most 20)."
     )
     violations: list[ViolationOut] = Field(description="One page of violations; follow next_cursor for more.")
     next_cursor: str | None = None
@@ -123,6 +147,9 @@ class FindUntaggedResult(BaseModel):
     resources: list[UntaggedResource]
     next_cursor: str | None = None
     untagged_by_type: dict[str, int]
+    missing_patterns: list[ViolationPattern] = Field(
+        default_factory=list, description="The largest groups of missing tags, most first (at most 20)."
+    )
     failed_shards: list[FailedShard]
     scope: ScopeInfo
     snapshot_id: str
