@@ -3,8 +3,8 @@
 scan benchmark runs last and skips estate sizes that would not fit in what remains (reported as
 not measured, with the reason).
 
-Options: ``--gateway-seconds`` (default 60), ``--only NAME[,NAME]`` (engine, memory, cost, gateway,
-scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+Options: ``--gateway-seconds`` (default 60), ``--only NAME[,NAME]`` (engine, memory, cost, context,
+gateway, scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cost, engine, gateway, memory, scan
+from . import context, cost, engine, gateway, memory, scan
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "scan")
+ORDER = ("engine", "memory", "cost", "context", "gateway", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine": lambda: engine.run(),
         "memory": lambda: memory.run(),
         "cost": lambda: cost.run(demo=shared_demo()),
+        "context": lambda: context.run(demo=shared_demo()),
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
         "scan": run_scan,
     }
