@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import platform
 import socket
 import statistics
@@ -70,6 +71,23 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def min_median(values: list[float]) -> tuple[float, float]:
     return min(values), statistics.median(values)
+
+
+def gateway_environment(demo: Any, data_dir: str) -> dict[str, str]:
+    """The environment of a gateway process on the demo estate (SQLite and the in-memory cache in
+    ``data_dir``; no local scheduler)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environment.update(demo.environment)
+    environment.update(
+        {
+            "AWS_REGION": demo.regions[0],
+            "SCAN_REGIONS": ",".join(demo.regions),
+            "POLICY_PATH": str(POLICY_PATH),
+            "DATA_DIR": data_dir,
+            "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
+        }
+    )
+    return environment
 
 
 def free_port() -> int:

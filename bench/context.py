@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import tempfile
 from collections import Counter
@@ -23,7 +22,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from .common import POLICY_PATH, REPO_ROOT, figure
+from .common import REPO_ROOT, figure, gateway_environment
 
 TOOLS_BUDGET = 16_000
 PLANNED_TOOLS = {"apply_tag_remediation": 750, "undo_tag_remediation": 750}
@@ -46,21 +45,10 @@ def demo_scope(demo: Any) -> dict[str, Any]:
 
 
 def gateway_parameters(demo: Any, data_dir: str) -> StdioServerParameters:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    environment.update(demo.environment)
-    environment.update(
-        {
-            "AWS_REGION": demo.regions[0],
-            "SCAN_REGIONS": ",".join(demo.regions),
-            "POLICY_PATH": str(POLICY_PATH),
-            "DATA_DIR": data_dir,
-            "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
-        }
-    )
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "services.mcp_gateway", "--transport", "stdio", "--log-level", "WARNING"],
-        env=environment,
+        env=gateway_environment(demo, data_dir),
         cwd=str(REPO_ROOT),
     )
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from itertools import islice
+from typing import Any, Literal, NamedTuple
 
 from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel
@@ -29,7 +30,9 @@ from tagcompliance.models import (
     ReportResult,
     ScopeInfo,
     TypeCounts,
+    UntaggedResource,
     ValidateResult,
+    ViolationOut,
     ViolationPattern,
 )
 from tagcompliance.suggest import TagSuggestions
@@ -165,6 +168,32 @@ def examples(title: str, items: Iterable[str]) -> list[str]:
     return [title, *listed] if listed else []
 
 
+class Paging(NamedTuple):
+    on_page: int  # items in this answer
+    total: int  # items in all pages
+    cursor: str | None  # the next page's
+
+
+def page_examples(described: Iterable[str], paging: Paging, tool_hint: str) -> list[str]:
+    """The first ``MAX_EXAMPLES`` of a page's items (described lazily), then the way to the rest."""
+    shown = list(islice(described, MAX_EXAMPLES))
+    more = more_line(len(shown), paging.on_page, paging.total, paging.cursor, tool_hint)
+    return [*examples("Examples:", shown), more]
+
+
+def violation_text(v: ViolationOut) -> str:
+    value = f" (value {v.current_value!r})" if v.current_value is not None else ""
+    return f"{v.resource_arn}: {v.tag_key} {v.violation_type}{value}" + (
+        f"; expected {v.expected}" if v.expected else ""
+    )
+
+
+def untagged_text(r: UntaggedResource) -> str:
+    name = f" ({r.name})" if r.name else ""
+    never = " [never tagged]" if r.never_tagged else ""
+    return f"{r.resource_arn}{name}: missing {', '.join(r.missing_tags)}{never}"
+
+
 # --- one renderer per result type ---------------------------------------------------------------
 
 
@@ -193,24 +222,10 @@ def render_check(result: ComplianceCheckResult) -> str:
     if len(result.by_account) > 1:
         lines.append(breakdown("By account", result.by_account))
     lines += patterns_lines(result.violation_patterns, result.violation_count)
-    shown = result.violations[:MAX_EXAMPLES]
-    lines += examples(
-        "Examples:",
-        (
-            f"{v.resource_arn}: {v.tag_key} {v.violation_type}"
-            + (f" (value {v.current_value!r})" if v.current_value is not None else "")
-            + (f"; expected {v.expected}" if v.expected else "")
-            for v in shown
-        ),
-    )
-    lines.append(
-        more_line(
-            len(shown),
-            len(result.violations),
-            result.violation_count,
-            result.next_cursor,
-            "Every row: export_violations_csv (to_file=true links the file).",
-        )
+    lines += page_examples(
+        map(violation_text, result.violations),
+        Paging(len(result.violations), result.violation_count, result.next_cursor),
+        "Every row: export_violations_csv (to_file=true links the file).",
     )
     return "\n".join(lines)
 
@@ -225,23 +240,9 @@ def render_untagged(result: FindUntaggedResult) -> str:
     if result.cost_note:
         lines.append(result.cost_note)
     lines += patterns_lines(result.missing_patterns, None)
-    shown = result.resources[:MAX_EXAMPLES]
-    lines += examples(
-        "Examples:",
-        (
-            f"{r.resource_arn}{f' ({r.name})' if r.name else ''}: missing {', '.join(r.missing_tags)}"
-            + (" [never tagged]" if r.never_tagged else "")
-            for r in shown
-        ),
-    )
-    lines.append(
-        more_line(
-            len(shown),
-            len(result.resources),
-            result.total_untagged,
-            result.next_cursor,
-            "Suggested values: suggest_tags(resource_arn).",
-        )
+    paging = Paging(len(result.resources), result.total_untagged, result.next_cursor)
+    lines += page_examples(
+        map(untagged_text, result.resources), paging, "Values: suggest_tags(resource_arn)."
     )
     return "\n".join(lines)
 
