@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple
 from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel
 
+from tagcompliance.cost import CostAttributionGap
 from tagcompliance.drift import DriftResult
 from tagcompliance.models import (
     ComplianceCheckResult,
@@ -282,7 +283,7 @@ def render_suggestions(result: TagSuggestions) -> str:
         lines.append(line(f"- {s.tag_key} ({s.issue}{current}): {value} - {reasons}"))
     lines += [line(f"- {n.tag_key} ({n.issue}): no suggestion - {n.reason}") for n in result.no_suggestion]
     lines.append(f"Already compliant: {', '.join(result.compliant_tags) or 'none'}.")
-    lines.append(f"Confidence: {result.confidence_method}. All reasons and sources: {FULL_HINT}.")
+    lines.append(f"How confidence is computed, every reason and source: {FULL_HINT}.")
     return "\n".join(lines)
 
 
@@ -340,13 +341,39 @@ def render_report(result: ReportResult) -> str:
     )
     lines += examples("Recommendations:", summary.get("recommendations") or [])
     size = len(result.content or "")
-    if result.file_path:
+    inline = f"its first {size} characters" if result.truncated else f"all {size} characters"
+    where = f"the linked resource (file {result.file_path})" if result.file_path else "content"
+    lines.append(f"The report: {where}; {inline} are in content ({FULL_HINT}).")
+    return "\n".join(lines)
+
+
+def render_cost_gap(result: CostAttributionGap) -> str:
+    gap, money = result.attribution_gap, result.currency
+    lines = [
+        f"Unattributable spend {gap.gap_spend:,.2f} {money} of {result.total_spend:,.2f} "
+        f"({'n/a' if gap.gap_percent is None else f'{gap.gap_percent:.1f}%'}, {gap.bound.replace('_', ' ')}, "
+        f"by {gap.tag_key}), {result.period.start} to {result.period.end} (end exclusive). {gap.explanation}",
+        f"Method: {result.method}; {result.cost_explorer_requests} Cost Explorer requests"
+        + (" (cached: none made)" if result.cached else "")
+        + ("; figures partly estimated by AWS" if result.estimated else "")
+        + ".",
+    ]
+    for tag in result.by_tag:
+        services = sorted(tag.by_service, key=lambda service: -service.gap_spend)[:3]
+        worst = ", ".join(f"{service.service} {service.gap_spend:,.2f}" for service in services)
+        activated = {True: "", False: " NOT an activated cost allocation tag;", None: ""}[tag.tag_activated]
+        percent_text = "n/a" if tag.gap_percent is None else f"{tag.gap_percent:.1f}%"
         lines.append(
-            f"The whole report is a file (linked resource; path {result.file_path}); "
-            f"its first {size} characters are in content ({FULL_HINT})."
+            line(
+                f"- {tag.tag_key}:{activated} gap {tag.gap_spend:,.2f} ({percent_text}): "
+                f"{tag.unattributed_spend:,.2f} untagged, {tag.invalid_value_spend:,.2f} invalid; "
+                f"worst {worst}"
+            )
         )
-    else:
-        lines.append(f"The report ({size} characters) is in content: {FULL_HINT}.")
+    lines += [line(f"Note: {note}") for note in result.notes[:MAX_EXAMPLES]]
+    if result.estimates:
+        lines.append(f"{len(result.estimates)} resource estimates in estimates ({FULL_HINT}).")
+    lines.append(f"Per service, invalid values and every note: {FULL_HINT}.")
     return "\n".join(lines)
 
 
@@ -375,5 +402,6 @@ RENDERERS: dict[type[BaseModel], Callable[[Any], str]] = {
     TagSuggestions: render_suggestions,
     DriftResult: render_drift,
     ReportResult: render_report,
+    CostAttributionGap: render_cost_gap,
     ExportResult: render_export,
 }

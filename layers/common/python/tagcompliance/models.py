@@ -188,9 +188,9 @@ class PolicyResult(BaseModel):
 
 class ReportResult(BaseModel):
     format: str
-    content: str | None = Field(description="The report, when it fits inline.")
-    file_path: str | None = Field(default=None, description="Where the full report was written.")
-    truncated: bool = False
+    content: str | None = Field(description="The report, when it fits inline; else its beginning.")
+    file_path: str | None = Field(default=None, description="Where the whole report was written.")
+    truncated: bool = Field(default=False, description="content is only the beginning of the file.")
     summary: dict[str, Any]
     snapshot_id: str
     failed_shards: list[FailedShard]
