@@ -120,8 +120,9 @@ def compact_schemas(mcp: MCPServer) -> None:
 
 def compact_schema(schema: Any, drop_null: bool) -> Any:
     """``schema`` without ``title`` strings; with ``drop_null`` (an input schema), ``anyOf: [X, null]``
-    becomes X, a ``null`` default goes (an input left out is null anyway) and so do length limits of 20
-    or more (they guard the server, which enforces them with a clear error)."""
+    becomes X, a ``null`` or ``false`` default goes (an input left out is null, a flag left out is off)
+    and so do length limits of 20 or more (they guard the server, which enforces them with a clear
+    error)."""
     if isinstance(schema, list):
         return [compact_schema(item, drop_null) for item in schema]
     if not isinstance(schema, dict):
@@ -139,6 +140,6 @@ def compact_schema(schema: Any, drop_null: bool) -> Any:
             kept = [branch for branch in branches if branch != {"type": "null"}]
             compact.pop("anyOf")
             compact = {**kept[0], **compact} if len(kept) == 1 else {"anyOf": kept, **compact}
-        if "default" in compact and compact["default"] is None:
-            compact.pop("default")
+        if "default" in compact and (compact["default"] is None or compact["default"] is False):
+            compact.pop("default")  # an argument left out is null; a flag left out is off (instructions)
     return compact

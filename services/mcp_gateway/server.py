@@ -38,7 +38,8 @@ compliance over time. What every tool shares:
   ten examples; detail="full" gives the whole answer as JSON, next_cursor the next page, and the
   structured content is always complete. Reports and exports written to files come as resource links
   (tagcompliance://files/...), readable with resources/read.
-- Tags are case-sensitive; suggested or remediating values are never applied without the user.
+- A flag left out is off unless its schema shows default true. Tags are case-sensitive; suggested
+  or remediating values are never applied without the user.
 """
 
 # A proxy in front adds one of these: the request's loopback peer then is the proxy, not the client.
