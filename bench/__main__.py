@@ -4,7 +4,7 @@ scan benchmark runs last and skips estate sizes that would not fit in what remai
 not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60; the balanced runs take half of it each, at most 30),
-``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced, resilience, durability, pipeline,
+``--only NAME[,NAME]`` (engine, memory, cost, context, gateway, balanced, resilience, durability, pipeline,
 scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
@@ -20,10 +20,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import balanced, cost, durability, engine, gateway, memory, pipeline, resilience, scan
+from . import balanced, context, cost, durability, engine, gateway, memory, pipeline, resilience, scan
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "durability", "pipeline", "scan")
+ORDER = (
+    "engine",
+    "memory",
+    "cost",
+    "context",
+    "gateway",
+    "balanced",
+    "resilience",
+    "durability",
+    "pipeline",
+    "scan",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine": lambda: engine.run(),
         "memory": lambda: memory.run(),
         "cost": lambda: cost.run(demo=shared_demo()),
+        "context": lambda: context.run(demo=shared_demo()),
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
         "balanced": lambda: balanced.run(duration=min(30.0, args.gateway_seconds / 2), demo=shared_demo()),
         "resilience": lambda: resilience.run(demo=shared_demo()),

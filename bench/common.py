@@ -89,6 +89,25 @@ def min_median(values: list[float]) -> tuple[float, float]:
     return min(values), statistics.median(values)
 
 
+def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
+    """The environment of a gateway process on the demo estate (SQLite and the in-memory cache in
+    ``data_dir``; no local scheduler), with ``extra`` variables (``DATABASE_URL``...) on top; also
+    the fault suite's."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environment.update(demo.environment)
+    environment.update(
+        {
+            "AWS_REGION": demo.regions[0],
+            "SCAN_REGIONS": ",".join(demo.regions),
+            "POLICY_PATH": str(POLICY_PATH),
+            "DATA_DIR": data_dir,
+            "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
+            **extra,
+        }
+    )
+    return environment
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from typing import Any
 
 from mcp import Client
 
-from .common import POLICY_PATH, REPO_ROOT, figure, free_port, percentile
+from .common import POLICY_PATH, REPO_ROOT, figure, free_port, gateway_environment, percentile
 
 CHECK_TYPES = ["all"]
 
@@ -33,23 +33,6 @@ CHECK_TYPES = ["all"]
 def check_arguments(demo: Any) -> dict[str, Any]:
     """Explicit types and regions: a check without them asks the caller to clarify its scope."""
     return {"resource_types": CHECK_TYPES, "regions": list(demo.regions)}
-
-
-def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
-    """The gateway's environment on the demo estate (also the fault suite's)."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    environment.update(demo.environment)
-    environment.update(
-        {
-            "AWS_REGION": demo.regions[0],
-            "SCAN_REGIONS": ",".join(demo.regions),
-            "POLICY_PATH": str(POLICY_PATH),
-            "DATA_DIR": data_dir,
-            "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
-            **extra,
-        }
-    )
-    return environment
 
 
 def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subprocess.Popen[bytes]:

@@ -3,11 +3,18 @@
 
 - ``request_tool``: a tool whose arguments are a core request model (``tagcompliance.requests``). The SDK
   derives a tool's input schema from its function signature, so the signature is built from the
-  model's fields (``__signature__``, which ``inspect.signature`` honours).
+  model's fields (``__signature__``, which ``inspect.signature`` honours). It answers a ``CallToolResult``
+  (``rendering.answer``: the text a model reads, the whole result as structured content), which the SDK
+  passes through after validating the structured content against the published output model.
 - ``forbid_unknown_arguments``: the SDK ignores arguments a tool does not take and offers no switch;
   each registered tool's argument model (``Tool.fn_metadata.arg_model``) is tightened instead.
 - ``allow_safety_responses``: a guarded tool answers its result OR a ``SafetyResponse``; its published
   and validated output (``FuncMetadata.output_model/output_schema/wrap_output``) is set to that union.
+- ``compact_schemas``: what ``tools/list`` publishes (``Tool.parameters``, ``FuncMetadata.output_schema``)
+  without pydantic's titles and, in input schemas, without the ``null`` branch of optional arguments
+  (leaving one out means the same). The safety answer is published once in words (the server's
+  instructions) and as a loose object in each output schema: its full schema repeated in eleven tools
+  was most of ``tools/list``. Validation still uses the full models (``arg_model``, ``output_model``).
 """
 
 from __future__ import annotations
@@ -22,15 +29,18 @@ from pydantic import TypeAdapter
 from tagcompliance.requests import ToolRequest
 from tagcompliance.safety.models import SafetyResponse
 
+from .rendering import answer
+
 RequestT = TypeVar("RequestT", bound=ToolRequest)
 Handler = Callable[[Context, RequestT], Awaitable[Any]]
 
-SAFETY_NOTE = (
-    " When resource types, regions or (for costs) the period are not given, the answer is "
-    "clarification_needed: ask the user which option they mean rather than guessing. Large, costly or "
-    "writing calls first return an intent_commit: show it to the user and, once they confirm, call again "
-    "with its confirmation_token."
-)
+# The safety answer as each guarded tool's output schema publishes it (the instructions say the rest).
+SAFETY_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Safety answer instead of the result: nothing was scanned or changed (see instructions).",
+    "properties": {"safety": {"enum": ["clarification_needed", "intent_commit", "dry_run"]}},
+    "required": ["safety"],
+}
 
 
 def request_tool(
@@ -44,7 +54,8 @@ def request_tool(
 
         async def tool(ctx: Context, **arguments: Any) -> Any:
             # The SDK validated each argument against the same fields; this builds the model once.
-            return await handler(ctx, request_model.model_validate(arguments))
+            request = request_model.model_validate(arguments)
+            return answer(await handler(ctx, request), getattr(request, "detail", None))
 
         parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
         for name, field in request_model.model_fields.items():
@@ -59,7 +70,7 @@ def request_tool(
         tool.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
         tool.__annotations__ = {"ctx": Context, "return": returns}
         tool.__name__ = tool.__qualname__ = handler.__name__
-        tool.__doc__ = handler.__doc__
+        tool.__doc__ = " ".join((handler.__doc__ or "").split())  # one line: indents cost tokens
         mcp.tool()(tool)
         return handler
 
@@ -85,10 +96,50 @@ def allow_safety_responses(mcp: MCPServer) -> None:
         if SafetyResponse not in members:
             continue
         union = Union[tuple(members)]  # noqa: UP007 - built at run time
-        schema = TypeAdapter(union).json_schema(mode="serialization")
+        results = [member for member in members if member is not SafetyResponse]
+        result_schema = TypeAdapter(Union[tuple(results)]).json_schema(mode="serialization")  # noqa: UP007
+        definitions = result_schema.pop("$defs", {})
         metadata = tool.fn_metadata
         metadata.output_model = union
         metadata.wrap_output = False
-        metadata.output_schema = {"type": "object", **schema}
-        if SAFETY_NOTE not in (tool.description or ""):
-            tool.description = (tool.description or "") + SAFETY_NOTE
+        metadata.output_schema = {
+            "type": "object",
+            "anyOf": [result_schema, SAFETY_OUTPUT_SCHEMA],
+            **({"$defs": definitions} if definitions else {}),
+        }
+
+
+def compact_schemas(mcp: MCPServer) -> None:
+    """Every published schema without what costs tokens and says nothing (see the module docstring)."""
+    for tool in mcp._tool_manager.list_tools():
+        tool.parameters = compact_schema(tool.parameters, drop_null=True)
+        metadata = tool.fn_metadata
+        if metadata.output_schema is not None:
+            metadata.output_schema = compact_schema(metadata.output_schema, drop_null=False)
+
+
+def compact_schema(schema: Any, drop_null: bool) -> Any:
+    """``schema`` without ``title`` strings; with ``drop_null`` (an input schema), ``anyOf: [X, null]``
+    becomes X, a ``null`` or ``false`` default goes (an input left out is null, a flag left out is off)
+    and so do length limits of 20 or more (they guard the server, which enforces them with a clear
+    error)."""
+    if isinstance(schema, list):
+        return [compact_schema(item, drop_null) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    compact = {
+        key: value if key in ("default", "const", "enum") else compact_schema(value, drop_null)
+        for key, value in schema.items()
+        if not (key == "title" and isinstance(value, str))
+        # Length limits guard the server (it enforces them, with a clear error), not the caller's choice.
+        and not (drop_null and key in ("maxLength", "maxItems") and isinstance(value, int) and value >= 20)
+    }
+    if drop_null:
+        branches = compact.get("anyOf")
+        if isinstance(branches, list) and {"type": "null"} in branches:
+            kept = [branch for branch in branches if branch != {"type": "null"}]
+            compact.pop("anyOf")
+            compact = {**kept[0], **compact} if len(kept) == 1 else {"anyOf": kept, **compact}
+        if "default" in compact and (compact["default"] is None or compact["default"] is False):
+            compact.pop("default")  # an argument left out is null; a flag left out is off (instructions)
+    return compact

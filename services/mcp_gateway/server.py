@@ -11,29 +11,36 @@ from starlette.responses import JSONResponse
 from tagcompliance import __version__
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 
+from . import files, prompts
 from .auth.config import GatewayAuth, is_loopback
 from .auth.scopes import ADMIN_SCOPE, ScopeMiddleware
 from .health import LIVENESS_PATH, READINESS_PATH, Readiness
 from .runtime import CallLogMiddleware, Runtime
 from .safety import SafetyGate
-from .sdk_adapter import allow_safety_responses, forbid_unknown_arguments
+from .sdk_adapter import allow_safety_responses, compact_schemas, forbid_unknown_arguments
 from .tools import audits, compliance, history, intents, policy_import, remediation, reports, schedules
 from .tools.common import ToolDeps
 from .tracing import ToolTraceMiddleware
 
 INSTRUCTIONS = f"""\
-Tag-compliance analyst for AWS. Checks resources against the organisation's tagging policy,
-finds untagged resources, quantifies spend that cannot be attributed, suggests tag values and
-tracks compliance over time.
+Tag-compliance analyst for AWS: checks resources against the organisation's tagging policy, finds
+untagged resources, quantifies spend that cannot be attributed, suggests tag values and tracks
+compliance over time. What every tool shares:
 
-Resource types are registry ids: {", ".join(RESOURCE_TYPE_IDS)} (or "all").
-Results are summaries plus one page of details; pass next_cursor back for more.
-Every figure states its scope (account, regions, types); failed_shards lists what could not be
-read: never present a partial scan as complete. When the user's request leaves the resource
-types, regions or time period unclear, ask them rather than guessing: such calls answer
-clarification_needed with options and estimates. Large, costly or writing calls answer intent_commit:
-show it to the user, and only after they confirm call again with its confirmation_token. dry_run
-estimates a call without calling AWS.
+- resource_types are registry ids: {", ".join(RESOURCE_TYPE_IDS)}; ["all"] means every one.
+  regions are AWS region names; ["all"] means every enabled region (needs approval).
+- Scope: every figure states its account, regions and types. failed_shards lists what could not be
+  read (with its reason): it is missing from the figures, so never present a partial scan as complete.
+- Safety: a scan without resource_types or regions (or, for costs, a period) answers
+  safety=clarification_needed with options and estimates: ask the user, do not guess. Large, costly or
+  writing calls answer safety=intent_commit: show it to the user and only after they confirm call
+  again with exactly the same arguments plus its confirmation_token. dry_run=true only estimates.
+- Answers: the text leads with the decision (score, counts, failed shards, top patterns) and at most
+  ten examples; detail="full" gives the whole answer as JSON, next_cursor the next page, and the
+  structured content is always complete. Reports and exports written to files come as resource links
+  (tagcompliance://files/...), readable with resources/read.
+- A flag left out is off unless its schema shows default true. Tags are case-sensitive; suggested
+  or remediating values are never applied without the user.
 """
 
 # A proxy in front adds one of these: the request's loopback peer then is the proxy, not the client.
@@ -59,6 +66,9 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
         area.register(mcp, deps)
     forbid_unknown_arguments(mcp)
     allow_safety_responses(mcp)
+    compact_schemas(mcp)
+    files.register(mcp, runtime)
+    prompts.register(mcp)
 
     readiness = Readiness(runtime)
 

@@ -24,8 +24,10 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from pydantic import BaseModel, Field
 
 from services.mcp_gateway.sdk_adapter import (
-    SAFETY_NOTE,
+    SAFETY_OUTPUT_SCHEMA,
     allow_safety_responses,
+    compact_schema,
+    compact_schemas,
     forbid_unknown_arguments,
     request_tool,
 )
@@ -66,6 +68,7 @@ async def client() -> AsyncIterator[Client]:
 
     forbid_unknown_arguments(mcp)
     allow_safety_responses(mcp)
+    compact_schemas(mcp)
     async with Client(mcp) as connected:
         yield connected
 
@@ -80,9 +83,10 @@ def test_the_relied_on_attributes_exist() -> None:
 
 async def test_the_model_fields_are_the_published_arguments(client: Client) -> None:
     (tool,) = (await client.list_tools()).tools
-    assert tool.name == "echo" and tool.description == "Echo the words." + SAFETY_NOTE
-    expected = EchoRequest.model_json_schema()
+    assert tool.name == "echo" and tool.description == "Echo the words."
+    expected = compact_schema(EchoRequest.model_json_schema(), drop_null=True)
     assert tool.input_schema["properties"] == expected["properties"]
+    assert "title" not in tool.input_schema["properties"]["words"]
     assert list(tool.input_schema["properties"]) == ["words", "shout", "mode"]
     assert tool.input_schema["required"] == ["words"]
     assert tool.input_schema["additionalProperties"] is False
@@ -91,6 +95,8 @@ async def test_the_model_fields_are_the_published_arguments(client: Client) -> N
 async def test_a_call_builds_the_request_and_validates_each_field(client: Client) -> None:
     result = await client.call_tool("echo", {"words": ["a", "b"], "shout": True})
     assert not result.is_error and result.structured_content == {"text": "A B"}
+    # No renderer for Echo and no detail argument: the text is the whole answer, as compact JSON.
+    assert result.content[0].text == '{"text":"A B"}'
     too_many = await client.call_tool("echo", {"words": ["a", "b", "c", "d"]})
     assert too_many.is_error and "words" in too_many.content[0].text
 
@@ -102,7 +108,9 @@ async def test_an_unknown_argument_is_refused(client: Client) -> None:
 
 async def test_the_output_is_the_result_or_a_safety_response(client: Client) -> None:
     (tool,) = (await client.list_tools()).tools
-    titles = {member.get("$ref", "").rsplit("/", 1)[-1] for member in tool.output_schema["anyOf"]}
-    assert {"Echo", "SafetyResponse"} <= titles
+    result_schema, safety_schema = tool.output_schema["anyOf"]
+    assert (
+        result_schema["properties"] == {"text": {"type": "string"}} and safety_schema == SAFETY_OUTPUT_SCHEMA
+    )
     result = await client.call_tool("echo", {"words": ["a"], "mode": "ask"})
     assert not result.is_error and result.structured_content["safety"] == "clarification_needed"

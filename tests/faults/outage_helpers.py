@@ -17,8 +17,7 @@ import anyio
 import httpx2 as httpx
 from mcp import Client
 
-from bench.common import free_port
-from bench.gateway import gateway_environment
+from bench.common import free_port, gateway_environment
 from services.demo.aws import DemoAws
 from tests.faults.tcpproxy import TCPProxy
 

@@ -159,14 +159,17 @@ def test_streamed_reports_equal_reports_built_from_the_materialised_list(
     expected_violations = reference_violations(service, csv_report.snapshot_id)
     expected_csv = io.StringIO()
     export_violations(expected_violations, out=expected_csv)
-    assert csv_report.file_path is None and csv_report.content == expected_csv.getvalue()
+    assert not csv_report.truncated and csv_report.content == expected_csv.getvalue()
+    # Inline or not, the whole report is a file too (an MCP client reads it as a resource).
+    assert csv_report.file_path is not None
+    assert Path(csv_report.file_path).read_bytes().decode("utf-8") == expected_csv.getvalue()  # CRLF kept
     markdown = service.compliance_report("markdown", TYPES, regions)
     snapshot = service.store.get_snapshot(markdown.snapshot_id)
     assert snapshot is not None
     expected_markdown = io.StringIO()
     write_markdown(report_summary(snapshot, expected_violations), expected_violations, expected_markdown)
     assert markdown.summary == report_summary(snapshot, expected_violations)
-    if markdown.file_path is None:
+    if not markdown.truncated:
         assert markdown.content == expected_markdown.getvalue()
     else:  # too long to inline: the file holds it all, the answer a preview
         written = Path(markdown.file_path).read_bytes().decode("utf-8")

@@ -120,6 +120,6 @@ def with_stored_accounts(status: AuditStatus, store: SnapshotStore) -> AuditStat
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
     @request_tool(mcp, AuditStatusRequest)
     async def get_audit_status(ctx: Context, request: AuditStatusRequest) -> AuditStatusResult:
-        """Progress of an audit run (shards done / failed / total) and, once it is done, its result:
-        snapshot id, compliance score, counts, failed shards, drift and notification deliveries."""
+        """Progress of an audit run (shards done, failed, total) and, once done, its result:
+        score, counts, failed shards, drift, notifications."""
         return await run_tool(ctx, lambda progress: audit_status_for(deps.runtime, request.run_id))

@@ -64,39 +64,37 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def check_tag_compliance(
         ctx: Context, request: CheckComplianceRequest
     ) -> ComplianceCheckResult | SafetyResponse:
-        """Check resources against the tagging policy: compliance score (compliant / scanned), counts by
-        type, region and violation type, and one page of violations (missing_tag, wrong_key_case,
-        invalid_value, invalid_format, prohibited_tag). Every check is stored as a snapshot for history."""
+        """Score resources against the tagging policy: counts by type, region and violation, top
+        patterns, a page of violations. find_untagged_resources is narrower; validate_resource_tags takes
+        ARNs. Checks are stored (history, drift)."""
         return await paged_scan(ctx, "check_tag_compliance", request, service.check_compliance)
 
     @request_tool(mcp, FindUntaggedRequest)
     async def find_untagged_resources(
         ctx: Context, request: FindUntaggedRequest
     ) -> FindUntaggedResult | SafetyResponse:
-        """Find resources missing one or more required tags (empty values count as missing), including
-        resources that were never tagged at all, with the missing keys for each."""
+        """Resources missing required tags (an empty value counts as missing), never-tagged ones
+        included, with the missing keys of each."""
         return await paged_scan(ctx, "find_untagged_resources", request, service.find_untagged)
 
     @request_tool(mcp, ValidateTagsRequest)
     async def validate_resource_tags(
         ctx: Context, request: ValidateTagsRequest
     ) -> ValidateResult | SafetyResponse:
-        """Validate specific resources by ARN against the policy. An ARN that does not exist is reported
-        as not_found, one whose tags could not be read as not_scanned; neither is ever called compliant."""
+        """Validate named resources (ARNs) against the policy. An ARN that does not exist is
+        not_found, one whose tags could not be read not_scanned: neither is ever compliant."""
         return await by_arn(
             ctx, "validate_resource_tags", request, request.resource_arns, service.validate_resources
         )
 
     @request_tool(mcp, SuggestTagsRequest)
     async def suggest_tags(ctx: Context, request: SuggestTagsRequest) -> TagSuggestions | SafetyResponse:
-        """Suggest values for a resource's missing, wrong-cased or invalid required tags, from its name,
-        its siblings (same VPC, CloudFormation stack or name prefix) and account-wide majorities. Each
-        suggestion has a confidence and its reasons; only values the policy allows are suggested. Confirm
-        with the user before applying any."""
+        """Suggest policy-valid values for one resource's missing, wrong-cased or invalid required tags
+        (from its name, siblings and account majorities), each with confidence and reasons."""
         return await by_arn(ctx, "suggest_tags", request, [request.resource_arn], service.suggest)
 
     @request_tool(mcp, PolicyRequest)
     async def get_tagging_policy(ctx: Context, request: PolicyRequest) -> PolicyResult:
-        """The tagging policy in force: required tags (allowed values, format, which types), optional and
-        prohibited tags, and where it was loaded from."""
+        """The tagging policy in force: required tags (allowed values, format, types), optional and
+        prohibited tags, and its source."""
         return await run_tool(ctx, lambda progress: service.policy_info())

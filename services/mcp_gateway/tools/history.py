@@ -22,11 +22,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def get_cost_attribution_gap(
         ctx: Context, request: CostGapRequest
     ) -> CostAttributionGap | SafetyResponse:
-        """Spend that cannot be attributed: for each required tag, the Cost Explorer spend of the
-        requested types' services without the tag or with a value the policy rejects, per service, with
-        the headline gap. Every figure states its method. Cost Explorer bills $0.01 per request (one per
-        tag, plus one activation check); answers are cached. Omitting start_date and end_date asks for
-        the period."""
+        """Spend that cannot be attributed: per required tag, Cost Explorer spend without
+        the tag or with an invalid value, per service, and the headline gap with its method. Cost Explorer
+        bills $0.01 a request (one per tag); answers are cached."""
         return await guarded(
             deps,
             ctx,
@@ -46,16 +44,15 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     @request_tool(mcp, HistoryRequest)
     async def get_violation_history(ctx: Context, request: HistoryRequest) -> HistoryResult:
-        """Compliance trend from stored snapshots: score and counts per day, week or month, and whether
-        compliance is improving. Only snapshots of the same scope are compared."""
+        """Compliance trend from stored snapshots of the same scope: score and counts per day,
+        week or month, and whether it improves. Calls no AWS API."""
         return await run_tool(ctx, lambda progress: service.violation_history(**request.parameters()))
 
     @request_tool(mcp, DriftRequest)
     async def detect_tag_drift(ctx: Context, request: DriftRequest) -> DriftResult | SafetyResponse:
-        """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan is
-        compared with the stored tag state). Severity: critical when a required tag is removed or made
-        invalid, warning when a required tag's value changes, info for other tags. Who and when come from
-        CloudTrail when available."""
+        """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan
+        against the stored state). critical: a required tag removed or made invalid; warning: its value
+        changed; info: other tags. Who and when: CloudTrail, when available."""
         return await guarded(
             deps,
             ctx,

@@ -47,9 +47,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     @request_tool(mcp, BeliefLogRequest)
     async def get_intent_beliefs(ctx: Context, request: BeliefLogRequest) -> BeliefLogResult:
-        """(admin) The intent belief log: what the server understood each request to mean, the assumptions
-        and alternatives, and whether the outcome matched (e.g. zero resources in the chosen region while
-        others hold some). Also which regret warnings were learned from users' corrections."""
+        """(admin) The intent belief log: how each request was understood, assumptions,
+        alternatives, whether the outcome matched; and regret rules learned from corrections."""
 
         def work(progress: ProgressCallback) -> BeliefLogResult:
             limit, only_mismatched = request.limit, request.only_mismatched

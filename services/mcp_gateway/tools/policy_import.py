@@ -25,11 +25,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def import_aws_tag_policy(
         ctx: Context, request: ImportPolicyRequest
     ) -> ImportResult | SafetyResponse:
-        """Fetch an AWS Organizations tag policy and convert it to this server's policy format:
-        report_required_tag_for makes a tag required, enforced_for is recorded as enforcement, wildcard
-        values stay patterns, and anything that cannot be represented is listed in warnings. Without a
-        policy_id it lists the available policies. Saving over the active policy file takes effect at once.
-        Saving first answers intent_commit."""
+        """Convert an AWS Organizations tag policy to this server's format
+        (report_required_tag_for: required; enforced_for: enforcement; the rest in warnings). Without
+        policy_id: lists the policies. Saving replaces the active policy at once."""
         saved_as = request.output_path or "the default file"
         policies_dir = Path(deps.runtime.settings.policy_path).resolve().parent
 

@@ -19,10 +19,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     @request_tool(mcp, CustodianRequest)
     async def generate_custodian_policy(ctx: Context, request: CustodianRequest) -> CustodianPolicies:
-        """Generate Cloud Custodian YAML (one policy per resource type) selecting every resource that
-        violates the tagging policy (violations OR-ed). dry_run (default) only selects and reports; with
-        dry_run false, placeholders are written only where a tag is absent, never over a valid value, and
-        invalid values get mark-for-op. Run with `custodian run --dryrun` first."""
+        """Cloud Custodian YAML (one policy per type) selecting resources that violate the
+        policy. dry_run (default) only selects; otherwise placeholders go only where a tag is absent and
+        invalid values get mark-for-op."""
         return await run_tool(
             ctx,
             lambda progress: generate_custodian_policies(
@@ -34,11 +33,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def generate_openops_workflow(
         ctx: Context, request: OpenOpsRequest
     ) -> OpenOpsWorkflow | SafetyResponse:
-        """Generate an importable OpenOps workflow (FlowImportTemplate JSON) that reports or remediates
-        tagging violations on a schedule, optionally only when the compliance score falls below a
-        threshold. Steps run with dryRun unless dry_run is false. Never invents tag values: auto_tag needs
-        explicit, policy-valid tag_values. A workflow that would overwrite existing tag values (per the
-        stored inventory) first answers intent_commit."""
+        """An importable OpenOps workflow (JSON) that reports or remediates violations on a
+        schedule, optionally only below a score. Steps use dryRun unless dry_run is false; auto_tag needs
+        explicit policy-valid tag_values."""
         overwriting = request.overwrites_tags()
         return await guarded(
             deps,

@@ -18,9 +18,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def generate_compliance_report(
         ctx: Context, request: ReportRequest
     ) -> ReportResult | SafetyResponse:
-        """An executive compliance report (score, coverage, worst types and regions, top violations,
-        recommendations). Small reports come inline; large ones are written to a file whose path is
-        returned."""
+        """An executive report (score, coverage, worst types and regions, top issues,
+        recommendations) as markdown, json or csv; a large one is a file (resource link)."""
         return await guarded(
             deps,
             ctx,
@@ -32,8 +31,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     @request_tool(mcp, ExportRequest)
     async def export_violations_csv(ctx: Context, request: ExportRequest) -> ExportResult | SafetyResponse:
-        """Violations as CSV for spreadsheets (RFC 4180; cells that a spreadsheet would run as formulas are
-        neutralised). Pages with next_cursor, or writes all rows to a file with to_file."""
+        """Violations as CSV for spreadsheets (RFC 4180; formula cells neutralised): pages with
+        cursor, or to_file writes every row."""
         chosen = request.chosen_filters
         return await guarded(
             deps,

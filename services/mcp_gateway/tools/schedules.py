@@ -19,9 +19,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def schedule_compliance_audit(
         ctx: Context, request: ScheduleRequest
     ) -> ScheduleAction | SafetyResponse:
-        """Create, list, update, pause, resume or delete recurring compliance audits (daily, weekly, monthly
-        or cron, at a local time in an IANA timezone; next_run is correct across DST). Results are stored
-        in history flagged as scheduled and sent to the recipients."""
+        """Manage recurring audits (daily, weekly, monthly or cron, at a local time in an
+        IANA zone; DST-correct). Results go to history and to the recipients."""
         action, schedule_id, fields = request.action, request.schedule_id, request.schedule_fields()
         writes = {
             "create": "creates a recurring audit that scans on every run",

@@ -35,6 +35,8 @@ from pydantic import Field
 
 from .policy import RequiredTag, TaggingPolicy, allowed_value_matcher
 
+PatternKey = tuple[str, str, str, str]  # (tag_key, violation_type, resource_type, region)
+
 ViolationType = Literal["missing_tag", "wrong_key_case", "invalid_value", "invalid_format", "prohibited_tag"]
 Severity = Literal["error", "warning"]
 
@@ -234,6 +236,21 @@ class Evaluation:
             self._noncompliant = {resource.arn for resource in self.flagged_resources}
         return self._noncompliant
 
+    def patterns(
+        self, limit: int, severities: frozenset[str] | set[str] | None = None
+    ) -> list[tuple[PatternKey, int]]:
+        """The largest groups of violations by (tag key, violation type, resource type, region),
+        counted from the findings without building violations."""
+        return top_patterns(
+            (
+                (finding[1], finding[0], resource.resource_type, resource.region)
+                for resource, findings in zip(self.flagged_resources, self.flagged_findings, strict=True)
+                for finding in findings
+                if severities is None or finding[3] in severities
+            ),
+            limit,
+        )
+
     def counts(self, attribute: str) -> dict[str, int]:
         """Violations per value of ``attribute``: a resource one (resource_type, region) or a
         violation one (violation_type, tag_key, severity), counted without building violations."""
@@ -339,3 +356,9 @@ def missing_tags_by_resource(violations: Iterable[Violation]) -> dict[str, list[
 
 def count_by(violations: Iterable[Violation], attribute: str) -> dict[str, int]:
     return dict(Counter(getattr(violation, attribute) for violation in violations))
+
+
+def top_patterns(keys: Iterable[PatternKey], limit: int) -> list[tuple[PatternKey, int]]:
+    """The largest groups of ``keys``, most first (ties in key order, so every call answers the same):
+    what a reader acts on, one fix per group."""
+    return sorted(Counter(keys).items(), key=lambda item: (-item[1], item[0]))[:limit]

@@ -86,6 +86,27 @@ class Coverage(BaseModel):
         )
 
 
+class ViolationPattern(BaseModel):
+    """Violations sharing a tag, a violation type, a resource type and a region: one fix each."""
+
+    tag_key: str
+    violation_type: str
+    resource_type: str
+    region: str
+    count: int
+
+    @classmethod
+    def listed(cls, groups: list[tuple[tuple[str, str, str, str], int]]) -> list[Self]:
+        """The answer's patterns from ``compliance.top_patterns``' ((tag, violation, type, region), n)."""
+        return [
+            cls(tag_key=tag, violation_type=kind, resource_type=type_id, region=region, count=count)
+            for (tag, kind, type_id, region), count in groups
+        ]
+
+
+MAX_PATTERNS = 20
+
+
 class TypeCounts(BaseModel):
     total: int
     compliant: int
@@ -119,6 +140,9 @@ class ComplianceCheckResult(ComplianceCounts):
         default_factory=dict,
         description="Per AWS account with resources in scope: resources found, compliant ones and "
         "violations (compare accounts by compliant / total).",
+    )
+    violation_patterns: list[ViolationPattern] = Field(
+        default_factory=list, description="The largest groups of violations, most first (at most 20)."
     )
     violations: list[Violation] = Field(description="One page of violations; follow next_cursor for more.")
     next_cursor: str | None = None
@@ -161,6 +185,9 @@ class FindUntaggedResult(BaseModel):
     resources: list[UntaggedResource]
     next_cursor: str | None = None
     untagged_by_type: dict[str, int]
+    missing_patterns: list[ViolationPattern] = Field(
+        default_factory=list, description="The largest groups of missing tags, most first (at most 20)."
+    )
     failed_shards: list[FailedShard]
     scope: ScopeInfo
     snapshot_id: str
@@ -199,9 +226,9 @@ class PolicyResult(BaseModel):
 
 class ReportResult(BaseModel):
     format: str
-    content: str | None = Field(description="The report, when it fits inline.")
-    file_path: str | None = Field(default=None, description="Where the full report was written.")
-    truncated: bool = False
+    content: str | None = Field(description="The report, when it fits inline; else its beginning.")
+    file_path: str | None = Field(default=None, description="Where the whole report was written.")
+    truncated: bool = Field(default=False, description="content is only the beginning of the file.")
     summary: dict[str, Any]
     snapshot_id: str
     failed_shards: list[FailedShard]

@@ -13,13 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from .audits.models import RUN_ID_PATTERN
 from .resources import RESOURCE_TYPE_IDS
 
+# Scope arguments, explained once in the server's instructions.
 ResourceTypes = Annotated[
     list[str] | None,
     Field(
         default=None,
         max_length=len(RESOURCE_TYPE_IDS) + 5,
-        description='Registry resource types such as "ec2:instance", "rds:db", "s3:bucket"; ["all"] '
-        "means every supported type. Omitted: the answer asks which (clarification_needed).",
     ),
 ]
 Regions = Annotated[
@@ -27,47 +26,32 @@ Regions = Annotated[
     Field(
         default=None,
         max_length=40,
-        description='AWS regions such as "us-east-1"; ["all"] means every enabled region (needs approval). '
-        "Omitted: the answer asks which (clarification_needed).",
     ),
 ]
-PageSize = Annotated[int, Field(default=50, ge=1, le=500, description="Details per page (1-500).")]
+# The arguments every scan shares, explained once in the server's instructions (no description here).
+PageSize = Annotated[int, Field(default=50, ge=1, le=500)]
 Cursor = Annotated[
     str | None,
-    Field(
-        default=None, max_length=2000, description="next_cursor from a previous call, to get the next page."
-    ),
+    Field(default=None, max_length=2000),
 ]
-ForceRefresh = Annotated[
-    bool, Field(default=False, description="Re-scan AWS instead of using a result cached within the TTL.")
-]
-DryRun = Annotated[
-    bool,
-    Field(
-        default=False,
-        description="Only estimate (resources, AWS requests, Cost Explorer cost, time) from the stored "
-        "inventory: no scanning API is called and nothing changes.",
-    ),
-]
+ForceRefresh = Annotated[bool, Field(default=False)]
+DryRun = Annotated[bool, Field(default=False)]
 ConfirmationToken = Annotated[
     str | None,
-    Field(
-        default=None,
-        max_length=200,
-        description="The confirmation_token of an intent commit, after the user confirmed it; the other "
-        "parameters must be exactly the committed ones.",
-    ),
+    Field(default=None, max_length=200),
 ]
+Detail = Literal["summary", "full"]
 Severity = Literal["all", "errors_only", "warnings_only"]
 
 
 class ToolRequest(BaseModel):
     """One tool call's arguments. ``parameters()`` are the ones the work runs with: an intent commit
-    binds exactly these (the safety arguments and a cursor, which pages a stored snapshot, are not)."""
+    binds exactly these (the safety arguments, a cursor, which pages a stored snapshot, and ``detail``,
+    which shapes only the answer's text, are not)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    not_bound: ClassVar[frozenset[str]] = frozenset({"dry_run", "confirmation_token", "cursor"})
+    not_bound: ClassVar[frozenset[str]] = frozenset({"dry_run", "confirmation_token", "cursor", "detail"})
 
     def parameters(self) -> dict[str, Any]:
         return {name: value for name, value in self if name not in self.not_bound}
@@ -80,6 +64,7 @@ class CheckComplianceRequest(ToolRequest):
     force_refresh: ForceRefresh = False
     page_size: PageSize = 50
     cursor: Cursor = None
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -90,6 +75,7 @@ class FindUntaggedRequest(ToolRequest):
     force_refresh: ForceRefresh = False
     page_size: PageSize = 50
     cursor: Cursor = None
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -110,6 +96,7 @@ class ValidateTagsRequest(ToolRequest):
     force_refresh: Annotated[
         bool, Field(default=True, description="Read current tags from AWS (default) or accept cached ones.")
     ] = True
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -119,22 +106,19 @@ class CostGapRequest(ToolRequest):
     regions: Regions = None
     start_date: Annotated[
         date | None,
-        Field(
-            default=None, description="First day (YYYY-MM-DD); default COST_LOOKBACK_DAYS before end_date."
-        ),
+        Field(default=None, description="Default: COST_LOOKBACK_DAYS before end_date."),
     ] = None
-    end_date: Annotated[
-        date | None, Field(default=None, description="Day after the last day (exclusive); default today.")
-    ] = None
+    end_date: Annotated[date | None, Field(default=None, description="Exclusive; default today.")] = None
     tag_keys: Annotated[
         list[str] | None,
         Field(default=None, max_length=20, description="Required tags to analyse; default all that apply."),
     ] = None
     include_resource_estimates: Annotated[
         bool,
-        Field(default=False, description="Also list estimated spend of resources missing tags (top 50)."),
+        Field(default=False, description="Also estimate spend of untagged resources (top 50)."),
     ] = False
     force_refresh: ForceRefresh = False
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -150,6 +134,7 @@ class SuggestTagsRequest(ToolRequest):
         ),
     ] = None
     force_refresh: ForceRefresh = False
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -166,6 +151,7 @@ class ReportRequest(ToolRequest):
         bool, Field(default=True, description="List every violation (the file holds them all).")
     ] = True
     force_refresh: ForceRefresh = False
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -186,25 +172,23 @@ class CustodianRequest(ToolRequest):
     resource_types: ResourceTypes = None
     violation_types: Annotated[
         list[Literal["missing_tag", "invalid_value", "invalid_format", "wrong_key_case"]] | None,
-        Field(default=None, max_length=4, description="Violations to select; default all four."),
+        Field(default=None, max_length=4, description="Default: all."),
     ] = None
     target_tags: Annotated[
         list[str] | None,
-        Field(default=None, max_length=50, description="Required tags to enforce; default all of them."),
+        Field(default=None, max_length=50, description="Default: every required tag."),
     ] = None
-    dry_run: Annotated[
-        bool, Field(description="Only select and report (default); false adds the tag / mark-for-op actions.")
-    ] = True
+    dry_run: Annotated[bool, Field(description="false adds the tag / mark-for-op actions.")] = True
     placeholder_values: Annotated[
         dict[str, str] | None,
-        Field(default=None, description="Values the tag action writes where a tag is ABSENT; policy-valid."),
+        Field(default=None, description="Written only where a tag is absent; policy-valid."),
     ] = None
     mark_for_op_days: Annotated[
         int | None,
-        Field(default=None, ge=1, le=90, description="Grace period before action on invalid values (days)."),
+        Field(default=None, ge=1, le=90, description="Days before acting on invalid values."),
     ] = None
     mode: Annotated[
-        Literal["pull", "periodic", "cloudtrail"], Field(description="How Custodian runs the policies.")
+        Literal["pull", "periodic", "cloudtrail"], Field(description="Custodian execution mode.")
     ] = "pull"
     schedule: Annotated[
         str | None, Field(default=None, max_length=100, description="periodic mode: e.g. rate(1 day).")
@@ -218,7 +202,7 @@ class OpenOpsRequest(ToolRequest):
     resource_types: ResourceTypes = None
     trigger: Annotated[
         Literal["schedule", "compliance_score_below"],
-        Field(description="Run on a schedule, or on a schedule but act only below a compliance score."),
+        Field(description="compliance_score_below: act only below threshold."),
     ] = "schedule"
     cron_expression: Annotated[
         str | None,
@@ -226,29 +210,23 @@ class OpenOpsRequest(ToolRequest):
     ] = None
     threshold: Annotated[
         float | None,
-        Field(
-            default=None, ge=0, le=1, description="Score (0-1) below which to act; compliance_score_below."
-        ),
+        Field(default=None, ge=0, le=1, description="Score below which to act."),
     ] = None
     remediation_strategy: Annotated[
         Literal["auto_tag", "notify_only"],
-        Field(description="auto_tag applies tag_values to resources missing them; notify_only reports."),
+        Field(description="auto_tag writes tag_values where missing."),
     ] = "notify_only"
     tag_values: Annotated[
         dict[str, str] | None,
-        Field(
-            default=None, description="Values to apply with auto_tag; each must be valid under the policy."
-        ),
+        Field(default=None, description="For auto_tag; policy-valid."),
     ] = None
     resource_arns: Annotated[
         list[str] | None,
-        Field(default=None, max_length=1000, description="Tag exactly these resources (batches of 20)."),
+        Field(default=None, max_length=1000, description="Only these resources."),
     ] = None
-    dry_run: Annotated[bool, Field(description="Generated steps run with dryRun (default true).")] = True
-    name: Annotated[str | None, Field(default=None, max_length=200, description="Workflow name.")] = None
-    output_format: Annotated[
-        Literal["json", "yaml"], Field(description="json imports into OpenOps; yaml is for reading only.")
-    ] = "json"
+    dry_run: Annotated[bool, Field(description="Steps run with dryRun.")] = True
+    name: Annotated[str | None, Field(default=None, max_length=200)] = None
+    output_format: Annotated[Literal["json", "yaml"], Field(description="yaml: for reading only.")] = "json"
     confirmation_token: ConfirmationToken = None
 
     def overwrites_tags(self) -> bool:
@@ -270,7 +248,7 @@ class DriftRequest(ToolRequest):
             default=None,
             ge=1,
             le=365,
-            description="Compare with the newest snapshot at least this many days old; default: newest.",
+            description="Baseline: the newest snapshot at least this old; default newest.",
         ),
     ] = None
     tag_keys: Annotated[
@@ -279,9 +257,8 @@ class DriftRequest(ToolRequest):
     threshold: Annotated[
         int | None, Field(default=None, ge=1, le=1_000_000, description="Flag when this many drifts or more.")
     ] = None
-    limit: Annotated[
-        int, Field(default=100, ge=1, le=1000, description="Drifts listed (most severe first).")
-    ] = 100
+    limit: Annotated[int, Field(default=100, ge=1, le=1000, description="Drifts listed.")] = 100
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -298,23 +275,24 @@ class ExportFilters(BaseModel):
 class ExportRequest(ToolRequest):
     filters: Annotated[
         ExportFilters | None,
-        Field(default=None, description="severity, resource_types, regions, violation_types."),
+        Field(default=None, description="Default: every violation in scope."),
     ] = None
     columns: Annotated[
         list[str] | None,
         Field(
             default=None,
             max_length=20,
-            description="Columns in order, e.g. resource_arn, resource_type, violation, severity.",
+            description="In order; e.g. resource_arn, violation, severity.",
         ),
     ] = None
-    format: Annotated[Literal["csv"], Field(description="Only csv.")] = "csv"
+    format: Literal["csv"] = "csv"
     limit: Annotated[int, Field(default=500, ge=1, le=10_000, description="Rows in this answer.")] = 500
     cursor: Cursor = None
     to_file: Annotated[
-        bool, Field(default=False, description="Write every matching row to a file and return its path.")
+        bool, Field(default=False, description="Write every row to a file (resource link).")
     ] = False
     force_refresh: ForceRefresh = False
+    detail: Detail = "summary"
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None
 
@@ -348,15 +326,13 @@ class ImportPolicyRequest(ToolRequest):
 class ScheduleRequest(ToolRequest):
     action: Annotated[
         Literal["create", "list", "get", "update", "pause", "resume", "delete"],
-        Field(description="What to do; create and update take the schedule fields below."),
+        Field(description="create/update take the fields below."),
     ] = "create"
     schedule_id: Annotated[
         str | None,
-        Field(default=None, max_length=64, description="The schedule (all actions but create/list)."),
+        Field(default=None, max_length=64, description="All actions but create and list."),
     ] = None
-    schedule: Annotated[
-        Literal["daily", "weekly", "monthly", "cron"] | None, Field(default=None, description="How often.")
-    ] = None
+    schedule: Annotated[Literal["daily", "weekly", "monthly", "cron"] | None, Field(default=None)] = None
     time: Annotated[str | None, Field(default=None, max_length=5, description="HH:MM, 24-hour, local.")] = (
         None
     )
@@ -367,7 +343,7 @@ class ScheduleRequest(ToolRequest):
         str | None, Field(default=None, max_length=9, description="weekly: e.g. monday.")
     ] = None
     day_of_month: Annotated[
-        int | None, Field(default=None, ge=1, le=31, description="monthly: 1-31 (the last day if shorter).")
+        int | None, Field(default=None, ge=1, le=31, description="monthly; the last day if shorter.")
     ] = None
     cron_expression: Annotated[
         str | None, Field(default=None, max_length=100, description="cron: 5 fields, in the timezone.")
@@ -378,12 +354,10 @@ class ScheduleRequest(ToolRequest):
         list[str] | None,
         Field(default=None, max_length=50, description="Email addresses and/or Slack webhook URLs."),
     ] = None
-    format: Annotated[
-        Literal["email", "slack", "both"] | None, Field(default=None, description="How results are sent.")
-    ] = None
+    format: Annotated[Literal["email", "slack", "both"] | None, Field(default=None)] = None
     status: Annotated[
         Literal["active", "paused", "deleted", "all"] | None,
-        Field(default=None, description="list: which schedules (default active and paused)."),
+        Field(default=None, description="For list; default active and paused."),
     ] = None
     dry_run: DryRun = False
     confirmation_token: ConfirmationToken = None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tagcompliance.compliance import SEVERITY
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.models import ComplianceCheckResult, TypeCounts
+from tagcompliance.models import MAX_PATTERNS, ComplianceCheckResult, TypeCounts, ViolationPattern
 
 from .paging import Severity, encode_cursor, page_start, severity_filter
 
@@ -75,6 +75,7 @@ def check_compliance(
         by_resource_type={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_type.items())},
         by_region={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_region.items())},
         by_account={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_account.items())},
+        violation_patterns=ViolationPattern.listed(evaluation.patterns(MAX_PATTERNS, wanted)),
         violations=[v.explained(policy) for v in page],
         next_cursor=next_cursor,
         **observation.provenance(),

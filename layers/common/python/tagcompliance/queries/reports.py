@@ -51,16 +51,17 @@ def compliance_report(
             content = written.read()
         if len(content) > INLINE_REPORT_CHARS:
             content = None
+    # The file is kept either way: an MCP client reads it as a resource instead of inline text.
+    temporary.replace(path)  # never a half-written report under the final name
     if content is not None:
-        temporary.unlink()
         return ReportResult(
             format=format,
             content=content,
+            file_path=str(path),
             summary=summary,
             snapshot_id=snapshot.snapshot_id,
             failed_shards=observation.failed_shards,
         )
-    temporary.replace(path)  # never a half-written report under the final name
     with path.open(encoding="utf-8", newline="") as written:
         preview = written.read(INLINE_PREVIEW_CHARS)
     return ReportResult(

@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tagcompliance.compliance import missing_tags_by_resource
+from tagcompliance.compliance import missing_tags_by_resource, top_patterns
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.models import FindUntaggedResult, UntaggedResource
+from tagcompliance.models import MAX_PATTERNS, FindUntaggedResult, UntaggedResource, ViolationPattern
 
 from .paging import encode_cursor, page_start
 
@@ -54,5 +54,15 @@ def find_untagged(
         if next_offset < len(untagged)
         else None,
         untagged_by_type=dict(sorted(by_type.items())),
+        missing_patterns=ViolationPattern.listed(
+            top_patterns(
+                (
+                    (tag, "missing_tag", resource.resource_type, resource.region)
+                    for resource in untagged
+                    for tag in missing[resource.arn]
+                ),
+                MAX_PATTERNS,
+            )
+        ),
         **observation.provenance(),
     )
