@@ -131,8 +131,9 @@ def shards_lines(failed: Sequence[FailedShard]) -> list[str]:
         where = " ".join(
             part for part in (shard.account_id, shard.region, shard.resource_type, shard.resource_arn) if part
         )
-        reason = getattr(shard, "reason", None)
-        lines.append(line(f"- {where}: {f'[{reason}] ' if reason else ''}{shard.error}"))
+        # An AWS error speaks for itself; any other reason (deadline, circuit_open...) is named.
+        reason = "" if shard.reason == "error" else f"[{shard.reason}] "
+        lines.append(line(f"- {where}: {reason}{shard.error}"))
     if len(failed) > MAX_EXAMPLES:
         lines.append(f"- ... {len(failed) - MAX_EXAMPLES} more in failed_shards ({FULL_HINT}).")
     return lines

@@ -119,7 +119,8 @@ def compact_schemas(mcp: MCPServer) -> None:
 
 
 def compact_schema(schema: Any, drop_null: bool) -> Any:
-    """``schema`` without ``title`` strings; with ``drop_null`` (an input schema), ``anyOf: [X, null]``
+    """``schema`` without ``title`` strings; without ``drop_null`` (an output schema), without
+    ``default`` annotations either; with ``drop_null`` (an input schema), ``anyOf: [X, null]``
     becomes X, a ``null`` or ``false`` default goes (an input left out is null, a flag left out is off)
     and so do length limits of 20 or more (they guard the server, which enforces them with a clear
     error)."""
@@ -131,6 +132,8 @@ def compact_schema(schema: Any, drop_null: bool) -> Any:
         key: value if key in ("default", "const", "enum") else compact_schema(value, drop_null)
         for key, value in schema.items()
         if not (key == "title" and isinstance(value, str))
+        # In an output schema a default only annotates (validation ignores it; answers carry every field).
+        and not (not drop_null and key == "default")
         # Length limits guard the server (it enforces them, with a clear error), not the caller's choice.
         and not (drop_null and key in ("maxLength", "maxItems") and isinstance(value, int) and value >= 20)
     }

@@ -30,7 +30,10 @@ compliance over time. What every tool shares:
 - resource_types are registry ids: {", ".join(RESOURCE_TYPE_IDS)}; ["all"] means every one.
   regions are AWS region names; ["all"] means every enabled region (needs approval).
 - Scope: every figure states its account, regions and types. failed_shards lists what could not be
-  read (with its reason): it is missing from the figures, so never present a partial scan as complete.
+  read and why (error: AWS answered an error; deadline: not done within the call's deadline;
+  cancelled; shutdown: the server stopped; circuit_open: the region was unreachable, not tried). It
+  is missing from the figures: never present a partial scan as complete; a new call or an audit job
+  reads the rest.
 - Safety: a scan without resource_types or regions (or, for costs, a period) answers
   safety=clarification_needed with options and estimates: ask the user, do not guess. Large, costly or
   writing calls answer safety=intent_commit: show it to the user and only after they confirm call

@@ -8,18 +8,12 @@ from random import Random
 import pytest
 
 from services.scanners import handlers
-from tagcompliance.audits import (
-    AuditRequest,
-    AuditScope,
-    Shard,
-    ShardResult,
-    audit_status,
-    backoff_delay,
-    plan_batches,
-    record_batch_failure,
-    record_step_failure,
-    start_run,
-)
+from tagcompliance.audits import AuditRequest, AuditScope, Shard
+from tagcompliance.audits.distributed import plan_batches, record_batch_failure
+from tagcompliance.audits.models import ShardResult
+from tagcompliance.audits.pipeline import backoff_delay
+from tagcompliance.audits.runner import audit_status
+from tagcompliance.audits.steps import record_step_failure, start_run
 
 from .conftest import scanner_runtime
 from .lambda_seam import FakeLambdaContext

@@ -73,11 +73,12 @@ def test_summary_leads_with_the_score_and_lists_ten_examples_and_the_way_to_the_
 def test_failed_shards_come_before_the_breakdown_and_are_never_called_complete() -> None:
     failed = [
         FailedShard(region="eu-west-1", resource_type="rds:db", error="AccessDenied: not authorized"),
-        FailedShard(region="us-west-2", resource_type="s3:bucket", error="timed out"),
+        FailedShard(region="us-west-2", resource_type="s3:bucket", error="timed out", reason="deadline"),
     ]
     text = answer(check_result(3, failed), "summary").content[0].text
     assert "FAILED SHARDS: 2 - not in the figures" in text and "Failed shards: none" not in text
     assert "eu-west-1 rds:db: AccessDenied: not authorized" in text
+    assert "us-west-2 s3:bucket: [deadline] timed out" in text
     assert text.index("FAILED SHARDS") < text.index("By type")
 
 

@@ -28,10 +28,8 @@ class FailedShard(BaseModel):
     )
     reason: Literal["error", "deadline", "cancelled", "shutdown", "circuit_open"] = Field(
         default="error",
-        description="error: AWS answered with an error; deadline: not finished within the call's "
-        "deadline; cancelled: the call was cancelled; shutdown: the server stopped; circuit_open: the "
-        "region was unreachable (repeated connection failures), so it was not attempted. Never counted "
-        "compliant: run the check again (or as an audit job) for the rest.",
+        # What each reason means is said once, in the MCP server's instructions, not in every schema.
+        description="Why it was not read (see the server instructions).",
     )
 
 
@@ -45,19 +43,16 @@ class ScopeInfo(BaseModel):
 
 
 class Coverage(BaseModel):
-    """How much of a snapshot's scope was read. Derived from what every snapshot stores (its scope
-    and ``failed_shards``), so snapshots written before this model have it too."""
+    """How much of the scope was read."""
 
-    shards_total: int = Field(description="Shards in the scope: accounts x regions x resource types.")
-    shards_ok: int = Field(description="Shards read.")
-    shards_failed: int = Field(description="Shards that could not be read (see failed_shards).")
-    resources_unreadable: int = Field(
-        default=0, description="Resources found whose tags could not be read (left out of the counts)."
-    )
-    partial: bool = Field(
-        description="Something in the scope could not be read: the counts cover less than the scope, "
-        "so they are not comparable with a full snapshot's."
-    )
+    # Derived from what every snapshot stores (its scope and failed_shards), so snapshots written
+    # before this model have it too. Field descriptions stay short: they are repeated in the output
+    # schema of every tool that answers a coverage.
+    shards_total: int = Field(description="Accounts x regions x resource types in scope.")
+    shards_ok: int
+    shards_failed: int
+    resources_unreadable: int = Field(default=0, description="Found, tags unreadable, not counted.")
+    partial: bool = Field(description="Part of the scope was not read: not comparable with a full one.")
 
     @classmethod
     def of(cls, snapshot: SnapshotRecord) -> Coverage:
