@@ -103,19 +103,26 @@ def private_redis(workdir: Path) -> Iterator[str]:
 
 def haproxy_config(port: int, backends: list[int]) -> str:
     servers = "\n".join(
-        f"    server gateway{index} 127.0.0.1:{backend} check inter 1s fall 2 rise 1"
+        f"    server gateway{index} 127.0.0.1:{backend} check inter 2s fall 3 rise 1"
         for index, backend in enumerate(backends)
     )
     # Long client/server timeouts: a tool call's answer streams its progress as server-sent events.
+    # Health checks as lenient as the ALB's (5 s to answer, 3 failures): a gateway busy under load
+    # answers /health late, and a 1 s check would take it out of service and answer 503 itself.
+    # Every request is logged (haproxy.log) with the server that answered and its status.
     return f"""global
     maxconn 2048
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    option httplog
     option forwardfor
     timeout connect 5s
     timeout client 180s
     timeout server 180s
+    timeout check 5s
 
 frontend mcp
     bind 127.0.0.1:{port}
