@@ -16,7 +16,17 @@ from .auth.scopes import ADMIN_SCOPE, ScopeMiddleware
 from .runtime import CallLogMiddleware, Runtime
 from .safety import SafetyGate
 from .sdk_adapter import allow_safety_responses, forbid_unknown_arguments
-from .tools import audits, compliance, history, intents, policy_import, remediation, reports, schedules
+from .tools import (
+    audits,
+    compliance,
+    history,
+    intents,
+    policy_import,
+    remediation,
+    reports,
+    schedules,
+    tagging,
+)
 from .tools.common import ToolDeps
 from .tracing import ToolTraceMiddleware
 
@@ -38,7 +48,7 @@ estimates a call without calling AWS.
 # A proxy in front adds one of these: the request's loopback peer then is the proxy, not the client.
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
-TOOL_AREAS = (compliance, history, reports, remediation, policy_import, schedules, intents, audits)
+TOOL_AREAS = (compliance, history, reports, remediation, tagging, policy_import, schedules, intents, audits)
 
 
 def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer:

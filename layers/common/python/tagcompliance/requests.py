@@ -431,3 +431,82 @@ class AuditStatusRequest(ToolRequest):
             pattern=RUN_ID_PATTERN, description="The run_id of a job handle (job.run_id) or a scheduled run."
         ),
     ]
+
+
+class TagChange(BaseModel):
+    """One resource's change: tags to set (added or overwritten) and tag keys to remove."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_arn: str = Field(min_length=1, max_length=2048, description="The resource's ARN.")
+    set_tags: dict[str, str] = Field(
+        default_factory=dict, max_length=50, description="Tags to add or overwrite, key -> value."
+    )
+    remove_tags: list[str] = Field(default_factory=list, max_length=50, description="Tag keys to remove.")
+
+
+class FromSuggestions(BaseModel):
+    """Apply suggest_tags' values for missing or invalid required tags, at or above a confidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_types: list[str] = Field(
+        min_length=1, max_length=len(RESOURCE_TYPE_IDS) + 5, description='Registry types, or ["all"].'
+    )
+    regions: list[str] = Field(min_length=1, max_length=40, description="AWS regions to remediate in.")
+    min_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="Only suggestions at or above this confidence (0-1)."
+    )
+    tags: list[str] | None = Field(
+        default=None, max_length=50, description="Only these required tag keys; default all of them."
+    )
+
+
+class ApplyRemediationRequest(ToolRequest):
+    changes: Annotated[
+        list[TagChange] | None,
+        Field(
+            default=None,
+            max_length=1000,
+            description="Explicit changes, at most 1,000 resources: "
+            '[{"resource_arn", "set_tags": {key: value}, "remove_tags": [key]}]. Or give from_suggestions.',
+        ),
+    ] = None
+    from_suggestions: Annotated[
+        FromSuggestions | None,
+        Field(default=None, description="Build the changes from suggest_tags (instead of changes)."),
+    ] = None
+    regions: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=40, description="Where to find S3 buckets named in changes."),
+    ] = None
+    allow_policy_violations: Annotated[
+        bool, Field(default=False, description="Write values the policy rejects (refused by default).")
+    ] = False
+    dry_run: Annotated[
+        bool,
+        Field(default=False, description="Show the exact diff and what would be written; write nothing."),
+    ] = False
+    confirmation_token: ConfirmationToken = None
+
+
+class UndoRemediationRequest(ToolRequest):
+    remediation_id: Annotated[
+        str,
+        Field(
+            pattern=r"^rem_[0-9a-f]{32}$", description="The remediation_id apply_tag_remediation returned."
+        ),
+    ]
+    force: Annotated[
+        bool,
+        Field(
+            default=False,
+            description="Also restore resources whose tags changed since the remediation "
+            "(skipped by default).",
+        ),
+    ] = False
+    dry_run: Annotated[
+        bool,
+        Field(default=False, description="Show what would be restored; write nothing."),
+    ] = False
+    confirmation_token: ConfirmationToken = None

@@ -70,6 +70,7 @@ class SafetyRequest:
     writes: str | None = None  # what the call changes, if anything
     tag_values: Mapping[str, str] | None = None  # remediation values, for overwrite_existing
     current_tags: Mapping[str, Mapping[str, str]] | None = None
+    details: Mapping[str, Any] | None = None  # shown in the intent commit (e.g. the exact diff)
     dry_run: bool = False
     confirmation_token: str | None = None
 
@@ -362,6 +363,7 @@ class SafetyEngine:
             assumptions=assumptions,
             potential_regrets=[warning.message for warning in warnings],
             warnings=warnings,
+            details=dict(request.details) if request.details is not None else None,
         )
 
     def _pending_clarification(self, request: SafetyRequest) -> BeliefRecord | None:
