@@ -104,9 +104,9 @@ def faulty_aws() -> Iterator[FaultyAwsProcess]:
         server.stop()
 
 
-def settings_for(aws: FaultyAwsProcess, data_dir: Path, **overrides: Any) -> GatewaySettings:
+def settings_for(endpoint_url: str, data_dir: Path, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
-        "AWS_ENDPOINT_URL": aws.endpoint_url,
+        "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_REGION": REGIONS[0],
         "SCAN_REGIONS": ",".join(REGIONS),
         "POLICY_PATH": str(POLICY_PATH),
@@ -132,7 +132,7 @@ def aws(faulty_aws: FaultyAwsProcess, monkeypatch: pytest.MonkeyPatch) -> Faulty
 
 @pytest.fixture
 def runtime(aws: FaultyAwsProcess, tmp_path: Path) -> Iterator[Runtime]:
-    built = build_runtime(settings_for(aws, tmp_path), "memory")
+    built = build_runtime(settings_for(aws.endpoint_url, tmp_path), "memory")
     yield built
     built.close()
 

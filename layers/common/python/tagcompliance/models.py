@@ -174,6 +174,23 @@ class HistoryPoint(ComplianceCounts):
     trigger: str = Field(description="What took the period's latest snapshot: manual, scheduled or daily.")
     scheduled: bool = Field(description="The period's latest snapshot came from a scheduled audit.")
     snapshots: int
+    remediations: list[str] = Field(
+        default_factory=list, description="remediation_ids of tag remediations that finished in this period."
+    )
+
+
+class RemediationMark(BaseModel):
+    """A tag remediation (or its undo) on the series: the score after it reflects its writes."""
+
+    remediation_id: str
+    kind: Literal["apply", "undo"]
+    undoes: str | None = None
+    finished_at: datetime
+    user_id: str
+    applied: int
+    failed: int
+    resource_types: list[str]
+    regions: list[str]
 
 
 class HistoryResult(BaseModel):
@@ -184,6 +201,9 @@ class HistoryResult(BaseModel):
     score_change: float | None
     snapshot_count: int
     note: str | None = None
+    remediations: list[RemediationMark] = Field(
+        default_factory=list, description="Tag remediations in the period (apply_tag_remediation, undo)."
+    )
 
 
 class ExportResult(BaseModel):

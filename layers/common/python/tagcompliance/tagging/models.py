@@ -73,7 +73,9 @@ class RemediationResult(BaseModel):
     pending: int = Field(default=0, description="Not known to be written: an interrupted run.")
     resources: list[ResourceOutcome]
     write_requests: int = Field(description="AWS write requests this run sent.")
-    recovered: bool = Field(default=False, description="The journal of an interrupted run was reconciled.")
+    recovered: bool = Field(
+        default=False, description="The run undone was interrupted; its journal was reconciled with AWS."
+    )
     cache_invalidated: bool = Field(
         description="Cached scans were invalidated: the next check_tag_compliance reads AWS again."
     )

@@ -85,7 +85,7 @@ class TagRemediation:
         return plan_changes(changes, current, account_id, policy, request.allow_policy_violations, missing)
 
     def plan_undo(self, request: UndoRemediationRequest) -> tuple[ChangePlan, bool]:
-        """The undo's plan, and whether an interrupted run had to be recovered first."""
+        """The undo's plan, and whether the run undone was interrupted (recovered from its journal)."""
         self.check_enabled()
         store = self.service.store
         record = store.get_remediation(request.remediation_id)
@@ -100,7 +100,7 @@ class TagRemediation:
         items = store.list_remediation_items(record.remediation_id)
         touched = [item.resource_arn for item in items if item.status in ("applied", "pending")]
         current, _missing = self.current_tags(touched) if touched else ({}, [])
-        recovered = False
+        recovered = record.status == "interrupted"  # reconciled by an earlier call
         if record.status == "running":
             if not is_abandoned(record):
                 raise InvalidInputError(

@@ -1,0 +1,204 @@
+"""Remediation under faults and races, against a moto server process through the official client:
+one region refusing writes, a crash between journal and write, a concurrent edit before undo, a dry
+run (zero write requests, counted at the server), and a change set that differs from the token's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from services.mcp_gateway.runtime import Runtime
+from tests.e2e.helpers import call, call_error
+
+from .conftest import REPO_ROOT, CREDENTIALS, FaultyAwsProcess
+from .estate import seed, tags_now
+
+pytestmark = pytest.mark.anyio
+
+GOOD = {"CostCenter": "CC-2001", "Owner": "ops@example.com"}
+WRITE_OPERATIONS = ("TagResources", "UntagResources", "PutBucketTagging", "DeleteBucketTagging", "CreateTags")
+
+
+def writes(aws: FaultyAwsProcess) -> dict[str, int]:
+    return {name: n for name, n in aws.requests().items() if any(op in name for op in WRITE_OPERATIONS)}
+
+
+async def test_one_region_refusing_fails_its_resources_and_applies_the_rest(
+    aws: FaultyAwsProcess, client: Client
+) -> None:
+    arns = seed(aws)
+    names = ["instance", "table", "instance-west", "table-west", "bucket"]
+    before = {name: tags_now(aws, arns[name]) for name in names}
+    changes = [{"resource_arn": arns[name], "set_tags": GOOD} for name in names]
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    aws.deny_writes("eu-west-1")
+    result = await call(
+        client, "apply_tag_remediation", changes=changes, confirmation_token=commit["confirmation_token"]
+    )
+    outcome = {r["resource_arn"]: r for r in result["resources"]}
+    assert result["applied"] == 3 and result["failed"] == 2
+    for name in ("instance-west", "table-west"):
+        assert outcome[arns[name]]["status"] == "failed"
+        assert "AccessDenied" in outcome[arns[name]]["error"] and "eu-west-1" in outcome[arns[name]]["error"]
+        assert tags_now(aws, arns[name]) == before[name]
+    for name in ("instance", "table", "bucket"):
+        assert outcome[arns[name]]["status"] == "applied"
+        assert tags_now(aws, arns[name]) == {**before[name], **GOOD}
+    # undo touches only what was applied
+    aws.deny_writes()
+    undo = await call(client, "undo_tag_remediation", remediation_id=result["remediation_id"])
+    assert undo["intent_commit"]["details"]["resources"] == 3
+    done = await call(
+        client,
+        "undo_tag_remediation",
+        remediation_id=result["remediation_id"],
+        confirmation_token=undo["confirmation_token"],
+    )
+    assert done["applied"] == 3
+    assert {name: tags_now(aws, arns[name]) for name in names} == before
+
+
+async def test_dry_run_makes_zero_write_requests(aws: FaultyAwsProcess, client: Client) -> None:
+    arns = seed(aws)
+    changes = [{"resource_arn": arns[n], "set_tags": GOOD} for n in ("instance", "bucket", "table-west")]
+    aws.reset_counts()
+    answer = await call(client, "apply_tag_remediation", changes=changes, dry_run=True)
+    assert answer["safety"] == "dry_run" and answer["confirmation_token"] is None
+    assert answer["intent_commit"]["details"]["to_write"] == 3
+    reads = aws.requests()
+    assert any("GetResources" in name for name in reads), reads  # it did read the tags
+    assert writes(aws) == {}
+
+
+async def test_token_refuses_a_changed_change_set(aws: FaultyAwsProcess, client: Client) -> None:
+    arns = seed(aws)
+    changes = [{"resource_arn": arns["instance"], "set_tags": GOOD}]
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    token = commit["confirmation_token"]
+    # Another value than committed: refused.
+    other = [{"resource_arn": arns["instance"], "set_tags": {**GOOD, "CostCenter": "CC-1001"}}]
+    message = await call_error(client, "apply_tag_remediation", changes=other, confirmation_token=token)
+    assert "differ from the intent commit" in message and "changes" in message
+    # The same arguments, but the resource's tags changed since the commit: the diff differs, refused.
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    aws.client("ec2").create_tags(
+        Resources=[arns["instance"].rsplit("/", 1)[1]], Tags=[{"Key": "Owner", "Value": "x@example.com"}]
+    )
+    aws.reset_counts()
+    message = await call_error(
+        client, "apply_tag_remediation", changes=changes, confirmation_token=commit["confirmation_token"]
+    )
+    assert "change_set_digest" in message
+    assert writes(aws) == {}
+
+
+async def test_concurrent_edit_is_detected_at_undo(aws: FaultyAwsProcess, client: Client) -> None:
+    arns = seed(aws)
+    names = ["instance", "bucket", "table"]
+    before = {name: tags_now(aws, arns[name]) for name in names}
+    changes = [{"resource_arn": arns[name], "set_tags": GOOD} for name in names]
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    applied = await call(
+        client, "apply_tag_remediation", changes=changes, confirmation_token=commit["confirmation_token"]
+    )
+    # Someone edits the bucket's tags after the remediation.
+    edited = {**tags_now(aws, arns["bucket"]), "Owner": "someone@example.com"}
+    aws.client("s3").put_bucket_tagging(
+        Bucket=arns["bucket"].rsplit(":", 1)[1],
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in edited.items()]},
+    )
+    rid = applied["remediation_id"]
+    commit = await call(client, "undo_tag_remediation", remediation_id=rid)
+    diffs = {d["resource_arn"]: d for d in commit["intent_commit"]["details"]["diffs"]}
+    assert "tags changed since the remediation (Owner)" in diffs[arns["bucket"]]["note"]
+    undone = await call(
+        client, "undo_tag_remediation", remediation_id=rid, confirmation_token=commit["confirmation_token"]
+    )
+    outcome = {r["resource_arn"]: r for r in undone["resources"]}
+    assert outcome[arns["bucket"]]["status"] == "skipped" and undone["skipped"] == 1
+    assert tags_now(aws, arns["bucket"]) == edited
+    assert (
+        tags_now(aws, arns["instance"]) == before["instance"]
+        and tags_now(aws, arns["table"]) == before["table"]
+    )
+
+
+async def test_force_restores_an_edited_resource(aws: FaultyAwsProcess, client: Client) -> None:
+    arns = seed(aws)
+    before = tags_now(aws, arns["table"])
+    changes = [{"resource_arn": arns["table"], "set_tags": GOOD}]
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    applied = await call(
+        client, "apply_tag_remediation", changes=changes, confirmation_token=commit["confirmation_token"]
+    )
+    aws.client("dynamodb").tag_resource(ResourceArn=arns["table"], Tags=[{"Key": "Extra", "Value": "1"}])
+    rid = applied["remediation_id"]
+    commit = await call(client, "undo_tag_remediation", remediation_id=rid, force=True)
+    assert any("force restores it" in r for r in commit["intent_commit"]["details"]["regrets"])
+    await call(
+        client,
+        "undo_tag_remediation",
+        remediation_id=rid,
+        force=True,
+        confirmation_token=commit["confirmation_token"],
+    )
+    assert tags_now(aws, arns["table"]) == before
+
+
+async def test_crash_between_journal_and_write_is_recovered(
+    aws: FaultyAwsProcess, runtime: Runtime, client: Client
+) -> None:
+    arns = seed(aws)
+    names = ["instance", "table", "instance-west", "table-west"]
+    before = {name: tags_now(aws, arns[name]) for name in names}
+    changes = [{"resource_arn": arns[name], "set_tags": GOOD} for name in names]
+    env = {**os.environ, **CREDENTIALS}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.remediation.crashing_apply",
+            aws.endpoint_url,
+            str(Path(runtime.settings.data_dir)),
+            json.dumps(changes),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("written rem_"), child.stderr.read() if child.stderr else line
+    rid = line.split()[1]
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    # The first request (one region) reached AWS, its outcome was never journaled; the other region's
+    # request was never sent. The journal says so: everything is still pending.
+    record = runtime.store.get_remediation(rid)
+    assert record is not None and record.status == "running"
+    items = {item.resource_arn: item for item in runtime.store.list_remediation_items(rid)}
+    assert {item.status for item in items.values()} == {"pending"}
+    written = [n for n in names if tags_now(aws, arns[n]) == {**before[n], **GOOD}]
+    assert written and len(written) < len(names)
+
+    commit = await call(client, "undo_tag_remediation", remediation_id=rid)
+    recovered = {item.resource_arn: item for item in runtime.store.list_remediation_items(rid)}
+    for name in names:
+        expected = "applied" if name in written else "failed"
+        assert recovered[arns[name]].status == expected, name
+    assert runtime.store.get_remediation(rid).status == "interrupted"  # type: ignore[union-attr]
+    assert commit["intent_commit"]["details"]["to_write"] == len(written)
+    done = await call(
+        client, "undo_tag_remediation", remediation_id=rid, confirmation_token=commit["confirmation_token"]
+    )
+    assert done["applied"] == len(written) and done["recovered"] is True
+    assert {name: tags_now(aws, arns[name]) for name in names} == before
