@@ -17,7 +17,7 @@ from mcp import Client
 from services.mcp_gateway.runtime import Runtime
 from tests.e2e.helpers import call, call_error
 
-from .conftest import REPO_ROOT, CREDENTIALS, FaultyAwsProcess
+from .conftest import CREDENTIALS, REPO_ROOT, FaultyAwsProcess
 from .estate import seed, tags_now
 
 pytestmark = pytest.mark.anyio
