@@ -4,7 +4,7 @@ scan benchmark runs last and skips estate sizes that would not fit in what remai
 not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60), ``--only NAME[,NAME]`` (engine, memory, cost, gateway,
-scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+tagging, scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cost, engine, gateway, memory, scan
+from . import cost, engine, gateway, memory, scan, tagging
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "scan")
+ORDER = ("engine", "memory", "cost", "gateway", "tagging", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: memory.run(),
         "cost": lambda: cost.run(demo=shared_demo()),
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
+        "tagging": lambda: (stop_demo(), tagging.run())[1],  # its own moto server: backends are per process
         "scan": run_scan,
     }
     results: list[dict[str, Any]] = []
