@@ -11,13 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from mcp import Client
 
-from services.mcp_gateway.runtime import Runtime
+from services.mcp_gateway.runtime import Runtime, build_runtime
+from services.mcp_gateway.server import build_server
+from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import call, call_error
 
-from .conftest import CREDENTIALS, REPO_ROOT, FaultyAwsProcess
+from .conftest import CREDENTIALS, REPO_ROOT, FaultyAwsProcess, settings_for
 from .estate import seed, tags_now
 
 pytestmark = pytest.mark.anyio
@@ -202,3 +205,38 @@ async def test_crash_between_journal_and_write_is_recovered(
     )
     assert done["applied"] == len(written) and done["recovered"] is True
     assert {name: tags_now(aws, arns[name]) for name in names} == before
+
+
+async def test_a_journal_that_cannot_be_stored_writes_nothing(aws: FaultyAwsProcess, tmp_path: Path) -> None:
+    """The journal is the audit of every write: PostgreSQL refusing its rows (a real trigger raising)
+    means no tag is written and the caller is told why."""
+    arns = seed(aws)
+    before = tags_now(aws, arns["instance"])
+    with fresh_postgres_database() as url:
+        runtime = build_runtime(settings_for(aws.endpoint_url, tmp_path, DATABASE_URL=url), "memory")
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    "CREATE FUNCTION refuse_journal() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'journal volume is full'; END $$"
+                )
+                conn.execute(
+                    "CREATE TRIGGER refuse_journal BEFORE INSERT ON tag_remediations "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_journal()"
+                )
+            async with Client(build_server(runtime)) as client:
+                changes = [{"resource_arn": arns["instance"], "set_tags": GOOD}]
+                commit = await call(client, "apply_tag_remediation", changes=changes)
+                aws.reset_counts()
+                message = await call_error(
+                    client,
+                    "apply_tag_remediation",
+                    changes=changes,
+                    confirmation_token=commit["confirmation_token"],
+                )
+            assert "journal" in message and "journal volume is full" in message, message
+            assert writes(aws) == {}
+            assert tags_now(aws, arns["instance"]) == before
+            assert runtime.store.list_remediations() == []
+        finally:
+            runtime.close()
