@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import platform
 import socket
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,18 @@ def write_results(results: list[dict[str, Any]], started: datetime, directory: P
                 line += f" To close the gap: {entry['to_close']}"
             lines.append(line)
     (directory / "latest.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block, the previous values (or their absence) restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

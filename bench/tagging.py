@@ -16,13 +16,12 @@ requests a second per account and region, i.e. ~100 resources/s with shared valu
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections import Counter
 from typing import Any
 
-from .common import CREDENTIALS, POLICY_PATH, figure
+from .common import CREDENTIALS, POLICY_PATH, environment, figure
 
 REGIONS = ("us-east-1", "eu-west-1")
 TYPES = ("ec2:volume", "dynamodb:table")
@@ -44,13 +43,11 @@ def run(total: int = 1000) -> dict[str, Any]:
     server = start_counting_server()
     counter = server.counter
     assert counter is not None
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
     runs: dict[str, dict[str, Any]] = {}
     try:
         server.reset_backends()
         estate = seed_backends(total, REGIONS, TYPES)
-        with tempfile.TemporaryDirectory() as data_dir:
+        with environment(CREDENTIALS), tempfile.TemporaryDirectory() as data_dir:
             settings = Settings(
                 AWS_ENDPOINT_URL=server.endpoint_url,
                 AWS_REGION=REGIONS[0],
@@ -100,11 +97,6 @@ def run(total: int = 1000) -> dict[str, Any]:
     finally:
         server.reset_backends()
         server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     figures = []
     for label, target in (("shared values", 0.06), ("distinct values", 1.0)):
         entry = runs[label]
