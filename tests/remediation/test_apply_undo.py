@@ -4,12 +4,16 @@ set exactly (EC2 instance and volume, S3, DynamoDB, SNS, Secrets Manager, RDS)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mcp import Client
 
+from services.mcp_gateway.runtime import build_runtime
+from services.mcp_gateway.server import build_server
 from tests.e2e.helpers import call, call_error
 
-from .conftest import FaultyAwsProcess
+from .conftest import FaultyAwsProcess, settings_for
 from .estate import seed, tags_now
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +104,18 @@ async def test_refusals_write_nothing(aws: FaultyAwsProcess, client: Client) -> 
     assert any("rejects CostCenter" in r for r in allowed["intent_commit"]["details"]["regrets"])
     writes = {name: n for name, n in aws.requests().items() if "TagResources" in name or "Tagging" in name}
     assert writes == {}
+
+
+async def test_a_write_is_committed_first_even_with_safety_turned_off(
+    aws: FaultyAwsProcess, tmp_path: Path
+) -> None:
+    arns = seed(aws)
+    runtime = build_runtime(settings_for(aws.endpoint_url, tmp_path, SAFETY_ENABLED="false"), "memory")
+    try:
+        async with Client(build_server(runtime)) as client:
+            changes = [{"resource_arn": arns["table"], "set_tags": GOOD}]
+            answer = await call(client, "apply_tag_remediation", changes=changes)
+            assert answer["safety"] == "intent_commit"
+            assert tags_now(aws, arns["table"]) == {}
+    finally:
+        runtime.close()

@@ -77,6 +77,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
                 writes=f"tags of {preview.to_write} resource(s) in AWS "
                 f"({preview.write_requests} write requests)",
                 details=preview.model_dump(mode="json"),
+                always_commit=True,  # a tag write is confirmed even where SAFETY_ENABLED=false
                 dry_run=dry_run,
                 confirmation_token=token,
             )
