@@ -8,6 +8,7 @@ committed one, writes. Needs the ``tag:write`` scope (``auth/scopes.py``) and RE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -60,7 +61,12 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     gate = deps.gate
 
     async def run(
-        ctx: Context, tool: str, request: ToolRequest, plan_of: Any, dry_run: bool, token: str | None
+        ctx: Context,
+        tool: str,
+        request: ToolRequest,
+        plan_of: Callable[[], tuple[ChangePlan, bool]],
+        dry_run: bool,
+        token: str | None,
     ) -> RemediationResult | SafetyResponse:
         caller: Caller = current_caller(deps.runtime)  # read here: the token lives in this task's context
         planned: dict[str, Any] = {}

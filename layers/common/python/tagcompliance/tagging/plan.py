@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tagcompliance.compliance import Resource, compile_policy, evaluate
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.policy import TaggingPolicy
-from tagcompliance.resources import REGISTRY, parse_arn, resolve_resource_types
+from tagcompliance.resources import REGISTRY, ParsedArn, parse_arn, resolve_resource_types
 from tagcompliance.store.remediations import RemediationItemRecord
 from tagcompliance.suggest import suggest_tags
 
@@ -158,10 +158,10 @@ class RequestedChange:
     remove_tags: Sequence[str]
 
 
-def parse_changes(changes: Sequence[RequestedChange]) -> list:
+def parse_changes(changes: Sequence[RequestedChange]) -> list[ParsedArn]:
     """Every ARN parsed (registry types only) and no ARN twice; all problems reported together."""
     problems: list[str] = []
-    parsed = []
+    parsed: list[ParsedArn] = []
     seen: set[str] = set()
     for change in changes:
         if change.resource_arn in seen:
