@@ -217,3 +217,31 @@ async def test_resource_server_only_mode_advertises_the_same_scopes() -> None:
     assert unauthenticated.status_code == 401
     assert f'resource_metadata="{base}{PRM_PATH}"' in unauthenticated.headers["www-authenticate"]
     assert auth.settings.required_scopes == ["tag:read"]
+
+
+WRITER = TestUser("00u-writer", "writer@example.com", ["finops-writers"])
+SOME_INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+
+
+async def test_tag_write_goes_to_writers_only_and_guards_the_remediation_tools(stack: AuthStack) -> None:
+    """A reader asking (as clients do) for every advertised scope gets tag:read and is refused the
+    writing tools by scope; a member of AUTH_WRITE_GROUPS gets tag:write and reaches the tool (which
+    then refuses because this gateway runs without REMEDIATION_ENABLED)."""
+    change = {"changes": [{"resource_arn": SOME_INSTANCE, "set_tags": {"Owner": "a@example.com"}}]}
+    reader = oauth_client(stack, "tag:read")
+    reader_responses = TokenResponses(stack.issuer)
+    with logged_in_as(stack, ALICE):
+        async with connect_recording(stack, reader, reader_responses) as mcp:
+            refused = await call_error(mcp, "apply_tag_remediation", **change, dry_run=True)
+            assert "insufficient_scope" in refused and "'tag:write' scope" in refused, refused
+            refused = await call_error(mcp, "undo_tag_remediation", remediation_id="rem_" + "0" * 32)
+            assert "'tag:write' scope" in refused, refused
+    assert granted(stack, reader, reader_responses) == ["tag:read"]
+
+    writer = oauth_client(stack, "tag:read")
+    writer_responses = TokenResponses(stack.issuer)
+    with logged_in_as(stack, WRITER):
+        async with connect_recording(stack, writer, writer_responses) as mcp:
+            answer = await call_error(mcp, "apply_tag_remediation", **change, dry_run=True)
+            assert "insufficient_scope" not in answer and "REMEDIATION_ENABLED=true" in answer, answer
+    assert granted(stack, writer, writer_responses) == ["tag:read", "tag:write"]
