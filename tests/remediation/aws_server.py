@@ -1,13 +1,14 @@
 """A moto server in its own process for the remediation tests, with two real faults it can be told
 to inject while it serves: it counts every request by service, operation and region (at the server,
 as AWS would see them), and it can refuse the tag writes of chosen regions the way a service control
-policy denying ``tag:TagResources`` there does (HTTP 400 ``AccessDeniedException``).
+policy denying ``tag:TagResources`` there does (HTTP 400 ``AccessDeniedException``), or throttle the
+next tag writes (HTTP 400 ``ThrottlingException``, as the Tagging API answers past its rate).
 
 Its own process, because moto keeps its state per process: the session's shared demo estate stays
 untouched, and a test can kill the gateway-side process while this one keeps the written tags.
 
 Run: ``python -m tests.remediation.aws_server PORT``; control: ``POST /_faults/deny-writes``
-``{"regions": [...]}``, ``GET /_faults/requests`` (``{"service:Operation@region": count}``),
+``{"regions": [...]}``, ``POST /_faults/throttle`` ``{"count": N}``, ``GET /_faults/requests`` (``{"service:Operation@region": count}``),
 ``POST /_faults/reset-counts``.
 """
 
@@ -36,6 +37,7 @@ class FaultyAws:
         self.lock = threading.Lock()
         self.counts: Counter[tuple[Any, ...]] = Counter()
         self.denied: set[str] = set()
+        self.throttle = 0  # the next this many tag writes are answered ThrottlingException
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -46,10 +48,18 @@ class FaultyAws:
         match = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
         region = match.group(1) if match else ""
         key = RequestCounter._key(environ, path)
+        writing = key[1] == "action" and key[2] in WRITE_TARGETS
         with self.lock:
             self.counts[(region, *key)] += 1
             denied = region in self.denied
-        if denied and key[1] == "action" and key[2] in WRITE_TARGETS:
+            throttled = writing and self.throttle > 0
+            if throttled:
+                self.throttle -= 1
+        if throttled:
+            body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")])
+            return [body]
+        if denied and writing:
             body = json.dumps(
                 {
                     "__type": "AccessDeniedException",
@@ -68,6 +78,12 @@ class FaultyAws:
             with self.lock:
                 self.denied = set(regions)
             payload: Any = {"denied": sorted(regions)}
+        elif path == "/_faults/throttle":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            count = int(json.loads(environ["wsgi.input"].read(length) or b"{}").get("count") or 0)
+            with self.lock:
+                self.throttle = count
+            payload = {"throttle": count}
         elif path == "/_faults/reset-counts":
             with self.lock:
                 self.counts.clear()

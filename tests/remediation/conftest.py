@@ -69,6 +69,9 @@ class FaultyAwsProcess:
     def deny_writes(self, *regions: str) -> None:
         self._post("/_faults/deny-writes", {"regions": list(regions)})
 
+    def throttle_writes(self, count: int) -> None:
+        self._post("/_faults/throttle", {"count": count})
+
     def reset_counts(self) -> None:
         self._post("/_faults/reset-counts", {})
 
@@ -79,6 +82,7 @@ class FaultyAwsProcess:
     def reset(self) -> None:
         self._post("/moto-api/reset", {})
         self.deny_writes()
+        self.throttle_writes(0)
         self.reset_counts()
 
     def client(self, service: str, region: str = REGIONS[0]) -> Any:

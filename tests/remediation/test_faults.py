@@ -240,3 +240,19 @@ async def test_a_journal_that_cannot_be_stored_writes_nothing(aws: FaultyAwsProc
             assert runtime.store.list_remediations() == []
         finally:
             runtime.close()
+
+
+async def test_throttled_writes_are_retried_with_backoff(aws: FaultyAwsProcess, client: Client) -> None:
+    arns = seed(aws)
+    names = ["instance", "volume", "table"]
+    before = {name: tags_now(aws, arns[name]) for name in names}
+    changes = [{"resource_arn": arns[name], "set_tags": GOOD} for name in names]
+    commit = await call(client, "apply_tag_remediation", changes=changes)
+    aws.reset_counts()
+    aws.throttle_writes(3)  # the first three TagResources attempts are throttled
+    result = await call(
+        client, "apply_tag_remediation", changes=changes, confirmation_token=commit["confirmation_token"]
+    )
+    assert result["applied"] == 3 and result["failed"] == 0
+    assert writes(aws) == {"tagging:TagResources@us-east-1": 4}  # 3 throttled + 1 for all three ARNs
+    assert all(tags_now(aws, arns[name]) == {**before[name], **GOOD} for name in names)
