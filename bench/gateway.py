@@ -263,8 +263,8 @@ def run(
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-            audit_db = Path(data_dir) / "tagcompliance.sqlite3"
-            audit_exists = audit_db.exists()
+            store_file = Path(data_dir) / "tagcompliance.sqlite3"
+            store_written = store_file.exists()
         with tempfile.TemporaryDirectory() as service_dir:
             service_min_ms, service_median_ms = service_call_ms(demo, service_dir)
     finally:
@@ -361,7 +361,7 @@ def run(
             "calls_completed": len(latencies),
             "calls": calls,
             "errors_sample": errors[:10],
-            "audit_log_written": audit_exists,
+            "call_log_written": store_written,
             "client_processes": client_processes,
             "gateway_cpu_ms_per_call": round(server_ms, 2),
             "client_cpu_ms_per_call": round(client_ms, 2),

@@ -13,6 +13,7 @@ from constructs import Construct
 from .budget import ConnectionBudget, connection_budget
 from .config import AppConfig
 from .constructs.data import Data
+from .constructs.foundation import Foundation
 from .constructs.gateway import Gateway
 from .constructs.monitoring import Monitoring
 from .constructs.network import Network
@@ -80,32 +81,25 @@ def build(app: App, config: AppConfig) -> Deployment:
     network = Network(capability_stack("network", "VPC"), "Network", config=config)
     data_stack = capability_stack("data", "secrets, PostgreSQL, Redis, shard ledger")
     secrets = Secrets(data_stack, "Secrets", config=config)
-    data = Data(data_stack, "Data", config=config, network=network, secrets=secrets, budget=budget)
+    base = Foundation(config, budget, network, secrets)
+    data = Data(data_stack, "Data", base)
     pipeline = Pipeline(
-        capability_stack("pipeline", "audit Lambdas, state machine, schedules"),
-        "Pipeline",
-        config=config,
-        network=network,
-        data=data,
-        secrets=secrets,
+        capability_stack("pipeline", "audit Lambdas, state machine, schedules"), "Pipeline", base, data=data
     )
     gateway = Gateway(
         capability_stack("gateway", "MCP gateway on ECS Fargate behind an HTTPS load balancer"),
         "Gateway",
-        config=config,
-        network=network,
+        base,
         data=data,
-        secrets=secrets,
         pipeline=pipeline,
     )
     monitoring = Monitoring(
         capability_stack("monitoring", "dashboard, alarms, alert topic"),
         "Monitoring",
-        config=config,
+        base,
         data=data,
         pipeline=pipeline,
         gateway=gateway,
-        budget=budget,
     )
     deployment = Deployment(config, budget, stacks, network, secrets, data, pipeline, gateway, monitoring)
     for stack in stacks.values():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -188,44 +188,24 @@ class Estate:
             return ""
         return (resource.tags or {}).get(tag_key, "")
 
-    def expected_cost_by_service(
+    def expected_cost(
         self,
         start: date,
         end: date,
         resource_types: Iterable[str] | None = None,
         regions: Iterable[str] | None = None,
+        *,
+        tag_key: str | None = None,
     ) -> dict[str, Decimal]:
-        """Spend per Cost Explorer service from ``start`` (inclusive) to ``end`` (exclusive)."""
-        return self._expected_cost(
-            lambda resource: resource.cost_explorer_service, start, end, resource_types, regions
-        )
-
-    def expected_cost_by_tag(
-        self,
-        tag_key: str,
-        start: date,
-        end: date,
-        resource_types: Iterable[str] | None = None,
-        regions: Iterable[str] | None = None,
-    ) -> dict[str, Decimal]:
-        """Spend per value of ``tag_key`` ("" is the empty group), ``start`` inclusive, ``end`` exclusive."""
-        return self._expected_cost(
-            lambda resource: self.cost_tag_value(resource, tag_key), start, end, resource_types, regions
-        )
-
-    def _expected_cost(
-        self,
-        group: Callable[[EstateResource], str],
-        start: date,
-        end: date,
-        resource_types: Iterable[str] | None,
-        regions: Iterable[str] | None,
-    ) -> dict[str, Decimal]:
-        """Spend of the selected resources from ``start`` (inclusive) to ``end`` (exclusive), per group."""
+        """Spend from ``start`` (inclusive) to ``end`` (exclusive) grouped as Cost Explorer groups it:
+        per service, or per value of ``tag_key`` ("" is the empty group)."""
         days = _days(start, end)
         spend: dict[str, Decimal] = defaultdict(Decimal)
         for resource in self.select(resource_types, regions):
-            spend[group(resource)] += resource.daily_cost_usd * days
+            group = (
+                resource.cost_explorer_service if tag_key is None else self.cost_tag_value(resource, tag_key)
+            )
+            spend[group] += resource.daily_cost_usd * days
         return dict(spend)
 
 

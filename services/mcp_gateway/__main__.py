@@ -24,6 +24,7 @@ from .runtime import build_runtime
 from .server import build_server
 from .sessions import http_app
 from .settings import GatewaySettings
+from .shutdown import GracefulServer, exit_now
 from .tracing import instrument
 
 
@@ -81,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             if settings.xray_daemon_address:
                 app = instrument(app, settings.xray_daemon_address)
             # log_config=None: uvicorn's records (access log included) go through the root handler
-            uvicorn.run(
+            config = uvicorn.Config(
                 app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None
             )
+            GracefulServer(config, settings.shutdown_grace_seconds).run()
     finally:
         runtime.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -2,7 +2,11 @@
 
 Every tool's work goes through ``run_tool``: it runs in a worker thread, progress is relayed to
 the client and errors become clear messages (never tracebacks). ``CallLogMiddleware`` writes every
-tool call, refused ones included, to the call log.
+tool call, refused ones included, to the call log, and gives each call its budget
+(``tagcompliance.resilience``): the work must stop ``ANSWER_RESERVE_SECONDS`` before
+``TOOL_DEADLINE_SECONDS`` (a scan then answers with the shards it finished), and the call is
+answered by the deadline even if the work is still stuck in a request. A client's cancellation
+(or disconnect, or the server's shutdown) cancels the budget, so the work sends no more requests.
 """
 
 from __future__ import annotations
@@ -35,16 +39,20 @@ from tagcompliance.cache import Cache, open_cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.policy_import import OrganizationsTagPolicySource, detect_policy_at_startup
+from tagcompliance.resilience import CallBudget, budget_scope, current_budget
 from tagcompliance.schedules import EventBridgeScheduler, LocalSchedulerLoop
 from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
-from tagcompliance.store import AuditRecord, Store, open_store
+from tagcompliance.store import CallRecord, Store, open_store
 
 from .auth.logfilter import public_error, redact
 
 logger = logging.getLogger("tagcompliance.gateway")
 ResultT = TypeVar("ResultT", bound=BaseModel)
 PROGRESS_INTERVAL_SECONDS = 0.5
+# Of a call's deadline, the time kept for answering once the work stops (evaluating what a scan
+# found, storing its snapshot, sending the answer): the work's own deadline is this much earlier.
+ANSWER_RESERVE_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -190,7 +198,7 @@ async def run_tool(ctx: Context | None, work: Callable[[ProgressCallback], Resul
 
 
 class CallLogMiddleware:
-    """Writes every ``tools/call`` to the call log (the spec's ``audit_logs``), including calls the SDK
+    """Writes every ``tools/call`` to the call log (the ``call_log`` table), including calls the SDK
     refuses before the tool runs (unknown tool, arguments that fail the schema)."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -209,8 +217,10 @@ class CallLogMiddleware:
             user_id = self.local_user if self.runtime.transport == "stdio" else "anonymous"
             client_id = None
         status, error_message, summary = "error", None, {}
+        deadline = self.runtime.settings.tool_deadline_seconds
         try:
-            result = await call_next(ctx)
+            with budget_scope(CallBudget.lasting(deadline - ANSWER_RESERVE_SECONDS)):
+                result = await call_next(ctx)
         except Exception as error:
             error_message = public_error(str(error))[:1000] or type(error).__name__
             raise
@@ -224,7 +234,7 @@ class CallLogMiddleware:
                 summary = summarize(structured)
             return result
         finally:
-            record = AuditRecord(
+            record = CallRecord(
                 timestamp=datetime.now(UTC),
                 user_id=user_id[:200],
                 tool_name=str(params.get("name") or "")[:100],
@@ -239,21 +249,50 @@ class CallLogMiddleware:
             )
             await anyio.to_thread.run_sync(self._write, record)
 
-    def _write(self, record: AuditRecord) -> None:
+    def _write(self, record: CallRecord) -> None:
         try:
-            self.runtime.store.record_audit(record)
+            self.runtime.store.record_call(record)
         except Exception:  # the answer still reaches the user; the gap is logged loudly
-            logger.exception("could not write the audit log entry for %s", record.tool_name)
+            logger.exception("could not write the call log entry for %s", record.tool_name)
+
+
+async def _in_thread(
+    budget: CallBudget, work: Callable[[ProgressCallback], ResultT], progress: ProgressCallback
+) -> ResultT:
+    """``work`` in a worker thread under ``budget``. Cancelled (the client's notifications/cancelled,
+    a disconnect, shutdown), the call stops waiting at once and cancels the budget, so the thread
+    sends no further AWS request and starts no further shard. Past the work's deadline plus the
+    answer reserve, the call answers without it (it can only be stuck in a request on the wire)."""
+
+    def call(progress: ProgressCallback) -> ResultT:
+        with budget_scope(budget):
+            return work(progress)
+
+    remaining = budget.remaining()
+    limit = None if remaining is None else max(remaining, 0.0) + ANSWER_RESERVE_SECONDS
+    try:
+        with anyio.fail_after(limit):
+            return await anyio.to_thread.run_sync(call, progress, abandon_on_cancel=True)
+    except TimeoutError:
+        budget.cancel("deadline")
+        raise ToolError(
+            "no answer within the call's deadline (TOOL_DEADLINE_SECONDS): AWS did not respond in time "
+            "and nothing was counted; try again later or with a smaller scope"
+        ) from None
+    except anyio.get_cancelled_exc_class():
+        budget.cancel("cancelled")
+        raise
 
 
 async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallback], ResultT]) -> ResultT:
     latest: list[tuple[int, int, str]] = []
+    budget = current_budget() or CallBudget.lasting(None)
 
     def progress(done: int, total: int, message: str) -> None:
         latest[:] = [(done, total, message)]
 
     if ctx is None:
-        return await anyio.to_thread.run_sync(work, progress)
+        return await _in_thread(budget, work, progress)
     outcome: list[ResultT] = []
     failure: list[BaseException] = []
 
@@ -290,7 +329,7 @@ async def _run_with_progress(ctx: Context | None, work: Callable[[ProgressCallba
 
     async with anyio.create_task_group() as group:
         try:
-            outcome.append(await anyio.to_thread.run_sync(work, progress_and_relay))
+            outcome.append(await _in_thread(budget, work, progress_and_relay))
         except Exception as error:  # re-raised below as itself, not wrapped in an ExceptionGroup
             failure.append(error)
         finally:

@@ -40,7 +40,7 @@ ResultT = TypeVar("ResultT", bound=BaseModel)
 
 
 def current_caller(runtime: Runtime) -> Caller:
-    """The caller as the audit log names it: the token's subject and client, or the local user."""
+    """The caller as the call log names it: the token's subject and client, or the local user."""
     token = get_access_token()
     if token is not None:
         return Caller(user_id=token.subject or f"client:{token.client_id}", client_id=token.client_id)

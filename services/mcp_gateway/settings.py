@@ -15,6 +15,16 @@ from tagcompliance.settings import CommaList, Settings
 class GatewaySettings(Settings):
     """The core settings plus the gateway's authentication and HTTP session settings."""
 
+    shutdown_grace_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        le=110,
+        validation_alias="SHUTDOWN_GRACE_SECONDS",
+        description="After SIGTERM: seconds in-flight calls get to finish (scans answer with what they "
+        "have 2 s before the end) before the rest are cancelled and the process exits. Keep it below "
+        "the container's stop timeout (ECS stopTimeout, 15 s in stacks/constructs/gateway.py).",
+    )
+
     # --- Authentication (HTTP transport; see README "Authentication") ---------------------------
     auth_issuer_url: str | None = Field(
         default=None,
@@ -88,7 +98,7 @@ class GatewaySettings(Settings):
     auth_user_claim: str = Field(
         default="email",
         validation_alias="AUTH_USER_CLAIM",
-        description="ID-token claim naming the user in tokens and audit_logs (falls back to sub).",
+        description="ID-token claim naming the user in tokens and the call log (falls back to sub).",
     )
     auth_admin_users: CommaList = Field(
         default_factory=list,

@@ -10,12 +10,10 @@ from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from stacks.budget import ConnectionBudget
-from stacks.config import DATABASE_NAME, DATABASE_PORT, REDIS_PORT, AppConfig
+from stacks.config import DATABASE_NAME, DATABASE_PORT, REDIS_PORT
 from tagcompliance.audits.ledger import TTL_ATTRIBUTE, _LedgerRow
 
-from .network import Network
-from .secrets import Secrets
+from .foundation import Foundation
 
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17_9  # auto_minor_version_upgrade keeps it patched
 REDIS_ENGINE_VERSION = "7.1"
@@ -29,17 +27,9 @@ def ledger_key_names() -> tuple[str, str]:
 
 
 class Data(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        secrets: Secrets,
-        budget: ConnectionBudget,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, base: Foundation) -> None:
         super().__init__(scope, construct_id)
+        config, network, secrets, budget = base.config, base.network, base.secrets, base.budget
         env = config.env
         vpc = network.vpc
 

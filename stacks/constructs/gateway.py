@@ -42,8 +42,9 @@ from stacks.config import (
 from stacks.permissions import TAGGING_WRITE_ACTIONS, gateway_read_actions, tag_write_grants
 
 from .data import Data
+from .foundation import Foundation
 from .log_groups import log_group
-from .network import Network, allow_ingress
+from .network import allow_ingress
 from .pipeline import Pipeline
 from .secrets import Secrets
 
@@ -70,6 +71,12 @@ WAF_MANAGED_RULE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AWSManagedRulesCommonRuleSet", ("SizeRestrictions_BODY",)),
     ("AWSManagedRulesKnownBadInputsRuleSet", ()),
 )
+# Stopping a task (deployment, scale-in): ECS sends SIGTERM, then SIGKILL after the stop timeout.
+# The gateway lets in-flight calls finish for SHUTDOWN_GRACE_SECONDS (scans answer with what they
+# have 2 s before its end), then exits; the stop timeout leaves room for closing the store and
+# the X-Ray daemon's last flush, so a task is never killed mid-answer.
+SHUTDOWN_GRACE_SECONDS = 8
+STOP_TIMEOUT_SECONDS = 15
 GATEWAY_COMMAND = [
     "python", "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0",
     "--port", str(GATEWAY_PORT),
@@ -78,17 +85,10 @@ GATEWAY_COMMAND = [
 
 class Gateway(Construct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-        pipeline: Pipeline,
+        self, scope: Construct, construct_id: str, base: Foundation, *, data: Data, pipeline: Pipeline
     ) -> None:
         super().__init__(scope, construct_id)
+        config, network, secrets = base.config, base.network, base.secrets
         env = config.env
         stack = Stack.of(self)
         vpc = network.vpc
@@ -191,11 +191,12 @@ class Gateway(Construct):
             "AUDIT_ROLE_NAME": config.audit_role_name,
             "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
             # Only the load balancer (inside the VPC) reaches the tasks: uvicorn trusts the
-            # X-Forwarded-For it appends, so per-IP limits and the audit log see the client's address.
+            # X-Forwarded-For it appends, so per-IP limits and the call log see the client's address.
             "FORWARDED_ALLOW_IPS": env.vpc_cidr,
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,
             "REMEDIATION_ENABLED": "true" if env.remediation_enabled else "false",
+            "SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
             **self._auth_environment(config, secrets, public_host),
         }
         if config.aws_endpoint_url:
@@ -212,6 +213,7 @@ class Gateway(Construct):
             },
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
             logging=ecs.LogDrivers.aws_logs(stream_prefix="ecs", log_group=self.log_group),
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
             health_check=ecs.HealthCheck(
                 command=[
                     "CMD",

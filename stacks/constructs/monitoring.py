@@ -21,10 +21,10 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from services.scanners import handlers
-from stacks.budget import SCAN_SHARD_KEY, ConnectionBudget
-from stacks.config import AppConfig
+from stacks.budget import SCAN_SHARD_KEY
 
 from .data import Data
+from .foundation import Foundation
 from .gateway import Gateway
 from .pipeline import Pipeline
 
@@ -52,14 +52,14 @@ class Monitoring(Construct):
         self,
         scope: Construct,
         construct_id: str,
+        base: Foundation,
         *,
-        config: AppConfig,
         data: Data,
         pipeline: Pipeline,
         gateway: Gateway,
-        budget: ConnectionBudget,
     ) -> None:
         super().__init__(scope, construct_id)
+        config, budget = base.config, base.budget
         env = config.env
         key = kms.Key(
             self,
@@ -114,33 +114,27 @@ class Monitoring(Construct):
             period=FIVE_MINUTES,
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {
-            "alb_5xx": errors_5xx.create_alarm(
-                self,
+            "alb_5xx": self._alarm(
+                errors_5xx,
                 "Alb5xx",
-                alarm_description="More than 10 5XX answers in 5 minutes, twice in a row",
-                threshold=10,
-                evaluation_periods=2,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "More than 10 5XX answers in 5 minutes, twice in a row",
+                10,
+                periods=2,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
-            "ecs_cpu": service.metric_cpu_utilization(period=FIVE_MINUTES).create_alarm(
-                self,
+            "ecs_cpu": self._alarm(
+                service.metric_cpu_utilization(period=FIVE_MINUTES),
                 "EcsCpu",
-                alarm_description="Gateway CPU above 85 % for 10 minutes (auto-scaling targets 70 %)",
-                threshold=85,
-                evaluation_periods=2,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                "Gateway CPU above 85 % for 10 minutes (auto-scaling targets 70 %)",
+                85,
+                periods=2,
             ),
-            "rds_connections": database.metric_database_connections(period=FIVE_MINUTES).create_alarm(
-                self,
+            "rds_connections": self._alarm(
+                database.metric_database_connections(period=FIVE_MINUTES),
                 "RdsConnections",
-                alarm_description=(
-                    f"More than {budget.limit} PostgreSQL connections: the connection budget "
-                    f"(stacks/budget.py) is exceeded"
-                ),
-                threshold=budget.limit,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                f"More than {budget.limit} PostgreSQL connections: the connection budget "
+                "(stacks/budget.py) is exceeded",
+                budget.limit,
             ),
             "state_machine_failures": self._at_least(
                 state_machine.metric_failed(period=FIVE_MINUTES),
@@ -152,18 +146,13 @@ class Monitoring(Construct):
                 "AuditTimeouts",
                 "A compliance audit execution timed out",
             ),
-            "compliance_score": pipeline_metric(
-                COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1)
-            ).create_alarm(
-                self,
+            "compliance_score": self._alarm(
+                pipeline_metric(COMPLIANCE_SCORE_METRIC, statistic="Minimum", period=Duration.days(1)),
                 "ComplianceScoreDrop",
-                alarm_description=(
-                    f"An audit's compliance score dropped below {env.compliance_score_alarm_threshold:g} %"
-                ),
-                threshold=env.compliance_score_alarm_threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                f"An audit's compliance score dropped below {env.compliance_score_alarm_threshold:g} %",
+                env.compliance_score_alarm_threshold,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         }
         # One errors alarm per function: an invocation that raised (a failed cold start included),
@@ -310,16 +299,37 @@ class Monitoring(Construct):
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
         )
 
-    def _at_least(
-        self, metric: cloudwatch.IMetric, construct_id: str, description: str, threshold: float = 1
+    def _alarm(
+        self,
+        metric: cloudwatch.IMetric,
+        construct_id: str,
+        description: str,
+        threshold: float,
+        *,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        periods: int = 1,
+        missing: cloudwatch.TreatMissingData | None = None,
     ) -> cloudwatch.Alarm:
-        """An alarm on ``metric`` reaching ``threshold`` in one period (no data: not breaching)."""
+        """An alarm on ``metric`` passing ``threshold`` (above it, by default) for ``periods`` periods."""
         return metric.create_alarm(
             self,
             construct_id,
             alarm_description=description,
             threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            evaluation_periods=periods,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+        )
+
+    def _at_least(
+        self, metric: cloudwatch.IMetric, construct_id: str, description: str, threshold: float = 1
+    ) -> cloudwatch.Alarm:
+        """An alarm on ``metric`` reaching ``threshold`` in one period (no data: not breaching)."""
+        return self._alarm(
+            metric,
+            construct_id,
+            description,
+            threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

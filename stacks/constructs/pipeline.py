@@ -35,9 +35,9 @@ from stacks.permissions import (
 )
 
 from .data import Data
+from .foundation import Foundation
 from .log_groups import log_group
-from .network import Network, allow_ingress
-from .secrets import Secrets
+from .network import allow_ingress
 
 ROOT = Path(__file__).resolve().parents[2]
 # Non-function placeholders declared by definition.py (absent in older versions of it).
@@ -109,17 +109,9 @@ def discover_handlers(modules: tuple[str, ...] = HANDLER_MODULES) -> list[Handle
 
 
 class Pipeline(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: AppConfig,
-        network: Network,
-        data: Data,
-        secrets: Secrets,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, base: Foundation, *, data: Data) -> None:
         super().__init__(scope, construct_id)
+        config, network, secrets = base.config, base.network, base.secrets
         env = config.env
         stack = Stack.of(self)
         # The state machine's ARN from its name: the functions (which the definition references)

@@ -339,7 +339,7 @@ async def admin_client(stack: AuthStack) -> AsyncIterator[OAuthClient]:
 
 
 def audit_entries(runtime: Runtime, limit: int = 5) -> list[Any]:
-    return runtime.store.list_audit_logs(limit=limit)
+    return runtime.store.list_calls(limit=limit)
 
 
 def pkce_pair(verifier: str | None = None) -> tuple[str, str]:

@@ -141,7 +141,7 @@ async def test_an_admin_gets_admin_and_schedules_an_audit(stack: AuthStack, conf
     assert requested_scope(client) == ["tag:read", "admin", "tag:write"]
     assert granted(stack, client, responses) == ["tag:read", "admin"]
     assert live_schedules(stack, recipient) == []
-    entries = stack.runtime.store.list_audit_logs(limit=4)
+    entries = stack.runtime.store.list_calls(limit=4)
     assert {entry.user_id for entry in entries} == {ADMIN.email}
 
 
@@ -163,7 +163,7 @@ async def test_a_non_admin_gets_tag_read_and_is_refused_admin_calls(stack: AuthS
     assert requested_scope(client) == ["tag:read", "admin", "tag:write"]  # asked for both, granted the subset
     assert granted(stack, client, responses) == ["tag:read"]
     assert live_schedules(stack, recipient) == []
-    entries = stack.runtime.store.list_audit_logs(limit=3)
+    entries = stack.runtime.store.list_calls(limit=3)
     assert [entry.status for entry in entries] == ["success", "error", "error"]
     assert {entry.user_id for entry in entries} == {ALICE.email}
 

@@ -6,7 +6,7 @@ a schedule needs ``admin``; ``test_admin_scope_official_client.py`` covers the s
 the official OAuthClientProvider), then call tools with the official mcp client over HTTP. Ana gets an
 intent commit for a new scheduled audit; Bo presenting Ana's token with exactly the same parameters
 is refused and nothing is created; Ana's confirmation then creates the schedule exactly once, and her
-reuse of the token is refused. Every attempt is in ``audit_logs`` under the user who made it.
+reuse of the token is refused. Every attempt is in ``call_log`` under the user who made it.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ async def test_another_user_cannot_use_a_confirmation_token(any_stack: AuthStack
         assert "already used" in text_of(reused) and "single-use" in text_of(reused)
         assert len(schedules_for(stack, recipient)) == 1  # still exactly one
 
-    # The audit log names who made each attempt (newest first): Ana's reuse, her confirmation,
+    # The call log names who made each attempt (newest first): Ana's reuse, her confirmation,
     # Bo's refused attempt, Ana's commit.
     entries = audit_entries(stack.runtime, limit=4)
     assert [entry.tool_name for entry in entries] == [TOOL] * 4

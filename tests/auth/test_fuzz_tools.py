@@ -1,6 +1,6 @@
 """Property-based fuzzing of every tool's arguments through the MCP layer (official client, in memory):
 each call ends in a result or a clear error - never a crash, an internal error or a traceback - and
-every call is in the audit log. Examples are bounded so the suite stays fast."""
+every call is in the call log. Examples are bounded so the suite stays fast."""
 
 from __future__ import annotations
 
@@ -151,13 +151,13 @@ def test_fuzzed_arguments_get_clear_answers(fuzz_runtime: Runtime, tool: str) ->
             async with Client(server) as client:
                 return await client.call_tool(tool, arguments)
 
-        before = len(fuzz_runtime.store.list_audit_logs(limit=10_000, tool_name=tool))
+        before = len(fuzz_runtime.store.list_calls(limit=10_000, tool_name=tool))
         result = anyio.run(call)
         text = " ".join(getattr(block, "text", "") for block in result.content)
         if result.is_error:
             assert text.strip(), f"{tool}{arguments}: an error without a message"
             assert "Traceback" not in text and "internal error" not in text, f"{tool}{arguments}: {text}"
-        after = fuzz_runtime.store.list_audit_logs(limit=10_000, tool_name=tool)
+        after = fuzz_runtime.store.list_calls(limit=10_000, tool_name=tool)
         assert len(after) == before + 1, f"{tool}{arguments}: not audited"
         assert after[0].status == ("error" if result.is_error else "success")
 

@@ -26,7 +26,7 @@ from psycopg import sql
 from tagcompliance.errors import InvalidInputError, StoreError
 from tagcompliance.settings import Settings
 from tagcompliance.store import (
-    AuditRecord,
+    CallRecord,
     ConcurrentUpdateError,
     PostgresStore,
     ResourceStateRecord,
@@ -38,6 +38,7 @@ from tagcompliance.store import (
     open_store,
 )
 from tagcompliance.store.sql import (
+    _CALL_LOG,
     _SCHEMA_MIGRATIONS_DDL,
     _SNAPSHOTS,
     _STATES,
@@ -152,7 +153,7 @@ def make_states(snapshot_id: str, count: int) -> list[ResourceStateRecord]:
     return states
 
 
-def make_audit(tool_name: str, timestamp: datetime, **changes: Any) -> AuditRecord:
+def make_call(tool_name: str, timestamp: datetime, **changes: Any) -> CallRecord:
     fields: dict[str, Any] = {
         "timestamp": timestamp,
         "user_id": "alice@example.com",
@@ -166,7 +167,7 @@ def make_audit(tool_name: str, timestamp: datetime, **changes: Any) -> AuditReco
         "user_agent": "mcp-client/1.0",
     }
     fields.update(changes)
-    return AuditRecord(**fields)
+    return CallRecord(**fields)
 
 
 def test_migrate_again_is_a_no_op_and_reports_the_version(store: Store) -> None:
@@ -377,7 +378,7 @@ def test_resource_states_stream_in_arn_order(store: Store) -> None:
     stream = store.iter_resource_states("snap-big")
     first = next(stream)
     # A half-read stream must not hold up writers.
-    store.record_audit(make_audit("check_tag_compliance", T0))
+    store.record_call(make_call("check_tag_compliance", T0))
     streamed = [first, *stream]
 
     assert streamed == sorted(states, key=lambda state: state.resource_arn)
@@ -415,10 +416,10 @@ def test_state_of_another_snapshot_is_refused(store: Store) -> None:
     assert store.get_snapshot("snap-a") is None
 
 
-def test_audit_logs_newest_first_and_filtered_by_tool(store: Store) -> None:
+def test_call_log_newest_first_and_filtered_by_tool(store: Store) -> None:
     records = [
-        make_audit("check_tag_compliance", T0),
-        make_audit(
+        make_call("check_tag_compliance", T0),
+        make_call(
             "find_untagged_resources",
             T0 + timedelta(seconds=1),
             status="error",
@@ -427,24 +428,62 @@ def test_audit_logs_newest_first_and_filtered_by_tool(store: Store) -> None:
             client_id=None,
             user_agent=None,
         ),
-        make_audit("check_tag_compliance", T0 + timedelta(seconds=2), ip_address="2001:DB8::1"),
-        make_audit("check_tag_compliance", T0 + timedelta(seconds=3), ip_address="not-an-address"),
+        make_call("check_tag_compliance", T0 + timedelta(seconds=2), ip_address="2001:DB8::1"),
+        make_call("check_tag_compliance", T0 + timedelta(seconds=3), ip_address="not-an-address"),
     ]
     for record in records:
-        store.record_audit(record)
+        store.record_call(record)
 
-    logs = store.list_audit_logs()
+    logs = store.list_calls()
     assert [log.timestamp for log in logs] == [record.timestamp for record in reversed(records)]
     assert all(log.id is not None for log in logs)
     assert logs[-1] == replace(records[0], id=logs[-1].id)
     assert logs[2].error_message == "AccessDenied" and logs[2].ip_address is None
     assert logs[1].ip_address == "2001:db8::1"  # canonical form
     assert logs[0].ip_address is None  # not an address: dropped on both backends alike
-    assert [log.timestamp for log in store.list_audit_logs(tool_name="check_tag_compliance", limit=2)] == [
+    assert [log.timestamp for log in store.list_calls(tool_name="check_tag_compliance", limit=2)] == [
         records[3].timestamp,
         records[2].timestamp,
     ]
-    assert store.list_audit_logs(tool_name="no_such_tool") == []
+    assert store.list_calls(tool_name="no_such_tool") == []
+
+
+def test_calls_logged_before_migration_7_stay_in_the_call_log(new_store: Callable[[], SqlStore]) -> None:
+    instance = new_store()
+    dialect = instance._dialect  # a store of the previous release: the tool calls in audit_logs
+    older = [migration for migration in load_migrations() if migration.version <= 6]
+    assert [migration.version for migration in older] == [1, 2, 3, 4, 5, 6]
+    columns = [column for column, _ in _CALL_LOG.insert_kinds]
+    insert = (
+        f"INSERT INTO audit_logs ({quoted_columns(columns)}) "
+        f"VALUES ({', '.join([dialect.placeholder] * len(columns))})"
+    )
+    earlier = [make_call("check_tag_compliance", T0), make_call("suggest_tags", T0 + timedelta(seconds=1))]
+    with dialect.connection() as conn, dialect.transaction(conn):
+        cursor = conn.cursor()
+        cursor.execute(render_ddl(_SCHEMA_MIGRATIONS_DDL, dialect.ddl_types))
+        for migration in older:
+            for statement in migration.statements(dialect.ddl_types):
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                f"VALUES ({', '.join([dialect.placeholder] * 3)})",
+                (migration.version, migration.name, dialect.encode_datetime(T0)),
+            )
+        for record in earlier:
+            cursor.execute(insert, instance._encode(_CALL_LOG, record))
+
+    assert instance.migrate() == LATEST_SCHEMA_VERSION
+
+    kept = instance.list_calls()
+    assert [replace(call, id=None) for call in reversed(kept)] == earlier
+    # New calls continue the old ids (the PostgreSQL sequence came along with the table).
+    instance.record_call(make_call("find_untagged_resources", T0 + timedelta(seconds=2)))
+    newest = instance.list_calls(limit=1)[0]
+    assert newest.tool_name == "find_untagged_resources"
+    assert newest.id is not None and newest.id > max(call.id or 0 for call in kept)
+    with dialect.connection() as conn, pytest.raises(dialect.database_errors):
+        instance._execute(conn, "SELECT COUNT(*) FROM audit_logs", ()).fetchone()
 
 
 def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
@@ -455,7 +494,7 @@ def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
                 make_snapshot(snapshot_id, created_at=T0 + timedelta(minutes=n)), make_states(snapshot_id, 20)
             )
             for m in range(4):
-                store.record_audit(make_audit(f"tool_{worker}", T0 + timedelta(seconds=m)))
+                store.record_call(make_call(f"tool_{worker}", T0 + timedelta(seconds=m)))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(8)))
@@ -463,7 +502,7 @@ def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:
     snapshots = store.list_snapshots()
     assert len(snapshots) == 24
     assert all(len(list(store.iter_resource_states(s.snapshot_id))) == 20 for s in snapshots)
-    assert len(store.list_audit_logs(limit=1000)) == 8 * 3 * 4
+    assert len(store.list_calls(limit=1000)) == 8 * 3 * 4
 
 
 def test_info_names_backend_and_location(store: Store, request: pytest.FixtureRequest) -> None:

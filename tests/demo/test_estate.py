@@ -267,7 +267,7 @@ def test_expected_summary(estate: Estate) -> None:
 def test_expected_costs(estate: Estate) -> None:
     daily_total = sum((r.daily_cost_usd for r in estate.resources), Decimal(0))
     assert all(r.daily_cost_usd == r.daily_cost_usd.quantize(Decimal("0.01")) > 0 for r in estate.resources)
-    by_service = estate.expected_cost_by_service(*JANUARY)
+    by_service = estate.expected_cost(*JANUARY)
     assert sum(by_service.values()) == daily_total * 31
     assert {r.cost_explorer_service for r in estate.resources} == set(by_service)
     ec2_other = sum(
@@ -277,17 +277,17 @@ def test_expected_costs(estate: Estate) -> None:
     )
     assert by_service["EC2 - Other"] == ec2_other * 31
 
-    by_cost_center = estate.expected_cost_by_tag("CostCenter", *JANUARY)
+    by_cost_center = estate.expected_cost(*JANUARY, tag_key="CostCenter")
     assert sum(by_cost_center.values()) == daily_total * 31
     unattributed = sum(r.daily_cost_usd for r in estate.resources if not (r.tags or {}).get("CostCenter"))
     assert by_cost_center[""] == unattributed * 31
     # Application is not an activated cost allocation tag; "costcenter" is not the activated key.
     assert "Application" not in estate.activated_cost_allocation_tags
     assert estate.activated_cost_allocation_tags == {"CostCenter", "Environment", "Owner"}
-    assert estate.expected_cost_by_tag("Application", *JANUARY) == {"": daily_total * 31}
-    assert estate.expected_cost_by_tag("costcenter", *JANUARY) == {"": daily_total * 31}
+    assert estate.expected_cost(*JANUARY, tag_key="Application") == {"": daily_total * 31}
+    assert estate.expected_cost(*JANUARY, tag_key="costcenter") == {"": daily_total * 31}
 
-    one_day = estate.expected_cost_by_service(date(2025, 1, 1), date(2025, 1, 2), regions=["eu-west-1"])
+    one_day = estate.expected_cost(date(2025, 1, 1), date(2025, 1, 2), regions=["eu-west-1"])
     assert sum(one_day.values()) == sum(r.daily_cost_usd for r in estate.by_region()["eu-west-1"])
     with pytest.raises(ValueError, match="after its start"):
-        estate.expected_cost_by_service(date(2025, 1, 2), date(2025, 1, 2))
+        estate.expected_cost(date(2025, 1, 2), date(2025, 1, 2))

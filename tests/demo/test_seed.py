@@ -203,7 +203,7 @@ def test_cost_by_service_for_a_month(demo_aws: DemoAws) -> None:
     )
     assert "NextPageToken" not in response
     assert response["GroupDefinitions"] == [{"Type": "DIMENSION", "Key": "SERVICE"}]
-    expected = demo_aws.estate.expected_cost_by_service(date(2025, 3, 1), date(2025, 4, 1))
+    expected = demo_aws.estate.expected_cost(date(2025, 3, 1), date(2025, 4, 1))
     assert grouped([response]) == {("2025-03-01", (service,)): amount for service, amount in expected.items()}
     assert grouped([response], "AmortizedCost") == grouped([response])
     assert "EC2 - Other" in expected
@@ -217,7 +217,7 @@ def test_cost_by_cost_center_per_day_including_the_empty_group(demo_aws: DemoAws
         Metrics=["UnblendedCost"],
         GroupBy=[{"Type": "TAG", "Key": "CostCenter"}],
     )
-    expected = demo_aws.estate.expected_cost_by_tag("CostCenter", date(2025, 1, 30), date(2025, 1, 31))
+    expected = demo_aws.estate.expected_cost(date(2025, 1, 30), date(2025, 1, 31), tag_key="CostCenter")
     assert "" in expected and expected[""] > 0
     days = ("2025-01-30", "2025-01-31", "2025-02-01")
     assert grouped(pages) == {
@@ -261,7 +261,7 @@ def test_total_with_filters_and_monthly_split(demo_aws: DemoAws) -> None:
         Metrics=["UnblendedCost"],
         Filter={"Tags": {"Key": "Owner", "Values": [""]}},
     )
-    expected = demo_aws.estate.expected_cost_by_tag("Owner", date(2025, 1, 1), date(2025, 1, 2))[""]
+    expected = demo_aws.estate.expected_cost(date(2025, 1, 1), date(2025, 1, 2), tag_key="Owner")[""]
     assert Decimal(untagged["ResultsByTime"][0]["Total"]["UnblendedCost"]["Amount"]) == expected
 
 

@@ -19,7 +19,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent
 from services.mcp_gateway.runtime import Runtime, _block_text, _call_outcome, run_tool
 from services.mcp_gateway.server import build_server
 from tagcompliance.errors import StoreError
-from tagcompliance.store import AuditRecord
+from tagcompliance.store import CallRecord
 from tagcompliance.store.sql import SqlStore
 from tagcompliance.store.sqlite import SqliteDialect, SqliteStore
 
@@ -32,7 +32,7 @@ async def test_concurrent_calls_are_all_audited(runtime: Runtime) -> None:
     arguments = {"resource_types": ["all"], "regions": DEMO_REGIONS}
     async with Client(server) as warm:
         await call(warm, "check_tag_compliance", **arguments)  # the later checks are cached
-    before = len(runtime.store.list_audit_logs(limit=1000))
+    before = len(runtime.store.list_calls(limit=1000))
     outcomes: list[tuple[str, bool]] = []
 
     async def session(index: int) -> None:
@@ -57,8 +57,8 @@ async def test_concurrent_calls_are_all_audited(runtime: Runtime) -> None:
             group.start_soon(session, index)
 
     assert len(outcomes) == 48
-    assert len(runtime.store.list_audit_logs(limit=1000)) - before == 48
-    logs = runtime.store.list_audit_logs(limit=48)
+    assert len(runtime.store.list_calls(limit=1000)) - before == 48
+    logs = runtime.store.list_calls(limit=48)
     assert [error for kind, error in outcomes if kind != "refused"] == [False] * 32
     assert all(error for kind, error in outcomes if kind == "refused")
     by_kind: dict[str, list[Any]] = {"check": [], "policy": [], "refused": []}
@@ -129,8 +129,8 @@ async def test_progress_is_relayed_only_when_reported() -> None:
     assert sent == [(1, 4, "listed")]
 
 
-def _audit(index: int) -> AuditRecord:
-    return AuditRecord(
+def _audit(index: int) -> CallRecord:
+    return CallRecord(
         timestamp=datetime.now(UTC),
         user_id="anonymous",
         tool_name=f"tool-{index}",
@@ -153,7 +153,7 @@ def test_sqlite_writers_of_one_process_queue_instead_of_failing(tmp_path: Path) 
     def writer(first: int) -> None:
         try:
             for index in range(first, first + 50):
-                store.record_audit(_audit(index))
+                store.record_call(_audit(index))
         except BaseException as error:
             failures.append(error)
 
@@ -165,7 +165,7 @@ def test_sqlite_writers_of_one_process_queue_instead_of_failing(tmp_path: Path) 
     store.close()
     assert failures == []
     reopened = SqliteStore(tmp_path / "audit.sqlite3")
-    names = {log.tool_name for log in reopened.list_audit_logs(limit=1000)}
+    names = {log.tool_name for log in reopened.list_calls(limit=1000)}
     reopened.close()
     assert names == {f"tool-{index}" for index in range(400)}
 
@@ -186,10 +186,10 @@ def test_a_held_sqlite_write_lock_still_times_out(tmp_path: Path) -> None:
     try:
         assert holding.wait(5)
         with pytest.raises(StoreError, match="locked"):
-            store.record_audit(_audit(1))
+            store.record_call(_audit(1))
     finally:
         release.set()
         holder.join()
-    store.record_audit(_audit(2))  # free again; the refused write left nothing behind
-    assert [log.tool_name for log in store.list_audit_logs()] == ["tool-2"]
+    store.record_call(_audit(2))  # free again; the refused write left nothing behind
+    assert [log.tool_name for log in store.list_calls()] == ["tool-2"]
     store.close()

@@ -41,7 +41,7 @@ async def test_postgres_store_and_redis_cache(aws_env: DemoAws, postgres_url: st
             assert history["snapshot_count"] == 1
         stored = runtime.store.get_snapshot(first["snapshot_id"])
         assert stored is not None and stored.total_resources == expected.total
-        assert [log.tool_name for log in runtime.store.list_audit_logs(limit=3)] == [
+        assert [log.tool_name for log in runtime.store.list_calls(limit=3)] == [
             "get_violation_history",
             "check_tag_compliance",
             "check_tag_compliance",

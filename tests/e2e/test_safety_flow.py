@@ -119,9 +119,7 @@ async def test_spec_flow_clarify_commit_confirm(safety_runtime: Runtime) -> None
         assert result["total_resources"] == ESTATE.expected_summary(["ec2:instance"], ["us-east-1"]).total
         assert result["scope"]["regions"] == ["us-east-1"]
         # The token never reaches the audit log, neither as an argument nor in a result summary.
-        logged = str(
-            [(e.parameters, e.result_summary) for e in safety_runtime.store.list_audit_logs(limit=10)]
-        )
+        logged = str([(e.parameters, e.result_summary) for e in safety_runtime.store.list_calls(limit=10)])
         assert commit["confirmation_token"] not in logged and "[redacted]" in logged
 
 

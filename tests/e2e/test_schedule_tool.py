@@ -124,7 +124,7 @@ async def test_webhook_urls_never_reach_the_audit_log(client: Client, runtime) -
         client, "schedule_compliance_audit", schedule="weekly", time="08:00", recipients=[hook]
     )
     assert "XXXXSECRETXXXX" not in str(result)
-    [entry] = runtime.store.list_audit_logs(limit=1)
+    [entry] = runtime.store.list_calls(limit=1)
     assert "XXXXSECRETXXXX" not in str(entry.parameters) and "[redacted]" in str(entry.parameters)
     await call_confirmed(
         client, "schedule_compliance_audit", action="delete", schedule_id=result["schedule"]["schedule_id"]

@@ -255,7 +255,7 @@ async def test_every_call_is_audited(client: Client, runtime: Runtime) -> None:
     )
     await call_error(client, "check_tag_compliance", page_size=0)  # refused by the schema, before the tool
     await call_error(client, "no_such_tool")
-    logs = runtime.store.list_audit_logs(limit=4)
+    logs = runtime.store.list_calls(limit=4)
     assert [(log.tool_name, log.status) for log in logs] == [
         ("no_such_tool", "error"),
         ("check_tag_compliance", "error"),
@@ -300,10 +300,10 @@ async def test_cost_attribution_gap_matches_the_seeded_costs(client: Client, aws
     services = {REGISTRY[t].cost_explorer_service for t in types}
     sharing = [t for t in RESOURCE_TYPE_IDS if REGISTRY[t].cost_explorer_service in services]
     assert "rds:cluster" in sharing
-    by_service = estate.expected_cost_by_service(start, end, sharing)
+    by_service = estate.expected_cost(start, end, sharing)
     assert result["total_spend"] == pytest.approx(float(sum(by_service.values())), abs=0.01)
     cost_center = next(tag for tag in result["by_tag"] if tag["tag_key"] == "CostCenter")
-    by_value = estate.expected_cost_by_tag("CostCenter", start, end, sharing)
+    by_value = estate.expected_cost(start, end, sharing, tag_key="CostCenter")
     allowed = {"CC-1001", "CC-1002", "CC-2001", "CC-3001"}
     assert cost_center["unattributed_spend"] == pytest.approx(float(by_value.get("", 0)), abs=0.01)
     assert cost_center["invalid_value_spend"] == pytest.approx(

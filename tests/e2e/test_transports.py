@@ -107,7 +107,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
             assert result["total_resources"] == expected.total
         store = SqliteStore(tmp_path / "tagcompliance.sqlite3")
         try:
-            [entry] = store.list_audit_logs(limit=1)
+            [entry] = store.list_calls(limit=1)
         finally:
             store.close()
         assert (entry.tool_name, entry.status, entry.ip_address) == (

@@ -100,6 +100,15 @@ def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized)
     assert GATEWAY_HEALTH_PATH in " ".join(container["HealthCheck"]["Command"])
 
 
+def test_sigterm_grace_ends_before_the_stop_timeout(synth: Synthesized) -> None:
+    """ECS kills the task StopTimeout seconds after SIGTERM: the gateway's grace must end first."""
+    container = _container(synth)
+    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    grace = float(environment["SHUTDOWN_GRACE_SECONDS"])
+    assert grace == GatewaySettings.model_fields["shutdown_grace_seconds"].default
+    assert grace + 5 <= container["StopTimeout"] <= 120, (grace, container["StopTimeout"])
+
+
 def test_environment_uses_the_settings_names_and_secrets_stay_out_of_it(synth: Synthesized) -> None:
     container = _container(synth)
     known = _aliases(GatewaySettings) | SERVER_VARIABLES

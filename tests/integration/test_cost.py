@@ -505,14 +505,14 @@ def test_against_the_demo_cost_model(clients: AwsClients, monkeypatch: pytest.Mo
         return [row.id for row in REGISTRY.values() if row.cost_explorer_service in services]
 
     assert set(billed_types(types)) - set(types) == {"ec2:snapshot", "ec2:natgateway", "rds:cluster"}
-    expected_services = estate.expected_cost_by_service(START, date(2025, 2, 1), billed_types(types), regions)
+    expected_services = estate.expected_cost(START, date(2025, 2, 1), billed_types(types), regions)
     assert {s.service: s.spend for s in result.services} == {
         service: float(amount) for service, amount in expected_services.items()
     }
     for gap in result.by_tag:
         rule = next(tag for tag in policy.required_tags if tag.name == gap.tag_key)
         scope = billed_types([type_id for type_id in types if rule.applies(type_id)])
-        spend = estate.expected_cost_by_tag(gap.tag_key, START, date(2025, 2, 1), scope, regions)
+        spend = estate.expected_cost(START, date(2025, 2, 1), scope, regions, tag_key=gap.tag_key)
         rejected = [
             value
             for value in spend

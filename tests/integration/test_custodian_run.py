@@ -33,13 +33,8 @@ from tagcompliance.aws import AwsClients
 from tagcompliance.compliance import Evaluation, compile_policy, evaluate
 from tagcompliance.inventory import Inventory, collect_inventory
 from tagcompliance.policy import load_policy, parse_policy
-from tagcompliance.remediation.custodian import (
-    CLOUDTRAIL_EVENTS,
-    MARK_TAG,
-    MODES,
-    CustodianPolicies,
-    generate_custodian_policies,
-)
+from tagcompliance.remediation.custodian import MODES, CustodianPolicies, generate_custodian_policies
+from tagcompliance.remediation.custodian.models import CLOUDTRAIL_EVENTS, MARK_TAG
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS
 from tagcompliance.settings import Settings
 

@@ -31,7 +31,7 @@ from operations.store_migration.report import MigrationError, VerificationError
 from operations.store_migration.transfer import migrate_sqlite_to_postgres, verify_copy
 from operations.store_migration.values import column_kind, normalise, row_digest
 from tagcompliance.store import (
-    AuditRecord,
+    CallRecord,
     PostgresStore,
     ResourceStateRecord,
     ScheduledAuditRecord,
@@ -120,8 +120,8 @@ def _fill(store: Store) -> None:
     for index, (ip, status) in enumerate(
         [("10.0.0.1", "success"), ("2001:db8::1", "error"), (None, "success"), ("192.168.1.0/24", "success")]
     ):
-        store.record_audit(
-            AuditRecord(
+        store.record_call(
+            CallRecord(
                 timestamp=T0 + timedelta(seconds=index),
                 user_id=f"user-{index}",
                 tool_name="check_tag_compliance",
@@ -283,7 +283,7 @@ def _read_all(store: Store) -> dict[str, Any]:
     return {
         "snapshots": snapshots,
         "states": {s.snapshot_id: list(store.iter_resource_states(s.snapshot_id)) for s in snapshots},
-        "audit": store.list_audit_logs(limit=1000),
+        "calls": store.list_calls(limit=1000),
         "schedules": store.list_scheduled_audits(),
     }
 
@@ -315,7 +315,7 @@ def test_copy_reads_back_equal_through_the_postgres_store(source: Path, target: 
     by_table = {table.table: table for table in report.tables}
     assert by_table["resource_tag_state"].source_rows == 2 * STATES_PER_SNAPSHOT
     assert by_table["compliance_snapshots"].target_rows == 2
-    assert by_table["audit_logs"].target_rows == 4
+    assert by_table["call_log"].target_rows == 4
     assert by_table["scheduled_audits"].target_rows == 3
     assert all(table.source_checksum == table.target_checksum for table in report.tables)
     assert len({table.source_checksum for table in report.tables if table.source_rows}) == len(
@@ -331,9 +331,9 @@ def test_copy_reads_back_equal_through_the_postgres_store(source: Path, target: 
         assert postgres.info().schema_version == LATEST_VERSION
         assert _read_all(postgres) == expected
         # Sequences were moved past the copied ids: new rows do not collide.
-        assert report.sequences["audit_logs.id"] == 5
-        postgres.record_audit(replace(expected["audit"][0], id=None, user_id="after-copy"))
-        newest = postgres.list_audit_logs(limit=1)[0]
+        assert report.sequences["call_log.id"] == 5
+        postgres.record_call(replace(expected["calls"][0], id=None, user_id="after-copy"))
+        newest = postgres.list_calls(limit=1)[0]
         assert (newest.user_id, newest.id) == ("after-copy", 5)
         postgres.create_scheduled_audit(_schedule("after-copy"))
         ids = [row[0] for row in _pg_rows(target, "SELECT id FROM scheduled_audits ORDER BY id")]
@@ -343,7 +343,7 @@ def test_copy_reads_back_equal_through_the_postgres_store(source: Path, target: 
 
     # An independent verification of the committed copy agrees (after the two inserts: no longer).
     again = verify_copy(source, target)
-    assert {t.table for t in again.tables if not t.match} == {"audit_logs", "scheduled_audits"}
+    assert {t.table for t in again.tables if not t.match} == {"call_log", "scheduled_audits"}
 
 
 def test_every_source_table_holds_rows_so_the_copy_is_exercised(source: Path) -> None:
@@ -371,7 +371,7 @@ def test_second_run_is_refused_and_force_replaces_the_rows(
     before = _pg_rows(target, "SELECT COUNT(*) FROM resource_tag_state")
     assert main(["--source", f"sqlite:///{source}", "--target", target]) == EXIT_ERROR
     refused = capsys.readouterr()
-    assert "already holds data in" in refused.err and "audit_logs (4 rows)" in refused.err
+    assert "already holds data in" in refused.err and "call_log (4 rows)" in refused.err
     assert "--force" in refused.err and "no row was written" in refused.err
     assert "Traceback" not in refused.err
     assert _pg_rows(target, "SELECT COUNT(*) FROM resource_tag_state") == before
@@ -405,16 +405,16 @@ def test_verification_detects_a_changed_or_missing_row(
     assert bad["resource_tag_state"].source_checksum != bad["resource_tag_state"].target_checksum
 
     with psycopg.connect(target) as conn:  # a row gone
-        conn.execute("DELETE FROM audit_logs WHERE id = 2")
+        conn.execute("DELETE FROM call_log WHERE id = 2")
     missing = verify_copy(source, target)
     counts = {
         table.table: (table.source_rows, table.target_rows) for table in missing.tables if not table.match
     }
-    assert counts["audit_logs"] == (4, 3)
+    assert counts["call_log"] == (4, 3)
 
     assert main(["--source", str(source), "--target", target, "--verify-only"]) == EXIT_MISMATCH
     output = capsys.readouterr().out
-    assert "MISMATCH in " in output and "audit_logs" in output and "resource_tag_state" in output
+    assert "MISMATCH in " in output and "call_log" in output and "resource_tag_state" in output
 
 
 def test_checksum_is_independent_of_row_order_and_spelling() -> None:
@@ -456,10 +456,10 @@ def test_a_mismatch_found_inside_the_copy_rolls_it_back(
         return "changed" if value == "check_tag_compliance" else real(kind, value)
 
     monkeypatch.setattr(transfer, "to_target", lossy)
-    with pytest.raises(VerificationError, match="verification failed for audit_logs") as failure:
+    with pytest.raises(VerificationError, match="verification failed for call_log") as failure:
         migrate_sqlite_to_postgres(source, target)
-    assert [table.table for table in failure.value.report.tables if not table.match] == ["audit_logs"]
-    assert _pg_rows(target, "SELECT COUNT(*) FROM audit_logs") == [(0,)]
+    assert [table.table for table in failure.value.report.tables if not table.match] == ["call_log"]
+    assert _pg_rows(target, "SELECT COUNT(*) FROM call_log") == [(0,)]
     assert _pg_rows(target, "SELECT COUNT(*) FROM resource_tag_state") == [(0,)]
 
 
@@ -479,7 +479,7 @@ def test_source_at_another_schema_version_is_refused(source: Path, target: str) 
         conn.execute("DELETE FROM schema_migrations WHERE version >= ?", (LATEST_VERSION,))
     with pytest.raises(MigrationError, match=rf"expects {LATEST_VERSION}: pass --upgrade-source"):
         migrate_sqlite_to_postgres(source, target)
-    assert _pg_rows(target, "SELECT to_regclass('audit_logs') IS NULL") == [(True,)]  # untouched
+    assert _pg_rows(target, "SELECT to_regclass('call_log') IS NULL") == [(True,)]  # untouched
 
 
 def test_target_at_a_newer_schema_version_is_refused(source: Path, target: str) -> None:
@@ -546,7 +546,7 @@ def test_bad_arguments_give_a_clear_error_and_a_non_zero_exit(
     assert both.returncode == 2 and "cannot be combined" in both.stderr
     # None of them created the missing source or wrote to the target.
     assert not (tmp_path / "missing.db").exists()
-    assert _pg_rows(target, "SELECT to_regclass('audit_logs') IS NULL") == [(True,)]
+    assert _pg_rows(target, "SELECT to_regclass('call_log') IS NULL") == [(True,)]
 
 
 def test_upgrade_source_migrates_an_older_store_first(tmp_path: Path, target: str) -> None:
@@ -566,6 +566,7 @@ def test_upgrade_source_migrates_an_older_store_first(tmp_path: Path, target: st
                 (migration.version, migration.name, "2026-01-01T00:00:00.000000+00:00"),
             )
         conn.execute(
+            # the previous release logged tool calls in audit_logs; migration 7 renames it to call_log
             "INSERT INTO audit_logs (timestamp, user_id, tool_name, parameters, result_summary, duration_ms, status) "
             "VALUES ('2026-01-01T00:00:00.000000+00:00', 'bob', 'list_tags', '{}', '{}', 5, 'success')"
         )
@@ -575,7 +576,7 @@ def test_upgrade_source_migrates_an_older_store_first(tmp_path: Path, target: st
     report = migrate_sqlite_to_postgres(path, target, upgrade_source=True)
     assert report.ok and report.schema_version == LATEST_VERSION
     assert {table.table for table in report.tables} == _source_tables(path)
-    assert {table.table: table.target_rows for table in report.tables}["audit_logs"] == 1
+    assert {table.table: table.target_rows for table in report.tables}["call_log"] == 1
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
 

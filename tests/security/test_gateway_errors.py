@@ -1,6 +1,6 @@
 """Issue 13, attack 5 (errors): tool errors showed the server's directories, and a 300-character
 ``output_path`` gave "internal error (OSError)". Errors now name no server path, and an over-long
-path is a clear invalid-input error, in the reply and in ``audit_logs``."""
+path is a clear invalid-input error, in the reply and in ``call_log``."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def test_an_over_long_output_path_is_a_clear_invalid_input_error(
     text = await import_error(stack, output_path)
     assert "internal error" not in text and "OSError" not in text and "incident" not in text, text
     assert "output_path" in text and "too long" in text, text
-    audit = stack.runtime.store.list_audit_logs(limit=1)[0]
+    audit = stack.runtime.store.list_calls(limit=1)[0]
     assert audit.tool_name == "import_aws_tag_policy" and audit.error_message is not None
     assert "too long" in audit.error_message and "OSError" not in audit.error_message
 
@@ -54,7 +54,7 @@ async def test_an_over_long_output_path_is_a_clear_invalid_input_error(
 @pytest.mark.parametrize("output_path", ["/etc/passwd.json", "../outside.json", "sub/../../x.json"])
 async def test_errors_name_no_server_directory(stack: AuthStack, output_path: str) -> None:
     text = await import_error(stack, output_path)
-    audit = stack.runtime.store.list_audit_logs(limit=1)[0]
+    audit = stack.runtime.store.list_calls(limit=1)[0]
     for directory in server_directories(stack):
         assert directory not in text, text
         assert directory not in (audit.error_message or ""), audit.error_message

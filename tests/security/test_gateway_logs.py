@@ -1,5 +1,5 @@
 """Issue 13, attack 4: with ``AWS_SESSION_TOKEN`` set, DEBUG logs carried ``X-Amz-Security-Token``;
-validation errors echoed Slack webhook secrets into the reply and ``audit_logs.error_message``; a
+validation errors echoed Slack webhook secrets into the reply and ``call_log.error_message``; a
 webhook put in ``timezone`` reached the audit table and the INFO log; a newline in a logged value
 forged a log line. The gateway runs here as a real process at DEBUG and is attacked over HTTP."""
 
@@ -117,9 +117,7 @@ async def test_secrets_stay_out_of_replies_audit_rows_and_logs(debug_gateway: Ga
     assert not re.search(r"Signature=[0-9a-f]{64}", log)
     store = open_store(Settings(DATA_DIR=str(debug_gateway.data_dir), DATABASE_URL=None))
     try:
-        rows = [
-            row for row in store.list_audit_logs(limit=50) if row.tool_name == "schedule_compliance_audit"
-        ]
+        rows = [row for row in store.list_calls(limit=50) if row.tool_name == "schedule_compliance_audit"]
     finally:
         store.close()
     assert len(rows) == len(SECRET_CARRYING_CALLS)

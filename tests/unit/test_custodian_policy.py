@@ -20,16 +20,14 @@ from hypothesis import strategies as st
 from tagcompliance.compliance import VIOLATION_TYPES, Resource, compile_policy, evaluate
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.policy import RequiredTag, parse_policy
-from tagcompliance.remediation.custodian import (
+from tagcompliance.remediation.custodian import CustodianPolicies, generate_custodian_policies
+from tagcompliance.remediation.custodian.filters import allowed_values_regex, full_match_regex
+from tagcompliance.remediation.custodian.models import (
     CLOUDTRAIL_EVENTS,
     MARK_TAG,
     MAX_DESCRIPTION_LENGTH,
     MAX_POLICY_NAME_LENGTH,
     PLACEHOLDER_ROLE_ARN,
-    CustodianPolicies,
-    allowed_values_regex,
-    full_match_regex,
-    generate_custodian_policies,
 )
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS
 

@@ -1,4 +1,4 @@
-"""The one redactor: what the gateway logs, stores in ``audit_logs`` and answers in a tool error.
+"""The one redactor: what the gateway logs, stores in ``call_log`` and answers in a tool error.
 
 * ``redact`` (parameters) and ``redact_text`` (messages) remove credentials: values under
   secret-looking keys, Slack incoming-webhook secrets (also the truncated echo pydantic makes of
@@ -25,7 +25,7 @@ ACCESS_LOGGER = "uvicorn.access"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 REDACTED = "[redacted]"
 SECRET_MARKERS = ("token", "secret", "password", "authorization", "webhook", "credential", "key_id", "cookie")
-MAX_PARAMETER_CHARS = 500  # a string parameter as stored in audit_logs
+MAX_PARAMETER_CHARS = 500  # a string parameter as stored in call_log
 MAX_LIST_ITEMS = 100
 MAX_LOGGED_CHARS = 4000  # one log record's message (a traceback has its own lines)
 
@@ -84,11 +84,11 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         text = redact_text(value)
         return text[:MAX_PARAMETER_CHARS] + "..." if len(text) > MAX_PARAMETER_CHARS else text
-    return to_jsonable_python(value)  # dates and the like, as the audit log stores JSON
+    return to_jsonable_python(value)  # dates and the like, as the call log stores JSON
 
 
 def public_error(message: str) -> str:
-    """A tool error as the caller and ``audit_logs`` see it: redacted, and naming no directory of
+    """A tool error as the caller and ``call_log`` see it: redacted, and naming no directory of
     the server (``/srv/app/policies/x.json`` -> ``.../x.json``)."""
     return _SERVER_PATH.sub(lambda match: f".../{match.group(1)}", redact_text(message))
 

@@ -32,16 +32,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             ctx,
             "get_cost_attribution_gap",
             request,
-            lambda progress: service.cost_gap(
-                request.resource_types,
-                request.regions,
-                start=request.start_date,
-                end=request.end_date,
-                tag_keys=request.tag_keys,
-                include_resource_estimates=request.include_resource_estimates,
-                force_refresh=request.force_refresh,
-                progress=progress,
-            ),
+            lambda progress: service.cost_gap(**request.parameters(), progress=progress),
             scope=gate.scope(
                 request.resource_types,
                 request.regions,

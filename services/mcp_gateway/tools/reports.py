@@ -26,14 +26,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             ctx,
             "generate_compliance_report",
             request,
-            lambda progress: service.compliance_report(
-                report_format=request.format,
-                resource_types=request.resource_types,
-                regions=request.regions,
-                include_violations=request.include_violations,
-                force_refresh=request.force_refresh,
-                progress=progress,
-            ),
+            lambda progress: service.compliance_report(**request.parameters(), progress=progress),
             scope=gate.scope(request.resource_types, request.regions),
         )
 

@@ -28,7 +28,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             "update": f"changes schedule {schedule_id}",
             "delete": f"deletes schedule {schedule_id}",
         }.get(action)
-        # created_by: the caller the audit log names (the token's user), not a fixed placeholder
+        # created_by: the caller the call log names (the token's user), not a fixed placeholder
         caller = current_caller(deps.runtime)
 
         def precheck() -> None:  # refuse invalid changes before committing to them

@@ -1,4 +1,5 @@
-"""The one place that builds boto3 clients: region, endpoint, adaptive retries, call counting."""
+"""The one place that builds boto3 clients: region, endpoint, timeouts and retries, call counting,
+and the checks every request passes before it is sent (the call's budget, the region's circuit)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,35 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.session import get_session
 
+from .resilience import CircuitBreakers, current_budget
 from .settings import Settings
 
+# Chosen, not botocore's defaults (60 s read timeout; the adaptive mode used before, 8 attempts,
+# took 59 s per shard against a dead endpoint, while MCP clients give up after about 60 s):
+# - connect_timeout 3 s: a TCP connect to a regional AWS endpoint takes well under 100 ms; 3 s
+#   still rides out two lost SYNs (retransmitted after 1 s and 2 s).
+# - read_timeout 10 s: the longest waits between bytes of the APIs a scan calls (a GetResources
+#   page of 100, a DescribeInstances page of 1,000) are a few seconds; it is per socket read, not
+#   per call, so a large page that keeps arriving is never cut.
+# - standard retries, 5 attempts: throttling (what a large estate actually meets) is retried with
+#   jittered exponential backoff (at most 1 + 2 + 4 + 8 = 15 s over the 4 retries), and botocore's
+#   retry quota (500 tokens per client; a retry costs 5, a timeout 10, a success earns them back)
+#   stops a retry storm once most requests fail. Adaptive mode's client-side rate limiter was
+#   dropped: it sleeps before sends, which the call's deadline cannot interrupt.
+# Against a dead endpoint one request could still take 5 x 10 s: the region's circuit breaker
+# (AWS_BREAKER_FAILURES consecutive failures) and the call's deadline end that much sooner.
 RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 8},
-    connect_timeout=5,
-    read_timeout=30,
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=3,
+    read_timeout=10,
     max_pool_connections=64,
 )
+# What counts against a region's circuit: the endpoint could not be reached or did not answer.
+CONNECTION_FAILURES = (BotoConnectionError, HTTPClientError)
 
 
 def describe_aws_error(error: Exception) -> str:
@@ -88,6 +107,12 @@ class AwsClients:
         self._parent = parent
         self._assumed: dict[tuple[str, str], AwsClients] = {}
         self.request_counts: Counter[str] = Counter()
+        # One set of circuits per process: assumed accounts reach the same regional endpoints.
+        self.breakers: CircuitBreakers = (
+            parent.breakers
+            if parent is not None
+            else CircuitBreakers(settings.aws_breaker_failures, settings.aws_breaker_cooldown_seconds)
+        )
 
     @property
     def endpoint_url(self) -> str | None:
@@ -103,9 +128,31 @@ class AwsClients:
             created = self._session.client(
                 service, region_name=region, endpoint_url=self._settings.aws_endpoint_url, config=RETRY_CONFIG
             )
-            created.meta.events.register("before-send", self._count_request)
+            circuit = f"{self._settings.aws_endpoint_url or 'aws'}|{region}"
+            created.meta.events.register("before-send", lambda **kw: self._before_send(circuit, **kw))
+            created.meta.events.register("needs-retry", lambda **kw: self._after_attempt(circuit, **kw))
             self._clients[key] = created
             return created
+
+    def _before_send(self, circuit: str, **kwargs: Any) -> None:
+        # Raised here, an error ends the call without a retry: a stopped call (deadline, cancelled,
+        # shutdown) sends nothing more, and an open circuit fails the request at once.
+        budget = current_budget()
+        if budget is not None:
+            budget.check()
+        self.breakers.before_request(circuit)
+        self._count_request(**kwargs)
+
+    def _after_attempt(
+        self, circuit: str, response: Any = None, caught_exception: BaseException | None = None, **_: Any
+    ) -> None:
+        """Every HTTP attempt's outcome (botocore's ``needs-retry`` event; answers nothing, so the
+        retry handler decides): an unreachable endpoint counts against the region's circuit, any
+        answer (an error answer included: the endpoint is alive) closes it."""
+        if isinstance(caught_exception, CONNECTION_FAILURES):
+            self.breakers.record_failure(circuit)
+        elif response is not None:
+            self.breakers.record_success(circuit)
 
     def _count_request(self, request: Any, **kwargs: Any) -> None:
         # One count per HTTP request sent, retries included: what AWS bills and throttles.

@@ -9,13 +9,18 @@ resource's tags are read with its own API, so "untagged" is confirmed rather tha
 
 Every (region, type) shard reports success or its error. A resource whose tags could not be read
 is reported as unreadable, never as compliant.
+
+A scan runs within the caller's budget (``tagcompliance.resilience``): when its deadline passes or
+it is cancelled, the scan stops waiting, shards not yet started are never started, and every
+unfinished shard is reported failed with that reason (``deadline``, ``cancelled``, ``shutdown``);
+a region whose circuit opened fails its remaining shards at once (``circuit_open``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +28,14 @@ from typing import Any, Literal, TypeVar
 
 from .aws import AwsClients, describe_aws_error
 from .compliance import Resource
+from .resilience import (
+    CallBudget,
+    CallStoppedError,
+    CircuitOpenError,
+    FailureReason,
+    current_budget,
+    failure_reason,
+)
 from .resources import REGISTRY, ArnContext, ResourceType, resource_id_from_arn
 
 TagSource = Literal["listing", "tagging_api", "per_resource", "none"]
@@ -39,6 +52,7 @@ class ShardOutcome:
     tag_source: TagSource
     error: str | None = None
     unreadable_count: int = 0
+    reason: FailureReason = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,7 @@ class UnreadableResource:
     resource_type: str
     region: str
     error: str
+    reason: FailureReason = "error"
 
 
 @dataclass(slots=True)
@@ -67,6 +82,14 @@ class Inventory:
     def failed_shards(self) -> list[ShardOutcome]:
         return [shard for shard in self.shards if shard.status == "failed"]
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether work was left undone for a passing reason (deadline, cancellation, shutdown, open
+        circuit) rather than an answer from AWS."""
+        return any(shard.reason != "error" for shard in self.shards) or any(
+            item.reason != "error" for item in self.unreadable
+        )
+
 
 @dataclass(slots=True)
 class _Listed:
@@ -74,6 +97,18 @@ class _Listed:
 
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: str | None = None
+    reason: FailureReason = "error"
+
+    @classmethod
+    def failed(cls, error: BaseException) -> _Listed:
+        return cls(error=describe_failure(error), reason=failure_reason(error))
+
+
+def describe_failure(error: BaseException) -> str:
+    """An AWS error as ``describe_aws_error`` says it; a stopped call or an open circuit as itself."""
+    if isinstance(error, CallStoppedError | CircuitOpenError):
+        return str(error)
+    return describe_aws_error(error)  # type: ignore[arg-type]
 
 
 def _paginate(client: Any, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -106,7 +141,7 @@ def _list_type(clients: AwsClients, row: ResourceType, region: str, ctx: ArnCont
                     if listing.include(item):
                         listed.records.append((listing.arn(item, ctx), item))
     except Exception as error:  # any failure fails the shard, it is never silently empty
-        return _Listed(error=describe_aws_error(error))
+        return _Listed.failed(error)
     return listed
 
 
@@ -141,8 +176,30 @@ def _resource(
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
     """``pool.submit`` in a copy of the caller's context: context variables (the gateway's trace
-    segment) follow the work into the pool's threads."""
-    return pool.submit(copy_context().run, fn, *args)
+    segment, the call's budget) follow the work into the pool's threads. Work whose call has
+    stopped by the time a thread takes it is not started."""
+    return pool.submit(copy_context().run, _unless_stopped, fn, *args)
+
+
+def _unless_stopped(fn: Callable[..., _T], *args: Any) -> _T:
+    budget = current_budget()
+    if budget is not None:
+        budget.check()
+    return fn(*args)
+
+
+def _outcome(future: Future[_T], budget: CallBudget | None) -> _T:
+    """``future``'s result, or ``CallStoppedError`` as soon as the call's budget stops first."""
+    if budget is None:
+        return future.result()
+    while True:
+        reason = budget.stop_reason
+        if reason is not None and not future.done():
+            raise CallStoppedError(reason)
+        remaining = budget.remaining()
+        done, _ = wait([future], timeout=0.1 if remaining is None else max(min(0.1, remaining), 0.001))
+        if done:
+            return future.result()
 
 
 def collect_inventory(
@@ -174,7 +231,9 @@ def collect_inventory(
         if progress is not None:
             progress(done, total_steps, message)
 
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scan") as pool:
+    budget = current_budget()
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scan")
+    try:
         listings: dict[tuple[str, str], Future[_Listed]] = {}
         taggings: dict[str, Future[dict[str, dict[str, str]]]] = {}
         for region in region_list:
@@ -192,15 +251,21 @@ def collect_inventory(
         for region in region_list:
             tagging_map: dict[str, dict[str, str]] | None = None
             tagging_error: str | None = None
+            tagging_reason: FailureReason = "error"
             if region in taggings:
                 try:
-                    tagging_map = taggings[region].result()
+                    tagging_map = _outcome(taggings[region], budget)
                 except Exception as error:
-                    tagging_error = describe_aws_error(error)
+                    tagging_error, tagging_reason = describe_failure(error), failure_reason(error)
             for row in rows:
-                listed = listings[(region, row.id)].result()
+                try:
+                    listed = _outcome(listings[(region, row.id)], budget)
+                except Exception as error:
+                    listed = _Listed.failed(error)
                 if listed.error is not None:
-                    inventory.shards.append(ShardOutcome(region, row.id, "failed", 0, "none", listed.error))
+                    inventory.shards.append(
+                        ShardOutcome(region, row.id, "failed", 0, "none", listed.error, reason=listed.reason)
+                    )
                     continue
                 if row.listing.tags is not None:
                     inventory.resources.extend(
@@ -217,7 +282,13 @@ def collect_inventory(
                 if tagging_error is not None:
                     inventory.shards.append(
                         ShardOutcome(
-                            region, row.id, "failed", 0, "none", f"tags could not be read: {tagging_error}"
+                            region,
+                            row.id,
+                            "failed",
+                            0,
+                            "none",
+                            f"tags could not be read: {tagging_error}",
+                            reason=tagging_reason,
                         )
                     )
                 elif tagging_map is not None and any(arn in tagging_map for arn, _ in listed.records):
@@ -246,10 +317,10 @@ def collect_inventory(
         for region, row, arn, item, future in per_resource:
             counts = outcomes.setdefault((region, row.id), [0, 0])
             try:
-                tags = future.result()
+                tags = _outcome(future, budget)
             except Exception as error:
                 inventory.unreadable.append(
-                    UnreadableResource(arn, row.id, region, describe_aws_error(error))
+                    UnreadableResource(arn, row.id, region, describe_failure(error), failure_reason(error))
                 )
                 counts[1] += 1
                 continue
@@ -259,6 +330,11 @@ def collect_inventory(
             inventory.shards.append(
                 ShardOutcome(region, type_id, "ok", read, "per_resource", unreadable_count=unreadable)
             )
+    finally:
+        # A stopped scan does not wait for requests still on the wire (each ends within the read
+        # timeout, and sends nothing more); queued work is dropped.
+        stopped = budget is not None and budget.stop_reason is not None
+        pool.shutdown(wait=not stopped, cancel_futures=True)
 
     inventory.resources.sort(key=lambda resource: resource.arn)
     inventory.shards.sort(key=lambda shard: (shard.region, shard.resource_type))

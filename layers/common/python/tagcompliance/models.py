@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
+from .compliance import Violation
 from .schedules import ScheduleResult
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ class FailedShard(BaseModel):
     account_id: str | None = Field(
         default=None, description="The shard's account, in audits of several accounts."
     )
+    reason: Literal["error", "deadline", "cancelled", "shutdown", "circuit_open"] = Field(
+        default="error",
+        description="error: AWS answered with an error; deadline: not finished within the call's "
+        "deadline; cancelled: the call was cancelled; shutdown: the server stopped; circuit_open: the "
+        "region was unreachable (repeated connection failures), so it was not attempted. Never counted "
+        "compliant: run the check again (or as an audit job) for the rest.",
+    )
 
 
 class ScopeInfo(BaseModel):
@@ -34,18 +42,6 @@ class ScopeInfo(BaseModel):
     accounts: list[str] = Field(
         default_factory=list, description="The accounts whose resources were scanned (sorted)."
     )
-
-
-class ViolationOut(BaseModel):
-    resource_arn: str
-    resource_type: str
-    region: str
-    violation_type: str
-    tag_key: str
-    current_value: str | None
-    severity: str
-    expected: str | None = Field(default=None, description="What the policy accepts for this tag.")
-    actual_key: str | None = Field(default=None, description="The key as found, for wrong_key_case.")
 
 
 class TypeCounts(BaseModel):
@@ -82,7 +78,7 @@ class ComplianceCheckResult(ComplianceCounts):
         description="Per AWS account with resources in scope: resources found, compliant ones and "
         "violations (compare accounts by compliant / total).",
     )
-    violations: list[ViolationOut] = Field(description="One page of violations; follow next_cursor for more.")
+    violations: list[Violation] = Field(description="One page of violations; follow next_cursor for more.")
     next_cursor: str | None = None
     failed_shards: list[FailedShard]
     scope: ScopeInfo
@@ -137,7 +133,7 @@ class ResourceValidation(BaseModel):
     resource_type: str | None = None
     region: str | None = None
     tags: dict[str, str] | None = None
-    violations: list[ViolationOut] = Field(default_factory=list)
+    violations: list[Violation] = Field(default_factory=list)
     detail: str | None = None
 
 

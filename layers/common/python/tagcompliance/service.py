@@ -26,6 +26,7 @@ from .inventory import ProgressCallback, collect_inventory
 from .models import ComplianceCheckResult, PolicyResult, ScheduleAction
 from .policy import LoadedPolicy, load_policy
 from .queries import check, cost_gap, drift, history, reports, suggestions, untagged, validate
+from .resilience import CallStoppedError, current_budget
 from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
 from .scope import Scope, ScopeResolver
@@ -125,13 +126,17 @@ class ComplianceService:
         inventory = collect_inventory(
             self.clients, region_list, type_ids, max_workers=self.settings.scan_max_workers, progress=progress
         )
+        budget = current_budget()
+        if budget is not None and budget.stop_reason == "cancelled":
+            raise CallStoppedError("cancelled")  # nobody waits for this answer: store nothing
         compiled = compile_policy(policy, type_ids)
         evaluation = evaluate(inventory.resources, compiled)
         snapshot = build_snapshot(inventory, evaluation, policy, trigger)
         self.store.save_snapshot(
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
-        self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
+        if not inventory.interrupted:  # a scan cut short answers this call only; the next one re-scans
+            self.cache.set(key, snapshot.snapshot_id, self.settings.cache_ttl_seconds)
         observation = Observation(snapshot=snapshot, resources=inventory.resources, cached=False)
         if list(snapshot.resource_types) == list(type_ids):  # evaluated exactly as evaluate() would
             observation.evaluation = evaluation

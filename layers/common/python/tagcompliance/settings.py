@@ -128,6 +128,29 @@ class Settings(BaseSettings):
         description="Let apply_tag_remediation / undo_tag_remediation write tags (off by default).",
     )
     scan_max_workers: int = Field(default=16, ge=1, le=128, validation_alias="SCAN_MAX_WORKERS")
+    tool_deadline_seconds: float = Field(
+        default=25.0,
+        ge=3,
+        le=3600,
+        validation_alias="TOOL_DEADLINE_SECONDS",
+        description="Every tool call answers within this many seconds (MCP clients give up after about "
+        "60): a scan stops there and reports its unfinished shards in failed_shards (reason deadline).",
+    )
+    aws_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        validation_alias="AWS_BREAKER_FAILURES",
+        description="Consecutive connection failures or timeouts after which a region's AWS requests "
+        "fail at once (circuit open; failed_shards reason circuit_open).",
+    )
+    aws_breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        validation_alias="AWS_BREAKER_COOLDOWN_SECONDS",
+        description="How long an open circuit fails requests before letting them try the region again.",
+    )
     cost_lookback_days: int = Field(default=30, ge=1, le=365, validation_alias="COST_LOOKBACK_DAYS")
     auto_import_aws_policy: bool = Field(
         default=True,

@@ -140,6 +140,7 @@ def failed_coverage(
             resource_type=outcome.resource_type,
             error=outcome.error or "unknown error",
             account_id=account_id,
+            reason=outcome.reason,
         )
         for outcome in outcomes
         if outcome.status == "failed"
@@ -151,6 +152,7 @@ def failed_coverage(
             error=item.error,
             resource_arn=item.arn,
             account_id=account_id,
+            reason=item.reason,
         )
         for item in unreadable
     ]

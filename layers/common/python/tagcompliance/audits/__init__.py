@@ -1,105 +1,48 @@
-"""The audit pipeline: plan shards, scan a shard, aggregate a run; two runners over one ledger."""
+"""The audit pipeline: plan shards, scan a shard, aggregate a run; two runners over one ledger.
+
+The package re-exports what the Lambda handlers and the gateway call (the runners, the ledger, the
+pipeline steps and the request models); the other names are imported from their modules.
+"""
 
 from .ledger import DynamoLedger, Ledger, MemoryLedger
-from .models import (
-    AuditOutcome,
-    AuditPlan,
-    AuditRequest,
-    AuditScope,
-    AuditStatus,
-    Shard,
-    ShardProgress,
-    ShardResult,
-    ShardSummary,
-    new_run_id,
-    snapshot_id_for,
-)
-from .notify import AuditMessage, Delivery, DriftSummary, NotifyReport, build_message, deliver
-from .pipeline import (
-    ShardThrottledError,
-    aggregate,
-    failed_shard_result,
-    merge_inventory,
-    outcome_of,
-    plan_audit,
-    plan_shards,
-    scan_shard,
-)
-from .runner import (
-    AuditRunner,
-    InProcessRunner,
-    StepFunctionsRunner,
-    audit_status,
-    build_ledger,
-    build_runner,
-    scheduled_audit_runner,
-)
+from .models import AuditRequest, AuditScope, AuditStatus, Shard, snapshot_id_for
+from .pipeline import plan_shards
+from .runner import InProcessRunner, StepFunctionsRunner, build_ledger, build_runner, scheduled_audit_runner
 from .steps import (
-    ScheduledStart,
-    audited_accounts,
     build_scope,
     detect_run_drift,
     failure_message,
     finish_run,
     notify_run,
-    organization_accounts,
-    plan_policy,
     record_shard_failure,
     record_step_failure,
     resolve_request,
-    run_outcome,
     run_shard,
     start_run,
 )
 
 __all__ = [
-    "AuditMessage",
-    "AuditOutcome",
-    "AuditPlan",
     "AuditRequest",
-    "AuditRunner",
     "AuditScope",
     "AuditStatus",
-    "Delivery",
-    "DriftSummary",
     "DynamoLedger",
     "InProcessRunner",
     "Ledger",
     "MemoryLedger",
-    "NotifyReport",
-    "ScheduledStart",
     "Shard",
-    "ShardProgress",
-    "ShardResult",
-    "ShardSummary",
-    "ShardThrottledError",
     "StepFunctionsRunner",
-    "aggregate",
-    "audit_status",
-    "audited_accounts",
     "build_ledger",
-    "build_message",
     "build_runner",
     "build_scope",
-    "deliver",
     "detect_run_drift",
-    "failed_shard_result",
     "failure_message",
     "finish_run",
-    "merge_inventory",
-    "new_run_id",
     "notify_run",
-    "organization_accounts",
-    "outcome_of",
-    "plan_audit",
-    "plan_policy",
     "plan_shards",
     "record_shard_failure",
     "record_step_failure",
     "resolve_request",
-    "run_outcome",
     "run_shard",
-    "scan_shard",
     "scheduled_audit_runner",
     "snapshot_id_for",
     "start_run",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from tagcompliance.compliance import Resource, Violation, compile_policy, evaluate
@@ -45,7 +45,11 @@ class _State:
 
 @dataclass(slots=True)
 class _Diff:
-    resource: _State
+    """One tag change on one resource: a ``TagDrift`` before it is classified (the same fields)."""
+
+    resource_arn: str
+    resource_type: str
+    region: str
     tag: str
     previous_key: str | None
     change: DriftChange
@@ -75,6 +79,7 @@ def _state(item: ResourceStateRecord | Resource) -> _State:
 
 def _tag_diffs(resource: _State, old: dict[str, str], new: dict[str, str]) -> list[_Diff]:
     """Added, removed and changed keys; a removed key and an added one equal but for case pair up."""
+    where = (resource.arn, resource.resource_type, resource.region)
     removed = sorted(key for key in old if key not in new)
     added = sorted(key for key in new if key not in old)
     waiting: dict[str, list[str]] = defaultdict(list)
@@ -85,14 +90,14 @@ def _tag_diffs(resource: _State, old: dict[str, str], new: dict[str, str]) -> li
         candidates = waiting.get(key.lower())
         if candidates:
             renamed = candidates.pop(0)
-            diffs.append(_Diff(resource, renamed, key, "changed", old[key], new[renamed]))
+            diffs.append(_Diff(*where, renamed, key, "changed", old[key], new[renamed]))
         else:
-            diffs.append(_Diff(resource, key, None, "removed", old[key], None))
+            diffs.append(_Diff(*where, key, None, "removed", old[key], None))
     for key in added:
         if key in waiting.get(key.lower(), ()):
-            diffs.append(_Diff(resource, key, None, "added", None, new[key]))
+            diffs.append(_Diff(*where, key, None, "added", None, new[key]))
     for key in sorted(key for key in old if key in new and old[key] != new[key]):
-        diffs.append(_Diff(resource, key, None, "changed", old[key], new[key]))
+        diffs.append(_Diff(*where, key, None, "changed", old[key], new[key]))
     return diffs
 
 
@@ -323,7 +328,7 @@ def detect_drift(
             if wanted_keys is None or diff.tag in wanted_keys or diff.previous_key in wanted_keys:
                 diffs.append(diff)
 
-    drifted = sorted({diff.resource.arn for diff in diffs})
+    drifted = sorted({diff.resource_arn for diff in diffs})
     types = sorted({after[arn].resource_type for arn in drifted})
     verdict_before = _violations_by_resource((before[arn] for arn in drifted), policy, types)
     verdict_after = _violations_by_resource((after[arn] for arn in drifted), policy, types)
@@ -333,29 +338,15 @@ def detect_drift(
 
     drifts: list[TagDrift] = []
     for diff in diffs:
-        arn = diff.resource.arn
         severity, reason = _classify(
             diff,
-            required_by_type[diff.resource.resource_type],
+            required_by_type[diff.resource_type],
             optional,
             prohibited,
-            verdict_before.get(arn, {}),
-            verdict_after.get(arn, {}),
+            verdict_before.get(diff.resource_arn, {}),
+            verdict_after.get(diff.resource_arn, {}),
         )
-        drifts.append(
-            TagDrift(
-                resource_arn=arn,
-                resource_type=diff.resource.resource_type,
-                region=diff.resource.region,
-                tag=diff.tag,
-                previous_key=diff.previous_key,
-                change=diff.change,
-                old_value=diff.old_value,
-                new_value=diff.new_value,
-                severity=severity,
-                reason=reason,
-            )
-        )
+        drifts.append(TagDrift(**asdict(diff), severity=severity, reason=reason))
     drifts.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.resource_arn, d.tag, d.previous_key or ""))
     by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
     for drift in drifts:

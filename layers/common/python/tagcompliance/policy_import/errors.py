@@ -1,10 +1,14 @@
-"""What can go wrong reaching AWS Organizations, and the IAM actions each workflow needs."""
+"""What can go wrong reaching AWS Organizations (and how an AWS error code maps to it), and the
+IAM actions each workflow needs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
 
+from botocore.exceptions import ClientError
+
+from tagcompliance.aws import describe_aws_error, error_code
 from tagcompliance.errors import InvalidInputError, TagComplianceError
 
 # IAM actions each workflow needs: named in the AccessDenied message as a ready-to-attach policy.
@@ -63,9 +67,30 @@ class TagPolicyNotFoundError(InvalidInputError):
     """The policy id names no tag policy; the message lists the ones that exist."""
 
 
-class OrganizationsNotInUseError(TagComplianceError):
+class NoTagPolicyError(TagComplianceError):
+    """There is no tag policy to read here: the import says so, start-up detection falls back."""
+
+
+class OrganizationsNotInUseError(NoTagPolicyError):
     """The account is not a member of an AWS Organization, so it has no tag policies."""
 
 
-class EffectivePolicyNotFoundError(TagComplianceError):
+class EffectivePolicyNotFoundError(NoTagPolicyError):
     """No tag policy applies to the target, so it has no effective tag policy."""
+
+
+def organizations_error(error: ClientError, actions: Sequence[str]) -> Exception:
+    """The error of this module an Organizations call's ``ClientError`` means (else the error itself);
+    an access denial names ``actions``, what the calling workflow needs."""
+    code = error_code(error)
+    if code in ACCESS_DENIED_CODES:
+        return TagPolicyAccessDeniedError(describe_aws_error(error), actions)
+    if code == "AWSOrganizationsNotInUseException":
+        return OrganizationsNotInUseError(
+            "this account is not a member of an AWS Organization, so it has no tag policies"
+        )
+    if code == "EffectivePolicyNotFoundException":
+        return EffectivePolicyNotFoundError(
+            "no tag policy applies to this target: it has no effective tag policy"
+        )
+    return error

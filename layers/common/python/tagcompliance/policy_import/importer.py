@@ -11,8 +11,7 @@ from .conversion import convert_tag_policy
 from .errors import (
     EFFECTIVE_ACTIONS,
     IMPORT_ACTIONS,
-    EffectivePolicyNotFoundError,
-    OrganizationsNotInUseError,
+    NoTagPolicyError,
     TagPolicyAccessDeniedError,
     TagPolicyNotFoundError,
 )
@@ -54,7 +53,7 @@ def import_tag_policy(
             document = source.effective_tag_policy(None)
         except TagPolicyAccessDeniedError as error:
             raise error.for_actions(EFFECTIVE_ACTIONS) from None
-        except (EffectivePolicyNotFoundError, OrganizationsNotInUseError) as error:
+        except NoTagPolicyError as error:
             return ImportResult(status="no_policy", message=str(error))
         converted = convert_tag_policy(document, effective_for="")
         what = "the effective tag policy of this account"
@@ -62,7 +61,7 @@ def import_tag_policy(
         if policy_id is None:
             try:
                 available = _available(source)
-            except OrganizationsNotInUseError as error:
+            except NoTagPolicyError as error:
                 return ImportResult(status="no_policy", message=str(error))
             if not available:
                 return ImportResult(status="no_policy", message="the organization has no tag policies")

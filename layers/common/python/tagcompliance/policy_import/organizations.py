@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from tagcompliance.aws import AwsClients, describe_aws_error, error_code
+from tagcompliance.aws import AwsClients, error_code
 from tagcompliance.errors import InvalidInputError
 
 from .conversion import TAG_POLICY, parse_document
 from .errors import (
-    ACCESS_DENIED_CODES,
     DETECTION_ACTIONS,
     EFFECTIVE_ACTIONS,
     IMPORT_ACTIONS,
-    EffectivePolicyNotFoundError,
-    OrganizationsNotInUseError,
-    TagPolicyAccessDeniedError,
     TagPolicyNotFoundError,
+    organizations_error,
 )
 from .results import TagPolicySummary
 
 POLICY_ID_PATTERN = re.compile(r"^p-[0-9a-zA-Z_]{8,128}$")
-
-
-def _translate(error: ClientError, actions: Sequence[str]) -> Exception:
-    code = error_code(error)
-    if code in ACCESS_DENIED_CODES:
-        return TagPolicyAccessDeniedError(describe_aws_error(error), actions)
-    if code == "AWSOrganizationsNotInUseException":
-        return OrganizationsNotInUseError(
-            "this account is not a member of an AWS Organization, so it has no tag policies"
-        )
-    if code == "EffectivePolicyNotFoundException":
-        return EffectivePolicyNotFoundError(
-            "no tag policy applies to this target: it has no effective tag policy"
-        )
-    return error
 
 
 def _summary(item: dict[str, Any]) -> TagPolicySummary:
@@ -58,7 +39,7 @@ def list_tag_policies(clients: AwsClients) -> list[TagPolicySummary]:
     try:
         return [_summary(item) for page in paginator.paginate(Filter=TAG_POLICY) for item in page["Policies"]]
     except ClientError as error:
-        raise _translate(error, IMPORT_ACTIONS) from None
+        raise organizations_error(error, IMPORT_ACTIONS) from None
 
 
 def fetch_tag_policy(clients: AwsClients, policy_id: str) -> tuple[TagPolicySummary, dict[str, Any]]:
@@ -68,7 +49,7 @@ def fetch_tag_policy(clients: AwsClients, policy_id: str) -> tuple[TagPolicySumm
     except ClientError as error:
         if error_code(error) == "PolicyNotFoundException":
             raise TagPolicyNotFoundError(f"tag policy {policy_id!r} does not exist") from None
-        raise _translate(error, IMPORT_ACTIONS) from None
+        raise organizations_error(error, IMPORT_ACTIONS) from None
     policy = response["Policy"]
     summary = _summary(policy["PolicySummary"])
     if policy["PolicySummary"].get("Type", TAG_POLICY) != TAG_POLICY:
@@ -86,7 +67,7 @@ def effective_tag_policy(clients: AwsClients, target_id: str | None = None) -> d
     try:
         response = clients.client("organizations").describe_effective_policy(**params)
     except ClientError as error:
-        raise _translate(error, EFFECTIVE_ACTIONS) from None
+        raise organizations_error(error, EFFECTIVE_ACTIONS) from None
     return parse_document(response["EffectivePolicy"]["PolicyContent"])
 
 
@@ -130,11 +111,11 @@ class OrganizationsTagPolicySource:
             pages = paginator.paginate(TargetId=target_id, Filter=TAG_POLICY)
             return [_summary(item) for page in pages for item in page["Policies"]]
         except ClientError as error:
-            raise _translate(error, DETECTION_ACTIONS) from None
+            raise organizations_error(error, DETECTION_ACTIONS) from None
 
     def parent_ids(self, child_id: str) -> list[str]:
         paginator = self._clients.client("organizations").get_paginator("list_parents")
         try:
             return [item["Id"] for page in paginator.paginate(ChildId=child_id) for item in page["Parents"]]
         except ClientError as error:
-            raise _translate(error, DETECTION_ACTIONS) from None
+            raise organizations_error(error, DETECTION_ACTIONS) from None

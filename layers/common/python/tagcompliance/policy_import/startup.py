@@ -10,15 +10,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tagcompliance.aws import describe_aws_error
 from tagcompliance.errors import PolicyError
-from tagcompliance.policy import (
-    DEFAULT_POLICY,
-)
+from tagcompliance.policy import DEFAULT_POLICY
 
 from .conversion import convert_tag_policy
 from .errors import (
     DETECTION_ACTIONS,
-    EffectivePolicyNotFoundError,
-    OrganizationsNotInUseError,
+    NoTagPolicyError,
     TagPolicyAccessDeniedError,
     TagPolicyNotFoundError,
 )
@@ -127,7 +124,7 @@ def detect_policy_at_startup(
                 chosen, document = source.fetch_tag_policy(chosen.id)
             else:
                 document = source.effective_tag_policy(None)
-    except (OrganizationsNotInUseError, EffectivePolicyNotFoundError) as error:
+    except NoTagPolicyError as error:
         return _fallback(str(error), fallback_to_default, policy_path, aws_called=True)
     except TagPolicyAccessDeniedError as error:
         denied = error.for_actions(DETECTION_ACTIONS)

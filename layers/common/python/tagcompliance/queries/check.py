@@ -9,7 +9,7 @@ from tagcompliance.compliance import SEVERITY
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.models import ComplianceCheckResult, TypeCounts
 
-from .paging import Severity, encode_cursor, page_start, severity_filter, violation_out
+from .paging import Severity, encode_cursor, page_start, severity_filter
 
 if TYPE_CHECKING:
     from tagcompliance.service import ComplianceService
@@ -75,7 +75,7 @@ def check_compliance(
         by_resource_type={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_type.items())},
         by_region={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_region.items())},
         by_account={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_account.items())},
-        violations=[violation_out(v, policy) for v in page],
+        violations=[v.explained(policy) for v in page],
         next_cursor=next_cursor,
         **observation.provenance(),
         policy_source=service.loaded_policy.description,

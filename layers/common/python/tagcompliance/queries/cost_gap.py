@@ -26,8 +26,8 @@ def cost_gap(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
-    start: date | None = None,
-    end: date | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
     tag_keys: Sequence[str] | None = None,
     include_resource_estimates: bool = False,
     force_refresh: bool = False,
@@ -36,8 +36,8 @@ def cost_gap(
     """Cost Explorer's answer for a scope, cached like scans: every Cost Explorer request costs $0.01."""
     scope = service.scopes.resolve(resource_types, regions)
     type_ids, region_list = scope.resource_types, scope.regions
-    end = end or datetime.now(UTC).date()
-    start = start or end - timedelta(days=service.settings.cost_lookback_days)
+    end = end_date or datetime.now(UTC).date()
+    start = start_date or end - timedelta(days=service.settings.cost_lookback_days)
     policy = service.loaded_policy.policy
     key = scope.cache_key(
         "cost",

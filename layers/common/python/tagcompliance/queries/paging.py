@@ -1,6 +1,4 @@
-"""Paging shared by the queries: opaque cursors, the page's starting snapshot, severity filters and
-the violation as answered.
-"""
+"""Paging shared by the queries: opaque cursors, the page's starting snapshot and severity filters."""
 
 from __future__ import annotations
 
@@ -10,11 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from tagcompliance.compliance import Violation
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.models import ViolationOut
-from tagcompliance.policy import TaggingPolicy
 from tagcompliance.scope import Scope
 from tagcompliance.snapshots import Observation
 
@@ -44,20 +39,6 @@ def decode_cursor(cursor: str, kind: str) -> dict[str, object]:
 
 def severity_filter(severity: Severity) -> set[str] | None:
     return {"all": None, "errors_only": {"error"}, "warnings_only": {"warning"}}[severity]
-
-
-def violation_out(violation: Violation, policy: TaggingPolicy) -> ViolationOut:
-    return ViolationOut(
-        resource_arn=violation.resource_arn,
-        resource_type=violation.resource_type,
-        region=violation.region,
-        violation_type=violation.violation_type,
-        tag_key=violation.tag_key,
-        current_value=violation.current_value,
-        severity=violation.severity,
-        expected=policy.expectation(violation.tag_key, violation.violation_type),
-        actual_key=violation.actual_key,
-    )
 
 
 def page_start(

@@ -25,7 +25,7 @@ INLINE_PREVIEW_CHARS = 8_000
 
 def compliance_report(
     service: ComplianceService,
-    report_format: Literal["json", "csv", "markdown"] = "markdown",
+    format: Literal["json", "csv", "markdown"] = "markdown",
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
     include_violations: bool = True,
@@ -39,12 +39,12 @@ def compliance_report(
     listed = evaluation.iter_violations() if include_violations else None
     reports_dir = service.settings.data_dir / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    extension = {"json": "json", "csv": "csv", "markdown": "md"}[report_format]
+    extension = {"json": "json", "csv": "csv", "markdown": "md"}[format]
     path = reports_dir / f"compliance-report-{snapshot.snapshot_id}.{extension}"
     # Streamed to a file, never held whole in memory; read back only when it is small enough to inline.
     temporary = path.with_suffix(f"{path.suffix}.{uuid.uuid4().hex[:8]}.part")
     with temporary.open("w", encoding="utf-8", newline="") as out:
-        write_report(report_format, summary, listed, evaluation.iter_violations(), out)
+        write_report(format, summary, listed, evaluation.iter_violations(), out)
     content: str | None = None
     if temporary.stat().st_size <= 4 * INLINE_REPORT_CHARS:  # UTF-8: at most 4 bytes a character
         with temporary.open(encoding="utf-8", newline="") as written:
@@ -54,7 +54,7 @@ def compliance_report(
     if content is not None:
         temporary.unlink()
         return ReportResult(
-            format=report_format,
+            format=format,
             content=content,
             summary=summary,
             snapshot_id=snapshot.snapshot_id,
@@ -64,7 +64,7 @@ def compliance_report(
     with path.open(encoding="utf-8", newline="") as written:
         preview = written.read(INLINE_PREVIEW_CHARS)
     return ReportResult(
-        format=report_format,
+        format=format,
         content=preview,
         file_path=str(path),
         truncated=True,

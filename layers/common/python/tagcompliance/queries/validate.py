@@ -12,8 +12,6 @@ from tagcompliance.inventory import ProgressCallback
 from tagcompliance.models import FailedShard, ResourceValidation, ValidateResult
 from tagcompliance.resources import RESOURCE_TYPE_IDS, ParsedArn, parse_arn
 
-from .paging import violation_out
-
 if TYPE_CHECKING:
     from tagcompliance.service import ComplianceService
 
@@ -62,7 +60,7 @@ def validate_resources(
                 resource_type=resource.resource_type,
                 region=resource.region,
                 tags=resource.tags,
-                violations=[violation_out(v, policy) for v in evaluation.violations],
+                violations=[v.explained(policy) for v in evaluation.violations],
             )
         )
     return ValidateResult(

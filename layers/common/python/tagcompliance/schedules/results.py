@@ -51,31 +51,17 @@ class ScheduleResult(BaseModel):
             zone: tzinfo = ZoneInfo(canonical_timezone(record.timezone))
         except ValueError:  # a zone since removed from the tz database: still listable, shown in UTC
             zone = UTC
-        return cls(
-            schedule_id=record.schedule_id,
-            status=record.status,  # type: ignore[arg-type]
-            schedule=record.schedule_type,  # type: ignore[arg-type]
-            description=describe_schedule(record),
-            time=record.time,
-            day_of_week=record.day_of_week,
-            day_of_month=record.day_of_month,
-            cron_expression=record.cron_expression,
-            timezone=record.timezone,
-            next_run=record.next_run.astimezone(zone) if active else None,
-            next_run_utc=record.next_run.astimezone(UTC) if active else None,
-            resource_types=list(record.resource_types),
-            regions=list(record.regions),
-            recipients=[mask_recipient(item) for item in record.recipients],
-            format=record.format,  # type: ignore[arg-type]
-            created_by=record.created_by,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            last_run=record.last_run,
-            last_run_status=record.last_run_status,
-            last_snapshot_id=record.last_snapshot_id,
-            last_error=record.last_error,
-            external_id=record.external_id,
-        )
+        shown = {  # what the tools show differently from the record
+            "schedule": record.schedule_type,
+            "description": describe_schedule(record),
+            "next_run": record.next_run.astimezone(zone) if active else None,
+            "next_run_utc": record.next_run.astimezone(UTC) if active else None,
+            "recipients": [mask_recipient(item) for item in record.recipients],
+        }
+        stored = {
+            name: getattr(record, name) for name in cls.model_fields.keys() - shown if hasattr(record, name)
+        }
+        return cls(**stored, **shown)
 
 
 class ScheduleListResult(BaseModel):

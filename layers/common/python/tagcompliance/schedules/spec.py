@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -205,19 +206,14 @@ def _check_format(wanted: DeliveryFormat | None, recipients: Sequence[str]) -> D
     return wanted
 
 
+# A ScheduleSpec field stored under another name in ScheduledAuditRecord (the rest share theirs).
+_STORED_AS = {"schedule": "schedule_type"}
+
+
 def spec_fields(record: ScheduledAuditRecord) -> dict[str, Any]:
-    """The ScheduleSpec arguments that describe a stored schedule."""
+    """The ScheduleSpec arguments that describe a stored schedule (lists copied)."""
     return {
-        "schedule": record.schedule_type,
-        "time": record.time,
-        "timezone": record.timezone,
-        "day_of_week": record.day_of_week,
-        "day_of_month": record.day_of_month,
-        "cron_expression": record.cron_expression,
-        "resource_types": list(record.resource_types),
-        "regions": list(record.regions),
-        "recipients": list(record.recipients),
-        "format": record.format,
+        name: copy.copy(getattr(record, _STORED_AS.get(name, name))) for name in ScheduleSpec.model_fields
     }
 
 
@@ -228,14 +224,5 @@ def apply_spec(record: ScheduledAuditRecord, spec: ScheduleSpec) -> ScheduledAud
     assert spec.format is not None  # set by validation
     return replace(
         record,
-        schedule_type=spec.schedule,
-        time=spec.time,
-        timezone=spec.timezone,
-        day_of_week=spec.day_of_week,
-        day_of_month=spec.day_of_month,
-        cron_expression=spec.cron_expression,
-        resource_types=list(spec.resource_types),
-        regions=list(spec.regions),
-        recipients=list(spec.recipients),
-        format=spec.format,
+        **{_STORED_AS.get(name, name): copy.copy(getattr(spec, name)) for name in ScheduleSpec.model_fields},
     )

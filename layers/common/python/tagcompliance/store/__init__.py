@@ -9,8 +9,8 @@ from __future__ import annotations
 from tagcompliance.settings import Settings
 
 from .base import (
-    AuditRecord,
     CallLogStore,
+    CallRecord,
     ConcurrentUpdateError,
     ResourceStateRecord,
     SafetyStore,
@@ -27,8 +27,8 @@ from .sql import SqlStore
 from .sqlite import SqliteStore
 
 __all__ = [
-    "AuditRecord",
     "CallLogStore",
+    "CallRecord",
     "ConcurrentUpdateError",
     "OAuthStore",
     "PostgresStore",

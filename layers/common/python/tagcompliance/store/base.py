@@ -77,8 +77,8 @@ class ResourceStateRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """One tool call (the spec's ``audit_logs`` row)."""
+class CallRecord:
+    """One tool call: a row of ``call_log`` (the spec's ``audit_logs``, renamed by migration 7)."""
 
     timestamp: datetime
     user_id: str
@@ -240,11 +240,11 @@ class SnapshotStore(Protocol):
 
 
 class CallLogStore(Protocol):
-    """The log of tool calls (the spec's ``audit_logs`` table; not the compliance audit runs)."""
+    """The log of tool calls (the ``call_log`` table), not to be confused with the compliance audit runs."""
 
-    def record_audit(self, record: AuditRecord) -> None: ...
+    def record_call(self, record: CallRecord) -> None: ...
 
-    def list_audit_logs(self, limit: int = 100, tool_name: str | None = None) -> list[AuditRecord]:
+    def list_calls(self, limit: int = 100, tool_name: str | None = None) -> list[CallRecord]:
         """Newest first."""
         ...
 

@@ -27,7 +27,7 @@ from typing import Any
 from tagcompliance.errors import InvalidInputError
 
 from .base import (
-    AuditRecord,
+    CallRecord,
     InventoryCount,
     ResourceStateRecord,
     SnapshotRecord,
@@ -111,9 +111,9 @@ _SNAPSHOTS = Table(
     },
 )
 _STATES = Table("resource_tag_state", ResourceStateRecord, {"tags": "json", "compliant": "bool"})
-_AUDIT_LOGS = Table(
-    "audit_logs",
-    AuditRecord,
+_CALL_LOG = Table(
+    "call_log",
+    CallRecord,
     {"timestamp": "datetime", "parameters": "json", "result_summary": "json", "ip_address": "inet"},
     generated=frozenset({"id"}),
 )
@@ -217,23 +217,23 @@ class SqlStore(ScheduleSql, SafetySql, OAuthSql, RemediationSql):
             for row in self._dialect.stream(conn, sql, (snapshot_id,)):
                 yield self._decode(_STATES, row)
 
-    def record_audit(self, record: AuditRecord) -> None:
-        row = self._encode(_AUDIT_LOGS, record)
+    def record_call(self, record: CallRecord) -> None:
+        row = self._encode(_CALL_LOG, record)
         with (
-            self._errors(f"record the audit entry for {record.tool_name}"),
+            self._errors(f"record the call of {record.tool_name}"),
             self._dialect.connection() as conn,
             self._dialect.transaction(conn),
         ):
-            self._execute(conn, _AUDIT_LOGS.insert_sql, row)
+            self._execute(conn, _CALL_LOG.insert_sql, row)
 
-    def list_audit_logs(self, limit: int = 100, tool_name: str | None = None) -> list[AuditRecord]:
+    def list_calls(self, limit: int = 100, tool_name: str | None = None) -> list[CallRecord]:
         where = "" if tool_name is None else " WHERE tool_name = ?"
         params: list[Any] = [] if tool_name is None else [tool_name]
         params.append(check_limit(limit))
-        sql = f"{_AUDIT_LOGS.select_sql}{where} ORDER BY timestamp DESC, id DESC LIMIT ?"
-        with self._errors("list audit logs"), self._dialect.connection() as conn:
+        sql = f"{_CALL_LOG.select_sql}{where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+        with self._errors("list the call log"), self._dialect.connection() as conn:
             rows = self._execute(conn, sql, params).fetchall()
-        return [self._decode(_AUDIT_LOGS, row) for row in rows]
+        return [self._decode(_CALL_LOG, row) for row in rows]
 
     # How many recent snapshots inventory_counts considers when looking for the newest read of a pair.
     INVENTORY_SNAPSHOT_WINDOW = 500

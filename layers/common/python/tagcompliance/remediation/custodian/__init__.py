@@ -47,44 +47,11 @@ missing_tag clause, so an existing non-blank value is never overwritten), and th
 keeps the remaining violations, marking them with ``mark-for-op`` when ``mark_for_op_days`` is
 given. No tag value is ever invented.
 
-One module per part; this package re-exports their public names.
+One module per part; this package re-exports the entry point and its result models (the c7n
+constants are in ``models``, the filter builders in ``filters``).
 """
 
-from .checks import check_placeholders
-from .filters import allowed_values_regex, full_match_regex
 from .generator import generate_custodian_policies
-from .models import (
-    CLOUDTRAIL_EVENTS,
-    DEFAULT_SCHEDULE,
-    MARK_OP,
-    MARK_TAG,
-    MAX_DESCRIPTION_LENGTH,
-    MAX_POLICY_NAME_LENGTH,
-    MAX_TAG_VALUE_LENGTH,
-    MODES,
-    PLACEHOLDER_ROLE_ARN,
-    POLICY_PREFIX,
-    CustodianPolicies,
-    Mode,
-    SkippedType,
-)
+from .models import MODES, CustodianPolicies, Mode, SkippedType
 
-__all__ = [
-    "CLOUDTRAIL_EVENTS",
-    "DEFAULT_SCHEDULE",
-    "MARK_OP",
-    "MARK_TAG",
-    "MAX_DESCRIPTION_LENGTH",
-    "MAX_POLICY_NAME_LENGTH",
-    "MAX_TAG_VALUE_LENGTH",
-    "MODES",
-    "PLACEHOLDER_ROLE_ARN",
-    "POLICY_PREFIX",
-    "CustodianPolicies",
-    "Mode",
-    "SkippedType",
-    "allowed_values_regex",
-    "check_placeholders",
-    "full_match_regex",
-    "generate_custodian_policies",
-]
+__all__ = ["MODES", "CustodianPolicies", "Mode", "SkippedType", "generate_custodian_policies"]

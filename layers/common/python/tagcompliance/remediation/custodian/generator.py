@@ -231,42 +231,39 @@ def generate_custodian_policies(
     document = yaml.safe_dump(
         {"policies": policies}, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
     )
-    notes = _notes(
-        policy,
+    result = CustodianPolicies(
+        yaml=document,
+        policies=policies,
+        resource_types=generated,
+        skipped=skipped,
+        notes=[],
         dry_run=dry_run,
         mode=mode,
+    )
+    result.notes += _notes(
+        policy,
+        result,
         violations=violations,
         targets=targets,
         placeholders=placeholders,
         unused_placeholders=unused_placeholders,
         mark_for_op_days=mark_for_op_days,
-        generated=generated,
-        uses_key_transforms="tag_key_transforms" in document,
     )
-    return CustodianPolicies(
-        yaml=document,
-        policies=policies,
-        resource_types=generated,
-        skipped=skipped,
-        notes=notes,
-        dry_run=dry_run,
-        mode=mode,
-    )
+    return result
 
 
 def _notes(
     policy: TaggingPolicy,
+    result: CustodianPolicies,
     *,
-    dry_run: bool,
-    mode: str,
     violations: Sequence[str],
     targets: Sequence[RequiredTag],
     placeholders: Mapping[str, str],
     unused_placeholders: set[str],
     mark_for_op_days: int | None,
-    generated: Sequence[str],
-    uses_key_transforms: bool,
 ) -> list[str]:
+    """How to run ``result`` and what it cannot do."""
+    dry_run, mode, generated = result.dry_run, result.mode, result.resource_types
     notes = [
         "Check with `custodian validate policy.yml`; run with `custodian run -s OUTPUT -r REGION "
         "policy.yml` (add --dryrun to skip actions). Each policy writes the resources it selects "
@@ -287,7 +284,7 @@ def _notes(
             "instead of a literal in/not-in list, so c7n accepts exactly the values the compliance "
             "check accepts."
         )
-    if uses_key_transforms:
+    if "tag_key_transforms" in result.yaml:
         notes.append(
             "Keys in the wrong case are found with the value filter's `tag_key_transforms: [lower]` "
             "(in c7n 0.9.53, the version this was checked with; a c7n without it fails `custodian "

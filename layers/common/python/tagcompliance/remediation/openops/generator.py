@@ -168,18 +168,15 @@ def generate_openops_workflow(policy: TaggingPolicy, request: OpenOpsRequest) ->
     }
 
     notes += workflow_notes(
-        trigger=trigger,
+        request,
+        policy,
         cron=cron,
         threshold=limit,
-        strategy=remediation_strategy,
-        dry_run=dry_run,
         batches=batches,
         scanned_types=scan_types if needs_scan else [],
         skipped_types=[type_id for type_id in types if type_id not in scan_types] if needs_scan else [],
-        policy=policy,
         types=types,
         values=values,
-        output_format=output_format,
     )
     content = (
         json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from tagcompliance.policy import TaggingPolicy
+from tagcompliance.requests import OpenOpsRequest
 
 from .checks import PY_ONLY_REGEX, ArnBatch
 from .models import TAG_RESOURCES_LIMIT, TIMEZONE
@@ -27,33 +28,31 @@ def workflow_description(
 
 
 def workflow_notes(
+    request: OpenOpsRequest,
+    policy: TaggingPolicy,
     *,
-    trigger: str,
     cron: str,
     threshold: float | None,
-    strategy: str,
-    dry_run: bool,
     batches: Sequence[ArnBatch],
     scanned_types: Sequence[str],
     skipped_types: Sequence[str],
-    policy: TaggingPolicy,
     types: Sequence[str],
     values: Mapping[str, str] | None,
-    output_format: str,
 ) -> list[str]:
+    """What to know about the workflow generated for ``request``: the checked values are given with it."""
     notes = [
         "Import in OpenOps with Workflows > Import Workflow and the JSON content; pick the AWS "
-        + ("and Slack connections" if strategy == "notify_only" else "connection")
+        + ("and Slack connections" if request.remediation_strategy == "notify_only" else "connection")
         + " when asked."
     ]
-    if output_format == "yaml":
+    if request.output_format == "yaml":
         notes.append(
             "The content is YAML for reading only: OpenOps imports the JSON form (the workflow field)."
         )
     notes.append(
         f"Runs on the cron schedule '{cron}' in {TIMEZONE} (@openops/block-schedule cron_expression)."
     )
-    if trigger == "compliance_score_below":
+    if request.trigger == "compliance_score_below":
         notes.append(
             "OpenOps has no compliance-score trigger: the workflow runs on the schedule, scans and "
             "scores the resources itself, and a Branch step "
@@ -96,14 +95,14 @@ def workflow_notes(
                 f"The patterns of {', '.join(odd)} use Python-only syntax (\\A, \\Z or inline flags) "
                 "that JavaScript rejects or reads differently: review the Code step before enabling."
             )
-    if strategy == "notify_only":
+    if request.remediation_strategy == "notify_only":
         notes.append(
             "The Slack step has no recipient yet (conversationId): choose the channel or user in "
             "OpenOps; until then the workflow is marked incomplete (valid: false)."
         )
         return notes
     assert values is not None
-    if dry_run:
+    if request.dry_run:
         notes.append(
             "dryRun is on in every Tag Resources step: the steps report and change nothing. "
             "Generate again with dry_run=false to apply the tags."
