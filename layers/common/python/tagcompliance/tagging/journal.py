@@ -9,6 +9,7 @@ process died leaves ``pending`` items: ``recover`` compares each with the resour
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -28,6 +29,8 @@ from .models import RemediationResult, ResourceOutcome
 from .plan import ChangePlan
 from .reads import CurrentTags
 from .writer import TagWriter
+
+logger = logging.getLogger(__name__)
 
 # A run on another host with no journal update for this long is taken as dead.
 STALE_AFTER = timedelta(minutes=15)
@@ -100,7 +103,18 @@ def run_plan(
         store.record_item_outcomes(remediation_id, batch, _now())  # StoreError: stop writing
         outcomes.update({outcome.resource_arn: outcome for outcome in batch})
 
-    writer.write(plan.changes, journal)
+    try:
+        writer.write(plan.changes, journal)
+    except Exception as error:
+        # Stopped half-way (the journal could not follow, or worse): close the run as interrupted
+        # if the store lets us, so that undo reconciles its pending items with AWS at once.
+        try:
+            store.finish_remediation(
+                remediation_id, "interrupted", {**record.summary, "stopped_by": str(error)[:500]}, _now()
+            )
+        except Exception:
+            logger.exception("could not mark remediation %s interrupted", remediation_id)
+        raise
     closed = [
         replace(item, status=outcomes[item.resource_arn].status, error=outcomes[item.resource_arn].error)
         if item.resource_arn in outcomes

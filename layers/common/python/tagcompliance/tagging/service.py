@@ -100,14 +100,11 @@ class TagRemediation:
         items = store.list_remediation_items(record.remediation_id)
         touched = [item.resource_arn for item in items if item.status in ("applied", "pending")]
         current, _missing = self.current_tags(touched) if touched else ({}, [])
-        recovered = record.status == "interrupted"  # reconciled by an earlier call
-        if record.status == "running":
-            if not is_abandoned(record):
-                raise InvalidInputError(
-                    f"{record.remediation_id} is still running; undo it once it has finished"
-                )
+        if record.status == "running" and not is_abandoned(record):
+            raise InvalidInputError(f"{record.remediation_id} is still running; undo it once it has finished")
+        if any(item.status == "pending" for item in items):  # died or stopped mid-run: reconcile first
             items = recover(store, record, items, current)
-            recovered = True
+        recovered = record.status != "completed"  # interrupted: reconciled now or by an earlier call
         return plan_undo(items, current, request.force, record.remediation_id), recovered
 
     # --- writing -----------------------------------------------------------------------------

@@ -4,7 +4,9 @@ can write (S3 buckets) the whole set: read it, merge the change, write it.
 
 Throttling: botocore's adaptive retries pace every request; a resource the Tagging API reports as
 throttled in ``FailedResourcesMap`` is retried with exponential backoff. Any other failure fails the
-resources of that request (one region refusing does not stop the others). ``on_outcomes`` is told of
+resources of that request (one region refusing, or its circuit open, does not stop the others). A call
+whose budget is spent (deadline, cancellation, shutdown) sends nothing more: the resources still to
+write fail with that reason and the run ends normally, its journal complete. ``on_outcomes`` is told of
 each request's outcomes as soon as it returns, so the journal follows the writes request by request.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagcompliance.aws import AwsClients, describe_aws_error, error_code
+from tagcompliance.resilience import CallStoppedError, CircuitOpenError
 from tagcompliance.resources import REGISTRY, resource_id_from_arn
 
 from .plan import TAGGING_API_BATCH, PlannedChange
@@ -41,6 +44,7 @@ class TagWriter:
         self.clients = clients
         self.sleep = sleep
         self.stats = WriteStats()
+        self.stopped: CallStoppedError | None = None
 
     def write(self, changes: Sequence[PlannedChange], on_outcomes: OnOutcomes) -> None:
         """Write every change; each resource's outcome (None = written) reaches ``on_outcomes`` once,
@@ -83,6 +87,8 @@ class TagWriter:
     def _tagging_api(
         self, region: str, action: str, batch: list[PlannedChange]
     ) -> list[tuple[str, str | None]]:
+        if self.stopped is not None:
+            return [(change.resource_arn, _not_sent(self.stopped)) for change in batch]
         client = self.clients.client("resourcegroupstaggingapi", region)
         pending = [change.resource_arn for change in batch]
         failures: dict[str, str] = {}
@@ -94,7 +100,11 @@ class TagWriter:
                     response = client.tag_resources(ResourceARNList=pending, Tags=batch[0].set_tags)
                 else:
                     response = client.untag_resources(ResourceARNList=pending, TagKeys=batch[0].remove_keys)
-            except (ClientError, BotoCoreError) as error:
+            except CallStoppedError as error:
+                self.stopped = error
+                failures.update(dict.fromkeys(pending, _not_sent(error)))
+                break
+            except (ClientError, BotoCoreError, CircuitOpenError) as error:
                 if error_code(error) in THROTTLING_CODES and attempt < MAX_THROTTLE_RETRIES:
                     self.sleep(delay)
                     delay *= 2
@@ -118,6 +128,8 @@ class TagWriter:
 
     def _whole_set(self, change: PlannedChange) -> str | None:
         """Read the set as it is now, apply this change to it, write it back (the type's own API)."""
+        if self.stopped is not None:
+            return _not_sent(self.stopped)
         row = REGISTRY[change.resource_type]
         assert row.tag_reader is not None and row.tag_set_writer is not None
         client = self.clients.client(row.tag_reader.client, change.region)
@@ -130,6 +142,14 @@ class TagWriter:
             tags.update(change.set_tags)
             self.stats.requests += 1
             row.tag_set_writer(client, change.resource_arn, resource_id, tags)
-        except (ClientError, BotoCoreError) as error:
+        except CallStoppedError as error:
+            self.stopped = error
+            return _not_sent(error)
+        except (ClientError, BotoCoreError, CircuitOpenError) as error:
             return f"{row.id} tag set in {change.region}: {describe_aws_error(error)}"
         return None
+
+
+def _not_sent(error: CallStoppedError) -> str:
+    # Raised before a request is sent (or retried): an attempt already answered is not repeated.
+    return f"not written: {error} (stopped before the request was sent; apply again for the rest)"
