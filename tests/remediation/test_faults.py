@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +18,10 @@ from mcp import Client
 
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
+from tagcompliance.requests import ApplyRemediationRequest, TagChange
+from tagcompliance.resilience import CallBudget, budget_scope
+from tagcompliance.safety.tokens import Caller
+from tagcompliance.tagging.service import TagRemediation
 from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import call, call_error
 
@@ -256,3 +261,43 @@ async def test_throttled_writes_are_retried_with_backoff(aws: FaultyAwsProcess, 
     assert result["applied"] == 3 and result["failed"] == 0
     assert writes(aws) == {"tagging:TagResources@us-east-1": 4}  # 3 throttled + 1 for all three ARNs
     assert all(tags_now(aws, arns[name]) == {**before[name], **GOOD} for name in names)
+
+
+def test_a_call_stopped_mid_run_fails_what_was_not_sent_and_closes_the_journal(
+    aws: FaultyAwsProcess, runtime: Runtime
+) -> None:
+    """The call is cancelled (as a client's cancellation or shutdown does) once the first region's
+    request is answered (regions are written in name order: eu-west-1 first): the other region's
+    request is never sent, its resources fail with the reason, and the run ends completed with an
+    exact journal."""
+    arns = seed(aws)
+    names = ["instance", "table", "instance-west", "table-west"]
+    before = {name: tags_now(aws, arns[name]) for name in names}
+    remediation = TagRemediation(runtime.service)
+    changes = [TagChange(resource_arn=arns[name], set_tags=GOOD) for name in names]
+    plan = remediation.plan_apply(ApplyRemediationRequest(changes=changes))
+    budget = CallBudget.lasting(60)
+    journal = runtime.store.record_item_outcomes
+
+    def journal_then_cancel(remediation_id: str, outcomes: Any, at: Any) -> None:
+        journal(remediation_id, outcomes, at)
+        budget.cancel()
+
+    runtime.store.record_item_outcomes = journal_then_cancel  # type: ignore[method-assign]
+    aws.reset_counts()
+    with budget_scope(budget):
+        result = remediation.execute(plan, Caller(user_id="local:test"))
+    runtime.store.record_item_outcomes = journal  # type: ignore[method-assign]
+    outcome = {r.resource_arn: r for r in result.resources}
+    assert result.status == "completed" and result.applied == 2 and result.failed == 2
+    for name in ("instance", "table"):
+        assert "stopped before the request was sent" in (outcome[arns[name]].error or "")
+        assert tags_now(aws, arns[name]) == before[name]
+    for name in ("instance-west", "table-west"):
+        assert outcome[arns[name]].status == "applied"
+        assert tags_now(aws, arns[name]) == {**before[name], **GOOD}
+    assert writes(aws) == {"tagging:TagResources@eu-west-1": 1}
+    stored = {
+        item.resource_arn: item.status for item in runtime.store.list_remediation_items(result.remediation_id)
+    }
+    assert sorted(stored.values()) == ["applied", "applied", "failed", "failed"]
