@@ -1,4 +1,4 @@
-"""The tag remediation journal (``RemediationStore``, migration 0008) behaves the same on SQLite and
+"""The tag remediation journal (``RemediationStore``, migration 0009) behaves the same on SQLite and
 PostgreSQL: a run and its items are stored together, outcomes update items, a run is finished with its
 summary, listed by time and kind, and its undo is found."""
 
