@@ -3,8 +3,9 @@
 scan benchmark runs last and skips estate sizes that would not fit in what remains (reported as
 not measured, with the reason).
 
-Options: ``--gateway-seconds`` (default 60), ``--only NAME[,NAME]`` (engine, memory, cost, gateway,
-tagging, scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+Options: ``--gateway-seconds`` (default 60; the balanced runs take half of it each, at most 30),
+``--only NAME[,NAME]`` (engine, memory, cost, gateway, balanced, resilience, durability, tagging, scan),
+``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import cost, engine, gateway, memory, scan, tagging
+from . import balanced, cost, durability, engine, gateway, memory, resilience, scan, tagging
 from .common import print_result, write_results
 
-ORDER = ("engine", "memory", "cost", "gateway", "tagging", "scan")
+ORDER = ("engine", "memory", "cost", "gateway", "balanced", "resilience", "durability", "tagging", "scan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: memory.run(),
         "cost": lambda: cost.run(demo=shared_demo()),
         "gateway": lambda: gateway.run(duration=args.gateway_seconds, demo=shared_demo()),
+        "balanced": lambda: balanced.run(duration=min(30.0, args.gateway_seconds / 2), demo=shared_demo()),
+        "resilience": lambda: resilience.run(demo=shared_demo()),
+        "durability": lambda: durability.run(demo=shared_demo()),
         "tagging": lambda: (stop_demo(), tagging.run())[1],  # its own moto server: backends are per process
         "scan": run_scan,
     }

@@ -35,7 +35,8 @@ def check_arguments(demo: Any) -> dict[str, Any]:
     return {"resource_types": CHECK_TYPES, "regions": list(demo.regions)}
 
 
-def _environment(demo: Any, data_dir: str) -> dict[str, str]:
+def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str]:
+    """The gateway's environment on the demo estate (also the fault suite's)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     environment.update(demo.environment)
     environment.update(
@@ -45,12 +46,21 @@ def _environment(demo: Any, data_dir: str) -> dict[str, str]:
             "POLICY_PATH": str(POLICY_PATH),
             "DATA_DIR": data_dir,
             "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",
+            **extra,
         }
     )
     return environment
 
 
-def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
+    """The gateway as a real HTTP process; ``extra``: environment variables (``DATABASE_URL``...)."""
+    return start_gateway_process(gateway_environment(demo, data_dir, **extra), port)
+
+
+def start_gateway_process(
+    environment: dict[str, str], port: int, log_level: str = "WARNING"
+) -> subprocess.Popen[bytes]:
+    """The HTTP gateway as a process on loopback (no auth), once its ``/health`` answers."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -63,10 +73,10 @@ def _start_gateway(demo: Any, data_dir: str, port: int) -> subprocess.Popen[byte
             "--port",
             str(port),
             "--log-level",
-            "WARNING",
+            log_level,
             "--allow-unauthenticated-loopback",
         ],
-        env=_environment(demo, data_dir),
+        env=environment,
         cwd=str(REPO_ROOT),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -297,9 +307,9 @@ def run(
         "estimate and belief-log rows about 0.6 ms per check, the cached answer 0.2-0.3 ms, the audit row "
         "about 0.05 ms; the rest is the SDK's HTTP, session, validation and serialisation work under one "
         "GIL). Close it with the clients on another machine and several gateway processes behind a load "
-        "balancer that keeps each MCP session (Mcp-Session-Id) on one process: the SDK's streamable-HTTP "
-        "sessions live in process memory, so plain uvicorn --workers on one port would break them; the "
-        "store and Redis are already shared"
+        "balancer: the gateway is stateless (no MCP session in process memory; the store and Redis hold "
+        "what a call needs), so any process answers any request: benchmark 4b measures 1 and 3 processes "
+        "behind HAProxy"
     )
     return {
         "name": "4. Gateway latency under load",

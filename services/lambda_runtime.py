@@ -7,13 +7,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tagcompliance.aws import AwsClients
+from tagcompliance.settings import Settings
+from tagcompliance.store import Store
+
 RuntimeT = TypeVar("RuntimeT")
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+@dataclass
+class LambdaRuntime:
+    """What every Lambda module's handlers use: the settings, the AWS clients and the store."""
+
+    settings: Settings
+    clients: AwsClients
+    store: Store
 
 
 class LazyRuntime(Generic[RuntimeT]):

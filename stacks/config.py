@@ -53,7 +53,11 @@ _FIELD_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
 
 # Container and service constants shared by the gateway construct, the Dockerfile and the tests.
 GATEWAY_PORT = 8080
-GATEWAY_HEALTH_PATH = "/health"
+# The container's check restarts a wedged process: liveness, no I/O (a database outage is no reason
+# to replace tasks). The load balancer's check routes around a task that cannot serve: readiness,
+# 503 while the database does not answer (services/mcp_gateway/health.py).
+GATEWAY_LIVENESS_PATH = "/health/live"
+GATEWAY_READINESS_PATH = "/health/ready"
 # Fargate task sizes (CPU units -> the memory sizes Fargate accepts with them, MiB).
 FARGATE_MEMORY_BY_CPU = {
     256: (512, 1024, 2048),

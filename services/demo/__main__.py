@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("No authentication (loopback only). Run `python -m services.demo --auth` for OAuth.")
         print("Press Ctrl-C to stop.\n", flush=True)
-        app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
+        app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth, runtime.cache)
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
     finally:
         runtime.close()

@@ -231,13 +231,16 @@ def _nat_gateway(seeder: _RegionSeeder, resource: EstateResource, estate: Estate
     return seeder.arn(resource.resource_type, gateway["NatGatewayId"])
 
 
+# The one login of every demo database (moto stores it and checks nothing).
+_DEMO_LOGIN = {"MasterUsername": "demo", "MasterUserPassword": "demo-password-1"}
+
+
 def _rds_db(seeder: _RegionSeeder, resource: EstateResource, estate: Estate) -> str:
     return seeder.client("rds").create_db_instance(
         DBInstanceIdentifier=resource.name,
         DBInstanceClass="db.t3.medium",
         Engine="postgres",
-        MasterUsername="demo",
-        MasterUserPassword="demo-password-1",
+        **_DEMO_LOGIN,
         AllocatedStorage=20,
         DBSubnetGroupName=seeder.db_subnet_group(resource.vpc),
         **_tag_arg("Tags", resource),
@@ -248,8 +251,7 @@ def _rds_cluster(seeder: _RegionSeeder, resource: EstateResource, estate: Estate
     return seeder.client("rds").create_db_cluster(
         DBClusterIdentifier=resource.name,
         Engine="aurora-postgresql",
-        MasterUsername="demo",
-        MasterUserPassword="demo-password-1",
+        **_DEMO_LOGIN,
         **_tag_arg("Tags", resource),
     )["DBCluster"]["DBClusterArn"]
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "stdio":
             server.run()
         else:
-            app = http_app(server, settings, args.host, auth)
+            app = http_app(server, settings, args.host, auth, runtime.cache)
             if settings.xray_daemon_address:
                 app = instrument(app, settings.xray_daemon_address)
             # log_config=None: uvicorn's records (access log included) go through the root handler

@@ -31,7 +31,6 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-from tagcompliance import __version__
 from tagcompliance.audits import InProcessRunner, StepFunctionsRunner, build_runner, scheduled_audit_runner
 from tagcompliance.audits.jobs import LargeScanJobs
 from tagcompliance.aws import AwsClients, describe_aws_error
@@ -44,8 +43,10 @@ from tagcompliance.schedules import EventBridgeScheduler, LocalSchedulerLoop
 from tagcompliance.service import ComplianceService
 from tagcompliance.settings import Settings
 from tagcompliance.store import CallRecord, Store, open_store
+from tagcompliance.store.spool import CallLogSpool, DurableCallLog
 
 from .auth.logfilter import public_error, redact
+from .health import health_report
 
 logger = logging.getLogger("tagcompliance.gateway")
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -66,42 +67,17 @@ class Runtime:
     scheduler_loop: LocalSchedulerLoop | None = None
     runner: InProcessRunner | StepFunctionsRunner | None = None  # audit runs (get_audit_status)
     auth_mode: str | None = None  # set by the entry point: "oauth (...)" or why there is none
+    call_log: DurableCallLog | None = None  # the store's call log with the local spool behind it
 
     def health(self) -> dict[str, Any]:
-        store_info = self.store.info()
-        loaded = self.service.loaded_policy
-        cache_fallback = getattr(self.cache, "fallback_reason", None)
-        return {
-            "status": "ok",
-            "version": __version__,
-            "transport": self.transport,
-            "auth": self.auth_mode or _default_auth_mode(self.transport),
-            "policy_source": loaded.description,
-            "policy_digest": loaded.policy.digest(),
-            "policy_detection": self.policy_detection,
-            "store": {
-                "backend": store_info.backend,
-                "location": store_info.location,
-                "schema_version": store_info.schema_version,
-                "note": None
-                if self.settings.database_url
-                else "embedded default; set DATABASE_URL for PostgreSQL",
-            },
-            "cache": {
-                "backend": self.cache.backend,
-                "note": cache_fallback
-                or (None if self.settings.redis_url else "embedded default; set REDIS_URL for Redis"),
-            },
-            "aws_endpoint": self.settings.aws_endpoint_url or "AWS default endpoints",
-            "default_regions": self.settings.default_regions,
-            "scheduler": "eventbridge"
-            if self.service.schedules.scheduler is not None
-            else ("local loop" if self.scheduler_loop is not None else "off"),
-        }
+        """The state and configuration, computed now (blocking; ``/health`` uses ``health.Readiness``)."""
+        return health_report(self)
 
     def close(self) -> None:
         if self.scheduler_loop is not None:
             self.scheduler_loop.stop()
+        if self.call_log is not None:
+            self.call_log.stop()  # spooled rows stay on disk: the next start replays them
         self.store.close()
 
 
@@ -132,7 +108,9 @@ def build_runtime(settings: Settings, transport: str) -> Runtime:
         cache=cache,
         transport=transport,
         policy_detection=detection.description,
+        call_log=DurableCallLog(store, CallLogSpool(settings.data_dir)),
     )
+    runtime.call_log.start()  # replays rows spooled by an earlier outage, even one before a restart
     try:  # in-process, or Step Functions when STATE_MACHINE_ARN is set; large checks become its jobs
         runtime.runner = build_runner(settings, clients, store, lambda: service.loaded_policy.policy)
         service.large_scan_jobs = LargeScanJobs(runtime.runner, settings, store, cache)
@@ -218,6 +196,7 @@ class CallLogMiddleware:
             client_id = None
         status, error_message, summary = "error", None, {}
         deadline = self.runtime.settings.tool_deadline_seconds
+        call_id = uuid.uuid4().hex  # the row's identity, so a replay from the spool writes it once
         try:
             with budget_scope(CallBudget.lasting(deadline - ANSWER_RESERVE_SECONDS)):
                 result = await call_next(ctx)
@@ -246,13 +225,17 @@ class CallLogMiddleware:
                 client_id=client_id[:200] if client_id else None,
                 ip_address=getattr(getattr(ctx.request, "client", None), "host", None),
                 user_agent=_user_agent(ctx.request),
+                call_id=call_id,
             )
             await anyio.to_thread.run_sync(self._write, record)
 
     def _write(self, record: CallRecord) -> None:
         try:
-            self.runtime.store.record_call(record)
-        except Exception:  # the answer still reaches the user; the gap is logged loudly
+            if self.runtime.call_log is not None:  # the store, or the local spool while it is down
+                self.runtime.call_log.record(record)
+            else:
+                self.runtime.store.record_call(record)
+        except Exception:  # neither the store nor the disk took it: the gap is logged loudly
             logger.exception("could not write the call log entry for %s", record.tool_name)
 
 
@@ -371,10 +354,6 @@ def _block_text(block: Any) -> str:
     if isinstance(block, dict):
         return str(block.get("text", ""))
     return str(getattr(block, "text", ""))
-
-
-def _default_auth_mode(transport: str) -> str:
-    return "none: stdio (the user's own process)" if transport == "stdio" else "none: unauthenticated"
 
 
 def _user_agent(request: Any) -> str | None:

@@ -143,6 +143,13 @@ class SafetyGate:
                 break
         return found
 
+    async def require_call_log(self, ctx: Context | None, writes: str | None, dry_run: bool = False) -> None:
+        """Fail closed at once for a call that would write while the call log cannot be written, before
+        the tool reads the store for its estimates (``run`` checks again before executing)."""
+        call_log = self.runtime.call_log
+        if writes and not dry_run and call_log is not None:
+            await run_tool(ctx, lambda progress: call_log.ensure_writable())
+
     async def run(
         self,
         ctx: Context | None,
@@ -158,7 +165,12 @@ class SafetyGate:
         def work(progress: ProgressCallback) -> Any:
             if precheck is not None:
                 precheck()
-            decision = self.engine.evaluate(request if isinstance(request, SafetyRequest) else request())
+            built = request if isinstance(request, SafetyRequest) else request()
+            if built.writes and not built.dry_run and self.runtime.call_log is not None:
+                # Fail closed: a call with side effects never runs (nor is committed to) while the
+                # call log cannot be written; the error says so, rather than a database error later.
+                self.runtime.call_log.ensure_writable()
+            decision = self.engine.evaluate(built)
             if isinstance(decision, SafetyResponse):
                 return decision
             # The work's own estimate of the scan is this one (tagcompliance.scope.GATE_ESTIMATE).

@@ -1,5 +1,5 @@
 """The MCP server: built from the tool modules in ``tools/`` (one per area, each ``register(mcp, deps)``),
-behind the call log, scope and tracing middleware, with its ``/health`` route."""
+behind the call log, scope and tracing middleware, with its health routes (``health.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tagcompliance.resources import RESOURCE_TYPE_IDS
 
 from .auth.config import GatewayAuth, is_loopback
 from .auth.scopes import ADMIN_SCOPE, ScopeMiddleware
+from .health import LIVENESS_PATH, READINESS_PATH, Readiness
 from .runtime import CallLogMiddleware, Runtime
 from .safety import SafetyGate
 from .sdk_adapter import allow_safety_responses, forbid_unknown_arguments
@@ -69,10 +70,27 @@ def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer
     forbid_unknown_arguments(mcp)
     allow_safety_responses(mcp)
 
+    readiness = Readiness(runtime)
+
+    @mcp.custom_route(LIVENESS_PATH, methods=["GET"])
+    async def live(request: Request) -> JSONResponse:
+        """The process serves HTTP: no I/O (the container's health check)."""
+        return JSONResponse({"status": "ok"})
+
+    @mcp.custom_route(READINESS_PATH, methods=["GET"])
+    async def ready(request: Request) -> JSONResponse:
+        """The load balancer's check: 503 while the database does not answer."""
+        report = await readiness.report()
+        return JSONResponse(
+            report if may_see_health_details(request) else {"status": report["status"]},
+            status_code=503 if report["status"] == "unavailable" else 200,
+        )
+
     @mcp.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> JSONResponse:
-        """Liveness for anyone (load balancers); the configuration for an operator."""
-        return JSONResponse(runtime.health() if may_see_health_details(request) else {"status": "ok"})
+        """The status word for anyone; the configuration and the reasons for an operator."""
+        report = await readiness.report()
+        return JSONResponse(report if may_see_health_details(request) else {"status": report["status"]})
 
     return mcp
 

@@ -1,131 +1,139 @@
-"""MCP session limits: no single user can deny the others.
+"""The gateway's HTTP app: stateless streamable HTTP, so any gateway task answers any request.
 
-The SDK's ``StreamableHTTPSessionManager`` has one global cap (``max_sessions``: at the cap, every
-new session gets 503) and an idle timeout. One token could therefore hold every slot. Here each
-user (the token's issuer and subject, else its client) may hold ``MCP_MAX_SESSIONS_PER_USER``
-sessions: opening one more closes that user's session idle the longest, or is refused (503) when
-all of them are busy. At ``MCP_MAX_SESSIONS`` in all, the idle session of the user holding the most
-goes first. Sessions without a token (unauthenticated loopback development only) have no user and
-count against the total alone.
+The SDK's default streamable HTTP keeps each MCP session (its ``Mcp-Session-Id``) in one process's
+memory: behind a load balancer that spreads requests over tasks, the second request of a session
+reaches a task that never saw it and gets 404. An ALB can pin a client to a task only with a cookie,
+and MCP clients need not keep cookies (the official Python client's httpx client does; a fetch-based
+client does not), and a pinned session still dies with its task at every scale-in or deployment.
+The gateway therefore runs the SDK's stateless mode (``stateless_http=True``): every POST is served
+on its own, and everything a later call needs lives in the shared store (PostgreSQL: confirmation
+tokens, intents, OAuth clients, codes and sessions, snapshots that cursors point into) or in Redis
+(scan caches, audit jobs by scope, OAuth rate limits, the per-user limit below). It costs nothing
+the gateway used: no tool sends the client a request (sampling, elicitation) and progress travels
+on the POST's own event stream. See the README's architecture section.
 
-This hooks the manager's admission (``_admit_session``, called under its creation lock) and reads
-each transport's idle state (``idle_scope``, ``_requests_in_flight``): SDK internals, pinned by
-``tests/contract/test_mcp_session_internals.py``. A closed session is forgotten at once (its id
-answers 404) and its idle scope cancelled, which ends it the way the SDK's own idle timeout does.
+Without sessions, what one user could hold to deny the others is calls in flight (each holds a
+worker thread): each user (the token's issuer and subject, else its client) may have
+``MCP_MAX_CALLS_IN_FLIGHT_PER_USER`` requests in flight across all tasks, counted in the cache
+(Redis when configured, so every task sees the same count); one more gets 429 with ``Retry-After``.
+Requests without a token (unauthenticated loopback development only) are not counted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
-from collections import Counter
 from typing import Any
 
-from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+import anyio.to_thread
+from mcp.server.auth.middleware.bearer_auth import (
+    AuthenticatedUser,
+    AuthorizationContext,
+    authorization_context,
+)
 from mcp.server.mcpserver import MCPServer
-from mcp.server.streamable_http import StreamableHTTPServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tagcompliance.cache import Cache
 
 from .auth.config import GatewayAuth, transport_security
+from .auth.digests import token_hash
 from .auth.logfilter import install_access_log_redaction
 from .settings import GatewaySettings
 
 logger = logging.getLogger("tagcompliance.gateway.sessions")
-UserKey = tuple[str | None, str]
+MCP_PATH = "/mcp"
+# A count a killed task never released expires after this; no call lasts longer (clients give up
+# after about 60 s; long scans run as audit jobs).
+IN_FLIGHT_TTL_SECONDS = 300
+RETRY_AFTER_SECONDS = 2
 
 
-def user_key(requestor: AuthorizationContext | None) -> UserKey | None:
-    """Who a session belongs to: the token's (issuer, subject), else its client; None without a token."""
+def user_key(requestor: AuthorizationContext | None) -> str | None:
+    """Who a call belongs to: the token's issuer and subject, else its client; None without a token."""
     if requestor is None:
         return None
-    if requestor["subject"]:
-        return (requestor["issuer"], requestor["subject"])
-    return (requestor["issuer"], f"client:{requestor['client_id']}")
+    who = requestor["subject"] or f"client:{requestor['client_id']}"
+    return f"{requestor['issuer']} {who}"
 
 
-class SessionLimits:
-    """Per-user admission for one ``StreamableHTTPSessionManager``."""
+class CallsInFlightLimit:
+    """ASGI wrapper of the ``/mcp`` endpoint: at most ``per_user`` requests in flight per user."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, per_user: int, total: int) -> None:
-        self.manager = manager
+    def __init__(self, app: ASGIApp, cache: Cache, per_user: int) -> None:
+        self.app = app
+        self.cache = cache
         self.per_user = per_user
-        self.total = total
-        self.owners: dict[str, UserKey | None] = {}
-        self._admit_unlimited = manager._admit_session
-        # The SDK's own check (503 at the cap) stays as a backstop: admit frees a slot before it runs.
-        manager.max_sessions = total
-        manager._admit_session = self.admit  # type: ignore[method-assign]
 
-    def admit(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        """Runs under the manager's session-creation lock; None makes the SDK answer 503."""
-        self._forget_ended()
-        user = user_key(requestor)
-        mine = [sid for sid, owner in self.owners.items() if owner == user]
-        if user is not None and len(mine) >= self.per_user and not self._close_longest_idle(mine):
-            logger.warning("refused a session for %s: its %d sessions are all busy", user[1], len(mine))
-            return None
-        total = len(self.manager._server_instances)
-        if total >= self.total and not self._close_longest_idle(list(self.owners)):
-            logger.warning("refused a session: all %d sessions are busy", total)
-            return None
-        transport = self._admit_unlimited(requestor)
-        if transport is not None and transport.mcp_session_id is not None:
-            self.owners[transport.mcp_session_id] = user
-        return transport
-
-    def _forget_ended(self) -> None:
-        live = self.manager._server_instances
-        for session_id in [sid for sid in self.owners if sid not in live]:
-            del self.owners[session_id]
-
-    def _close_longest_idle(self, candidates: list[str]) -> bool:
-        """Close the idle candidate of the user holding the most sessions (without a token: one
-        user), idle the longest; False when every candidate is busy."""
-        counts = Counter(self.owners.values())
-        idle = [(sid, since) for sid in candidates if (since := self._idle_since(sid)) is not None]
-        if not idle:
-            return False
-        session_id, _ = min(idle, key=lambda item: (-counts[self.owners[item[0]]], item[1]))
-        transport = self.manager._server_instances.pop(session_id)
-        self.manager._session_owners.pop(session_id, None)
-        owner = self.owners.pop(session_id)
-        assert transport.idle_scope is not None  # _idle_since checked it
-        transport.idle_scope.cancel()  # ends serve_loop; the SDK then terminates the transport
-        logger.info(
-            "closed the idle session %s of %s to admit a new one",
-            session_id[:8],
-            owner[1] if owner else "an unauthenticated client",
-        )
-        return True
-
-    def _idle_since(self, session_id: str) -> float | None:
-        """When the session's last request ended (anyio clock), or None while one is in flight."""
-        transport = self.manager._server_instances.get(session_id)
-        scope: Any = getattr(transport, "idle_scope", None)
-        if transport is None or scope is None or scope.cancel_called:
-            return None
-        if transport._requests_in_flight or math.isinf(scope.deadline):
-            return None
-        return float(scope.deadline) - float(transport._idle_timeout or 0)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user")
+        who = user_key(authorization_context(user)) if isinstance(user, AuthenticatedUser) else None
+        if scope["type"] != "http" or who is None:
+            await self.app(scope, receive, send)
+            return
+        key = f"mcp:in-flight:{token_hash(who)[:32]}"  # digested: the key holds no e-mail address
+        count = await anyio.to_thread.run_sync(self.cache.increment, key, IN_FLIGHT_TTL_SECONDS)
+        try:
+            # None: Redis is down; calls go on rather than locking every user out.
+            if count is not None and count > self.per_user:
+                logger.warning("refused a call: %d calls of one user in flight", count - 1)
+                await _too_many(self.per_user, scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.cache.decrement, key)
 
 
-def limit_sessions(server: MCPServer, settings: GatewaySettings) -> SessionLimits:
-    """Install the per-user limits on the session manager ``server.streamable_http_app`` created."""
-    return SessionLimits(
-        server.session_manager, settings.mcp_max_sessions_per_user, settings.mcp_max_sessions
+async def _too_many(per_user: int, scope: Scope, receive: Receive, send: Send) -> None:
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32000,
+                "message": f"more than {per_user} calls of this user in flight; retry when one has ended",
+            },
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: MCPServer, settings: GatewaySettings, host: str, auth: GatewayAuth | None) -> Starlette:
-    """The gateway's HTTP app: streamable HTTP with the session limits and idle timeout, the OAuth
-    routes when configured, and the access log's query strings redacted."""
-    app = server.streamable_http_app(
-        host=host,
-        transport_security=transport_security(settings),
-        session_idle_timeout=settings.mcp_session_idle_seconds,
+def limit_calls_in_flight(app: Starlette, cache: Cache, per_user: int) -> None:
+    """Wrap the app's ``/mcp`` route (inside the authentication middleware, which names the user)."""
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.path == MCP_PATH:
+            route.app = CallsInFlightLimit(route.app, cache, per_user)
+            return
+    raise RuntimeError(f"the streamable HTTP app has no {MCP_PATH} route")
+
+
+def http_app(
+    server: MCPServer,
+    settings: GatewaySettings,
+    host: str,
+    auth: GatewayAuth | None,
+    cache: Cache,
+) -> Starlette:
+    """The gateway's HTTP app: stateless streamable HTTP, the per-user limit on calls in flight
+    (counted in ``cache``: the runtime's, Redis when configured), the OAuth routes when configured,
+    and the access log's query strings redacted."""
+    app: Any = server.streamable_http_app(
+        host=host, transport_security=transport_security(settings), stateless_http=True
     )
-    limit_sessions(server, settings)
+    limit_calls_in_flight(app, cache, settings.mcp_max_calls_in_flight_per_user)
     if auth is not None:
         auth.install(app)
     install_access_log_redaction()

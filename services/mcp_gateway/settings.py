@@ -172,24 +172,11 @@ class GatewaySettings(Settings):
         validation_alias="MCP_ALLOWED_ORIGINS",
         description="Comma-separated Origin values accepted from browsers.",
     )
-    mcp_max_sessions_per_user: int = Field(
+    mcp_max_calls_in_flight_per_user: int = Field(
         default=10,
         ge=1,
         le=1000,
-        validation_alias="MCP_MAX_SESSIONS_PER_USER",
-        description="Open MCP sessions one user may hold; one more closes that user's longest-idle one.",
-    )
-    mcp_max_sessions: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        validation_alias="MCP_MAX_SESSIONS",
-        description="Open MCP sessions in all; at the cap the heaviest user's longest-idle one closes.",
-    )
-    mcp_session_idle_seconds: float = Field(
-        default=900,
-        gt=0,
-        le=86_400,
-        validation_alias="MCP_SESSION_IDLE_SECONDS",
-        description="An MCP session with no request in flight for this long is closed.",
+        validation_alias="MCP_MAX_CALLS_IN_FLIGHT_PER_USER",
+        description="MCP requests one user (token subject) may have in flight across all gateway tasks "
+        "(counted in Redis); one more gets 429 with Retry-After.",
     )

@@ -28,7 +28,8 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SERVICE_NAME = "tag-compliance-gateway"
-UNTRACED_PATHS = frozenset({"/health"})  # the load balancer's checks, every few seconds
+# The load balancer's and the container's checks, every few seconds.
+UNTRACED_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 SEGMENT_SCOPE_KEY = "tagcompliance.xray_segment"
 _ENTITIES: ContextVar[tuple[Entity, ...]] = ContextVar("tagcompliance_xray_entities", default=())
 

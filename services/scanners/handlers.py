@@ -18,11 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from services.lambda_runtime import LambdaTelemetry, LazyRuntime
-from tagcompliance.audits import (
-    Ledger,
-    Shard,
-    build_ledger,
+from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime
+from tagcompliance.audits import Ledger, Shard, build_ledger
+from tagcompliance.audits.steps import (
+    PolicyLoader,
     detect_run_drift,
     failure_message,
     finish_run,
@@ -33,12 +32,11 @@ from tagcompliance.audits import (
     run_shard,
     start_run,
 )
-from tagcompliance.audits.steps import PolicyLoader
 from tagcompliance.aws import AwsClients
 from tagcompliance.policy import load_policy
 from tagcompliance.policy_import import OrganizationsTagPolicySource, import_tag_policy
 from tagcompliance.settings import Settings
-from tagcompliance.store import Store, open_store
+from tagcompliance.store import open_store
 
 SERVICE = "tag-compliance-audit"
 telemetry = LambdaTelemetry(SERVICE)
@@ -47,10 +45,7 @@ metrics = telemetry.metrics
 
 
 @dataclass
-class ScannerRuntime:
-    settings: Settings
-    clients: AwsClients
-    store: Store
+class ScannerRuntime(LambdaRuntime):
     ledger: Ledger
     policy_loader: PolicyLoader
 

@@ -14,7 +14,6 @@ schedules inside the gateway (see ``services.mcp_gateway.runtime``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +21,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from services.lambda_runtime import LambdaTelemetry, LazyRuntime
+from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime
 from tagcompliance.aws import AwsClients
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.schedules import EventBridgeScheduler, reconcile_schedules, record_external_run
 from tagcompliance.settings import Settings
-from tagcompliance.store import Store, open_store
+from tagcompliance.store import open_store
 
 SERVICE = "tag-compliance-scheduler"
 telemetry = LambdaTelemetry(SERVICE)
@@ -35,12 +34,7 @@ logger = telemetry.logger
 metrics = telemetry.metrics
 
 
-@dataclass
-class SchedulerRuntime:
-    settings: Settings
-    clients: AwsClients
-    store: Store
-
+class SchedulerRuntime(LambdaRuntime):
     def eventbridge(self) -> EventBridgeScheduler:
         if not (self.settings.state_machine_arn and self.settings.scheduler_role_arn):
             raise InvalidInputError(

@@ -34,8 +34,9 @@ from stacks.config import (
     DATABASE_PORT,
     DATABASE_USER,
     GATEWAY_CPU_TARGET_PERCENT,
-    GATEWAY_HEALTH_PATH,
+    GATEWAY_LIVENESS_PATH,
     GATEWAY_PORT,
+    GATEWAY_READINESS_PATH,
     REDIS_PORT,
     AppConfig,
 )
@@ -55,6 +56,8 @@ XRAY_CONTAINER_NAME = "xray-daemon"
 # The AWS-published X-Ray daemon image (ECR Public; 3.x: the major version AWS documents for ECS).
 XRAY_DAEMON_IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.x"
 XRAY_DAEMON_PORT = 2000
+# Stateless gateway: each request to the task with the fewest in flight (see _target_group).
+LEAST_OUTSTANDING_REQUESTS = elbv2.TargetGroupLoadBalancingAlgorithmType.LEAST_OUTSTANDING_REQUESTS
 # What the daemon calls (the actions of AWS's AWSXRayDaemonWriteAccess policy; none takes a resource).
 XRAY_DAEMON_ACTIONS = (
     "xray:PutTraceSegments",
@@ -220,7 +223,7 @@ class Gateway(Construct):
                     "python",
                     "-c",
                     "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{GATEWAY_PORT}{GATEWAY_HEALTH_PATH}', timeout=4)",
+                    f"'http://127.0.0.1:{GATEWAY_PORT}{GATEWAY_LIVENESS_PATH}', timeout=4)",
                 ],
                 interval=Duration.seconds(30),
                 timeout=Duration.seconds(5),
@@ -424,15 +427,20 @@ class Gateway(Construct):
         return web_acl
 
     def _target_group(self, name: str, vpc: ec2.IVpc) -> elbv2.ApplicationTargetGroup:
-        return elbv2.ApplicationTargetGroup(
+        """The gateway is stateless (streamable HTTP without sessions; services/mcp_gateway/sessions.py):
+        any task answers any request, so no stickiness (an ALB can only stick with a cookie, which MCP
+        clients need not keep), and each request goes to the task with the fewest in flight (tool calls
+        range from milliseconds to a minute, so round robin would queue behind a slow one)."""
+        group = elbv2.ApplicationTargetGroup(
             self,
             name,
             vpc=vpc,
             port=GATEWAY_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
+            load_balancing_algorithm_type=LEAST_OUTSTANDING_REQUESTS,
             health_check=elbv2.HealthCheck(
-                path=GATEWAY_HEALTH_PATH,
+                path=GATEWAY_READINESS_PATH,
                 healthy_http_codes="200",
                 interval=Duration.seconds(15),
                 timeout=Duration.seconds(5),
@@ -441,6 +449,8 @@ class Gateway(Construct):
             ),
             deregistration_delay=Duration.seconds(30),
         )
+        group.set_attribute("stickiness.enabled", "false")  # explicit: nothing needs a pinned client
+        return group
 
     @staticmethod
     def _auth_environment(config: AppConfig, secrets: Secrets, public_host: str) -> dict[str, str]:

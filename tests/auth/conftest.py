@@ -160,7 +160,7 @@ def running_stack(
     )
     assert auth is not None and auth.authorization_server is not None
     runtime.auth_mode = auth.describe()
-    app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth)
+    app = http_app(build_server(runtime, auth), settings, "127.0.0.1", auth, runtime.cache)
     try:
         with ServerThread(idp.app(), idp_port), ServerThread(app, gateway_port, access_log=True):
             yield AuthStack(
@@ -285,7 +285,7 @@ class BrowserStandIn:
 
     async def redirect(self, url: str) -> None:
         self.authorize_urls.append(url)
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30) as http:  # the login's hops on a busy machine
             query = redirect_query(await follow_login(http, url, self.hops))
         assert "code" in query, query
         self.codes += [value for hop in self.hops for value in parse_qs(urlparse(hop).query).get("code", [])]

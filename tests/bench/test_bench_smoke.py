@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import cost, engine, gateway, memory, scan
+from bench import balanced, cost, durability, engine, gateway, memory, resilience, scan
 from bench.common import write_results
 from services.demo.aws import DemoAws
 
@@ -120,6 +120,34 @@ def test_gateway_under_load(demo_aws: DemoAws) -> None:
     assert result["details"]["calls_completed"] > 0 and result["details"]["client_processes"] == 2
     assert figures["cached check_compliance in the service (no MCP/HTTP), median"]["value"] > 0
     assert figures["p99 latency"]["value"] >= figures["p50 latency"]["value"]
+
+
+def test_gateway_behind_the_balancer(demo_aws: DemoAws) -> None:
+    result = balanced.run(duration=3, sessions=4, demo=demo_aws, client_processes=2)
+    figures = assert_well_formed(result)
+    three = result["details"]["three_processes"]
+    assert len(three["requests_per_process"]) == 3 and all(three["requests_per_process"])
+    assert figures["every process served requests (1 = yes)"]["value"] == 1
+    assert result["details"]["one_process"]["calls"] > 0 and three["calls"] > 0
+    assert figures["errors through the balancer"]["value"] == 0, result["details"]
+
+
+def test_resilience_figures(demo_aws: DemoAws) -> None:
+    result = resilience.run(demo=demo_aws, sessions=1)
+    figures = assert_well_formed(result)
+    assert len(figures) == 2
+    failed = result["details"]["answer"]["failed_shards"]
+    dead = result["details"]["black_holed_region"]
+    assert failed and {shard["region"] for shard in failed} == {dead}
+    assert result["details"]["sigterm"]["exit_code"] == 0
+
+
+def test_durability_loses_no_call_log_rows(demo_aws: DemoAws) -> None:
+    result = durability.run(demo=demo_aws, outage_seconds=3, clients=2)
+    figures = assert_well_formed(result)
+    lost = next(entry for name, entry in figures.items() if name.startswith("call-log rows lost"))
+    assert (lost["value"], lost["status"]) == (0, "PASS")
+    assert result["details"]["answered_during_outage"] > 0 and result["details"]["duplicate_rows"] == 0
 
 
 def test_tagging_throughput_batches_shared_values_and_undoes_everything() -> None:

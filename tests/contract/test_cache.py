@@ -7,6 +7,7 @@ the server may be shared, so nothing here flushes a database.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -134,6 +135,27 @@ def test_increment_from_many_threads_loses_no_count(cache: Cache, key_prefix: st
     assert sorted(counts) == list(range(1, 201))
 
 
+def test_decrement_releases_what_increment_counted(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}in-flight"
+    assert [cache.increment(key, ttl_seconds=60) for _ in range(3)] == [1, 2, 3]
+    assert [cache.decrement(key) for _ in range(3)] == [2, 1, 0]
+    assert cache.get(key) is None  # at zero the counter is gone
+    assert cache.decrement(key) == 0  # never negative: a release without a count grants no room
+    assert cache.increment(key, ttl_seconds=60) == 1
+
+
+def test_increments_and_decrements_from_many_threads_balance(cache: Cache, key_prefix: str) -> None:
+    key = f"{key_prefix}balanced"
+
+    def hold_and_release(_: int) -> int | None:
+        cache.increment(key, ttl_seconds=60)
+        return cache.decrement(key)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(hold_and_release, range(200)))
+    assert cache.get(key) is None and cache.increment(key, ttl_seconds=60) == 1
+
+
 def test_memory_cache_evicts_the_least_recently_used() -> None:
     cache = MemoryCache(max_entries=3)
     for key in ("a", "b", "c"):
@@ -219,28 +241,61 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-def test_redis_that_goes_away_mid_run_turns_calls_into_misses(
+def test_redis_that_goes_away_mid_run_falls_back_to_memory_and_comes_back_clean(
     redis_client: redis.Redis, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key = f"{key_prefix}survivor"
+    key, other = f"{key_prefix}survivor", f"{key_prefix}written-during-outage"
     relay = RedisRelay()
     cache = RedisCache(relay.url, retry_after_seconds=0)  # try Redis again at once, to see it come back
     try:
         cache.set(key, {"a": 1}, ttl_seconds=60)
-        assert cache.get(key) == {"a": 1}
+        assert cache.get(key) == {"a": 1} and cache.degraded_reason is None
 
         relay.go_down()
         with caplog.at_level(logging.WARNING, logger="tagcompliance.cache"):
-            assert cache.get(key) is None
+            assert cache.get(key) is None  # Redis's entries are out of reach: a miss, never an error
             cache.set(key, {"a": 2}, ttl_seconds=60)
-            cache.delete(key)
-            assert cache.get(key) is None
+            cache.set(other, "kept in memory", ttl_seconds=60)
+            assert cache.get(key) == {"a": 2}  # the in-memory cache serves meanwhile
+            assert cache.get(other) == "kept in memory"
+            assert cache.increment(f"{key_prefix}counter", 60) == 1
             assert cache.ping() is False
+        reason = cache.degraded_reason
+        assert reason is not None and relay.url.split("//")[1] in reason and "in-memory" in reason
         warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
         assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
 
         relay.come_back()
-        assert cache.get(key) == {"a": 1}  # back, and the writes made during the outage were no-ops
+        # Back: the key written during the outage was deleted from Redis, so its old value {"a": 1}
+        # does not come back stale; the in-memory entries are gone with the outage.
+        assert cache.get(key) is None and cache.get(other) is None
+        assert cache.degraded_reason is None
+        assert redis_client.get(key) is None
+        cache.set(key, {"a": 3}, ttl_seconds=60)
+        assert redis_client.get(key) == b'{"a":3}'
+    finally:
+        cache.close()
+        relay.close()
+
+
+def test_redis_reconnects_with_exponential_backoff(key_prefix: str) -> None:
+    relay = RedisRelay()
+    cache = RedisCache(relay.url, retry_after_seconds=0.4, first_retry_seconds=0.1)
+    attempts: list[float] = []
+    try:
+        relay.go_down()
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:
+            before = cache.degraded_reason
+            cache.get(f"{key_prefix}x")
+            if cache.degraded_reason != before:  # a new failed attempt changes the count it reports
+                attempts.append(round(time.monotonic() - started, 2))
+            time.sleep(0.01)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+        # Waits of 0.1, 0.2, 0.4, then capped at 0.4 s: a dead Redis is tried a handful of times,
+        # not on every call (about 150 calls were made).
+        assert 4 <= len(attempts) <= 7, attempts
+        assert gaps[0] < gaps[1] < gaps[2] + 0.05 and all(gap <= 0.55 for gap in gaps), gaps
     finally:
         cache.close()
         relay.close()

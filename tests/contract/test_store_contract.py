@@ -453,7 +453,9 @@ def test_calls_logged_before_migration_7_stay_in_the_call_log(new_store: Callabl
     dialect = instance._dialect  # a store of the previous release: the tool calls in audit_logs
     older = [migration for migration in load_migrations() if migration.version <= 6]
     assert [migration.version for migration in older] == [1, 2, 3, 4, 5, 6]
-    columns = [column for column, _ in _CALL_LOG.insert_kinds]
+    # that release's columns: call_id came with migration 8
+    kept_columns = [index for index, (column, _) in enumerate(_CALL_LOG.insert_kinds) if column != "call_id"]
+    columns = [_CALL_LOG.insert_kinds[index][0] for index in kept_columns]
     insert = (
         f"INSERT INTO audit_logs ({quoted_columns(columns)}) "
         f"VALUES ({', '.join([dialect.placeholder] * len(columns))})"
@@ -471,7 +473,8 @@ def test_calls_logged_before_migration_7_stay_in_the_call_log(new_store: Callabl
                 (migration.version, migration.name, dialect.encode_datetime(T0)),
             )
         for record in earlier:
-            cursor.execute(insert, instance._encode(_CALL_LOG, record))
+            encoded = instance._encode(_CALL_LOG, record)
+            cursor.execute(insert, tuple(encoded[index] for index in kept_columns))
 
     assert instance.migrate() == LATEST_SCHEMA_VERSION
 
@@ -484,6 +487,21 @@ def test_calls_logged_before_migration_7_stay_in_the_call_log(new_store: Callabl
     assert newest.id is not None and newest.id > max(call.id or 0 for call in kept)
     with dialect.connection() as conn, pytest.raises(dialect.database_errors):
         instance._execute(conn, "SELECT COUNT(*) FROM audit_logs", ()).fetchone()
+
+
+def test_a_call_log_row_is_written_once_per_call_id(store: Store) -> None:
+    """Replaying the call-log spool after an outage writes a row that did reach the store again:
+    the call_id makes the second write a no-op, while rows without one (older rows) never collide."""
+    first = make_call("check_tag_compliance", T0, call_id="call-1")
+    store.record_call(first)
+    store.record_call(replace(first, duration_ms=9))  # the same call, replayed
+    store.record_call(make_call("check_tag_compliance", T0 + timedelta(seconds=1), call_id="call-2"))
+    store.record_call(make_call("get_tagging_policy", T0))
+    store.record_call(make_call("get_tagging_policy", T0))
+
+    logs = store.list_calls()
+    assert sorted(str(log.call_id) for log in logs) == ["None", "None", "call-1", "call-2"]
+    assert next(log for log in logs if log.call_id == "call-1").duration_ms == first.duration_ms
 
 
 def test_concurrent_writes_from_eight_threads_all_land(store: Store) -> None:

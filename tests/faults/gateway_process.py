@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx2 as httpx
+from bench.common import POLICY_PATH, REPO_ROOT, free_port
+from bench.gateway import start_gateway_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["POLICY_PATH", "REPO_ROOT", "free_port"]  # re-exported for the fault tests
 
 
 def gateway_environment(
@@ -42,31 +34,8 @@ def gateway_environment(
 
 
 def start_http_gateway(environment: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.mcp_gateway",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-            "--allow-unauthenticated-loopback",
-        ],
-        env=environment,
-        cwd=str(REPO_ROOT),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    stop(process)
-    raise RuntimeError(f"gateway did not start: {process.stderr.read().decode() if process.stderr else ''}")
+    """The HTTP gateway on loopback without auth, logging at INFO (its shutdown steps)."""
+    return start_gateway_process(environment, port, log_level="INFO")
 
 
 def sigterm_exit_seconds(process: subprocess.Popen[bytes], limit: float = 60.0) -> float:

@@ -11,8 +11,9 @@ from aws_cdk.assertions import Match
 from pydantic import AliasChoices
 
 from services.mcp_gateway.__main__ import parse_args
+from services.mcp_gateway.health import LIVENESS_PATH, READINESS_PATH
 from services.mcp_gateway.settings import GatewaySettings
-from stacks.config import GATEWAY_HEALTH_PATH, GATEWAY_PORT
+from stacks.config import GATEWAY_LIVENESS_PATH, GATEWAY_PORT, GATEWAY_READINESS_PATH
 from stacks.constructs.gateway import (
     CONTAINER_NAME,
     XRAY_CONTAINER_NAME,
@@ -97,7 +98,9 @@ def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized)
     assert container["Command"][:3] == ["python", "-m", "services.mcp_gateway"]
     assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
     assert container["PortMappings"] == [{"ContainerPort": GATEWAY_PORT, "Protocol": "tcp"}]
-    assert GATEWAY_HEALTH_PATH in " ".join(container["HealthCheck"]["Command"])
+    # The container's check is liveness (no I/O): a database outage must not get tasks replaced.
+    assert f"{GATEWAY_LIVENESS_PATH}'" in " ".join(container["HealthCheck"]["Command"])
+    assert (GATEWAY_LIVENESS_PATH, GATEWAY_READINESS_PATH) == (LIVENESS_PATH, READINESS_PATH)
 
 
 def test_sigterm_grace_ends_before_the_stop_timeout(synth: Synthesized) -> None:
@@ -210,7 +213,8 @@ def test_blue_green_target_groups_production_rule_and_role(synth: Synthesized) -
             "HTTP",
             "ip",
         )
-        assert properties["HealthCheckPath"] == GATEWAY_HEALTH_PATH
+        # Readiness: 503 while the task's database does not answer, 200 when ok or degraded.
+        assert properties["HealthCheckPath"] == GATEWAY_READINESS_PATH
         assert properties["Matcher"] == {"HttpCode": "200"}
 
     _, service = _only(synth, "AWS::ECS::Service")
@@ -336,7 +340,7 @@ def test_dockerfile_is_slim_non_root_with_health_check_and_the_real_flags() -> N
     assert re.search(r"^FROM python:3\.\d+-slim\b", text, re.M)
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert re.search(rf"^HEALTHCHECK .*\n?.*{GATEWAY_HEALTH_PATH}", text, re.M)
+    assert re.search(rf"^HEALTHCHECK .*\n?.*{GATEWAY_LIVENESS_PATH}'", text, re.M)
     (cmd,) = re.findall(r"^CMD (\[.*\])$", text, re.M)
     command = json.loads(cmd)
     assert command[:3] == ["python", "-m", "services.mcp_gateway"]
@@ -360,3 +364,21 @@ def test_outputs_name_what_the_deploy_workflow_waits_on(synth: Synthesized) -> N
     for prefix in by_prefix:
         assert f"cdk_output.py cdk-outputs.json {prefix})" in workflow
     assert "aws ecs wait services-stable" in workflow
+
+
+def test_target_groups_route_every_request_on_its_own(synth: Synthesized) -> None:
+    """The gateway is stateless (issue 16; tests/e2e/test_load_balanced.py runs three processes behind
+    a round-robin balancer): no stickiness, least outstanding requests, on blue and green alike, and
+    every task shares the store, the cache and the audit ledger."""
+    groups = synth.resources("gateway", "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert len(groups) == 2
+    for group in groups.values():
+        attributes = {item["Key"]: item["Value"] for item in group["Properties"]["TargetGroupAttributes"]}
+        assert attributes["stickiness.enabled"] == "false"
+        assert attributes["load_balancing.algorithm.type"] == "least_outstanding_requests"
+        assert (
+            "stickiness.type" not in attributes and "stickiness.lb_cookie.duration_seconds" not in attributes
+        )
+    environment = {item["Name"]: item["Value"] for item in _container(synth)["Environment"]}
+    assert {"DATABASE_URL", "REDIS_HOST", "AUDIT_LEDGER_TABLE", "STATE_MACHINE_ARN"} <= set(environment)
+    assert not any(name.startswith("MCP_MAX_SESSIONS") for name in environment)

@@ -550,9 +550,10 @@ def test_bad_arguments_give_a_clear_error_and_a_non_zero_exit(
 
 
 def test_upgrade_source_migrates_an_older_store_first(tmp_path: Path, target: str) -> None:
-    """A store written by an older release: the migrations before 7 (the call log rename) applied."""
-    older = [migration for migration in load_migrations() if migration.version < 7]
-    assert older, "the store has a single migration: no older version exists to upgrade from"
+    """A store written by an older release: migrations up to 6, so its tool calls are still in
+    audit_logs (migration 7 renamed it) and every later migration is applied by the upgrade."""
+    older = [migration for migration in load_migrations() if migration.version <= 6]
+    assert [migration.version for migration in older] == [1, 2, 3, 4, 5, 6]
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.execute(

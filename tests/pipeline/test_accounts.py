@@ -141,7 +141,7 @@ def test_configured_accounts_are_scanned_through_assume_role_in_process(settings
     run_id = runner.start(scope, run_id="accounts-in-process")
     status = runner.wait(run_id, timeout=60)
     assert status.status == "succeeded", status.error
-    assert (status.total_shards, status.done_shards, status.failed_shards) == (3, 3, 1)
+    assert (status.shards_total, status.shards_done, status.shards_failed) == (3, 3, 1)
     failed = [shard for shard in status.shards if shard.status == "failed"]
     assert [shard.shard_id for shard in failed] == [f"{members['blocked']}/{REGION}/sqs:queue"]
     assert deny.denied >= 1
@@ -215,7 +215,7 @@ def test_organization_accounts_are_scanned_through_the_state_machine(
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     status = runner.wait("accounts-organization", timeout=90)
     assert status.status == "succeeded", status.error
-    assert status.total_shards == 4 and status.failed_shards == 1  # management + three members
+    assert status.shards_total == 4 and status.shards_failed == 1  # management + three members
     assert sorted(status.outcome.accounts) == _expected_accounts(members, management_id)
     snapshot = _check_snapshot(
         store,

@@ -84,12 +84,12 @@ def test_start_returns_a_handle_and_status_reports_the_outcome(settings, store, 
     runner = InProcessRunner(clients, store, ledger, policy_loader(settings))
     run_id = runner.start(_scope(settings, clients, ["sqs:queue"]))
     early = runner.status(run_id)
-    assert early.run_id == run_id and early.total_shards == 3 and early.runner == "in_process"
+    assert early.run_id == run_id and early.shards_total == 3 and early.runner == "in_process"
     done = runner.wait(run_id, timeout=60)
     assert done.status == "succeeded"
-    assert done.done_shards == 3 and done.failed_shards == 0
+    assert done.shards_done == 3 and done.shards_failed == 0
     assert done.outcome is not None and done.outcome.snapshot_id == snapshot_id_for(run_id)
-    assert done.outcome.total_resources == done.scanned_resources
+    assert done.outcome.total_resources == done.resources_scanned
 
 
 def test_in_process_runner_retries_a_throttled_shard_and_records_one_that_keeps_failing(

@@ -63,7 +63,7 @@ def test_full_estate_through_the_state_machine_equals_the_in_process_runner(
     run_id = runner.start(scope, run_id="sfn-full-estate")
     status = runner.wait(run_id, timeout=120)
     assert status.status == "succeeded", status.error
-    assert status.total_shards == status.done_shards == 60 and status.failed_shards == 0
+    assert status.shards_total == status.shards_done == 60 and status.shards_failed == 0
     assert status.outcome is not None and status.outcome.created
     assert status.outcome.total_resources == len(pipeline_env.estate.resources)
 
@@ -102,7 +102,7 @@ def test_a_throttled_shard_is_retried_and_succeeds(settings, store, ledger, stat
     assert len(_scans_of(state_machine, run_id, shard_id)) == 2
     progress = {p.shard_id: p for p in status.shards}
     assert progress[shard_id].status == "ok" and progress[shard_id].attempts == 2
-    assert status.failed_shards == 0
+    assert status.shards_failed == 0
     snapshot = store.get_snapshot(status.outcome.snapshot_id)
     assert snapshot.failed_shards == []
     assert snapshot.total_resources == len(pipeline_env.estate.select(types)) > 0
@@ -129,7 +129,7 @@ def test_a_shard_that_keeps_failing_is_recorded_while_the_others_complete(
     progress = {p.shard_id: p for p in status.shards}
     assert progress[shard_id].status == "failed"
     assert "ShardThrottledError" in progress[shard_id].error
-    assert status.failed_shards == 1 and status.done_shards == 6
+    assert status.shards_failed == 1 and status.shards_done == 6
     snapshot = store.get_snapshot(status.outcome.snapshot_id)
     assert [(f["region"], f["resource_type"]) for f in snapshot.failed_shards] == [("eu-west-1", "sqs:queue")]
     assert "Throttling" in snapshot.failed_shards[0]["error"]
@@ -153,7 +153,7 @@ def test_rerunning_a_run_id_through_the_state_machine_duplicates_nothing(
     assert first.status == "succeeded" and first.outcome.created
 
     requests_before = runtime.clients.total_requests()
-    runner.start(scope, run_id="sfn-rerun", execution_name="sfn-rerun-again")
+    runner.launch(AuditRequest(run_id="sfn-rerun", scope=scope), execution_name="sfn-rerun-again")
     second = runner.wait(run_id, timeout=60, execution_name="sfn-rerun-again")
     assert runner.describe("sfn-rerun-again")["status"] == "SUCCEEDED"
     again = json.loads(runner.describe("sfn-rerun-again")["output"])

@@ -276,7 +276,7 @@ def test_one_audit_through_the_synthesized_state_machine(rehearsal: Rehearsal) -
     assert status.status == "succeeded", (status.error, failures)
     assert not failures
     expected = rehearsal.demo.estate.expected_summary(resource_types=AUDIT_TYPES, regions=AUDIT_REGIONS)
-    assert status.total_shards == status.done_shards == len(AUDIT_TYPES) * len(AUDIT_REGIONS)
+    assert status.shards_total == status.shards_done == len(AUDIT_TYPES) * len(AUDIT_REGIONS)
     assert status.outcome is not None and status.outcome.created
     assert status.outcome.total_resources == expected.total
     snapshot = rehearsal.store.get_snapshot(status.outcome.snapshot_id)

@@ -50,12 +50,8 @@ def user_token(gateway: AuthStack, subject: str, scope: str = "tag:read") -> str
 
 @pytest.fixture(scope="module")
 def capped_stack(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
-    """The OAuth gateway with small session limits, so an attack reaches them in a second."""
-    limits: dict[str, Any] = {
-        "MCP_MAX_SESSIONS_PER_USER": "3",
-        "MCP_MAX_SESSIONS": "8",
-        "MCP_SESSION_IDLE_SECONDS": "3",
-    }
+    """The OAuth gateway with a small per-user limit on calls in flight, so an attack reaches it at once."""
+    limits: dict[str, Any] = {"MCP_MAX_CALLS_IN_FLIGHT_PER_USER": "3"}
     environment = pytest.MonkeyPatch()
     for name, value in limits.items():
         environment.setenv(name, value)

@@ -71,22 +71,13 @@ def status_result(status: AuditStatus) -> AuditStatusResult:
     else:
         next_step = "The run failed before writing a snapshot: see error."
     return AuditStatusResult(
-        run_id=status.run_id,
-        status=status.status,
-        runner=status.runner,
-        shards_total=status.total_shards,
-        shards_done=status.done_shards,
-        shards_failed=status.failed_shards,
-        resources_scanned=status.scanned_resources,
+        **status.model_dump(include=set(AuditStatusResult.model_fields)),
         failed_shards=[
             {"shard_id": shard.shard_id, "attempts": shard.attempts, "error": shard.error}
             for shard in status.shards
             if shard.status == "failed"
         ][:MAX_LISTED_SHARDS],
         result=result,
-        drift=status.drift,
-        notifications=status.notifications,
-        error=status.error,
         next_step=next_step,
     )
 

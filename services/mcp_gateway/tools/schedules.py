@@ -37,6 +37,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             elif action in ("update", "delete") and schedule_id:
                 service.schedules.get(schedule_id)  # refuses an unknown schedule_id
 
+        await gate.require_call_log(ctx, writes, bool(getattr(request, "dry_run", False)))
         return await guarded(
             deps,
             ctx,

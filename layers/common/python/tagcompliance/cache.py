@@ -9,6 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import redis
@@ -38,6 +39,12 @@ class Cache(Protocol):
         """Add one to the counter under ``key`` and return the new count; the first increment starts
         its ``ttl_seconds`` life, later ones do not extend it (a fixed window). None when the backend
         cannot answer (Redis down)."""
+        ...
+
+    def decrement(self, key: str) -> int | None:
+        """Take one from the counter under ``key`` (a count of things in progress, released as each
+        ends) and return the new count; at zero the counter is removed. None when the backend cannot
+        answer."""
         ...
 
     def ping(self) -> bool: ...
@@ -116,6 +123,19 @@ class MemoryCache:
                 self._entries.popitem(last=False)
         return count
 
+    def decrement(self, key: str) -> int | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() >= entry[0]:
+                self._entries.pop(key, None)
+                return 0
+            count = int(json.loads(entry[1])) - 1
+            if count <= 0:
+                del self._entries[key]
+            else:
+                self._entries[key] = (entry[0], str(count))
+        return max(count, 0)
+
     def ping(self) -> bool:
         return True
 
@@ -179,13 +199,34 @@ class ObjectLRU(Generic[K, V]):
         return self._weight
 
 
+@dataclass(frozen=True, slots=True)
+class _Served:
+    value: Any
+
+
+DECREMENT_SCRIPT = """
+local count = redis.call('DECR', KEYS[1])
+if count <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+return count
+"""
+
+
 class RedisCache:
-    """Redis through redis-py. A Redis that goes away makes every call a miss, never an error."""
+    """Redis through redis-py. A Redis that goes away is never an error: calls are served from an
+    in-memory cache meanwhile, and Redis is tried again with exponential backoff.
+
+    Keys written or deleted during the outage are deleted from Redis when it answers again, so an
+    entry Redis kept from before cannot come back stale; then the in-memory entries are dropped.
+    """
 
     backend = "redis"
 
     def __init__(
-        self, url: str, socket_timeout_seconds: float = 0.5, retry_after_seconds: float = 30.0
+        self,
+        url: str,
+        socket_timeout_seconds: float = 0.5,
+        retry_after_seconds: float = 30.0,
+        first_retry_seconds: float = 0.5,
     ) -> None:
         self._client = redis.Redis.from_url(
             url,
@@ -200,22 +241,47 @@ class RedisCache:
         address = options.get("path") or f"{options.get('host')}:{options.get('port')}"
         self.location = f"{address}/{options.get('db', 0)}"
         self.fallback_reason: str | None = None
-        self._retry_after_seconds = retry_after_seconds
+        self._retry_after_seconds = retry_after_seconds  # the longest wait between two attempts
+        self._first_retry_seconds = first_retry_seconds
         self._lock = threading.Lock()
+        self._memory = MemoryCache()  # serves while Redis is down
+        self._touched: set[str] = set()  # keys written or deleted while Redis was down
+        self._failures = 0  # consecutive failed attempts: the backoff doubles with each
+        self._down_since: float | None = None  # wall-clock time of the outage's first failure
+        self._down_error: str | None = None
         self._unavailable_until: float | None = None  # while set, Redis is down: calls skip it until then
+        self._decrement_script = self._client.register_script(DECREMENT_SCRIPT)
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why the cache is not Redis right now (for /health), or None while Redis answers."""
+        with self._lock:
+            if self._down_since is None:
+                return None
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._down_since))
+            return (
+                f"Redis at {self.location} unavailable since {since} ({self._down_error}); serving from "
+                f"the in-memory cache, reconnecting with backoff ({self._failures} failed attempts)"
+            )
 
     def get(self, key: str) -> Any | None:
-        payload = self._call(lambda: self._client.get(key))
+        payload = self._call(lambda: self._client.get(key), lambda: _Served(self._memory.get(key)))
+        if isinstance(payload, _Served):  # from the in-memory cache: already decoded
+            return payload.value
         return None if payload is None else json.loads(payload)
 
     def set(self, key: str, value: Any, ttl_seconds: int) -> None:
         if ttl_seconds <= 0:
             return
         payload = _to_json(value)  # outside _call: a value that is not JSON is the caller's bug
-        self._call(lambda: self._client.set(key, payload, ex=ttl_seconds))  # SET EX: SETEX's modern form
+        self._call(
+            lambda: self._client.set(key, payload, ex=ttl_seconds),  # SET EX: SETEX's modern form
+            lambda: self._memory.set(key, value, ttl_seconds),
+            touched=key,
+        )
 
     def delete(self, key: str) -> None:
-        self._call(lambda: self._client.delete(key))
+        self._call(lambda: self._client.delete(key), lambda: self._memory.delete(key), touched=key)
 
     def increment(self, key: str, ttl_seconds: int) -> int | None:
         def incr_and_expire() -> int:
@@ -225,7 +291,14 @@ class RedisCache:
             count, _ = pipeline.execute()
             return int(count)
 
-        return self._call(incr_and_expire)
+        return self._call(incr_and_expire, lambda: self._memory.increment(key, ttl_seconds))
+
+    def decrement(self, key: str) -> int | None:
+        # One round trip, atomic: a counter that reaches zero (or expired meanwhile) is removed, never
+        # left negative to grant extra room later.
+        return self._call(
+            lambda: int(self._decrement_script(keys=[key])), lambda: self._memory.decrement(key)
+        )
 
     def ping(self) -> bool:
         try:
@@ -236,31 +309,58 @@ class RedisCache:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, operation: Callable[[], Any]) -> Any | None:
-        """The operation's result, or None while Redis is unavailable (warned once per outage)."""
+    def _call(
+        self, operation: Callable[[], Any], fallback: Callable[[], Any], touched: str | None = None
+    ) -> Any | None:
+        """The operation's result from Redis, or the fallback's while Redis is unavailable."""
         with self._lock:
-            if self._unavailable_until is not None and time.monotonic() < self._unavailable_until:
-                return None
+            waiting = self._unavailable_until is not None and time.monotonic() < self._unavailable_until
+            if waiting and touched is not None:
+                self._touched.add(touched)
+        if waiting:
+            return fallback()
         try:
+            if self._unavailable_until is not None:
+                self._recover()  # Redis is tried again: first forget what the outage changed
             result = operation()
         except redis.RedisError as error:
-            with self._lock:
-                newly_down = self._unavailable_until is None
-                # Waiting before the next attempt keeps a dead Redis from adding a timeout to every call.
-                self._unavailable_until = time.monotonic() + self._retry_after_seconds
-            if newly_down:
-                logger.warning(
-                    "Redis cache at %s is unavailable (%s); carrying on without a cache until it answers",
-                    self.location,
-                    error,
-                )
-            return None
+            self._failed(error, touched)
+            return fallback()
         with self._lock:
             recovered = self._unavailable_until is not None
-            self._unavailable_until = None
+            self._unavailable_until = self._down_since = self._down_error = None
+            self._failures = 0
         if recovered:
+            self._memory = MemoryCache()
             logger.info("Redis cache at %s answers again", self.location)
         return result
+
+    def _failed(self, error: redis.RedisError, touched: str | None) -> None:
+        with self._lock:
+            newly_down = self._down_since is None
+            if newly_down:
+                self._down_since, self._down_error = time.time(), str(error)
+            if touched is not None:
+                self._touched.add(touched)
+            # Exponential backoff: a dead Redis must not add a timeout to every call.
+            wait = min(self._retry_after_seconds, self._first_retry_seconds * 2**self._failures)
+            self._failures += 1
+            self._unavailable_until = time.monotonic() + wait
+        if newly_down:
+            logger.warning(
+                "Redis cache at %s is unavailable (%s); serving from the in-memory cache until it answers",
+                self.location,
+                error,
+            )
+
+    def _recover(self) -> None:
+        """Delete from Redis the keys changed during the outage (raises RedisError if still down)."""
+        with self._lock:
+            touched = sorted(self._touched)
+        for start in range(0, len(touched), 500):
+            self._client.delete(*touched[start : start + 500])
+        with self._lock:
+            self._touched.difference_update(touched)
 
 
 def open_cache(settings: Settings) -> Cache:

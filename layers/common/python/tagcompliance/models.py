@@ -44,6 +44,48 @@ class ScopeInfo(BaseModel):
     )
 
 
+class Coverage(BaseModel):
+    """How much of a snapshot's scope was read. Derived from what every snapshot stores (its scope
+    and ``failed_shards``), so snapshots written before this model have it too."""
+
+    shards_total: int = Field(description="Shards in the scope: accounts x regions x resource types.")
+    shards_ok: int = Field(description="Shards read.")
+    shards_failed: int = Field(description="Shards that could not be read (see failed_shards).")
+    resources_unreadable: int = Field(
+        default=0, description="Resources found whose tags could not be read (left out of the counts)."
+    )
+    partial: bool = Field(
+        description="Something in the scope could not be read: the counts cover less than the scope, "
+        "so they are not comparable with a full snapshot's."
+    )
+
+    @classmethod
+    def of(cls, snapshot: SnapshotRecord) -> Coverage:
+        accounts = snapshot.covered_accounts or [""]
+        total = len(set(accounts)) * len(set(snapshot.regions)) * len(set(snapshot.resource_types))
+        failed: set[tuple[str, str, str]] = set()
+        unreadable = 0
+        for entry in snapshot.failed_shards:
+            if entry.get("resource_arn"):
+                unreadable += 1
+            else:
+                failed.add(
+                    (
+                        str(entry.get("account_id") or ""),
+                        str(entry.get("region")),
+                        str(entry.get("resource_type")),
+                    )
+                )
+        shards_failed = min(len(failed), total)
+        return cls(
+            shards_total=total,
+            shards_ok=total - shards_failed,
+            shards_failed=shards_failed,
+            resources_unreadable=unreadable,
+            partial=bool(failed or unreadable),
+        )
+
+
 class TypeCounts(BaseModel):
     total: int
     compliant: int
@@ -170,6 +212,10 @@ class HistoryPoint(ComplianceCounts):
     trigger: str = Field(description="What took the period's latest snapshot: manual, scheduled or daily.")
     scheduled: bool = Field(description="The period's latest snapshot came from a scheduled audit.")
     snapshots: int
+    coverage: Coverage = Field(
+        description="What the point's snapshot could read; a partial point is shown but never moves the "
+        "trend (a period with a full snapshot shows its latest full one)."
+    )
     remediations: list[str] = Field(
         default_factory=list, description="remediation_ids of tag remediations that finished in this period."
     )
@@ -193,9 +239,14 @@ class HistoryResult(BaseModel):
     group_by: str
     days_back: int
     points: list[HistoryPoint]
-    trend: Literal["improving", "declining", "stable", "insufficient_data"]
-    score_change: float | None
+    trend: Literal["improving", "declining", "stable", "insufficient_data"] = Field(
+        description="From the first to the last full point (partial points are left out)."
+    )
+    score_change: float | None = Field(description="Last minus first full point's score.")
     snapshot_count: int
+    partial_points: int = Field(
+        default=0, description="Points whose snapshot was partial (coverage.partial)."
+    )
     note: str | None = None
     remediations: list[RemediationMark] = Field(
         default_factory=list, description="Tag remediations in the period (apply_tag_remediation, undo)."

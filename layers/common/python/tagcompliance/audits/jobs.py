@@ -5,11 +5,14 @@ check's scan from the stored inventory counts (``tagcompliance.safety.estimates`
 ``AUDIT_ASYNC_THRESHOLD_SECONDS`` it starts an audit run of the same scope (same account,
 regions, types and policy) and answers with a job handle instead of blocking. Once the run is done
 its snapshot becomes the scope's cached answer, so the next check is served from it at once.
+
+Which job runs for a scope is kept in the cache (Redis when configured), not in this process: a
+check that reaches another gateway task while the job runs answers with the same job rather than
+starting a second one.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 from tagcompliance.cache import Cache
@@ -24,6 +27,10 @@ from .models import AuditScope, snapshot_id_for
 from .runner import InProcessRunner, StepFunctionsRunner
 
 ScopeKey = str
+JOB_PREFIX = "job:"
+# How long a scope remembers its running job: longer than any audit run (the Step Functions
+# state machine's own timeout is one hour).
+JOB_TTL_SECONDS = 2 * 3600
 
 
 class LargeScanJobs:
@@ -38,8 +45,6 @@ class LargeScanJobs:
         self.settings = settings
         self.store = store
         self.cache = cache
-        self._lock = threading.Lock()
-        self._jobs: dict[ScopeKey, str] = {}  # scope cache key -> run id of its latest job
 
     def check_or_start(
         self, scope: Scope, policy: TaggingPolicy, policy_source: str, force_refresh: bool
@@ -49,14 +54,12 @@ class LargeScanJobs:
         The scan's estimate is the safety gate's when the call was guarded (``GATE_ESTIMATE``)."""
         account_id, regions, type_ids = scope.account_id, scope.regions, scope.resource_types
         key = scope.cache_key("scan", policy.digest())
-        with self._lock:
-            run_id = self._jobs.get(key)
-        if run_id is not None:
+        run_id = self.cache.get(JOB_PREFIX + key)
+        if isinstance(run_id, str):
             status = self.runner.status(run_id)
             if status.status == "running":
                 return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, None)
-            with self._lock:
-                self._jobs.pop(key, None)
+            self.cache.delete(JOB_PREFIX + key)
             if status.status == "succeeded" and status.outcome is not None and not force_refresh:
                 # The job's snapshot answers this scope from now on (the check reads it from the store).
                 self.cache.set(key, status.outcome.snapshot_id, self.settings.cache_ttl_seconds)
@@ -70,8 +73,7 @@ class LargeScanJobs:
             return None
         scope = AuditScope(account_id=account_id, regions=regions, resource_types=type_ids)
         run_id = self.runner.start(scope, policy=policy)
-        with self._lock:
-            self._jobs[key] = run_id
+        self.cache.set(JOB_PREFIX + key, run_id, JOB_TTL_SECONDS)
         return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, estimate.seconds)
 
     def _handle(

@@ -153,10 +153,10 @@ class AuditStatus(BaseModel):
     run_id: str
     status: RunStatus
     runner: Literal["in_process", "step_functions", "unknown"] = "unknown"
-    total_shards: int = 0
-    done_shards: int = 0
-    failed_shards: int = 0
-    scanned_resources: int = 0
+    shards_total: int = 0
+    shards_done: int = Field(default=0, description="Shards finished, failed ones included.")
+    shards_failed: int = 0
+    resources_scanned: int = Field(default=0, description="Resources read so far by the finished shards.")
     shards: list[ShardProgress] = Field(default_factory=list)
     outcome: AuditOutcome | None = None
     drift: dict[str, Any] | None = Field(default=None, description="The drift step's summary, once run.")

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
 from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.errors import TagComplianceError
@@ -61,10 +61,10 @@ def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
         run_id=run_id,
         status=run["status"],
         runner=run["runner"] or "unknown",
-        total_shards=len(plan.shards) if plan is not None else len(shards),
-        done_shards=sum(1 for shard in shards if shard.status in ("ok", "failed")),
-        failed_shards=sum(1 for shard in shards if shard.status == "failed"),
-        scanned_resources=sum(shard.resource_count for shard in shards),
+        shards_total=len(plan.shards) if plan is not None else len(shards),
+        shards_done=sum(1 for shard in shards if shard.status in ("ok", "failed")),
+        shards_failed=sum(1 for shard in shards if shard.status == "failed"),
+        resources_scanned=sum(shard.resource_count for shard in shards),
         shards=shards,
         outcome=run["outcome"],
         drift=run["steps"].get("drift"),
@@ -75,7 +75,10 @@ def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
     )
 
 
-class AuditRunner(Protocol):
+class AuditRunner:
+    """What both runners share: a run is started from its scope, then ``launch``ed in the background."""
+
+    store: Store
     ledger: Ledger
 
     def start(
@@ -87,30 +90,24 @@ class AuditRunner(Protocol):
         recipients: list[str] | None = None,
     ) -> str:
         """Start a run in the background and return its id (a job handle)."""
-        ...
+        request = AuditRequest(
+            run_id=run_id or new_run_id(),
+            scope=scope,
+            policy=policy.model_dump(mode="json") if policy is not None else None,
+            schedule_id=schedule_id,
+            recipients=list(recipients or []),
+        )
+        self.launch(request)
+        return request.run_id
 
-    def status(self, run_id: str) -> AuditStatus: ...
+    def launch(self, request: AuditRequest) -> None:
+        raise NotImplementedError
 
-    def wait(self, run_id: str, timeout: float = 600.0) -> AuditStatus: ...
-
-
-def _request(
-    scope: AuditScope,
-    run_id: str | None,
-    policy: TaggingPolicy | None,
-    schedule_id: str | None = None,
-    recipients: list[str] | None = None,
-) -> AuditRequest:
-    return AuditRequest(
-        run_id=run_id or new_run_id(),
-        scope=scope,
-        policy=policy.model_dump(mode="json") if policy is not None else None,
-        schedule_id=schedule_id,
-        recipients=list(recipients or []),
-    )
+    def status(self, run_id: str) -> AuditStatus:
+        return audit_status(run_id, self.ledger, self.store)
 
 
-class InProcessRunner:
+class InProcessRunner(AuditRunner):
     """Plan, scan (thread pool) and aggregate in this process, with the same functions as the Lambdas."""
 
     def __init__(
@@ -178,16 +175,7 @@ class InProcessRunner:
         except Exception as error:
             record_step_failure(run_id, "notify", describe_aws_error(error), self.ledger)
 
-    def start(
-        self,
-        scope: AuditScope,
-        run_id: str | None = None,
-        policy: TaggingPolicy | None = None,
-        schedule_id: str | None = None,
-        recipients: list[str] | None = None,
-    ) -> str:
-        request = _request(scope, run_id, policy, schedule_id, recipients)
-
+    def launch(self, request: AuditRequest) -> None:
         def work() -> None:
             try:
                 self.run(request)
@@ -199,10 +187,6 @@ class InProcessRunner:
         thread = threading.Thread(target=work, name=f"audit-{request.run_id}", daemon=True)
         self._threads[request.run_id] = thread
         thread.start()
-        return request.run_id
-
-    def status(self, run_id: str) -> AuditStatus:
-        return audit_status(run_id, self.ledger, self.store)
 
     def wait(self, run_id: str, timeout: float = 600.0) -> AuditStatus:
         thread = self._threads.get(run_id)
@@ -211,7 +195,7 @@ class InProcessRunner:
         return self.status(run_id)
 
 
-class StepFunctionsRunner:
+class StepFunctionsRunner(AuditRunner):
     """Start the deployed state machine; read progress from the ledger and the execution."""
 
     def __init__(
@@ -233,23 +217,13 @@ class StepFunctionsRunner:
         prefix, name = self.state_machine_arn.rsplit(":stateMachine:", 1)
         return f"{prefix}:execution:{name}:{execution_name}"
 
-    def start(
-        self,
-        scope: AuditScope,
-        run_id: str | None = None,
-        policy: TaggingPolicy | None = None,
-        schedule_id: str | None = None,
-        recipients: list[str] | None = None,
-        execution_name: str | None = None,
-    ) -> str:
+    def launch(self, request: AuditRequest, execution_name: str | None = None) -> None:
         """Start an execution named after the run (or ``execution_name`` to re-run a run id)."""
-        request = _request(scope, run_id, policy, schedule_id, recipients)
         self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=execution_name or request.run_id,
             input=request.model_dump_json(),
         )
-        return request.run_id
 
     def describe(self, execution_name: str) -> dict[str, Any]:
         return self.sfn.describe_execution(executionArn=self.execution_arn(execution_name))

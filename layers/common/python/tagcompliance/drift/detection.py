@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from tagcompliance.compliance import Resource, Violation, compile_policy, evaluate
 from tagcompliance.errors import InvalidInputError
+from tagcompliance.models import Coverage
 from tagcompliance.policy import TaggingPolicy
 from tagcompliance.resources import region_filter, resolve_resource_types
 from tagcompliance.store import ResourceStateRecord, SnapshotRecord
@@ -31,6 +32,7 @@ from .results import (
     DriftSeverity,
     ResourceChange,
     TagDrift,
+    UnobservedResource,
 )
 
 
@@ -240,19 +242,27 @@ def _latest_match(drift: TagDrift, candidates: list[TagChangeEvent]) -> TagChang
     return best
 
 
-def _failed_scope(snapshot: SnapshotRecord | None) -> tuple[set[tuple[str, str]], set[str]]:
-    shards: set[tuple[str, str]] = set()
+def _failed_scope(snapshot: SnapshotRecord | None) -> tuple[set[tuple[str, str, str]], set[str]]:
+    """The (account, region, type) shards and the single resources a snapshot could not read; the
+    account is "" for a shard of a single-account scan (it then stands for any account)."""
+    shards: set[tuple[str, str, str]] = set()
     arns: set[str] = set()
     for entry in (snapshot.failed_shards if snapshot else None) or []:
         if entry.get("resource_arn"):
             arns.add(str(entry["resource_arn"]))
         else:
-            shards.add((str(entry.get("region")), str(entry.get("resource_type"))))
+            account = str(entry.get("account_id") or "")
+            shards.add((account, str(entry.get("region")), str(entry.get("resource_type"))))
     return shards, arns
 
 
-def _unread(state: _State, failed: tuple[set[tuple[str, str]], set[str]]) -> bool:
-    return (state.region, state.resource_type) in failed[0] or state.arn in failed[1]
+def _unread(state: _State, failed: tuple[set[tuple[str, str, str]], set[str]]) -> bool:
+    shards = failed[0]
+    return (
+        (state.account_id, state.region, state.resource_type) in shards
+        or ("", state.region, state.resource_type) in shards
+        or state.arn in failed[1]
+    )
 
 
 def detect_drift(
@@ -310,16 +320,21 @@ def detect_drift(
     failed_then = _failed_scope(baseline)
     removed = [s for arn, s in sorted(before.items()) if arn not in after and not _unread(s, failed_now)]
     added = [s for arn, s in sorted(after.items()) if arn not in before and not _unread(s, failed_then)]
-    unread_now = sum(1 for arn, s in before.items() if arn not in after and _unread(s, failed_now))
-    unread_then = sum(1 for arn, s in after.items() if arn not in before and _unread(s, failed_then))
+    # Resources in shards one side could not read are unobserved there: neither removed nor added.
+    unobserved = [
+        (s, "current") for arn, s in sorted(before.items()) if arn not in after and _unread(s, failed_now)
+    ] + [(s, "baseline") for arn, s in sorted(after.items()) if arn not in before and _unread(s, failed_then)]
+    unread_now = sum(1 for _, side in unobserved if side == "current")
+    unread_then = len(unobserved) - unread_now
     if unread_now:
         notes.append(
-            f"{unread_now} baseline resource(s) are in shards this scan could not read: "
-            "not reported as removed."
+            f"{unread_now} baseline resource(s) are in shards this scan could not read: unobserved "
+            "(see resources_unobserved), not removed."
         )
     if unread_then:
         notes.append(
-            f"{unread_then} resource(s) are in shards the baseline could not read: not reported as added."
+            f"{unread_then} resource(s) are in shards the baseline could not read: unobserved "
+            "(see resources_unobserved), not added."
         )
 
     diffs: list[_Diff] = []
@@ -352,7 +367,7 @@ def detect_drift(
     for drift in drifts:
         by_severity[drift.severity] += 1
     total = len(drifts)
-    truncated = limit is not None and max(total, len(added), len(removed)) > limit
+    truncated = limit is not None and max(total, len(added), len(removed), len(unobserved)) > limit
     listed = drifts[:limit] if limit is not None else drifts
 
     start = baseline.created_at if baseline else end - CLOUDTRAIL_RETENTION
@@ -369,6 +384,8 @@ def detect_drift(
             for s in (states[:limit] if limit is not None else states)
         ]
 
+    unobserved_listed = unobserved[:limit] if limit is not None else unobserved
+
     return DriftResult(
         drift_detected=listed,
         total_drifts=total,
@@ -383,6 +400,15 @@ def detect_drift(
         resources_removed=changes(removed),
         total_resources_added=len(added),
         total_resources_removed=len(removed),
+        resources_unobserved=[
+            UnobservedResource(
+                resource_arn=s.arn, resource_type=s.resource_type, region=s.region, unobserved_in=side
+            )
+            for s, side in unobserved_listed
+        ],
+        total_resources_unobserved=len(unobserved),
+        baseline_coverage=Coverage.of(baseline) if baseline else None,
+        current_coverage=Coverage.of(current_snapshot) if current_snapshot else None,
         truncated=truncated,
         notes=notes,
     )

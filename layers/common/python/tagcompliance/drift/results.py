@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tagcompliance.models import Coverage
+
 DriftChange = Literal["added", "removed", "changed"]
 DriftSeverity = Literal["critical", "warning", "info"]
 Attribution = Literal["cloudtrail", "unavailable"]
@@ -39,6 +41,13 @@ class ResourceChange(BaseModel):
     region: str
 
 
+class UnobservedResource(ResourceChange):
+    unobserved_in: Literal["baseline", "current"] = Field(
+        description="Which snapshot could not read the resource's shard: it may exist unchanged there, "
+        "so it is neither added nor removed."
+    )
+
+
 class DriftResult(BaseModel):
     drift_detected: list[TagDrift] = Field(description="Most severe first, then by ARN and tag key.")
     total_drifts: int = Field(description="All drifts found, also when drift_detected is truncated.")
@@ -55,5 +64,14 @@ class DriftResult(BaseModel):
     resources_removed: list[ResourceChange] = Field(description="Resources gone since the baseline.")
     total_resources_added: int
     total_resources_removed: int
+    resources_unobserved: list[UnobservedResource] = Field(
+        default_factory=list,
+        description="Resources seen on one side only, in a shard the other side could not read.",
+    )
+    total_resources_unobserved: int = 0
+    baseline_coverage: Coverage | None = Field(
+        default=None, description="What the baseline snapshot could read (partial: some shards failed)."
+    )
+    current_coverage: Coverage | None = Field(default=None, description="What the current scan could read.")
     truncated: bool = False
     notes: list[str] = Field(default_factory=list)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from tagcompliance.models import HistoryPoint, HistoryResult, RemediationMark
+from tagcompliance.models import Coverage, HistoryPoint, HistoryResult, RemediationMark
 from tagcompliance.resources import resolve_resource_types
 from tagcompliance.store import SnapshotRecord
 
@@ -52,7 +52,9 @@ def violation_history(
         marked[_period_start(mark.finished_at, group_by)].append(mark.remediation_id)
     points = []
     for start in sorted(periods):
-        last = periods[start][-1]  # a point in time: the period's latest measurement
+        # A point in time: the period's latest full measurement, else its latest (partial) one.
+        full = [s for s in periods[start] if not Coverage.of(s).partial]
+        last = (full or periods[start])[-1]
         points.append(
             HistoryPoint.of(
                 last,
@@ -60,11 +62,20 @@ def violation_history(
                 trigger=last.trigger,
                 scheduled=last.scheduled,
                 snapshots=len(periods[start]),
+                coverage=Coverage.of(last),
                 remediations=marked.get(start, []),
             )
         )
-    scored = [p.compliance_score for p in points if p.compliance_score is not None]
+    # Partial points count less than their scope: they are listed, flagged, but never move the trend.
+    scored = [p.compliance_score for p in points if p.compliance_score is not None and not p.coverage.partial]
     change = round(scored[-1] - scored[0], 4) if len(scored) >= 2 else None
+    partial_points = sum(1 for p in points if p.coverage.partial)
+    if partial_points:
+        partial_note = (
+            f"{partial_points} point(s) come from partial snapshots (coverage.partial: some shards could "
+            "not be read); their counts cover less than the scope and the trend leaves them out."
+        )
+        note = f"{note} {partial_note}" if note else partial_note
     trend: Literal["improving", "declining", "stable", "insufficient_data"]
     if change is None:
         trend = "insufficient_data"
@@ -77,6 +88,7 @@ def violation_history(
         trend=trend,
         score_change=change,
         snapshot_count=len(snapshots),
+        partial_points=partial_points,
         note=note,
         remediations=marks,
     )

@@ -91,6 +91,8 @@ class CallRecord:
     client_id: str | None = None
     ip_address: str | None = None
     user_agent: str | None = None
+    # Unique per call: a row replayed from the local spool after an outage is written at most once.
+    call_id: str | None = None
     id: int | None = None  # assigned by the store
 
 
@@ -242,7 +244,9 @@ class SnapshotStore(Protocol):
 class CallLogStore(Protocol):
     """The log of tool calls (the ``call_log`` table), not to be confused with the compliance audit runs."""
 
-    def record_call(self, record: CallRecord) -> None: ...
+    def record_call(self, record: CallRecord) -> None:
+        """Write one call; a record whose ``call_id`` is already stored is not written again."""
+        ...
 
     def list_calls(self, limit: int = 100, tool_name: str | None = None) -> list[CallRecord]:
         """Newest first."""

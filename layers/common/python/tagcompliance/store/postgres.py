@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.transaction import Transaction
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from tagcompliance.errors import StoreError
 
@@ -21,6 +22,7 @@ from .sqlbase import one_line
 
 # Any fixed 64-bit number will do, as long as nothing else in the database uses it: "tagcompl".
 MIGRATION_LOCK_KEY = 0x74_61_67_63_6F_6D_70_6C
+RECONNECT_MAX_DELAY_SECONDS = 2.0  # longest wait between two reconnection attempts of the pool
 
 
 def describe_postgres_url(url: str) -> str:
@@ -35,6 +37,22 @@ def describe_postgres_url(url: str) -> str:
     user = f"{params['user']}@" if params.get("user") else ""
     port = f":{params['port']}" if params.get("port") else ""
     return f"postgresql://{user}{params.get('host', '')}{port}/{params.get('dbname', '')}"
+
+
+class _CappedBackoff(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff (1 s, doubling) with its wait capped at
+    ``RECONNECT_MAX_DELAY_SECONDS``: uncapped, a pool that lost its server for a minute would wait
+    another minute after the server is back before it tried again."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_MAX_DELAY_SECONDS)
+
+
+class _ReconnectingPool(ConnectionPool):
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        # The pool starts every reconnection with its own AttemptWithBackoff; this one is capped.
+        super()._add_connection(attempt or _CappedBackoff(timeout=self.reconnect_timeout), growing)
 
 
 class PostgresDialect:
@@ -77,7 +95,7 @@ class PostgresDialect:
             raise StoreError(
                 f"Could not connect to PostgreSQL at {self.location}: {one_line(error)}"
             ) from error
-        self._pool = ConnectionPool(
+        self._pool = _ReconnectingPool(
             url,
             min_size=1,
             max_size=pool_size,

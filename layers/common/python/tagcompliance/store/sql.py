@@ -224,7 +224,8 @@ class SqlStore(ScheduleSql, SafetySql, OAuthSql, RemediationSql):
             self._dialect.connection() as conn,
             self._dialect.transaction(conn),
         ):
-            self._execute(conn, _CALL_LOG.insert_sql, row)
+            # Idempotent by call_id (both backends): replaying the spool never duplicates a row.
+            self._execute(conn, f"{_CALL_LOG.insert_sql} ON CONFLICT (call_id) DO NOTHING", row)
 
     def list_calls(self, limit: int = 100, tool_name: str | None = None) -> list[CallRecord]:
         where = "" if tool_name is None else " WHERE tool_name = ?"
