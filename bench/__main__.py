@@ -5,7 +5,7 @@ not measured, with the reason).
 
 Options: ``--gateway-seconds`` (default 60; the balanced runs take half of it each, at most 30),
 ``--only NAME[,NAME]`` (engine, memory, cost, context, gateway, balanced, resilience, durability, pipeline,
-scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
+tagging, scan), ``--budget-seconds`` (default 840: 14 minutes, leaving time to write the results).
 """
 
 from __future__ import annotations
@@ -20,7 +20,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import balanced, context, cost, durability, engine, gateway, memory, pipeline, resilience, scan
+from . import (
+    balanced,
+    context,
+    cost,
+    durability,
+    engine,
+    gateway,
+    memory,
+    pipeline,
+    resilience,
+    scan,
+    tagging,
+)
 from .common import print_result, write_results
 
 ORDER = (
@@ -33,6 +45,7 @@ ORDER = (
     "resilience",
     "durability",
     "pipeline",
+    "tagging",
     "scan",
 )
 
@@ -83,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "resilience": lambda: resilience.run(demo=shared_demo()),
         "durability": lambda: durability.run(demo=shared_demo()),
         "pipeline": run_pipeline,
+        "tagging": lambda: (stop_demo(), tagging.run())[1],  # its own moto server: backends are per process
         "scan": run_scan,
     }
     results: list[dict[str, Any]] = []

@@ -8,7 +8,7 @@ import os
 import platform
 import socket
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +62,7 @@ def figure(
 
 
 @contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
     """``os.environ`` with ``variables`` set while the block runs, restored after."""
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)

@@ -7,12 +7,11 @@ zero for the same question again within the cache TTL.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from datetime import timedelta
 from typing import Any
 
-from .common import POLICY_PATH, figure
+from .common import POLICY_PATH, environment, figure
 
 
 def _groups_per_tag(service: Any, answer: Any) -> dict[str, int]:
@@ -36,10 +35,8 @@ def run(demo: Any | None = None) -> dict[str, Any]:
 
     own = demo is None
     demo = demo or start_demo_aws(seed=7)
-    saved = {name: os.environ.get(name) for name in demo.environment}
-    os.environ.update(demo.environment)
     try:
-        with tempfile.TemporaryDirectory() as data_dir:
+        with environment(demo.environment), tempfile.TemporaryDirectory() as data_dir:
             settings = Settings(
                 AWS_ENDPOINT_URL=demo.endpoint_url,
                 AWS_REGION=demo.regions[0],
@@ -64,11 +61,6 @@ def run(demo: Any | None = None) -> dict[str, Any]:
             finally:
                 runtime.close()
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         if own:
             demo.stop()
     page_size = demo.cost_model.page_size

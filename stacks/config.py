@@ -144,6 +144,9 @@ class EnvironmentConfig(BaseModel):
     alarm_slack_channel_id: str | None = None
     notify_email_sender: str | None = None
     waf: bool
+    # The gateway may write tags (apply/undo_tag_remediation): REMEDIATION_ENABLED and the task
+    # role's tagging permissions, both only when true.
+    remediation_enabled: bool
     # Route 53: with a hosted zone (id and name) and domain_name, an alias record points at the ALB.
     hosted_zone_id: str | None = None
     hosted_zone_name: str | None = None
@@ -320,6 +323,7 @@ def load_config(scope: Construct, env_name: str | None = None) -> AppConfig:
         "notify_email_sender",
         "hosted_zone_id",
         "hosted_zone_name",
+        "remediation_enabled",
     )
     for key in overridable:
         override = context.try_get_context(key)

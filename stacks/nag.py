@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
+from stacks.permissions import tag_write_grants
+
 if TYPE_CHECKING:
     from stacks.stacks import Deployment
 
@@ -253,6 +255,24 @@ def suppress(deployment: Deployment) -> None:
             )
         ],
     )
+    if env.remediation_enabled:
+        patterns = ["Resource::*"] + [
+            f"Resource::{pattern}"
+            for _, resources in tag_write_grants("<AWS::Partition>", "<AWS::AccountId>")
+            for pattern in resources
+        ]
+        _suppress_wildcards(
+            gateway.task_role,
+            [
+                (
+                    "AwsSolutions-IAM5",
+                    patterns,
+                    "apply_tag_remediation writes tags on any resource of a registry type the user names "
+                    "(each write confirmed, journaled and undoable): scoped to those types' ARN patterns in "
+                    "this account; tag:TagResources / UntagResources themselves take no resource scope",
+                )
+            ],
+        )
     _suppress_wildcards(
         gateway.task_role,
         [

@@ -54,6 +54,48 @@ STATE_MACHINE_START_ACTIONS = ("states:StartExecution",)
 STATE_MACHINE_EXECUTION_ACTIONS = ("states:DescribeExecution",)
 
 
+# Writing tags (tagcompliance.tagging; only with remediation_enabled). The Tagging API's own actions
+# take no resource scope; the service actions it calls on the caller's behalf (and the S3 API the
+# writer uses for buckets) are scoped to the registry's ARN patterns, keyed by the ARN's service.
+TAGGING_WRITE_ACTIONS = ("tag:TagResources", "tag:UntagResources")
+SERVICE_TAG_WRITE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "ec2": ("ec2:CreateTags", "ec2:DeleteTags"),
+    "rds": ("rds:AddTagsToResource", "rds:RemoveTagsFromResource"),
+    "s3": ("s3:GetBucketLocation", "s3:GetBucketTagging", "s3:PutBucketTagging"),
+    "lambda": ("lambda:TagResource", "lambda:UntagResource"),
+    "ecs": ("ecs:TagResource", "ecs:UntagResource"),
+    "eks": ("eks:TagResource", "eks:UntagResource"),
+    "dynamodb": ("dynamodb:TagResource", "dynamodb:UntagResource"),
+    "elasticache": ("elasticache:AddTagsToResource", "elasticache:RemoveTagsFromResource"),
+    "elasticfilesystem": ("elasticfilesystem:TagResource", "elasticfilesystem:UntagResource"),
+    "es": ("es:AddTags", "es:RemoveTags"),
+    "sns": ("sns:TagResource", "sns:UntagResource"),
+    "sqs": ("sqs:TagQueue", "sqs:UntagQueue"),
+    "elasticloadbalancing": ("elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"),
+    "kinesis": ("kinesis:AddTagsToStream", "kinesis:RemoveTagsFromStream"),
+    "secretsmanager": ("secretsmanager:TagResource", "secretsmanager:UntagResource"),
+}
+
+
+def tag_write_grants(partition: str, account: str) -> list[tuple[tuple[str, ...], list[str]]]:
+    """(actions, resource ARN patterns) per service of the registry, for the gateway's task role."""
+    patterns: dict[str, set[str]] = {}
+    for row in REGISTRY.values():
+        service = row.arn_service
+        if service not in SERVICE_TAG_WRITE_ACTIONS:
+            raise SystemExit(
+                f"resource type {row.id!r} ({service}) has no tag write actions: add them to "
+                "stacks/permissions.py SERVICE_TAG_WRITE_ACTIONS"
+            )
+        if row.global_arn:
+            pattern = f"arn:{partition}:{service}:::*"
+        else:
+            head = f"{row.arn_prefix}{row.arn_separator}" if row.arn_prefix else ""
+            pattern = f"arn:{partition}:{service}:*:{account}:{head}*"
+        patterns.setdefault(service, set()).add(pattern)
+    return [(SERVICE_TAG_WRITE_ACTIONS[s], sorted(p)) for s, p in sorted(patterns.items())]
+
+
 @lru_cache(maxsize=1)
 def _botocore() -> botocore.session.Session:
     return botocore.session.get_session()

@@ -153,22 +153,24 @@ class SafetyGate:
     async def run(
         self,
         ctx: Context | None,
-        request: SafetyRequest,
+        request: SafetyRequest | Callable[[], SafetyRequest],
         execute: Callable[[ProgressCallback], ResultT],
         outcome: Callable[[ResultT], Mapping[str, Any]] | None = None,
         precheck: Callable[[], None] | None = None,
     ) -> ResultT | SafetyResponse:
         """Decide, and run ``execute`` only if the decision is to proceed. ``precheck`` validates the
-        arguments first, so that an invalid request is refused rather than committed to."""
+        arguments first, so that an invalid request is refused rather than committed to. ``request``
+        may be a function building it in the worker thread (when building it reads AWS: a plan)."""
 
         def work(progress: ProgressCallback) -> Any:
             if precheck is not None:
                 precheck()
-            if request.writes and not request.dry_run and self.runtime.call_log is not None:
+            built = request if isinstance(request, SafetyRequest) else request()
+            if built.writes and not built.dry_run and self.runtime.call_log is not None:
                 # Fail closed: a call with side effects never runs (nor is committed to) while the
                 # call log cannot be written; the error says so, rather than a database error later.
                 self.runtime.call_log.ensure_writable()
-            decision = self.engine.evaluate(request)
+            decision = self.engine.evaluate(built)
             if isinstance(decision, SafetyResponse):
                 return decision
             # The work's own estimate of the scan is this one (tagcompliance.scope.GATE_ESTIMATE).

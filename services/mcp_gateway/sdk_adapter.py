@@ -120,10 +120,12 @@ def compact_schemas(mcp: MCPServer) -> None:
 
 def compact_schema(schema: Any, drop_null: bool) -> Any:
     """``schema`` without ``title`` strings; without ``drop_null`` (an output schema), without
-    ``default`` annotations either; with ``drop_null`` (an input schema), ``anyOf: [X, null]``
-    becomes X, a ``null`` or ``false`` default goes (an input left out is null, a flag left out is off)
-    and so do length limits of 20 or more (they guard the server, which enforces them with a clear
-    error)."""
+    ``default`` annotations either and with ``anyOf: [{"type": X}, {"type": "null"}]`` as
+    ``{"type": [X, "null"]}``; with ``drop_null`` (an input schema), without
+    ``additionalProperties: false`` (the server refuses unknown arguments by name) or the ``string``
+    type of a string enum; ``anyOf: [X, null]`` becomes X, a ``null`` or ``false`` default goes (an
+    input left out is null, a flag left out is off) and so do length limits of 20 or more (they guard
+    the server, which enforces them with a clear error)."""
     if isinstance(schema, list):
         return [compact_schema(item, drop_null) for item in schema]
     if not isinstance(schema, dict):
@@ -136,13 +138,30 @@ def compact_schema(schema: Any, drop_null: bool) -> Any:
         and not (not drop_null and key == "default")
         # Length limits guard the server (it enforces them, with a clear error), not the caller's choice.
         and not (drop_null and key in ("maxLength", "maxItems") and isinstance(value, int) and value >= 20)
+        # The server refuses unknown arguments itself, naming them (forbid_unknown_arguments).
+        and not (drop_null and key == "additionalProperties" and value is False)
     }
-    if drop_null:
-        branches = compact.get("anyOf")
-        if isinstance(branches, list) and {"type": "null"} in branches:
-            kept = [branch for branch in branches if branch != {"type": "null"}]
-            compact.pop("anyOf")
-            compact = {**kept[0], **compact} if len(kept) == 1 else {"anyOf": kept, **compact}
-        if "default" in compact and (compact["default"] is None or compact["default"] is False):
-            compact.pop("default")  # an argument left out is null; a flag left out is off (instructions)
+    branches = compact.get("anyOf")
+    nullable = isinstance(branches, list) and {"type": "null"} in branches
+    if not drop_null:
+        # An output's "X or null" of a plain type as one type list: the same schema, a third the size.
+        if nullable and len(branches) == 2:
+            kept = next(branch for branch in branches if branch != {"type": "null"})
+            if list(kept) == ["type"] and isinstance(kept["type"], str):
+                compact.pop("anyOf")
+                compact = {"type": [kept["type"], "null"], **compact}
+        return compact
+    enum = compact.get("enum")
+    if compact.get("type") == "string" and isinstance(enum, list) and all(isinstance(e, str) for e in enum):
+        compact.pop("type")  # an enum of strings says the type already
+    if nullable:
+        kept_branches = [branch for branch in branches if branch != {"type": "null"}]
+        compact.pop("anyOf")
+        compact = (
+            {**kept_branches[0], **compact}
+            if len(kept_branches) == 1
+            else {"anyOf": kept_branches, **compact}
+        )
+    if "default" in compact and (compact["default"] is None or compact["default"] is False):
+        compact.pop("default")  # an argument left out is null; a flag left out is off (instructions)
     return compact

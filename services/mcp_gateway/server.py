@@ -18,7 +18,17 @@ from .health import LIVENESS_PATH, READINESS_PATH, Readiness
 from .runtime import CallLogMiddleware, Runtime
 from .safety import SafetyGate
 from .sdk_adapter import allow_safety_responses, compact_schemas, forbid_unknown_arguments
-from .tools import audits, compliance, history, intents, policy_import, remediation, reports, schedules
+from .tools import (
+    audits,
+    compliance,
+    history,
+    intents,
+    policy_import,
+    remediation,
+    reports,
+    schedules,
+    tagging,
+)
 from .tools.common import ToolDeps
 from .tracing import ToolTraceMiddleware
 
@@ -49,7 +59,7 @@ compliance over time. What every tool shares:
 # A proxy in front adds one of these: the request's loopback peer then is the proxy, not the client.
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
-TOOL_AREAS = (compliance, history, reports, remediation, policy_import, schedules, intents, audits)
+TOOL_AREAS = (compliance, history, reports, remediation, tagging, policy_import, schedules, intents, audits)
 
 
 def build_server(runtime: Runtime, auth: GatewayAuth | None = None) -> MCPServer:

@@ -110,6 +110,16 @@ class GatewaySettings(Settings):
         validation_alias="AUTH_ADMIN_GROUPS",
         description="Comma-separated IdP groups (the 'groups' claim) whose members may be granted admin.",
     )
+    auth_write_users: CommaList = Field(
+        default_factory=list,
+        validation_alias="AUTH_WRITE_USERS",
+        description="Comma-separated users who may be granted tag:write (apply and undo tag remediations).",
+    )
+    auth_write_groups: CommaList = Field(
+        default_factory=list,
+        validation_alias="AUTH_WRITE_GROUPS",
+        description="Comma-separated IdP groups whose members may be granted tag:write.",
+    )
     auth_public_url: str | None = Field(
         default=None,
         validation_alias="AUTH_PUBLIC_URL",

@@ -40,9 +40,7 @@ from stacks.config import (
     REDIS_PORT,
     AppConfig,
 )
-from stacks.permissions import (
-    gateway_read_actions,
-)
+from stacks.permissions import TAGGING_WRITE_ACTIONS, gateway_read_actions, tag_write_grants
 
 from .data import Data
 from .foundation import Foundation
@@ -200,6 +198,7 @@ class Gateway(Construct):
             "FORWARDED_ALLOW_IPS": env.vpc_cidr,
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{XRAY_DAEMON_PORT}",
             "MCP_ALLOWED_HOSTS": public_host,
+            "REMEDIATION_ENABLED": "true" if env.remediation_enabled else "false",
             "SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
             **self._auth_environment(config, secrets, public_host),
         }
@@ -485,6 +484,14 @@ class Gateway(Construct):
                 sid="TagComplianceReadAccess", actions=list(gateway_read_actions()), resources=["*"]
             )
         )
+        if config.env.remediation_enabled:  # tag writes: only when the operator turned them on
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="TagRemediationTaggingApi", actions=list(TAGGING_WRITE_ACTIONS), resources=["*"]
+                )
+            )
+            for actions, resources in tag_write_grants(stack.partition, stack.account):
+                role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=resources))
         pipeline.grant_start_and_schedule_audits(role, config, stack)
         data.ledger.grant_read_data(role)
         if secrets.signing_key is not None:  # the authorization server reads its client secret and key

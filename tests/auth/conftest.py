@@ -145,6 +145,7 @@ def running_stack(
         "AUTH_IDP_CLIENT_ID": idp.client_id,
         "AUTH_IDP_CLIENT_SECRET": idp.client_secret,
         "AUTH_ADMIN_GROUPS": "finops-admins",
+        "AUTH_WRITE_GROUPS": "finops-writers",
     }
     if database_url:
         overrides["DATABASE_URL"] = database_url

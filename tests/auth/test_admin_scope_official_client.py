@@ -3,7 +3,7 @@ real streamable HTTP on 127.0.0.1.
 
 The client chooses its scope from discovery (MCP authorization spec, scope selection: the 401
 challenge's ``scope``, else the protected-resource metadata's ``scopes_supported``) and ignores the
-scope in its own metadata. The gateway advertises every scope it supports (``tag:read admin``) while
+scope in its own metadata. The gateway advertises every scope it supports (``tag:read admin tag:write``) while
 the HTTP layer requires only ``tag:read``; its authorization server then grants ``admin`` to users in
 ``AUTH_ADMIN_GROUPS`` / ``AUTH_ADMIN_USERS`` only, everyone else the subset ``tag:read``, and says
 which in the token response's ``scope`` (RFC 6749 §3.3, §5.1).
@@ -112,8 +112,8 @@ async def test_the_resource_advertises_every_scope_and_requires_tag_read(stack: 
         prm = (await http.get(stack.issuer + PRM_PATH)).json()
         asm = (await http.get(f"{stack.issuer}/.well-known/oauth-authorization-server")).json()
         unauthenticated = await http.post(stack.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
-    assert prm["scopes_supported"] == ["tag:read", "admin"]
-    assert asm["scopes_supported"] == ["tag:read", "admin"]
+    assert prm["scopes_supported"] == ["tag:read", "admin", "tag:write"]
+    assert asm["scopes_supported"] == ["tag:read", "admin", "tag:write"]
     assert unauthenticated.status_code == 401
     # the challenge names no narrower scope: a client falls back to scopes_supported (MCP scope selection)
     assert "scope=" not in unauthenticated.headers["www-authenticate"]
@@ -138,7 +138,7 @@ async def test_an_admin_gets_admin_and_schedules_an_audit(stack: AuthStack, conf
                 mcp, "schedule_compliance_audit", action="delete", schedule_id=schedule_id
             )
             assert deleted["schedule"]["status"] == "deleted", deleted
-    assert requested_scope(client) == ["tag:read", "admin"]
+    assert requested_scope(client) == ["tag:read", "admin", "tag:write"]
     assert granted(stack, client, responses) == ["tag:read", "admin"]
     assert live_schedules(stack, recipient) == []
     entries = stack.runtime.store.list_calls(limit=4)
@@ -160,7 +160,7 @@ async def test_a_non_admin_gets_tag_read_and_is_refused_admin_calls(stack: AuthS
             assert "'admin' scope" in refused, refused
             listed = await call(mcp, "schedule_compliance_audit", action="list")
             assert "schedules" in listed, listed
-    assert requested_scope(client) == ["tag:read", "admin"]  # asked for both, granted the subset
+    assert requested_scope(client) == ["tag:read", "admin", "tag:write"]  # asked for both, granted the subset
     assert granted(stack, client, responses) == ["tag:read"]
     assert live_schedules(stack, recipient) == []
     entries = stack.runtime.store.list_calls(limit=3)
@@ -191,7 +191,7 @@ async def test_a_client_registered_for_tag_read_only_can_still_log_an_admin_in(s
         async with connect_recording(stack, client, responses) as mcp:
             await call(mcp, "get_intent_beliefs", limit=1)
     assert client.storage.client_info.client_id == registration.json()["client_id"]  # not re-registered
-    assert requested_scope(client) == ["tag:read", "admin"]
+    assert requested_scope(client) == ["tag:read", "admin", "tag:write"]
     assert granted(stack, client, responses) == ["tag:read", "admin"]
 
 
@@ -213,7 +213,35 @@ async def test_resource_server_only_mode_advertises_the_same_scopes() -> None:
             )
     assert prm["resource"] == f"{base}/mcp"
     assert [server.rstrip("/") for server in prm["authorization_servers"]] == [issuer]
-    assert prm["scopes_supported"] == ["tag:read", "admin"]
+    assert prm["scopes_supported"] == ["tag:read", "admin", "tag:write"]
     assert unauthenticated.status_code == 401
     assert f'resource_metadata="{base}{PRM_PATH}"' in unauthenticated.headers["www-authenticate"]
     assert auth.settings.required_scopes == ["tag:read"]
+
+
+WRITER = TestUser("00u-writer", "writer@example.com", ["finops-writers"])
+SOME_INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+
+
+async def test_tag_write_goes_to_writers_only_and_guards_the_remediation_tools(stack: AuthStack) -> None:
+    """A reader asking (as clients do) for every advertised scope gets tag:read and is refused the
+    writing tools by scope; a member of AUTH_WRITE_GROUPS gets tag:write and reaches the tool (which
+    then refuses because this gateway runs without REMEDIATION_ENABLED)."""
+    change = {"changes": [{"resource_arn": SOME_INSTANCE, "set_tags": {"Owner": "a@example.com"}}]}
+    reader = oauth_client(stack, "tag:read")
+    reader_responses = TokenResponses(stack.issuer)
+    with logged_in_as(stack, ALICE):
+        async with connect_recording(stack, reader, reader_responses) as mcp:
+            refused = await call_error(mcp, "apply_tag_remediation", **change, dry_run=True)
+            assert "insufficient_scope" in refused and "'tag:write' scope" in refused, refused
+            refused = await call_error(mcp, "undo_tag_remediation", remediation_id="rem_" + "0" * 32)
+            assert "'tag:write' scope" in refused, refused
+    assert granted(stack, reader, reader_responses) == ["tag:read"]
+
+    writer = oauth_client(stack, "tag:read")
+    writer_responses = TokenResponses(stack.issuer)
+    with logged_in_as(stack, WRITER):
+        async with connect_recording(stack, writer, writer_responses) as mcp:
+            answer = await call_error(mcp, "apply_tag_remediation", **change, dry_run=True)
+            assert "insufficient_scope" not in answer and "REMEDIATION_ENABLED=true" in answer, answer
+    assert granted(stack, writer, writer_responses) == ["tag:read", "tag:write"]

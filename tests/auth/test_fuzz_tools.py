@@ -118,6 +118,8 @@ def _tool_names() -> list[str]:
         "get_violation_history",
         "generate_custodian_policy",
         "generate_openops_workflow",
+        "apply_tag_remediation",
+        "undo_tag_remediation",
         "detect_tag_drift",
         "export_violations_csv",
         "import_aws_tag_policy",

@@ -189,7 +189,27 @@ def test_transport_rules() -> None:
         ("schedule_compliance_audit", {"action": "get"}, "tag:read"),
         ("schedule_compliance_audit", {"action": "pause"}, "admin"),
         ("schedule_compliance_audit", {"action": "bogus"}, "admin"),
+        ("apply_tag_remediation", {"changes": []}, "tag:write"),
+        ("apply_tag_remediation", {"dry_run": True}, "tag:write"),
+        ("undo_tag_remediation", {"remediation_id": "rem_1"}, "tag:write"),
     ],
 )
 def test_tool_scopes(tool: str, arguments: dict[str, Any], scope: str) -> None:
     assert required_scope(tool, arguments) == scope
+
+
+def test_tag_write_is_granted_only_to_the_configured_writers() -> None:
+    from services.mcp_gateway.auth.authserver import ScopePolicy
+    from services.mcp_gateway.auth.upstream import UserIdentity
+
+    policy = ScopePolicy(
+        frozenset({"root@example.com"}), frozenset(), frozenset({"ana@example.com"}), frozenset({"finops"})
+    )
+
+    def user(name: str, *groups: str) -> UserIdentity:
+        return UserIdentity(user_id=name, subject=f"sub-{name}", email=name, groups=list(groups))
+
+    assert policy.grantable(user("ana@example.com")) == {"tag:read", "tag:write"}
+    assert policy.grantable(user("bo@example.com", "finops")) == {"tag:read", "tag:write"}
+    assert policy.grantable(user("root@example.com")) == {"tag:read", "admin"}
+    assert policy.grantable(user("eve@example.com", "admins")) == {"tag:read"}

@@ -159,3 +159,17 @@ def test_pipeline_at_tiny_scale(demo_aws: DemoAws) -> None:
     assert figures["execution"]["value"] == 1
     assert result["details"]["child_executions"] == 3 * 2
     assert figures["largest history of any one execution"]["value"] > 0
+
+
+def test_tagging_throughput_batches_shared_values_and_undoes_everything() -> None:
+    from bench import tagging
+
+    result = tagging.run(total=40)
+    figures = assert_well_formed(result)
+    runs = result["details"]["runs"]
+    for run in runs.values():
+        assert run["applied"] == run["resources"] == 40 and run["failed"] == 0 and run["undone"] == 40
+    # 20 resources per (region, type) pair share their tags: 20-ARN requests, one per region.
+    assert runs["shared values"]["write_requests"] == {"tagging:TagResources": 2}
+    assert runs["distinct values"]["write_requests"] == {"tagging:TagResources": 40}
+    assert figures["write requests per resource (shared values)"]["value"] == 0.05

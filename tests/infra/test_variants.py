@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stacks.constructs.gateway import CONTAINER_NAME
+from stacks.permissions import SERVICE_TAG_WRITE_ACTIONS, TAGGING_WRITE_ACTIONS, gateway_read_actions
 
 from .conftest import Synthesized, synthesize
 
@@ -107,3 +108,55 @@ def test_notification_sender_may_send_mail_from_that_address_only(variant: Synth
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": SENDER}}
     for function in variant.resources("pipeline", "AWS::Lambda::Function").values():
         assert function["Properties"]["Environment"]["Variables"]["NOTIFY_EMAIL_SENDER"] == SENDER
+
+
+@pytest.fixture(scope="module")
+def remediating(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-remediating"), remediation_enabled="true")
+
+
+def _gateway_statements(synth: Synthesized) -> list[dict[str, Any]]:
+    return [
+        statement
+        for logical_id, policy in synth.resources("gateway", "AWS::IAM::Policy").items()
+        if logical_id.startswith("GatewayTaskRole")
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_remediation_is_off_by_default_and_grants_no_tag_writes(variant: Synthesized) -> None:
+    assert _gateway_environment(variant)["REMEDIATION_ENABLED"] == "false"
+    actions = {a for s in _gateway_statements(variant) for a in _listed(s["Action"])}
+    writes = {*TAGGING_WRITE_ACTIONS, *(a for acts in SERVICE_TAG_WRITE_ACTIONS.values() for a in acts)}
+    writes -= set(gateway_read_actions())  # the tag reads scanning needs anyway
+    assert actions and not actions & writes, sorted(actions & writes)
+
+
+def test_remediation_enabled_grants_tag_writes_scoped_to_the_registry_arns(remediating: Synthesized) -> None:
+    assert _gateway_environment(remediating)["REMEDIATION_ENABLED"] == "true"
+    statements = _gateway_statements(remediating)
+    tagging = [s for s in statements if "tag:TagResources" in _listed(s["Action"])]
+    assert len(tagging) == 1 and set(_listed(tagging[0]["Action"])) == {
+        "tag:TagResources",
+        "tag:UntagResources",
+    }
+    ec2 = [s for s in statements if "ec2:CreateTags" in _listed(s["Action"])]
+    assert len(ec2) == 1
+    resources = json.dumps(ec2[0]["Resource"])
+    assert ":instance/*" in resources and ":volume/*" in resources and '"*"' not in resources
+    s3 = [s for s in statements if "s3:PutBucketTagging" in _listed(s["Action"])]
+    assert len(s3) == 1 and ":s3:::*" in json.dumps(s3[0]["Resource"])
+    # cdk-nag: still no unsuppressed finding with the write grants.
+    errors = []
+    for path in remediating.outdir.glob("*.metadata.json"):
+        for items in json.loads(path.read_text(encoding="utf-8")).values():
+            errors.extend(
+                str(i["data"])[:200]
+                for i in items
+                if i["type"] in ("aws:cdk:error", "aws:cdk:warning") and "AwsSolutions" in str(i["data"])
+            )
+    assert errors == []

@@ -187,6 +187,23 @@ def _filler(kind: str, column: str, row: int, max_length: int | None, literal: s
     return text[:max_length] if max_length else text
 
 
+def _parents_first(conn: sqlite3.Connection, tables: set[str]) -> list[str]:
+    """Tables in name order, but each after the tables its foreign keys reference (filled first)."""
+    order: list[str] = []
+    pending = set(tables)
+    while pending:
+        ready = sorted(
+            table
+            for table in pending
+            if not ({row[2] for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')} - {table})
+            & pending
+        )
+        assert ready, f"foreign keys form a cycle among {sorted(pending)}"
+        order += ready
+        pending -= set(ready)
+    return order
+
+
 def _fill_tables_the_store_api_does_not_write(path: Path, catalog_url: str) -> None:
     """Two rows in every table still empty (tables of other features, or added by later migrations).
 
@@ -196,7 +213,7 @@ def _fill_tables_the_store_api_does_not_write(path: Path, catalog_url: str) -> N
     """
     with psycopg.connect(catalog_url) as catalog, sqlite3.connect(path) as conn:
         conn.execute("PRAGMA foreign_keys = ON")
-        for table in sorted(_source_tables(path)):
+        for table in _parents_first(conn, _source_tables(path)):
             if conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]:
                 continue
             columns = catalog.execute(

@@ -65,7 +65,7 @@ from .consents import CALLBACK_PATH, ConsentFlow
 from .digests import b64url, s256_challenge, token_hash
 from .keys import derived_secret
 from .ratelimit import RateLimiter
-from .scopes import ADMIN_SCOPE, ALL_SCOPES, READ_SCOPE
+from .scopes import ADMIN_SCOPE, ALL_SCOPES, READ_SCOPE, WRITE_SCOPE
 from .signed import STATE_TYPE, SignedRequests
 from .upstream import OidcUpstream, UpstreamLoginError, UserIdentity
 
@@ -93,16 +93,23 @@ class StoredAccessToken(AccessToken):
 
 @dataclass(frozen=True, slots=True)
 class ScopePolicy:
-    """Which scopes a user may be granted: ``tag:read`` for everyone the IdP lets in, ``admin`` only
-    for the configured users or members of the configured groups."""
+    """Which scopes a user may be granted: ``tag:read`` for everyone the IdP lets in, ``admin`` and
+    ``tag:write`` each only for their configured users or members of their configured groups."""
 
     admin_users: frozenset[str]
     admin_groups: frozenset[str]
+    write_users: frozenset[str] = frozenset()
+    write_groups: frozenset[str] = frozenset()
 
     def grantable(self, identity: UserIdentity) -> set[str]:
         names = {identity.user_id, identity.subject, identity.email or ""}
-        admin = bool(names & self.admin_users) or bool(set(identity.groups) & self.admin_groups)
-        return {READ_SCOPE, ADMIN_SCOPE} if admin else {READ_SCOPE}
+        groups = set(identity.groups)
+        scopes = {READ_SCOPE}
+        if names & self.admin_users or groups & self.admin_groups:
+            scopes.add(ADMIN_SCOPE)
+        if names & self.write_users or groups & self.write_groups:
+            scopes.add(WRITE_SCOPE)
+        return scopes
 
 
 class GatewayAuthorizationServer:

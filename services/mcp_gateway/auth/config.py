@@ -176,7 +176,12 @@ def _authorization_server(
             user_claim=settings.auth_user_claim,
             leeway_seconds=settings.auth_leeway_seconds,
         ),
-        scope_policy=ScopePolicy(frozenset(settings.auth_admin_users), frozenset(settings.auth_admin_groups)),
+        scope_policy=ScopePolicy(
+            frozenset(settings.auth_admin_users),
+            frozenset(settings.auth_admin_groups),
+            frozenset(settings.auth_write_users),
+            frozenset(settings.auth_write_groups),
+        ),
         cache=cache,
         access_token_seconds=settings.auth_access_token_seconds,
         refresh_token_seconds=settings.auth_refresh_token_days * 86400,

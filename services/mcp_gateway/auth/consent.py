@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from starlette.responses import HTMLResponse
 
 from .clients import is_metadata_document_id
-from .scopes import ADMIN_SCOPE, READ_SCOPE
+from .scopes import ADMIN_SCOPE, READ_SCOPE, WRITE_SCOPE
 
 CONSENT_PATH = "/oauth/consent"
 CSRF_COOKIE_PREFIX = "oauth_consent_"
@@ -26,6 +26,8 @@ SCOPE_DESCRIPTIONS = {
     READ_SCOPE: "Read tag compliance data: resources, their tags, violations, costs and reports.",
     ADMIN_SCOPE: "Administer: change the active tag policy, create and change scheduled audits, and read "
     "every user's requests. Only allow this for an application you fully trust.",
+    WRITE_SCOPE: "Write tags: add, change and remove tags on your AWS resources (each change confirmed "
+    "first, journaled and undoable).",
 }
 
 PAGE_HEADERS = {

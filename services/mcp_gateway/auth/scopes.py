@@ -7,6 +7,9 @@
 * ``schedule_compliance_audit`` with action ``create`` (the default), ``update``, ``pause``,
   ``resume`` or ``delete``; ``list`` and ``get`` only need ``tag:read``.
 
+``tag:write`` is needed on top for the tools that write tags in AWS (``apply_tag_remediation`` and
+``undo_tag_remediation``), granted like ``admin``, to ``AUTH_WRITE_USERS`` / ``AUTH_WRITE_GROUPS``.
+
 A call without the scope gets a tool error naming the missing scope and is audited as refused.
 Over stdio, or HTTP on loopback explicitly run without auth, there is no token and no check.
 
@@ -29,12 +32,16 @@ from mcp.types import CallToolResult, TextContent
 
 READ_SCOPE = "tag:read"
 ADMIN_SCOPE = "admin"
-ALL_SCOPES = [READ_SCOPE, ADMIN_SCOPE]
+WRITE_SCOPE = "tag:write"
+ALL_SCOPES = [READ_SCOPE, ADMIN_SCOPE, WRITE_SCOPE]
+WRITING_TOOLS = frozenset({"apply_tag_remediation", "undo_tag_remediation"})
 SCHEDULE_READ_ACTIONS = frozenset({"list", "get"})
 
 
 def required_scope(tool_name: str, arguments: dict[str, Any] | None) -> str:
     arguments = arguments or {}
+    if tool_name in WRITING_TOOLS:  # dry runs too: only a writer plans writes
+        return WRITE_SCOPE
     if tool_name == "get_intent_beliefs":  # the intent belief log shows every caller's requests
         return ADMIN_SCOPE
     if tool_name == "import_aws_tag_policy" and arguments.get("save_to_file") not in (None, False):

@@ -238,6 +238,23 @@ class HistoryPoint(ComplianceCounts):
         description="What the point's snapshot could read; a partial point is shown but never moves the "
         "trend (a period with a full snapshot shows its latest full one)."
     )
+    remediations: list[str] = Field(
+        default_factory=list, description="remediation_ids of tag remediations that finished in this period."
+    )
+
+
+class RemediationMark(BaseModel):
+    """A tag remediation (or its undo) on the series: the score after it reflects its writes."""
+
+    remediation_id: str
+    kind: Literal["apply", "undo"]
+    undoes: str | None = None
+    finished_at: datetime
+    user_id: str
+    applied: int
+    failed: int
+    resource_types: list[str]
+    regions: list[str]
 
 
 class HistoryResult(BaseModel):
@@ -253,6 +270,9 @@ class HistoryResult(BaseModel):
         default=0, description="Points whose snapshot was partial (coverage.partial)."
     )
     note: str | None = None
+    remediations: list[RemediationMark] = Field(
+        default_factory=list, description="Tag remediations in the period (apply_tag_remediation, undo)."
+    )
 
 
 class ExportResult(BaseModel):

@@ -405,3 +405,76 @@ class AuditStatusRequest(ToolRequest):
             pattern=RUN_ID_PATTERN, description="The run_id of a job handle (job.run_id) or a scheduled run."
         ),
     ]
+
+
+class TagChange(BaseModel):
+    """One resource: tags to set, keys to remove."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_arn: str = Field(min_length=1, max_length=2048)
+    set_tags: dict[str, str] = Field(
+        default_factory=dict, max_length=50, description="key -> value, added or overwritten."
+    )
+    remove_tags: list[str] = Field(default_factory=list, max_length=50, description="Keys to remove.")
+
+
+class FromSuggestions(BaseModel):
+    """suggest_tags' values for missing or invalid required tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_types: list[str] = Field(min_length=1, max_length=len(RESOURCE_TYPE_IDS) + 5)
+    regions: list[str] = Field(min_length=1, max_length=40)
+    min_confidence: float = Field(default=0.8, ge=0, le=1, description="0-1.")
+    tags: list[str] | None = Field(
+        default=None, max_length=50, description="Only these required keys (default all)."
+    )
+
+
+class ApplyRemediationRequest(ToolRequest):
+    changes: Annotated[
+        list[TagChange] | None,
+        Field(
+            default=None,
+            max_length=1000,
+            description="At most 1,000 resources; or give from_suggestions.",
+        ),
+    ] = None
+    from_suggestions: Annotated[
+        FromSuggestions | None,
+        Field(default=None),
+    ] = None
+    regions: Annotated[
+        list[str] | None,
+        Field(default=None, max_length=40, description="Where S3 buckets in changes live."),
+    ] = None
+    allow_policy_violations: Annotated[
+        bool, Field(default=False, description="Write values the policy rejects.")
+    ] = False
+    dry_run: Annotated[
+        bool,
+        Field(default=False, description="The exact diff only; write nothing."),
+    ] = False
+    confirmation_token: ConfirmationToken = None
+
+
+class UndoRemediationRequest(ToolRequest):
+    remediation_id: Annotated[
+        str,
+        Field(
+            pattern=r"^rem_[0-9a-f]{32}$", description="The remediation_id apply_tag_remediation returned."
+        ),
+    ]
+    force: Annotated[
+        bool,
+        Field(
+            default=False,
+            description="Also restore resources whose tags changed since.",
+        ),
+    ] = False
+    dry_run: Annotated[
+        bool,
+        Field(default=False, description="The exact diff only; write nothing."),
+    ] = False
+    confirmation_token: ConfirmationToken = None

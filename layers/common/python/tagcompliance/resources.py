@@ -83,6 +83,9 @@ class ResourceType:
     cost_explorer_service: str
     tag_policy_name: str  # the type's name in AWS Organizations tag policies' enforced_for
     global_arn: bool = False  # ARN has empty region and account (S3)
+    # Writes the resource's WHOLE tag set with the type's own API (client: the tag_reader's), for a
+    # type the Tagging API cannot write; None: TagResources / UntagResources write it.
+    tag_set_writer: Callable[[Any, str, str, TagMap], None] | None = None
 
     @property
     def service(self) -> str:
@@ -171,6 +174,16 @@ def _s3_tags(client: Any, arn: str, bucket: str) -> TagMap:
             return {}
         raise
     return _kv_tags("TagSet")(response)
+
+
+def _s3_put_tags(client: Any, arn: str, bucket: str, tags: TagMap) -> None:
+    # PutBucketTagging replaces the whole set, and an empty TagSet is refused: delete instead.
+    if tags:
+        client.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+        )
+    else:
+        client.delete_bucket_tagging(Bucket=bucket)
 
 
 def _sqs_tags(client: Any, arn: str, name: str) -> TagMap:
@@ -349,6 +362,9 @@ _ROWS: tuple[ResourceType, ...] = (
         ),
         tagging_api_filter="s3:bucket",
         tag_reader=TagReader("s3", _s3_tags),
+        # The Tagging API's TagResources on a bucket replaces its tag set (the S3 API underneath
+        # does): read, merge and write the whole set with the S3 API instead.
+        tag_set_writer=_s3_put_tags,
         custodian_resource="s3",
         cost_explorer_service="Amazon Simple Storage Service",
         tag_policy_name="s3:bucket",

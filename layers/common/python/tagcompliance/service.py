@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .aws import AwsClients
@@ -120,7 +121,7 @@ class ComplianceService:
             cached = self.cache.get(key)
             if isinstance(cached, str):
                 observation = self.evaluated.load(cached, policy.digest())
-                if observation is not None:
+                if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
                     return observation
         inventory = collect_inventory(
             self.clients, region_list, type_ids, max_workers=self.settings.scan_max_workers, progress=progress
@@ -141,6 +142,21 @@ class ComplianceService:
             observation.evaluation = evaluation
         self.evaluated.remember(observation)
         return observation
+
+    def note_tag_writes(self) -> None:
+        """Tags were written (a remediation): every cached scan older than now is stale. One marker
+        per account rather than per scope: cache keys are digests of any scope, so the scopes a
+        write touched cannot be listed; a superset is invalidated instead, never too few."""
+        self.cache.set(
+            self._tag_writes_key(), datetime.now(UTC).isoformat(), max(self.settings.cache_ttl_seconds, 1)
+        )
+
+    def _tag_writes_key(self) -> str:
+        return f"tagcompliance:tag-writes:{self.clients.account_id}"
+
+    def _tags_written_since(self, moment: datetime) -> bool:
+        marker = self.cache.get(self._tag_writes_key())
+        return isinstance(marker, str) and datetime.fromisoformat(marker) >= moment
 
     def snapshot_for_cursor(self, snapshot_id: object) -> Observation:
         """The snapshot a cursor continues; a clear error when it is gone."""

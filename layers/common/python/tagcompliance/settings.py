@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         description="Redis AUTH token with REDIS_HOST (the ECS task gets it from Secrets Manager).",
     )
     cache_ttl_seconds: int = Field(default=900, ge=0, le=86_400, validation_alias="CACHE_TTL_SECONDS")
+    remediation_enabled: bool = Field(
+        default=False,
+        validation_alias="REMEDIATION_ENABLED",
+        description="Let apply_tag_remediation / undo_tag_remediation write tags (off by default).",
+    )
     scan_max_workers: int = Field(default=16, ge=1, le=128, validation_alias="SCAN_MAX_WORKERS")
     tool_deadline_seconds: float = Field(
         default=25.0,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from tagcompliance.models import Coverage, HistoryPoint, HistoryResult
+from tagcompliance.models import Coverage, HistoryPoint, HistoryResult, RemediationMark
 from tagcompliance.resources import resolve_resource_types
 from tagcompliance.store import SnapshotRecord
 
@@ -46,6 +46,10 @@ def violation_history(
     periods: dict[datetime, list[SnapshotRecord]] = defaultdict(list)
     for snapshot in snapshots:
         periods[_period_start(snapshot.created_at, group_by)].append(snapshot)
+    marks = remediation_marks(service, since)
+    marked: dict[datetime, list[str]] = defaultdict(list)
+    for mark in marks:
+        marked[_period_start(mark.finished_at, group_by)].append(mark.remediation_id)
     points = []
     for start in sorted(periods):
         # A point in time: the period's latest full measurement, else its latest (partial) one.
@@ -59,6 +63,7 @@ def violation_history(
                 scheduled=last.scheduled,
                 snapshots=len(periods[start]),
                 coverage=Coverage.of(last),
+                remediations=marked.get(start, []),
             )
         )
     # Partial points count less than their scope: they are listed, flagged, but never move the trend.
@@ -85,7 +90,32 @@ def violation_history(
         snapshot_count=len(snapshots),
         partial_points=partial_points,
         note=note,
+        remediations=marks,
     )
+
+
+def remediation_marks(service: ComplianceService, since: datetime) -> list[RemediationMark]:
+    """Finished tag remediations since ``since`` that wrote something, oldest first."""
+    marks = []
+    for record in service.store.list_remediations(since=since, limit=1000):
+        summary = record.summary
+        by_status = summary.get("by_status") or {}
+        if record.finished_at is None or not by_status.get("applied"):
+            continue
+        marks.append(
+            RemediationMark(
+                remediation_id=record.remediation_id,
+                kind="undo" if record.kind == "undo" else "apply",
+                undoes=record.undoes,
+                finished_at=record.finished_at,
+                user_id=record.user_id,
+                applied=int(by_status.get("applied", 0)),
+                failed=int(by_status.get("failed", 0)) + int(by_status.get("unknown", 0)),
+                resource_types=sorted(summary.get("applied_by_type") or {}),
+                regions=sorted(summary.get("applied_by_region") or {}),
+            )
+        )
+    return marks
 
 
 def _period_start(moment: datetime, group_by: str) -> datetime:

@@ -70,6 +70,9 @@ class SafetyRequest:
     writes: str | None = None  # what the call changes, if anything
     tag_values: Mapping[str, str] | None = None  # remediation values, for overwrite_existing
     current_tags: Mapping[str, Mapping[str, str]] | None = None
+    details: Mapping[str, Any] | None = None  # shown in the intent commit (e.g. the exact diff)
+    # Commit even when the organization turned safety off (SAFETY_ENABLED=false): writes to AWS.
+    always_commit: bool = False
     dry_run: bool = False
     confirmation_token: str | None = None
 
@@ -108,7 +111,7 @@ class SafetyEngine:
             return Proceed(belief_id, EstimatedScope(**record.estimate) if record.estimate else None, True)
 
         scope = request.scope
-        if not policy.enabled and not request.dry_run:
+        if not policy.enabled and not request.dry_run and not request.always_commit:
             return Proceed(self._new_belief(request, "executed", {}, [], [], {}, []), None, False)
         if scope is not None:
             _validate_scope(scope)  # bad input is an error, never a clarification
@@ -145,7 +148,9 @@ class SafetyEngine:
         self.learner.resolve_open(policy.organization, request.caller, request.tool, request.parameters)
         follows_clarification = self._pending_clarification(request)
         serious = [warning for warning in warnings if warning.severity == "warning"]
-        if policy.enabled and (reasons or request.writes or serious or follows_clarification):
+        if (policy.enabled or request.always_commit) and (
+            reasons or request.writes or serious or follows_clarification
+        ):
             commit = self._commit(request, estimate, assumptions, warnings)
             belief_id = self._new_belief(
                 request, "commit", _jsonable(estimate), assumptions, alternatives, {}, warnings
@@ -362,6 +367,7 @@ class SafetyEngine:
             assumptions=assumptions,
             potential_regrets=[warning.message for warning in warnings],
             warnings=warnings,
+            details=dict(request.details) if request.details is not None else None,
         )
 
     def _pending_clarification(self, request: SafetyRequest) -> BeliefRecord | None:

@@ -98,6 +98,11 @@ class IntentCommit(BaseModel):
     assumptions: list[str] = Field(default_factory=list)
     potential_regrets: list[str] = Field(default_factory=list)
     warnings: list[RegretWarning] = Field(default_factory=list)
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description="What exactly the operation will do, when it says more than its parameters (a tag "
+        "remediation: every resource's tags before -> after); the confirmation token binds it.",
+    )
 
 
 class SafetyResponse(BaseModel):

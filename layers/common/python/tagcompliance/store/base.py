@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from tagcompliance.errors import StoreError
 
 from .oauth import OAuthStore
+from .remediations import RemediationStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +350,7 @@ class SafetyStore(Protocol):
         ...
 
 
-class Store(SnapshotStore, CallLogStore, ScheduleStore, SafetyStore, OAuthStore, Protocol):
+class Store(SnapshotStore, CallLogStore, ScheduleStore, SafetyStore, OAuthStore, RemediationStore, Protocol):
     """The whole persistence port: every area, plus the schema and the connection's lifecycle."""
 
     def migrate(self) -> int:

@@ -9,8 +9,8 @@ supplies the spelling. Statements end with a semicolon at the end of a line.
 
 ``SqlStore`` implements every area's port (``base.py``, ``oauth.py``): snapshots, resource states,
 inventory counts and the call log here, the other areas in mixins (``sql_schedules.py``,
-``sql_safety.py``, ``sql_oauth.py``) over the shared row mapping and error handling of
-``sqlbase.py``, where the ``Dialect`` port is defined too.
+``sql_safety.py``, ``sql_oauth.py``, ``sql_remediations.py``) over the shared row mapping and error
+handling of ``sqlbase.py``, where the ``Dialect`` port is defined too.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .base import (
     StoreInfo,
 )
 from .sql_oauth import OAuthSql
+from .sql_remediations import RemediationSql
 from .sql_safety import SafetySql
 from .sql_schedules import ScheduleSql
 from .sqlbase import Table, check_limit, utc
@@ -118,7 +119,7 @@ _CALL_LOG = Table(
 )
 
 
-class SqlStore(ScheduleSql, SafetySql, OAuthSql):
+class SqlStore(ScheduleSql, SafetySql, OAuthSql, RemediationSql):
     """Every store port (``Store``: snapshots, call log, schedules, safety, OAuth) over any ``Dialect``."""
 
     def migrate(self) -> int:
