@@ -79,7 +79,8 @@ def test_memory_runs_in_children() -> None:
 
 @pytest.fixture
 def restore_demo(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The scan benchmark resets moto's (per-process) backends: reseed the demo estate if it is running.
+    """The scan and tagging benchmarks reset moto's (per-process) backends: reseed the demo estate if it
+    is running.
 
     A demo started later resets and seeds by itself, so the session's demo is only started here when
     it is already up (``MOTO_PORT`` is set while it runs).
@@ -161,7 +162,7 @@ def test_pipeline_at_tiny_scale(demo_aws: DemoAws) -> None:
     assert figures["largest history of any one execution"]["value"] > 0
 
 
-def test_tagging_throughput_batches_shared_values_and_undoes_everything() -> None:
+def test_tagging_throughput_batches_shared_values_and_undoes_everything(restore_demo: None) -> None:
     from bench import tagging
 
     result = tagging.run(total=40)
