@@ -85,10 +85,10 @@ def restore_demo(request: pytest.FixtureRequest) -> Iterator[None]:
     A demo started later resets and seeds by itself, so the session's demo is only started here when
     it is already up (``MOTO_PORT`` is set while it runs).
     """
-    running = bool(os.environ.get("MOTO_PORT"))
+    demo = request.getfixturevalue("demo_aws") if os.environ.get("MOTO_PORT") else None
     yield
-    if running:
-        request.getfixturevalue("demo_aws").reset_and_reseed()
+    if demo is not None:
+        demo.reset_and_reseed()
 
 
 def test_scan_counts_at_the_server(restore_demo: None, tmp_path: Path) -> None:

@@ -108,11 +108,11 @@ def test_a_failed_scan_fails_the_run_with_every_shard_recorded(settings, store, 
     status = audit_status(plan.run_id, ledger, store)
     assert status.status == "failed" and status.outcome is None
     assert "ExceedToleratedFailureThreshold" in (status.error or "")
-    assert status.total_shards == status.done_shards == len(plan.shards) == 4
-    assert status.failed_shards == 3
+    assert status.shards_total == status.shards_done == len(plan.shards) == 4
+    assert status.shards_failed == 3
     failed = [row for row in status.shards if row.status == "failed"]
     assert {row.shard_id for row in failed} == {shard.shard_id for shard in plan.shards[1:]}
     assert all("not scanned: the scan step failed" in (row.error or "") for row in failed)
     # Idempotent: a retried record changes nothing.
     record_step_failure(plan.run_id, "scan", "again", ledger)
-    assert audit_status(plan.run_id, ledger, store).failed_shards == 3
+    assert audit_status(plan.run_id, ledger, store).shards_failed == 3
