@@ -144,7 +144,11 @@ class AwsFaultProxy:
             handler.close_connection = True
             return
         if self.throttle_half:
-            key = hashlib.sha256(handler.command.encode() + handler.path.encode() + b"\0" + body).hexdigest()
+            # The region and service belong to the key: the same call for three regions has the same
+            # method, path and body, and concurrent shards sharing one alternation could each be
+            # throttled on every try.
+            request = f"{region}\0{service}\0{handler.command}\0{handler.path}\0".encode() + body
+            key = hashlib.sha256(request).hexdigest()
             with self._lock:
                 self._seen[key] += 1
                 throttle = self._seen[key] % 2 == 1  # the 1st, 3rd, ... time this request is sent
