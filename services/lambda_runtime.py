@@ -31,12 +31,15 @@ class LambdaRuntime:
 
 
 class LazyRuntime(Generic[RuntimeT]):
+    """The runtime one Lambda module's handlers share: built on first call, replaceable by tests."""
+
     def __init__(self, build: Callable[[], RuntimeT]) -> None:
         self._build = build
         self._value: RuntimeT | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> RuntimeT:
+    def __call__(self) -> RuntimeT:
+        """The installed runtime, built from the environment on first use."""
         with self._lock:
             if self._value is None:
                 self._value = self._build()

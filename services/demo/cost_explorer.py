@@ -62,7 +62,7 @@ def _require(condition: bool, message: str) -> None:
         raise CostExplorerValidationError(message)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Period:
     start: date
     end: date

@@ -2,7 +2,7 @@
 
 Every handler is wrapped by Powertools (structured logger with the run id as correlation id,
 EMF metrics, X-Ray tracer). The runtime (settings, AWS clients, store, ledger) is built once per
-Lambda container from the environment; tests may install their own with ``set_runtime``.
+Lambda container from the environment; tests may install their own with ``runtime.set``.
 
 Errors are not caught here: throttled shards are retried inside ``run_batch`` (backoff with
 jitter) and recorded failed when they keep failing; a child execution that fails anyway is caught
@@ -61,9 +61,7 @@ def build_runtime(settings: Settings | None = None) -> ScannerRuntime:
     )
 
 
-_runtime: LazyRuntime[ScannerRuntime] = LazyRuntime(build_runtime)
-set_runtime = _runtime.set
-runtime = _runtime.get
+runtime: LazyRuntime[ScannerRuntime] = LazyRuntime(build_runtime)
 
 
 class ScanBatchEvent(BaseModel):

@@ -54,9 +54,7 @@ def build_runtime(settings: Settings | None = None) -> SchedulerRuntime:
     return SchedulerRuntime(settings, AwsClients(settings), open_store(settings))
 
 
-_runtime: LazyRuntime[SchedulerRuntime] = LazyRuntime(build_runtime)
-set_runtime = _runtime.set
-runtime = _runtime.get
+runtime: LazyRuntime[SchedulerRuntime] = LazyRuntime(build_runtime)
 
 
 class ExecutionDetail(BaseModel):

@@ -67,4 +67,4 @@ def deployed_audit_machine(demo: DemoAws, plan_bucket: str) -> Iterator[StateMac
             client.delete_state_machine(stateMachineArn=created["stateMachineArn"])
     finally:
         set_moto_config(demo.endpoint_url, {"stepfunctions": {"execute_state_machine": False}})
-        handlers.set_runtime(None)
+        handlers.runtime.set(None)

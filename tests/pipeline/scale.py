@@ -218,7 +218,7 @@ def run_at_scale(
     session = boto3.session.Session()
     session.events.register("before-call.sts.AssumeRole", AllowAssumeRoleOnly(frozenset(allowed)))
     run_settings = settings.model_copy(update={"audit_role_name": ROLE})
-    handlers.set_runtime(
+    handlers.runtime.set(
         handlers.ScannerRuntime(
             settings=run_settings,
             clients=AwsClients(run_settings, session),

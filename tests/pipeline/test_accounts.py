@@ -206,7 +206,7 @@ def test_organization_accounts_are_scanned_through_the_state_machine(
     run_settings = settings.model_copy(
         update={"audit_accounts_from_organizations": True, "audit_role_name": ROLE}
     )
-    handlers.set_runtime(scanner_runtime(run_settings, store, ledger, management))
+    handlers.runtime.set(scanner_runtime(run_settings, store, ledger, management))
     state_machine.client.start_execution(
         stateMachineArn=state_machine.arn,
         name="accounts-organization",
@@ -247,7 +247,7 @@ def test_a_run_can_evaluate_with_the_organizations_tag_policy_it_imports(
         Content=json.dumps(content), Description="cost centre", Name="cost-centre", Type="TAG_POLICY"
     )["Policy"]["PolicySummary"]["Id"]
     run_settings = settings.model_copy(update={"audit_accounts": [members["a"]], "audit_role_name": ROLE})
-    handlers.set_runtime(scanner_runtime(run_settings, store, ledger, management))
+    handlers.runtime.set(scanner_runtime(run_settings, store, ledger, management))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     for name, request in (
         ("import-ok", {"policy_id": policy_id}),

@@ -93,7 +93,7 @@ def test_a_failed_scan_fails_the_run_with_every_shard_recorded(settings, store, 
     """The Map's Catch (more children failed than tolerated): RecordScanFailure through its handler."""
     plan = start_run(_request("scan-failed"), ledger, "step_functions", record_pending=False)
     ledger.record_shards([ShardResult(run_id=plan.run_id, shard=plan.shards[0], status="ok")])
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     try:
         handlers.record_step_failure_handler(
             {
@@ -104,7 +104,7 @@ def test_a_failed_scan_fails_the_run_with_every_shard_recorded(settings, store, 
             FakeLambdaContext(function_name="tagc-audit-record-step-failure", aws_request_id="scan-1"),
         )
     finally:
-        handlers.set_runtime(None)
+        handlers.runtime.set(None)
     status = audit_status(plan.run_id, ledger, store)
     assert status.status == "failed" and status.outcome is None
     assert "ExceedToleratedFailureThreshold" in (status.error or "")

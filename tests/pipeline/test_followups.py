@@ -54,7 +54,7 @@ def test_a_scheduled_run_detects_drift_and_notifies_its_recipients(
         run_settings = settings.model_copy(
             update={"notify_email_sender": SENDER, "notify_slack_base_url": slack.base_url}
         )
-        handlers.set_runtime(scanner_runtime(run_settings, store, ledger))
+        handlers.runtime.set(scanner_runtime(run_settings, store, ledger))
         runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
         emails_before = len(sent_emails(pipeline_env.account_id, settings.aws_region))
 
@@ -114,7 +114,7 @@ def test_without_a_configured_sender_the_email_is_recorded_as_failed(
             "recipients": [EMAIL],
         }
     )
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))  # NOTIFY_EMAIL_SENDER unset
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))  # NOTIFY_EMAIL_SENDER unset
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     _start(state_machine, "notify-no-sender", schedule.schedule_id)
     status = runner.wait("notify-no-sender", timeout=60)
@@ -140,7 +140,7 @@ class _SchedulesUnavailable:
 def test_a_crashing_notify_step_is_recorded_and_the_snapshot_stays(
     settings, store, ledger, state_machine, pipeline_env
 ):
-    handlers.set_runtime(scanner_runtime(settings, _SchedulesUnavailable(store), ledger))
+    handlers.runtime.set(scanner_runtime(settings, _SchedulesUnavailable(store), ledger))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     _start(state_machine, "notify-crash", "audit-sched-00000000")
     status = runner.wait("notify-crash", timeout=60)

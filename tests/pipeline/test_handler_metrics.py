@@ -44,11 +44,11 @@ def test_aggregate_publishes_the_compliance_score_in_percent(
     ledger: DynamoLedger,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     try:
         _run_and_check(pipeline_env, capsys)
     finally:
-        handlers.set_runtime(None)
+        handlers.runtime.set(None)
 
 
 def _run_and_check(pipeline_env: DemoAws, capsys: pytest.CaptureFixture[str]) -> None:

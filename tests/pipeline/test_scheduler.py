@@ -68,12 +68,12 @@ def test_sync_brings_eventbridge_in_line_with_the_table(settings, own_store, pip
             FlexibleTimeWindow={"Mode": "OFF"},
             Target=target,
         )
-    scheduler.set_runtime(rt)
+    scheduler.runtime.set(rt)
     try:
         report = scheduler.sync_handler({}, CONTEXT)
         again = scheduler.sync_handler({}, CONTEXT)
     finally:
-        scheduler.set_runtime(None)
+        scheduler.runtime.set(None)
     assert sorted(report["synced"]) == sorted([active.schedule_id, paused.schedule_id])
     assert report["deleted"] == [gone.schedule_id]
     assert report["orphans_removed"] == ["audit-sched-0badc0de"] and report["errors"] == []
@@ -91,12 +91,12 @@ def test_sync_brings_eventbridge_in_line_with_the_table(settings, own_store, pip
 
 
 def test_sync_without_a_state_machine_is_a_clear_error(settings, own_store):
-    scheduler.set_runtime(_runtime(settings, own_store))
+    scheduler.runtime.set(_runtime(settings, own_store))
     try:
         with pytest.raises(Exception, match="STATE_MACHINE_ARN and SCHEDULER_ROLE_ARN"):
             scheduler.sync_handler({}, CONTEXT)
     finally:
-        scheduler.set_runtime(None)
+        scheduler.runtime.set(None)
 
 
 def _event(schedule_id, started, status, output):
@@ -121,7 +121,7 @@ def test_a_finished_execution_updates_the_schedules_last_and_next_run(settings, 
     )
     record = own_store.get_scheduled_audit(created.schedule_id)
     due = record.next_run
-    scheduler.set_runtime(_runtime(settings, own_store))
+    scheduler.runtime.set(_runtime(settings, own_store))
     try:
         done = scheduler.run_finished_handler(
             _event(created.schedule_id, due, "SUCCEEDED", {"snapshot_id": "snap-123"}), CONTEXT
@@ -137,7 +137,7 @@ def test_a_finished_execution_updates_the_schedules_last_and_next_run(settings, 
             {"detail": {**_event("x", due, "SUCCEEDED", None)["detail"], "input": "{}"}}, CONTEXT
         )
     finally:
-        scheduler.set_runtime(None)
+        scheduler.runtime.set(None)
     assert done["recorded"] and done["last_run_status"] == "success"
     assert (after.last_run, after.last_snapshot_id, after.last_error) == (due, "snap-123", None)
     assert after.next_run == due + timedelta(days=1)  # moved once, also when the event came twice

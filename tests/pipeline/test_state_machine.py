@@ -56,7 +56,7 @@ def _batches_of(state_machine, run_id):
 def test_full_estate_through_the_state_machine_equals_the_in_process_runner(
     settings, store, ledger, state_machine, pipeline_env
 ):
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     scope = _scope(settings, pipeline_env.account_id)
     run_id = runner.start(scope, run_id="sfn-full-estate")
@@ -97,7 +97,7 @@ def test_a_throttled_shard_is_retried_and_succeeds(settings, store, ledger, stat
     session = _session(pipeline_env)
     throttle = Throttle(region="us-west-2", times=1)
     install_throttle(session, "dynamodb", "ListTables", throttle)
-    handlers.set_runtime(scanner_runtime(settings, store, ledger, session))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger, session))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     types = ["dynamodb:table", "sqs:queue"]
     run_id = runner.start(_scope(settings, pipeline_env.account_id, types), run_id="sfn-throttled-once")
@@ -123,7 +123,7 @@ def test_a_shard_that_keeps_failing_is_recorded_while_the_others_complete(
     session = _session(pipeline_env)
     throttle = Throttle(region="eu-west-1", times=None)
     install_throttle(session, "sqs", "ListQueues", throttle)
-    handlers.set_runtime(scanner_runtime(settings, store, ledger, session))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger, session))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     types = ["sqs:queue", "sns:topic"]
     run_id = runner.start(_scope(settings, pipeline_env.account_id, types), run_id="sfn-keeps-failing")
@@ -154,7 +154,7 @@ def test_rerunning_a_run_id_through_the_state_machine_duplicates_nothing(
     settings, store, ledger, state_machine, pipeline_env
 ):
     runtime = scanner_runtime(settings, store, ledger)
-    handlers.set_runtime(runtime)
+    handlers.runtime.set(runtime)
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     scope = _scope(settings, pipeline_env.account_id, ["s3:bucket", "kinesis:stream"])
     run_id = runner.start(scope, run_id="sfn-rerun")
@@ -186,7 +186,7 @@ def test_a_daily_snapshot_run_adds_a_history_point(settings, store, ledger, stat
     from tagcompliance.cache import MemoryCache
     from tagcompliance.service import ComplianceService
 
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     scope = _scope(settings, pipeline_env.account_id, ["secretsmanager:secret"]).model_copy(
         update={"trigger": "daily"}
@@ -214,7 +214,7 @@ def test_a_daily_snapshot_run_adds_a_history_point(settings, store, ledger, stat
 def test_a_scheduled_start_from_eventbridge_runs_with_the_execution_name_as_run_id(
     settings, store, ledger, state_machine, pipeline_env
 ):
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     # The input schedules.EventBridgeScheduler gives its schedules' state machine target.
     scheduled_input = {
