@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import REPO_ROOT, free_port
+from .common import REPO_ROOT, free_port, stop_process
 
 ACCESS_LINE = '"POST /mcp HTTP/1.1"'
 START_SECONDS = 240.0  # three processes starting at once on a busy 2-core machine
@@ -98,7 +98,7 @@ def private_redis(workdir: Path) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def haproxy_config(port: int, backends: list[int]) -> str:
@@ -153,16 +153,6 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, what: s
         time.sleep(0.2)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def _gateway(index: int, environment: dict[str, str], workdir: Path, log_level: str) -> GatewayProcess:
     port = free_port()
     data_dir = workdir / f"gateway{index}"  # each its own: nothing is shared through local files
@@ -201,7 +191,7 @@ def balanced_gateways(
         gateways: list[GatewayProcess] = []
         for index in range(count):
             gateway = _gateway(index, environment, workdir, log_level)
-            stack.callback(_stop, gateway.process)
+            stack.callback(stop_process, gateway.process)
             gateways.append(gateway)
         for gateway in gateways:
             health = f"http://127.0.0.1:{gateway.port}/health"
@@ -216,7 +206,7 @@ def balanced_gateways(
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        stack.callback(_stop, haproxy)
+        stack.callback(stop_process, haproxy)
         _wait_healthy(f"http://127.0.0.1:{port}/health", haproxy, haproxy_log, "HAProxy")
         # Every server must be up in HAProxy's view before round robin can spread over all of them.
         time.sleep(1.5)

@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -106,6 +107,18 @@ def gateway_environment(demo: Any, data_dir: str, **extra: str) -> dict[str, str
         }
     )
     return environment
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20.0) -> None:
+    """Stop a process this run started: SIGTERM, then SIGKILL if it has not exited within the grace."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def free_port() -> int:

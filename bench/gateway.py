@@ -25,7 +25,7 @@ from typing import Any
 
 from mcp import Client
 
-from .common import POLICY_PATH, REPO_ROOT, figure, free_port, gateway_environment, percentile
+from .common import POLICY_PATH, REPO_ROOT, figure, free_port, gateway_environment, percentile, stop_process
 
 CHECK_TYPES = ["all"]
 
@@ -250,12 +250,7 @@ def run(
                 )
                 server_cpu = _cpu_seconds(process.pid) - server_cpu
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process, grace_seconds=10)
             store_file = Path(data_dir) / "tagcompliance.sqlite3"
             store_written = store_file.exists()
         with tempfile.TemporaryDirectory() as service_dir:

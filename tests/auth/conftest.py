@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import socket
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
+from bench.common import free_port
 from services.demo.aws import DemoAws
 from services.demo.testidp import TestOidcProvider, TestUser
 from services.mcp_gateway.auth.authserver import GatewayAuthorizationServer, token_hash
@@ -51,12 +51,6 @@ ADMIN = TestUser("00u-root", "root@example.com", ["finops-admins"])
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ServerThread:

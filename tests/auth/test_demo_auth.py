@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from bench.common import stop_process
 from services.demo.aws import DemoAws
 from services.demo.testidp import TestOidcProvider
 
@@ -70,12 +71,7 @@ async def test_demo_with_auth(tmp_path: Path) -> None:
         output = (tmp_path / "demo.log").read_text()
         assert tokens.access_token not in output and (tokens.refresh_token or "-") not in output
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()
 
 
@@ -144,12 +140,7 @@ async def test_gateway_process_as_authorization_server(demo_aws: DemoAws, tmp_pa
                 )
                 assert revoked.status_code == 200
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
     text = log_path.read_text()
     assert "GET /oauth/callback?[redacted]" in text and "DEBUG" in text, text[-3000:]
     secrets = [

@@ -15,10 +15,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bench.common import free_port, stop_process
 from services.demo.aws import DemoAws
 
 from .helpers import REPO_ROOT, call
-from .test_transports import _free_port, gateway_environment
+from .test_transports import gateway_environment
 
 pytestmark = pytest.mark.anyio
 TRACE_ID = "1-67891233-0123456789abcdef01234567"
@@ -39,7 +40,7 @@ async def test_a_tool_calls_aws_calls_are_subsegments_of_its_own_request(
 ) -> None:
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon.bind(("127.0.0.1", 0))
-    port = _free_port()
+    port = free_port()
     environment = {
         **gateway_environment(aws_env, tmp_path),
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
@@ -79,9 +80,4 @@ async def test_a_tool_calls_aws_calls_are_subsegments_of_its_own_request(
         assert {"sns", "tagging"} <= services, services  # the scan pool's calls too
     finally:
         daemon.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_seconds=10)

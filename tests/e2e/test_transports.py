@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import httpx2 as httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
+from bench.common import free_port, stop_process
 from services.demo.aws import DemoAws
 from tagcompliance.store import SqliteStore
 
@@ -55,14 +55,8 @@ async def test_stdio(aws_env: DemoAws, tmp_path: Path) -> None:
         assert result["compliant_resources"] == expected.compliant
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -117,12 +111,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
         )
         assert entry.user_agent and entry.user_id == "anonymous"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_seconds=10)
 
 
 def test_http_refuses_non_loopback_without_auth(tmp_path: Path) -> None:

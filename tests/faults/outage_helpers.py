@@ -17,7 +17,7 @@ import anyio
 import httpx2 as httpx
 from mcp import Client
 
-from bench.common import free_port, gateway_environment
+from bench.common import free_port, gateway_environment, stop_process
 from services.demo.aws import DemoAws
 from tests.faults.tcpproxy import TCPProxy
 
@@ -71,12 +71,7 @@ def running_gateway(demo: DemoAws, data_dir: Path, **environment: str) -> Iterat
                 time.sleep(0.2)
         yield gateway
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def go_down(proxy: TCPProxy) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import boto3
 import pytest
 from mcp import Client
 
+from bench.common import free_port
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
 from services.mcp_gateway.settings import GatewaySettings
@@ -27,12 +27,6 @@ POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"
 REGIONS = ("us-east-1", "eu-west-1")
 ACCOUNT = "123456789012"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class FaultyAwsProcess:
