@@ -150,3 +150,59 @@ async def test_sigterm_mid_call_stdio(demo_aws: DemoAws, proxy: AwsFaultProxy, t
         stop(process)
     print(f"\nFIGURE SIGTERM mid-call (stdio): exited in {seconds:.1f} s")
     assert seconds <= 2, f"stdio exit took {seconds:.1f} s"
+
+
+async def test_http_disconnect_stops_the_scan(
+    demo_aws: DemoAws, proxy: AwsFaultProxy, tmp_path: Path
+) -> None:
+    """The client's connection drops mid-call (no cancellation message): the server cancels the
+    call, so shards not started are never started and no request is retried after the drop."""
+    port = free_port()
+    environment = gateway_environment(
+        demo_aws.environment, proxy.endpoint_url, list(REGIONS), tmp_path, SCAN_MAX_WORKERS="2"
+    )
+    process = start_http_gateway(environment, port)
+    # What the official client sends for a call (mcp 2.x's per-request envelope and routing headers),
+    # written out so that the connection can be dropped without a cancellation message.
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": LATEST_PROTOCOL_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+            "name": "check_tag_compliance",
+            "arguments": {"resource_types": TYPES, "regions": DEAD_REGIONS},
+        },
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": LATEST_PROTOCOL_VERSION,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "check_tag_compliance",
+    }
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+
+            async def post() -> None:
+                await http.post(f"http://127.0.0.1:{port}/mcp", json=call, headers=headers)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(post)
+                with anyio.fail_after(30):
+                    while proxy.count("blackholed") < 2:  # both workers stuck on a dead region
+                        await anyio.sleep(0.1)
+                group.cancel_scope.cancel()  # closes the connection without a word
+        sent_at_drop = proxy.count("requests")
+        # Without the cancellation each worker would retry its shard after the 10 s read timeout and
+        # then start the next of the 4 shards: watch for longer than that.
+        await anyio.sleep(14)
+        sent_after = proxy.count("requests") - sent_at_drop
+        alive = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code
+    finally:
+        stop(process)
+    print(f"\nFIGURE HTTP disconnect: {sent_after} AWS requests sent in the 14 s after the client dropped")
+    assert alive == 200, "the gateway survives a client that drops"
+    assert sent_after == 0, f"{sent_after} requests were sent after the client dropped the connection"
