@@ -50,6 +50,12 @@ class LogSettings(BaseSettings):
         validation_alias="ENVIRONMENT_NAME",
         description="The deployment (dev, staging, prod) every JSON log line names.",
     )
+    lambda_function_name: str | None = Field(
+        default=None,
+        validation_alias="AWS_LAMBDA_FUNCTION_NAME",
+        description="Set by AWS Lambda: the process is a Lambda function (its core loggers are routed "
+        "through the Powertools handler at cold start).",
+    )
 
 
 class Settings(LogSettings):
