@@ -164,10 +164,9 @@ class InProcessRunner(AuditRunner):
         """Run to completion in the calling thread (idempotent per run id); its log lines carry the
         run's ids, as the Lambdas' do."""
         with log_context(run_id=request.run_id, correlation_id=request.correlation_id):
-            return self._run(request)
+            return self._run(start_run(request, self.ledger, "in_process"))
 
-    def _run(self, request: AuditRequest) -> AuditOutcome:
-        plan = start_run(request, self.ledger, "in_process")
+    def _run(self, plan: AuditPlan) -> AuditOutcome:
         # Pool threads start from an empty context: each scan runs in a copy of this one.
         scan = in_current_context(lambda shard: self._scan(plan.run_id, shard))
         try:
@@ -194,18 +193,19 @@ class InProcessRunner(AuditRunner):
             record_step_failure(run_id, "notify", describe_aws_error(error), self.ledger)
 
     def launch(self, request: AuditRequest) -> None:
-        def work() -> None:
+        def work(plan: AuditPlan) -> None:
             try:
-                self.run(request)
-            except Exception:  # recorded in the ledger by run(); nothing else to do in a thread
+                self._run(plan)
+            except Exception:  # recorded in the ledger by _run(); nothing else to do in a thread
                 return
 
-        # Record the plan before returning, so status() knows the run at once.
-        start_run(request, self.ledger, "in_process")
-        # The run's lines also carry who started it (the tool call's user, tool, session).
-        thread = threading.Thread(
-            target=in_current_context(work), name=f"audit-{request.run_id}", daemon=True
-        )
+        with log_context(run_id=request.run_id, correlation_id=request.correlation_id):
+            # Record the plan before returning, so status() knows the run at once.
+            plan = start_run(request, self.ledger, "in_process")
+            # The run's lines also carry who started it (the tool call's user, tool, session).
+            thread = threading.Thread(
+                target=in_current_context(work), args=(plan,), name=f"audit-{request.run_id}", daemon=True
+            )
         self._threads[request.run_id] = thread
         thread.start()
 
