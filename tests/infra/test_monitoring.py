@@ -210,3 +210,11 @@ def test_gateway_and_lambdas_log_json_for_their_environment(synth: Synthesized) 
     (server,) = [c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == CONTAINER_NAME]
     variables = {v["Name"]: v["Value"] for v in server["Environment"]}
     assert variables["LOG_FORMAT"] == "json" and variables["ENVIRONMENT_NAME"] == synth.env
+
+
+def test_the_readme_shows_every_saved_query_as_the_stack_saves_it() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    operations = readme.split("### Saved Logs Insights queries", 1)[1].split("\n## ", 1)[0]
+    for query in SAVED_QUERIES:
+        assert f"`tag-compliance-<env>/{query.title}`" in operations, query.title
+        assert f"```\n{query.text}\n```" in operations, query.title
