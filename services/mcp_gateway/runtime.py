@@ -236,7 +236,10 @@ class CallLogMiddleware:
                     user_agent=_user_agent(ctx.request),
                     call_id=call_id,
                 )
-                emit_call_event(record, structured, notes, emf=self.runtime.settings.log_format == "json")
+                try:
+                    emit_call_event(record, structured, notes, emf=self.runtime.settings.log_format == "json")
+                except Exception:  # the answer and the call log row never depend on the log event
+                    logger.exception("could not log the event of a %s call", record.tool_name)
                 await anyio.to_thread.run_sync(self._write, record)
 
     def _write(self, record: CallRecord) -> None:
