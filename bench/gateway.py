@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mcp import Client
 
@@ -41,9 +41,13 @@ def _start_gateway(demo: Any, data_dir: str, port: int, **extra: str) -> subproc
 
 
 def start_gateway_process(
-    environment: dict[str, str], port: int, log_level: str = "WARNING"
+    environment: dict[str, str],
+    port: int,
+    log_level: str = "WARNING",
+    stderr: IO[bytes] | int = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
-    """The HTTP gateway as a process on loopback (no auth), once its ``/health`` answers."""
+    """The HTTP gateway as a process on loopback (no auth), once its ``/health`` answers. ``stderr``:
+    a file for a long or chatty run (an undrained pipe stops the process when it fills)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -62,12 +66,13 @@ def start_gateway_process(
         env=environment,
         cwd=str(REPO_ROOT),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gateway exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            output = process.stderr.read().decode()[-2000:] if process.stderr is not None else "see its log"
+            raise RuntimeError(f"gateway exited: {output}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
                 if response.status == 200:

@@ -17,6 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from tagcompliance.errors import TagComplianceError
+from tagcompliance.settings import LogSettings
 
 from .auth.config import build_auth, check_http_exposure
 from .auth.logfilter import configure_logging
@@ -52,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # stdout carries the MCP protocol on stdio: every log line goes to stderr, redacted and escaped.
-    configure_logging(args.log_level, sys.stderr)
+    try:
+        log_settings = LogSettings()
+    except ValidationError as error:
+        print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level, sys.stderr, log_settings.log_format, log_settings.environment_name)
     try:
         settings = GatewaySettings()
         if args.transport == "http" and not (settings.auth_idp_issuer_url or settings.auth_issuer_url):

@@ -37,6 +37,7 @@ from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.cache import Cache, open_cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.inventory import ProgressCallback
+from tagcompliance.observability import collect_notes, log_context
 from tagcompliance.policy_import import OrganizationsTagPolicySource, detect_policy_at_startup
 from tagcompliance.resilience import CallBudget, budget_scope, current_budget
 from tagcompliance.schedules import EventBridgeScheduler, LocalSchedulerLoop
@@ -46,6 +47,7 @@ from tagcompliance.store import CallRecord, Store, open_store
 from tagcompliance.store.spool import CallLogSpool, DurableCallLog
 
 from .auth.logfilter import public_error, redact
+from .callevents import emit_call_event, note_failure
 from .health import health_report
 
 logger = logging.getLogger("tagcompliance.gateway")
@@ -167,6 +169,7 @@ async def run_tool(ctx: Context | None, work: Callable[[ProgressCallback], Resul
     except ToolError:
         raise
     except Exception as error:
+        note_failure(error)
         message = _friendly_error(error)
         if not message:
             incident = uuid.uuid4().hex[:12]
@@ -194,40 +197,50 @@ class CallLogMiddleware:
         else:
             user_id = self.local_user if self.runtime.transport == "stdio" else "anonymous"
             client_id = None
-        status, error_message, summary = "error", None, {}
+        status, error_message, summary, structured = "error", None, {}, {}
         deadline = self.runtime.settings.tool_deadline_seconds
-        call_id = uuid.uuid4().hex  # the row's identity, so a replay from the spool writes it once
-        try:
-            with budget_scope(CallBudget.lasting(deadline - ANSWER_RESERVE_SECONDS)):
-                result = await call_next(ctx)
-        except Exception as error:
-            error_message = public_error(str(error))[:1000] or type(error).__name__
-            raise
-        else:
-            is_error, content, structured = _call_outcome(result)
-            if is_error:  # the SDK's own errors (argument validation) repeat what was sent
-                _redact_blocks(content)
-                error_message = " ".join(_block_text(block) for block in content)[:1000]
+        # The row's identity (a replay from the spool writes it once), and the call's correlation id:
+        # an audit it starts, and every log line of it, carry the same id.
+        call_id = uuid.uuid4().hex
+        tool_name = str(params.get("name") or "")[:100]
+        fields = call_log_fields(ctx, tool_name, user_id, client_id, call_id)
+        with log_context(**fields), collect_notes() as notes:
+            try:
+                with budget_scope(CallBudget.lasting(deadline - ANSWER_RESERVE_SECONDS)):
+                    result = await call_next(ctx)
+            except Exception as error:
+                error_message = public_error(str(error))[:1000] or type(error).__name__
+                note_failure(error)
+                raise
             else:
-                status = "success"
-                summary = summarize(structured)
-            return result
-        finally:
-            record = CallRecord(
-                timestamp=datetime.now(UTC),
-                user_id=user_id[:200],
-                tool_name=str(params.get("name") or "")[:100],
-                parameters=redact(params.get("arguments") or {}),
-                result_summary=summary,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                status=status,
-                error_message=error_message,
-                client_id=client_id[:200] if client_id else None,
-                ip_address=getattr(getattr(ctx.request, "client", None), "host", None),
-                user_agent=_user_agent(ctx.request),
-                call_id=call_id,
-            )
-            await anyio.to_thread.run_sync(self._write, record)
+                is_error, content, structured = _call_outcome(result)
+                if is_error:  # the SDK's own errors (argument validation) repeat what was sent
+                    _redact_blocks(content)
+                    error_message = " ".join(_block_text(block) for block in content)[:1000]
+                else:
+                    status = "success"
+                    summary = summarize(structured)
+                return result
+            finally:
+                record = CallRecord(
+                    timestamp=datetime.now(UTC),
+                    user_id=user_id[:200],
+                    tool_name=tool_name,
+                    parameters=redact(params.get("arguments") or {}),
+                    result_summary=summary,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    status=status,
+                    error_message=error_message,
+                    client_id=client_id[:200] if client_id else None,
+                    ip_address=getattr(getattr(ctx.request, "client", None), "host", None),
+                    user_agent=_user_agent(ctx.request),
+                    call_id=call_id,
+                )
+                try:
+                    emit_call_event(record, structured, notes, emf=self.runtime.settings.log_format == "json")
+                except Exception:  # the answer and the call log row never depend on the log event
+                    logger.exception("could not log the event of a %s call", record.tool_name)
+                await anyio.to_thread.run_sync(self._write, record)
 
     def _write(self, record: CallRecord) -> None:
         try:
@@ -338,6 +351,21 @@ def _call_outcome(result: Any) -> tuple[bool, list[Any], dict[str, Any]]:
         list(data.get("content") or []),
         data.get("structured_content") or data.get("structuredContent") or {},
     )
+
+
+def call_log_fields(
+    ctx: ServerRequestContext[Any, Any], tool: str, user: str, client_id: str | None, call_id: str
+) -> dict[str, Any]:
+    """The log context of one tool call: every line it logs carries these."""
+    headers = getattr(ctx.request, "headers", None)
+    return {
+        "correlation_id": call_id,
+        "mcp_session_id": headers.get("mcp-session-id") if headers is not None else None,
+        "jsonrpc_request_id": ctx.request_id,
+        "tool": tool,
+        "user": user,
+        "oauth_client": client_id,
+    }
 
 
 def _redact_blocks(content: list[Any]) -> None:

@@ -27,7 +27,9 @@ from aws_xray_sdk.ext.util import calculate_sampling_decision
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SERVICE_NAME = "tag-compliance-gateway"
+from tagcompliance.observability.metrics import GATEWAY_SERVICE
+
+SERVICE_NAME = GATEWAY_SERVICE  # the X-Ray segment is named like the log lines' service
 # The load balancer's and the container's checks, every few seconds.
 UNTRACED_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
 SEGMENT_SCOPE_KEY = "tagcompliance.xray_segment"

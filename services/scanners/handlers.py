@@ -18,10 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime
+from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime, run_fields
 from tagcompliance.audits import Ledger, build_ledger
 from tagcompliance.audits.distributed import publish_plan, record_batch_failure, run_batch
-from tagcompliance.audits.models import ShardBatch
+from tagcompliance.audits.models import AuditOutcome, ShardBatch
 from tagcompliance.audits.steps import (
     PolicyLoader,
     detect_run_drift,
@@ -68,6 +68,7 @@ class ScanBatchEvent(BaseModel):
     """One item of the Distributed Map (the plan's batch) with the run it belongs to."""
 
     run_id: str
+    correlation_id: str | None = None
     batch: ShardBatch
 
 
@@ -87,10 +88,18 @@ class PlanEvent(BaseModel):
 
 class AggregateEvent(BaseModel):
     run_id: str
+    correlation_id: str | None = None
+
+
+class AggregateResult(AuditOutcome):
+    """The run's outcome (the execution's output) with the correlation id the steps after it log."""
+
+    correlation_id: str | None = None
 
 
 class StepFailureEvent(BaseModel):
     run_id: str
+    correlation_id: str | None = None
     step: str = Field(pattern=r"^(scan|drift|notify)$")
     failure: ShardFailure = Field(default_factory=ShardFailure)
 
@@ -104,9 +113,12 @@ class ImportPolicyRequest(BaseModel):
 
 class ImportPolicyEvent(BaseModel):
     request: ImportPolicyRequest = Field(default_factory=ImportPolicyRequest)
+    # The execution's input and name: only for the log context (run_fields).
+    input: dict[str, Any] = Field(default_factory=dict)
+    execution_name: str | None = None
 
 
-@telemetry.handler("execution_name")
+@telemetry.handler(run_fields)
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = PlanEvent.model_validate(event)
     rt = runtime()
@@ -133,7 +145,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return planned.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def scan_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = ScanBatchEvent.model_validate(event)
     rt = runtime()
@@ -155,7 +167,7 @@ def scan_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict[st
     return report.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def record_batch_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = BatchFailureEvent.model_validate(event)
     error = failure_message(parsed.failure.Error, parsed.failure.Cause)
@@ -165,7 +177,7 @@ def record_batch_failure_handler(event: dict[str, Any], context: LambdaContext) 
     return report.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def aggregate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -177,10 +189,11 @@ def aggregate_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
             name="ComplianceScore", unit=MetricUnit.Percent, value=round(outcome.compliance_score * 100, 2)
         )
     logger.info("audit aggregated", extra={"outcome": outcome.model_dump(mode="json")})
-    return outcome.model_dump(mode="json")
+    result = AggregateResult.model_validate({**outcome.model_dump(), "correlation_id": parsed.correlation_id})
+    return result.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def detect_drift_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -192,7 +205,7 @@ def detect_drift_handler(event: dict[str, Any], context: LambdaContext) -> dict[
     return summary.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = AggregateEvent.model_validate(event)
     rt = runtime()
@@ -203,7 +216,7 @@ def notify_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return report.model_dump(mode="json")
 
 
-@telemetry.handler("run_id")
+@telemetry.handler(run_fields)
 def record_step_failure_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = StepFailureEvent.model_validate(event)
     error = failure_message(parsed.failure.Error, parsed.failure.Cause)
@@ -213,7 +226,7 @@ def record_step_failure_handler(event: dict[str, Any], context: LambdaContext) -
     return {"run_id": parsed.run_id, "step": parsed.step, "error": error}
 
 
-@telemetry.handler()
+@telemetry.handler(run_fields)
 def import_policy_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Fetch and convert an AWS Organizations tag policy for one run (never written to a file)."""
     parsed = ImportPolicyEvent.model_validate(event)

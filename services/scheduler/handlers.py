@@ -14,6 +14,7 @@ schedules inside the gateway (see ``services.mcp_gateway.runtime``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from services.lambda_runtime import LambdaRuntime, LambdaTelemetry, LazyRuntime
+from tagcompliance.audits.steps import correlation_of
 from tagcompliance.aws import AwsClients
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.schedules import EventBridgeScheduler, reconcile_schedules, record_external_run
@@ -89,7 +91,25 @@ def sync_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return report.model_dump(mode="json")
 
 
-@telemetry.handler("detail.name")
+def finished_run_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The log context of a finished execution's event: its run, correlation id and schedule."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping) or not detail.get("name"):
+        return {}
+    try:
+        execution_input = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        execution_input = {}
+    execution_input = execution_input if isinstance(execution_input, dict) else {}
+    name = str(detail["name"])
+    return {
+        "run_id": name,
+        "correlation_id": correlation_of(execution_input, name),
+        "schedule_id": execution_input.get("schedule_id"),
+    }
+
+
+@telemetry.handler(finished_run_fields)
 def run_finished_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = ExecutionStatusEvent.model_validate(event).detail
     execution_input = json.loads(detail.input or "{}")

@@ -200,6 +200,9 @@ class Gateway(Construct):
             "MCP_ALLOWED_HOSTS": public_host,
             "REMEDIATION_ENABLED": "true" if env.remediation_enabled else "false",
             "SHUTDOWN_GRACE_SECONDS": str(SHUTDOWN_GRACE_SECONDS),
+            # One JSON object per line (Logs Insights fields; the per-call line is also EMF metrics).
+            "LOG_FORMAT": "json",
+            "ENVIRONMENT_NAME": config.env_name,
             **self._auth_environment(config, secrets, public_host),
         }
         if config.aws_endpoint_url:

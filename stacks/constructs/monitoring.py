@@ -4,7 +4,11 @@ e-mails ``alarm_email`` and/or posts to a Slack channel through AWS Chatbot (cdk
 prod must name at least one, stacks/config.py).
 
 The pipeline's custom metrics are the Powertools EMF metrics of ``services.scanners.handlers``:
-namespace and ``service`` dimension are read from that module, so they cannot drift apart.
+namespace and ``service`` dimension are read from that module, so they cannot drift apart. The
+gateway's per-tool metrics (calls, errors, latency, call outcomes, Cost Explorer requests) are the EMF
+fields of its per-call log line, named in ``tagcompliance.observability.metrics``, in the same
+namespace; each tool's error rate has an alarm. The saved Logs Insights queries (``log_queries.py``)
+are listed on the dashboard.
 """
 
 from __future__ import annotations
@@ -22,10 +26,21 @@ from constructs import Construct
 
 from services.scanners import handlers
 from stacks.budget import SCAN_FUNCTION_KEY
+from tagcompliance.observability.metrics import (
+    CALL_OUTCOMES,
+    COST_EXPLORER_DOLLARS,
+    COST_EXPLORER_REQUESTS,
+    GATEWAY_SERVICE,
+    TOOL_CALLS,
+    TOOL_ERRORS,
+    TOOL_LATENCY,
+    TOOL_OUTCOMES,
+)
 
 from .data import Data
 from .foundation import Foundation
 from .gateway import Gateway
+from .log_queries import LogQueries
 from .pipeline import Pipeline
 
 METRICS_NAMESPACE: str = handlers.metrics.namespace
@@ -35,6 +50,32 @@ COMPLIANCE_SCORE_METRIC = "ComplianceScore"
 PIPELINE_METRICS = ("ResourcesScanned", "ShardsFailed", "SnapshotsWritten", "AuditShardsPlanned")
 FIVE_MINUTES = Duration.minutes(5)
 SCAN_SHARD_ERROR_RATE_PERCENT = 50
+# The gateway's tools, as clients call them (tests/infra/test_monitoring.py holds this list to the
+# tools the server lists, tests/e2e/tool_schemas.json): one error-rate alarm each.
+GATEWAY_TOOLS = (
+    "check_tag_compliance",
+    "find_untagged_resources",
+    "validate_resource_tags",
+    "suggest_tags",
+    "get_tagging_policy",
+    "get_cost_attribution_gap",
+    "get_violation_history",
+    "detect_tag_drift",
+    "generate_compliance_report",
+    "export_violations_csv",
+    "generate_custodian_policy",
+    "generate_openops_workflow",
+    "apply_tag_remediation",
+    "undo_tag_remediation",
+    "import_aws_tag_policy",
+    "schedule_compliance_audit",
+    "get_intent_beliefs",
+    "get_audit_status",
+)
+# A tool's alarm: this share of its calls in 5 minutes ended in an error (refusals excluded), over at
+# least TOOL_ALARM_MIN_CALLS calls (one bad argument of a single call is not an incident).
+TOOL_ERROR_RATE_PERCENT = 25
+TOOL_ALARM_MIN_CALLS = 5
 
 
 def pipeline_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
@@ -44,6 +85,24 @@ def pipeline_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_M
         dimensions_map={"service": METRICS_SERVICE},
         statistic=statistic,
         period=period,
+    )
+
+
+def gateway_metric(
+    name: str,
+    dimensions: dict[str, str] | None = None,
+    statistic: str = "Sum",
+    period: Duration = FIVE_MINUTES,
+    label: str | None = None,
+) -> cloudwatch.Metric:
+    """A metric of the gateway's per-call EMF line (dimension ``service`` plus ``dimensions``)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": GATEWAY_SERVICE, **(dimensions or {})},
+        statistic=statistic,
+        period=period,
+        label=label,
     )
 
 
@@ -183,6 +242,23 @@ class Monitoring(Construct):
                 "more (throttled shards it raises for a retry are fewer)",
                 threshold=SCAN_SHARD_ERROR_RATE_PERCENT,
             )
+        for tool in GATEWAY_TOOLS:
+            error_rate = cloudwatch.MathExpression(
+                label=f"{tool} error rate (%)",
+                expression=f"IF(calls >= {TOOL_ALARM_MIN_CALLS}, 100 * errors / calls, 0)",
+                using_metrics={
+                    "errors": gateway_metric(TOOL_ERRORS, {"tool": tool}),
+                    "calls": gateway_metric(TOOL_CALLS, {"tool": tool}),
+                },
+                period=FIVE_MINUTES,
+            )
+            self.alarms[f"tool_errors_{tool}"] = self._at_least(
+                error_rate,
+                "Tool" + "".join(part.capitalize() for part in tool.split("_")) + "Errors",
+                f"The {tool} tool failed {TOOL_ERROR_RATE_PERCENT} % of its calls or more in 5 minutes "
+                f"(at least {TOOL_ALARM_MIN_CALLS} calls; refusals are not failures)",
+                threshold=TOOL_ERROR_RATE_PERCENT,
+            )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
@@ -283,6 +359,46 @@ class Monitoring(Construct):
                     for key, function in pipeline.functions.items()
                 ],
             ),
+        )
+        self.queries = LogQueries(
+            self,
+            "LogQueries",
+            prefix=config.prefix,
+            gateway_logs=gateway.log_group,
+            pipeline_logs=[function.log_group for function in pipeline.functions.values()],
+        )
+        self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## MCP tools", width=24, height=1))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Tool calls",
+                left=[gateway_metric(TOOL_CALLS, {"tool": tool}, label=tool) for tool in GATEWAY_TOOLS],
+            ),
+            cloudwatch.GraphWidget(
+                title="Tool errors",
+                left=[gateway_metric(TOOL_ERRORS, {"tool": tool}, label=tool) for tool in GATEWAY_TOOLS],
+            ),
+            cloudwatch.GraphWidget(
+                title="Tool latency p95 (ms)",
+                left=[
+                    gateway_metric(TOOL_LATENCY, {"tool": tool}, statistic="p95", label=tool)
+                    for tool in GATEWAY_TOOLS
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Call outcomes (safety)",
+                left=[
+                    gateway_metric(TOOL_OUTCOMES, {"outcome": outcome}, label=outcome)
+                    for outcome in CALL_OUTCOMES
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Cost Explorer requests and dollars",
+                left=[gateway_metric(COST_EXPLORER_REQUESTS, label="requests")],
+                right=[gateway_metric(COST_EXPLORER_DOLLARS, label="USD")],
+            ),
+            cloudwatch.TextWidget(markdown=self.queries.markdown(), width=8, height=6),
         )
         self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="## Compliance", width=24, height=1))
         self.dashboard.add_widgets(

@@ -242,6 +242,9 @@ class Pipeline(Construct):
             # wait on Lambda throttling.
             "AUDIT_MAX_CONCURRENCY": str(reserved_concurrency(config, SCAN_FUNCTION_KEY)),
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            # The Lambdas always write JSON (Powertools); these keep the one schema's fields equal.
+            "LOG_FORMAT": "json",
+            "ENVIRONMENT_NAME": config.env_name,
         }
         if env.notify_email_sender:
             environment["NOTIFY_EMAIL_SENDER"] = env.notify_email_sender

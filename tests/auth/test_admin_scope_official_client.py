@@ -11,6 +11,7 @@ which in the token response's ``scope`` (RFC 6749 §3.3, §5.1).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from mcp.shared.auth import OAuthClientInformationFull
 from services.demo.testidp import TestUser
 from services.mcp_gateway.auth.authserver import token_hash
 from services.mcp_gateway.auth.config import build_auth
+from services.mcp_gateway.callevents import logger as CALL_EVENTS
 from services.mcp_gateway.settings import GatewaySettings
 from tests.e2e.helpers import call, call_confirmed, call_error
 
@@ -145,7 +147,10 @@ async def test_an_admin_gets_admin_and_schedules_an_audit(stack: AuthStack, conf
     assert {entry.user_id for entry in entries} == {ADMIN.email}
 
 
-async def test_a_non_admin_gets_tag_read_and_is_refused_admin_calls(stack: AuthStack) -> None:
+async def test_a_non_admin_gets_tag_read_and_is_refused_admin_calls(
+    stack: AuthStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=CALL_EVENTS.name)
     client = oauth_client(stack, "tag:read admin")  # the same client configuration as the admin's
     responses = TokenResponses(stack.issuer)
     recipient = "not-an-admin@example.com"
@@ -166,6 +171,14 @@ async def test_a_non_admin_gets_tag_read_and_is_refused_admin_calls(stack: AuthS
     entries = stack.runtime.store.list_calls(limit=3)
     assert [entry.status for entry in entries] == ["success", "error", "error"]
     assert {entry.user_id for entry in entries} == {ALICE.email}
+    # Each call's log event says refused (not error) for the missing scope (issue 19).
+    events = [record for record in caplog.records if record.name == CALL_EVENTS.name]
+    assert [(event.tool, event.outcome) for event in events] == [  # type: ignore[attr-defined]
+        ("schedule_compliance_audit", "refused"),
+        ("get_intent_beliefs", "refused"),
+        ("schedule_compliance_audit", "answered"),
+    ]
+    assert [getattr(event, "refused", None) for event in events] == ["insufficient_scope"] * 2 + [None]
 
 
 async def test_a_client_registered_for_tag_read_only_can_still_log_an_admin_in(stack: AuthStack) -> None:

@@ -300,6 +300,17 @@ def test_one_audit_through_the_synthesized_state_machine(rehearsal: Rehearsal) -
         for outcome in function.invocations:
             assert_ran_cleanly(rehearsal, function, outcome)
             assert '"cold_start":true' in outcome.logs and f'"function_name":"{name}"' in outcome.logs
+            # The log schema (issue 19): every line of the run carries its ids and the environment.
+            lines = [
+                json.loads(line) for line in outcome.logs.splitlines() if line.startswith('{"timestamp"')
+            ]
+            assert lines, outcome.logs[-2000:]
+            for line in lines:
+                assert line["run_id"] == run_id and line["correlation_id"] == run_id, line
+                assert line["environment"] == function.variables["ENVIRONMENT_NAME"], line
+    # Inside Lambda the core's own loggers write through the same handler (routed at cold start).
+    plan = rehearsal.function("plan_handler")
+    assert any('"logger":"tagcompliance.audits"' in outcome.logs for outcome in plan.invocations)
     aggregate = rehearsal.function("aggregate_handler")
     assert any('"ComplianceScore"' in outcome.logs for outcome in aggregate.invocations)  # EMF metric
     # The tracers reached the (stand-in) X-Ray daemon with each handler's subsegment.

@@ -6,6 +6,7 @@ forged a log line. The gateway runs here as a real process at DEBUG and is attac
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import subprocess
@@ -21,6 +22,7 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.mcp_gateway.auth.logfilter import configure_logging
+from tagcompliance.observability import LogFormat
 from tagcompliance.settings import Settings
 from tagcompliance.store import open_store
 from tests.auth.conftest import free_port
@@ -145,10 +147,12 @@ async def test_a_newline_in_a_logged_value_cannot_forge_a_log_line(debug_gateway
         assert not line.startswith(FORGED[:19]), line
 
 
-def test_wire_logs_redact_cookies_and_authorization() -> None:
-    """Records shaped like botocore's and urllib3's DEBUG output, through the gateway's log setup."""
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_wire_logs_redact_cookies_and_authorization(log_format: LogFormat) -> None:
+    """Records shaped like botocore's and urllib3's DEBUG output, through the gateway's log setup, in
+    both formats (JSON: the fields a record carries are redacted too, and every line parses)."""
     stream = io.StringIO()
-    restore = configure_logging("DEBUG", stream)
+    restore = configure_logging("DEBUG", stream, log_format)
     try:
         logging.getLogger("botocore.endpoint").debug(
             "Sending http request: %s",
@@ -165,6 +169,9 @@ def test_wire_logs_redact_cookies_and_authorization() -> None:
         logging.getLogger("urllib3.connectionpool").debug("Cookie: session=cookie-value; other=cookie-value")
         logging.getLogger("httpx").debug("Authorization: Bearer tokEN-value")
         logging.getLogger("tagcompliance.gateway").info("value %s", "a" * 50_000)
+        logging.getLogger("tagcompliance.gateway").info(
+            "fields\r\nforged", extra={"webhook_url": SLACK_WEBHOOK, "detail": "Cookie: session=cookie-value"}
+        )
         try:
             raise ValueError("b" * 50_000)
         except ValueError:
@@ -175,4 +182,9 @@ def test_wire_logs_redact_cookies_and_authorization() -> None:
     for secret in ("tokEN-value", "cookie-value", "Signature=abc123"):
         assert secret not in output, output
     assert "x-amzn-RequestId" in output and "r1" in output  # the rest of the record is kept
+    assert SLACK_SECRET[-8:] not in output and "\nforged" not in output
     assert max(len(line) for line in output.splitlines()) < 10_000
+    if log_format == "json":
+        lines = [json.loads(line) for line in output.splitlines()]  # one object per line, tracebacks too
+        assert lines[-1]["exception"].startswith("Traceback")
+        assert any(line.get("webhook_url") == "[redacted]" for line in lines)

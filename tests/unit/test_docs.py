@@ -200,3 +200,12 @@ def test_make_targets_in_the_docs_exist(path: Path) -> None:
     targets = _make_targets()
     assert {"demo", "test", "setup"} <= targets, "the Makefile parser found no targets"
     assert mentioned <= targets, f"{_shown(path)} mentions unknown make targets: {mentioned - targets}"
+
+
+def test_the_operations_section_documents_the_log_schema_and_call_outcomes() -> None:
+    from tagcompliance.observability import BASE_FIELDS, CORRELATION_FIELDS
+    from tagcompliance.observability.metrics import CALL_OUTCOMES
+
+    section = README.read_text(encoding="utf-8").split("### The log schema", 1)[1].split("\n### ", 1)[0]
+    for name in (*BASE_FIELDS, *CORRELATION_FIELDS, *CALL_OUTCOMES):
+        assert f"`{name}`" in section, name

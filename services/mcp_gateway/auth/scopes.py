@@ -30,6 +30,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult, TextContent
 
+from tagcompliance.observability import note
+
 READ_SCOPE = "tag:read"
 ADMIN_SCOPE = "admin"
 WRITE_SCOPE = "tag:write"
@@ -74,5 +76,6 @@ class ScopeMiddleware:
                 f"insufficient_scope: this call needs the '{scope}' scope, which the access token lacks "
                 f"(granted: {' '.join(token.scopes) or 'none'})"
             )
+            note(refused="insufficient_scope")  # the call's log event says refused, not error
             return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
         return await call_next(ctx)

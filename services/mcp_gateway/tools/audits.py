@@ -36,6 +36,9 @@ class AuditResultSummary(ComplianceCounts):
 
 class AuditStatusResult(BaseModel):
     run_id: str
+    correlation_id: str | None = Field(
+        default=None, description="Finds the run's log lines: the starting call's id, or the run id."
+    )
     status: str = Field(description="running | succeeded | failed")
     runner: str = Field(description="in_process | step_functions")
     shards_total: int

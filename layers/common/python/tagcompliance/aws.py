@@ -54,6 +54,14 @@ def describe_aws_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def aws_request_id(error: BaseException) -> str | None:
+    """The request id AWS answered a failed call with (what AWS support asks for), if any."""
+    if isinstance(error, ClientError):
+        value = error.response.get("ResponseMetadata", {}).get("RequestId")
+        return str(value) if value else None
+    return None
+
+
 class _FixedProvider(CredentialProvider):
     """Hands a session the (refreshable) credentials of an assumed role."""
 

@@ -18,6 +18,7 @@ a region whose circuit opened fails its remaining shards at once (``circuit_open
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from .aws import AwsClients, describe_aws_error
+from .aws import AwsClients, aws_request_id, describe_aws_error
 from .compliance import Resource
 from .resilience import (
     CallBudget,
@@ -41,6 +42,7 @@ from .resources import REGISTRY, ArnContext, ResourceType, resource_id_from_arn
 TagSource = Literal["listing", "tagging_api", "per_resource", "none"]
 ProgressCallback = Callable[[int, int, str], None]
 _T = TypeVar("_T")
+logger = logging.getLogger("tagcompliance.inventory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +100,13 @@ class _Listed:
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: str | None = None
     reason: FailureReason = "error"
+    aws_request_id: str | None = None  # AWS's id of the failed request: what AWS support asks for
 
     @classmethod
     def failed(cls, error: BaseException) -> _Listed:
-        return cls(error=describe_failure(error), reason=failure_reason(error))
+        return cls(
+            error=describe_failure(error), reason=failure_reason(error), aws_request_id=aws_request_id(error)
+        )
 
 
 def describe_failure(error: BaseException) -> str:
@@ -263,6 +268,17 @@ def collect_inventory(
                 except Exception as error:
                     listed = _Listed.failed(error)
                 if listed.error is not None:
+                    logger.warning(
+                        "listing %s in %s failed: %s",
+                        row.id,
+                        region,
+                        listed.error,
+                        extra={
+                            "aws_request_id": listed.aws_request_id,
+                            "resource_type": row.id,
+                            "region": region,
+                        },
+                    )
                     inventory.shards.append(
                         ShardOutcome(region, row.id, "failed", 0, "none", listed.error, reason=listed.reason)
                     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,10 +34,32 @@ def split_comma_list(value: object) -> object:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_comma_list)]
 
 
-class Settings(BaseSettings):
-    """Every knob of the product, each with its environment variable and a sensible default."""
+class LogSettings(BaseSettings):
+    """How a process logs: what the gateway and the Lambdas read before anything else (no secrets
+    to resolve, so it cannot fail where the full settings might)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias="LOG_FORMAT",
+        description="text (local runs) or json (one JSON object per line: what the stacks deploy).",
+    )
+    environment_name: str = Field(
+        default="local",
+        validation_alias="ENVIRONMENT_NAME",
+        description="The deployment (dev, staging, prod) every JSON log line names.",
+    )
+    lambda_function_name: str | None = Field(
+        default=None,
+        validation_alias="AWS_LAMBDA_FUNCTION_NAME",
+        description="Set by AWS Lambda: the process is a Lambda function (its core loggers are routed "
+        "through the Powertools handler at cold start).",
+    )
+
+
+class Settings(LogSettings):
+    """Every knob of the product, each with its environment variable and a sensible default."""
 
     aws_region: str = Field(
         default="us-east-1",

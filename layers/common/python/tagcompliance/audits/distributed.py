@@ -90,6 +90,7 @@ def publish_plan(
     )
     return PlannedRun(
         run_id=plan.run_id,
+        correlation_id=plan.correlation_id,
         plan_bucket=bucket,
         plan_key=key,
         shard_count=len(plan.shards),

@@ -123,6 +123,9 @@ class PlannedRun(BaseModel):
     """What the plan step hands the state machine: where the plan is and how to run it, never the plan."""
 
     run_id: str
+    correlation_id: str | None = Field(
+        default=None, description="The run's correlation id: every later step passes it on to its log lines."
+    )
     plan_bucket: str
     plan_key: str
     shard_count: int
@@ -157,6 +160,12 @@ class AuditRequest(BaseModel):
     )
     recipients: list[str] = Field(
         default_factory=list, description="Extra recipients (email addresses, Slack webhook URLs)."
+    )
+    correlation_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who asked: the starting tool call's correlation id (its call log row's call_id); "
+        "a scheduled or daily run's own run id. Every log line of the run carries it.",
     )
 
 
@@ -197,6 +206,9 @@ class AuditStatus(BaseModel):
     """Progress of a run, readable while it is under way; the outcome once it is done."""
 
     run_id: str
+    correlation_id: str | None = Field(
+        default=None, description="The run's correlation id (see AuditRequest), to find its log lines."
+    )
     status: RunStatus
     runner: Literal["in_process", "step_functions", "unknown"] = "unknown"
     shards_total: int = 0

@@ -16,6 +16,8 @@ from typing import Any
 
 from tagcompliance.aws import AwsClients, describe_aws_error
 from tagcompliance.errors import TagComplianceError
+from tagcompliance.observability import correlation_id as current_correlation_id
+from tagcompliance.observability import in_current_context, log_context
 from tagcompliance.policy import TaggingPolicy, load_policy
 from tagcompliance.settings import Settings
 from tagcompliance.store import ScheduledAuditRecord, Store
@@ -59,6 +61,7 @@ def audit_status(run_id: str, ledger: Ledger, store: Store) -> AuditStatus:
     plan: AuditPlan | None = run["plan"]
     return AuditStatus(
         run_id=run_id,
+        correlation_id=plan.correlation_id if plan is not None else None,
         status=run["status"],
         runner=run["runner"] or "unknown",
         shards_total=len(plan.shards) if plan is not None else len(shards),
@@ -88,14 +91,18 @@ class AuditRunner:
         policy: TaggingPolicy | None = None,
         schedule_id: str | None = None,
         recipients: list[str] | None = None,
+        correlation_id: str | None = None,
     ) -> str:
-        """Start a run in the background and return its id (a job handle)."""
+        """Start a run in the background and return its id (a job handle). Its correlation id is
+        ``correlation_id``, else the one of the work that starts it (a tool call's), else its run id."""
+        run_id = run_id or new_run_id()
         request = AuditRequest(
-            run_id=run_id or new_run_id(),
+            run_id=run_id,
             scope=scope,
             policy=policy.model_dump(mode="json") if policy is not None else None,
             schedule_id=schedule_id,
             recipients=list(recipients or []),
+            correlation_id=correlation_id or current_correlation_id() or run_id,
         )
         self.launch(request)
         return request.run_id
@@ -136,6 +143,10 @@ class InProcessRunner(AuditRunner):
 
     def _scan(self, run_id: str, shard: Shard) -> None:
         # The state machine's Map task, in a thread: retry throttling with backoff, record the rest.
+        with log_context(shard_id=shard.shard_id):
+            self._scan_shard(run_id, shard)
+
+    def _scan_shard(self, run_id: str, shard: Shard) -> None:
         for attempt in range(self.shard_attempts):
             try:
                 run_shard(run_id, shard, self.clients, self.ledger, self.role_name)
@@ -150,11 +161,17 @@ class InProcessRunner(AuditRunner):
                 return
 
     def run(self, request: AuditRequest) -> AuditOutcome:
-        """Run to completion in the calling thread (idempotent per run id)."""
-        plan = start_run(request, self.ledger, "in_process")
+        """Run to completion in the calling thread (idempotent per run id); its log lines carry the
+        run's ids, as the Lambdas' do."""
+        with log_context(run_id=request.run_id, correlation_id=request.correlation_id):
+            return self._run(start_run(request, self.ledger, "in_process"))
+
+    def _run(self, plan: AuditPlan) -> AuditOutcome:
+        # Pool threads start from an empty context: each scan runs in a copy of this one.
+        scan = in_current_context(lambda shard: self._scan(plan.run_id, shard))
         try:
             with ThreadPoolExecutor(self.max_workers, thread_name_prefix="audit") as pool:
-                list(pool.map(lambda shard: self._scan(plan.run_id, shard), plan.shards))
+                list(pool.map(scan, plan.shards))
         except Exception as error:
             self.ledger.finish_run(plan.run_id, None, describe_aws_error(error))
             raise
@@ -176,15 +193,19 @@ class InProcessRunner(AuditRunner):
             record_step_failure(run_id, "notify", describe_aws_error(error), self.ledger)
 
     def launch(self, request: AuditRequest) -> None:
-        def work() -> None:
+        def work(plan: AuditPlan) -> None:
             try:
-                self.run(request)
-            except Exception:  # recorded in the ledger by run(); nothing else to do in a thread
+                self._run(plan)
+            except Exception:  # recorded in the ledger by _run(); nothing else to do in a thread
                 return
 
-        # Record the plan before returning, so status() knows the run at once.
-        start_run(request, self.ledger, "in_process")
-        thread = threading.Thread(target=work, name=f"audit-{request.run_id}", daemon=True)
+        with log_context(run_id=request.run_id, correlation_id=request.correlation_id):
+            # Record the plan before returning, so status() knows the run at once.
+            plan = start_run(request, self.ledger, "in_process")
+            # The run's lines also carry who started it (the tool call's user, tool, session).
+            thread = threading.Thread(
+                target=in_current_context(work), args=(plan,), name=f"audit-{request.run_id}", daemon=True
+            )
         self._threads[request.run_id] = thread
         thread.start()
 

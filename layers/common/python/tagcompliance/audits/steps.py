@@ -6,7 +6,8 @@ The in-process runner calls the same steps, so both runners record progress the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,7 @@ from .notify import DriftSummary, NotifyReport, build_message, deliver, run_reci
 from .pipeline import DEFAULT_ROLE_NAME, aggregate, failed_shard_result, outcome_of, plan_audit, scan_shard
 
 PolicyLoader = Callable[[], TaggingPolicy]
+logger = logging.getLogger("tagcompliance.audits")
 
 
 class ScheduledStart(BaseModel):
@@ -36,6 +38,7 @@ class ScheduledStart(BaseModel):
     regions: list[str] = Field(default_factory=list)
     trigger: str = "scheduled"
     recipients: list[str] = Field(default_factory=list)
+    correlation_id: str | None = None
 
 
 def organization_accounts(clients: AwsClients) -> list[str]:
@@ -86,7 +89,7 @@ def resolve_request(
     """An ``AuditRequest`` as given, or one resolved from a scheduled start (run id: the execution name).
 
     A policy imported by the state machine's ImportPolicy step (``imported_policy``) is the one the
-    run evaluates with.
+    run evaluates with. A start without a correlation id (a schedule's) gets ``correlation_of``'s.
     """
     if "scope" in execution_input:
         request = AuditRequest.model_validate(execution_input)
@@ -96,10 +99,21 @@ def resolve_request(
         request = AuditRequest(
             run_id=execution_name, scope=scope, schedule_id=start.schedule_id, recipients=start.recipients
         )
+    request = request.model_copy(update={"correlation_id": correlation_of(execution_input, execution_name)})
     imported = execution_input.get("imported_policy")
     if isinstance(imported, dict) and imported.get("status") == "success" and imported.get("policy"):
         request = request.model_copy(update={"policy": imported["policy"]})
     return request
+
+
+def correlation_of(execution_input: Mapping[str, object], execution_name: str) -> str:
+    """An execution's correlation id: the one its input carries (the tool call that started it), else
+    its run id (a scheduled or daily start has no caller), so a run's lines can always be found."""
+    value = execution_input.get("correlation_id")
+    if isinstance(value, str) and value:
+        return value
+    run_id = execution_input.get("run_id")
+    return run_id if isinstance(run_id, str) and run_id else execution_name
 
 
 def start_run(request: AuditRequest, ledger: Ledger, runner: str, record_pending: bool = True) -> AuditPlan:
@@ -107,6 +121,12 @@ def start_run(request: AuditRequest, ledger: Ledger, runner: str, record_pending
     a shard without a ledger row is pending)."""
     plan = plan_audit(request)
     ledger.start_run(plan, runner, record_pending)
+    logger.info(
+        "audit run started: %d shards (%s)",
+        len(plan.shards),
+        runner,
+        extra={"shards": len(plan.shards), "runner": runner, "trigger": plan.scope.trigger},
+    )
     return plan
 
 
@@ -161,8 +181,20 @@ def finish_run(run_id: str, ledger: Ledger, store: Store, policy_loader: PolicyL
         outcome = aggregate(plan, ledger.shard_results(run_id), plan_policy(plan, policy_loader), store)
     except Exception as error:
         ledger.finish_run(run_id, None, f"{type(error).__name__}: {error}")
+        logger.exception("audit run could not be aggregated")
         raise
     ledger.finish_run(run_id, outcome)
+    logger.info(
+        "audit run aggregated: %d resources, %d failed shards",
+        outcome.total_resources,
+        outcome.failed_shards,
+        extra={
+            "resources": outcome.total_resources,
+            "score": outcome.compliance_score,
+            "failed_shards": outcome.failed_shards,
+            "snapshot_id": outcome.snapshot_id,
+        },
+    )
     return outcome
 
 
