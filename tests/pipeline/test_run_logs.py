@@ -53,7 +53,7 @@ def _printed(output: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def test_every_line_of_a_run_carries_its_run_id_and_the_callers_correlation_id(
     settings, store, ledger, state_machine, pipeline_env, core_loggers_routed, capsys
 ):
-    handlers.set_runtime(scanner_runtime(settings, store, ledger))
+    handlers.runtime.set(scanner_runtime(settings, store, ledger))
     runner = StepFunctionsRunner(state_machine.client, state_machine.arn, store, ledger, poll_seconds=0.5)
     scope = AuditScope(
         account_id=pipeline_env.account_id,
