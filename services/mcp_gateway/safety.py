@@ -59,13 +59,21 @@ class SafetyGate:
         regions: list[str] | None,
         period: tuple[Any, Any] | None = None,
         period_matters: bool = False,
+        accounts: list[str] | None = None,
     ) -> ScopeRequest:
+        settings = self.runtime.settings
+        scopes = self.runtime.service.scopes
+        # Only when accounts are configured is anyone asked which (no AWS call otherwise).
+        configured = settings.audit_accounts_from_organizations or bool(settings.audit_accounts)
         return ScopeRequest(
             resource_types=list(resource_types) if resource_types else None,
             regions=list(regions) if regions else None,
             period=period,
             period_matters=period_matters,
-            default_regions=list(self.runtime.settings.default_regions),
+            default_regions=list(settings.default_regions),
+            accounts=list(accounts) if accounts else None,
+            own_account=scopes.clients.account_id if configured else None,
+            configured_accounts=scopes.configured_accounts() if configured else [],
         )
 
     def arn_estimate(self, arns: Iterable[str], regions: list[str] | None) -> ScopeEstimate | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -108,6 +109,45 @@ class TypeCounts(BaseModel):
     violations: int
 
 
+class AccountCounts(TypeCounts):
+    """One account's figures in an answer (the answer's ``by_account``, worst account first)."""
+
+    compliance_score: float | None = Field(
+        default=None, description="The account's compliant / scanned; null when none needed tags."
+    )
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> AccountCounts:
+        """From a snapshot's ``counts_by_account`` entry; ``scanned`` (resources with requirements)
+        gives the score, as the answer's own: resources without requirements are neither."""
+        total, compliant = int(counts.get("total", 0)), int(counts.get("compliant", 0))
+        scanned = counts.get("scanned")
+        score = None
+        if scanned:  # counted compliant too, resources without requirements leave the score out
+            score = round((compliant - (total - int(scanned))) / int(scanned), 4)
+        return cls(
+            total=total,
+            compliant=compliant,
+            violations=int(counts.get("violations", 0)),
+            compliance_score=score,
+        )
+
+
+def accounts_worst_first(counts_by_account: Mapping[str, Mapping[str, int]]) -> dict[str, AccountCounts]:
+    """Per-account figures, the worst account first: lowest score, then most violations, then id."""
+    entries = {account: AccountCounts.of(counts) for account, counts in counts_by_account.items()}
+    return dict(
+        sorted(
+            entries.items(),
+            key=lambda item: (
+                2.0 if item[1].compliance_score is None else item[1].compliance_score,
+                -item[1].violations,
+                item[0],
+            ),
+        )
+    )
+
+
 class ComplianceCounts(BaseModel):
     """A snapshot's headline counts: the one type every answer that reports them extends."""
 
@@ -131,10 +171,9 @@ class ComplianceCheckResult(ComplianceCounts):
     violations_by_type: dict[str, int]
     by_resource_type: dict[str, TypeCounts]
     by_region: dict[str, TypeCounts]
-    by_account: dict[str, TypeCounts] = Field(
+    by_account: dict[str, AccountCounts] = Field(
         default_factory=dict,
-        description="Per AWS account with resources in scope: resources found, compliant ones and "
-        "violations (compare accounts by compliant / total).",
+        description="Per AWS account with resources in scope, worst first.",
     )
     violation_patterns: list[ViolationPattern] = Field(
         default_factory=list, description="The largest groups of violations, most first (at most 20)."
@@ -180,6 +219,7 @@ class FindUntaggedResult(BaseModel):
     resources: list[UntaggedResource]
     next_cursor: str | None = None
     untagged_by_type: dict[str, int]
+    untagged_by_account: dict[str, int] = Field(default_factory=dict, description="Most first.")
     missing_patterns: list[ViolationPattern] = Field(
         default_factory=list, description="The largest groups of missing tags, most first (at most 20)."
     )

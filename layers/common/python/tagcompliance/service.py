@@ -13,26 +13,29 @@ so repeated questions and further pages are served from the store without touchi
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .audits.models import AuditScope
+from .audits.pipeline import plan_shards, run_snapshot, scan_accounts
 from .aws import AwsClients
 from .cache import Cache
-from .compliance import compile_policy, evaluate
+from .compliance import Evaluation, compile_policy, evaluate
 from .drift import CloudTrailTagEvents, TagChangeEvents
 from .errors import InvalidInputError
-from .inventory import ProgressCallback, collect_inventory
+from .inventory import Inventory, ProgressCallback, collect_inventory
 from .models import ComplianceCheckResult, PolicyResult, ScheduleAction
-from .policy import LoadedPolicy, load_policy
+from .policy import LoadedPolicy, TaggingPolicy, load_policy
 from .queries import check, cost_gap, drift, history, reports, suggestions, untagged, validate
 from .resilience import CallStoppedError, current_budget
 from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
-from .scope import Scope, ScopeResolver
+from .scope import Scope, ScopeResolver, configured_accounts
 from .settings import Settings
 from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, resource_states
-from .store import ScheduledAuditRecord, Store
+from .store import ScheduledAuditRecord, SnapshotRecord, Store
 
 
 class ComplianceService:
@@ -60,7 +63,13 @@ class ComplianceService:
         self._policy_mtime: float | None = None
         # Snapshot id + the digest of the policy it was evaluated with -> the evaluated observation.
         self.evaluated = EvaluatedSnapshots(store)
-        self.scopes = ScopeResolver(clients, settings.default_regions)
+        self.scopes = ScopeResolver(
+            clients,
+            settings.default_regions,
+            configured=lambda: configured_accounts(
+                settings.audit_accounts_from_organizations, settings.audit_accounts, clients
+            ),
+        )
 
     # --- policy ------------------------------------------------------------------------
 
@@ -100,10 +109,11 @@ class ComplianceService:
         force_refresh: bool = False,
         progress: ProgressCallback | None = None,
         trigger: str = "manual",
+        accounts: Sequence[str] | None = None,
     ) -> Observation:
         """The latest snapshot for this scope from the cache, or a fresh scan stored as a snapshot."""
         return self.observe_scope(
-            self.scopes.resolve(resource_types, regions), force_refresh, progress, trigger
+            self.scopes.resolve(resource_types, regions, accounts), force_refresh, progress, trigger
         )
 
     def observe_scope(
@@ -123,15 +133,22 @@ class ComplianceService:
                 observation = self.evaluated.load(cached, policy.digest())
                 if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
                     return observation
-        inventory = collect_inventory(
-            self.clients, region_list, type_ids, max_workers=self.settings.scan_max_workers, progress=progress
-        )
+        if scope.other_accounts:
+            snapshot, inventory, evaluation = self._scan_accounts(scope, policy, progress, trigger)
+        else:
+            inventory = collect_inventory(
+                self.clients,
+                region_list,
+                type_ids,
+                max_workers=self.settings.scan_max_workers,
+                progress=progress,
+            )
         budget = current_budget()
         if budget is not None and budget.stop_reason == "cancelled":
             raise CallStoppedError("cancelled")  # nobody waits for this answer: store nothing
-        compiled = compile_policy(policy, type_ids)
-        evaluation = evaluate(inventory.resources, compiled)
-        snapshot = build_snapshot(inventory, evaluation, policy, trigger)
+        if not scope.other_accounts:
+            evaluation = evaluate(inventory.resources, compile_policy(policy, type_ids))
+            snapshot = build_snapshot(inventory, evaluation, policy, trigger)
         self.store.save_snapshot(
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
@@ -142,6 +159,29 @@ class ComplianceService:
             observation.evaluation = evaluation
         self.evaluated.remember(observation)
         return observation
+
+    def _scan_accounts(
+        self, scope: Scope, policy: TaggingPolicy, progress: ProgressCallback | None, trigger: str
+    ) -> tuple[SnapshotRecord, Inventory, Evaluation]:
+        """A scan of several accounts within the call: the audit pipeline's own shard scan (AssumeRole
+        of ``AUDIT_ROLE_NAME`` into each account but the credentials' own) and snapshot."""
+        audit_scope = AuditScope(
+            account_id=scope.account_id,
+            accounts=scope.audited_accounts,
+            regions=scope.regions,
+            resource_types=scope.resource_types,
+            trigger=trigger,
+        )
+        snapshot_id = str(uuid.uuid4())
+        results = scan_accounts(
+            snapshot_id,
+            audit_scope,
+            self.clients,
+            self.settings.audit_role_name,
+            self.settings.scan_max_workers,
+            progress,
+        )
+        return run_snapshot(audit_scope, plan_shards(audit_scope), results, policy, snapshot_id)
 
     def note_tag_writes(self) -> None:
         """Tags were written (a remediation): every cached scan older than now is stale. One marker

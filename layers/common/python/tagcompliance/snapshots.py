@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import ObjectLRU
-from .compliance import Evaluation, Resource, compile_policy, evaluate
+from .compliance import CompiledPolicy, Evaluation, Resource, compile_policy, evaluate
 from .inventory import Inventory, ShardOutcome, UnreadableResource
 from .models import FailedShard, ScopeInfo
 from .policy import TaggingPolicy, parse_policy
@@ -42,6 +42,20 @@ class Observation:
     @property
     def failed_shards(self) -> list[FailedShard]:
         return [FailedShard(**entry) for entry in self.snapshot.failed_shards]
+
+    @property
+    def unread_accounts(self) -> list[str]:
+        """Accounts of the scope none of whose shards could be read (e.g. their role could not be
+        assumed): nothing of theirs is in the figures."""
+        covered = self.snapshot.covered_accounts
+        if len(covered) < 2:
+            return []
+        shards = len(set(self.snapshot.regions)) * len(set(self.snapshot.resource_types))
+        failed: dict[str, set[tuple[str, str]]] = {}
+        for entry in self.snapshot.failed_shards:
+            if entry.get("account_id") and not entry.get("resource_arn"):
+                failed.setdefault(entry["account_id"], set()).add((entry["region"], entry["resource_type"]))
+        return sorted(account for account, pairs in failed.items() if len(pairs) >= shards)
 
     @property
     def policy(self) -> TaggingPolicy:
@@ -82,8 +96,14 @@ class Observation:
 
 
 def counts_by(
-    resources: Sequence[Resource], evaluation: Evaluation, attribute: str
+    resources: Sequence[Resource],
+    evaluation: Evaluation,
+    attribute: str,
+    compiled: CompiledPolicy | None = None,
 ) -> dict[str, dict[str, int]]:
+    """Per value of ``attribute``: resources found, compliant ones (those without requirements
+    included) and violations; with ``compiled``, also ``scanned`` (resources with requirements, as
+    ``evaluate`` counts them), so each group has its own score."""
     violations_per = evaluation.counts(attribute)  # from the findings: no Violation objects built
     counts: dict[str, dict[str, int]] = {}
     for resource in resources:
@@ -91,6 +111,8 @@ def counts_by(
         entry["total"] += 1
         if resource.arn not in evaluation.noncompliant_arns:
             entry["compliant"] += 1
+        if compiled is not None and (compiled.rules.get(resource.resource_type) or compiled.prohibited):
+            entry["scanned"] = entry.get("scanned", 0) + 1
     for key, count in violations_per.items():
         counts.setdefault(key, {"total": 0, "compliant": 0, "violations": 0})["violations"] = count
     return counts
@@ -126,7 +148,16 @@ def build_snapshot(
         trigger=trigger,
         scheduled=trigger != "manual",
         accounts=[inventory.account_id],
-        counts_by_account=dict(sorted(counts_by(inventory.resources, evaluation, "account_id").items())),
+        counts_by_account=dict(
+            sorted(
+                counts_by(
+                    inventory.resources,
+                    evaluation,
+                    "account_id",
+                    compile_policy(policy, inventory.resource_types),
+                ).items()
+            )
+        ),
     )
 
 

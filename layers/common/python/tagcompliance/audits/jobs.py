@@ -58,7 +58,7 @@ class LargeScanJobs:
         if isinstance(run_id, str):
             status = self.runner.status(run_id)
             if status.status == "running":
-                return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, None)
+                return self._handle(run_id, "running", scope, policy_source, None)
             self.cache.delete(JOB_PREFIX + key)
             if status.status == "succeeded" and status.outcome is not None and not force_refresh:
                 # The job's snapshot answers this scope from now on (the check reads it from the store).
@@ -66,23 +66,27 @@ class LargeScanJobs:
                 return None
         if not force_refresh and isinstance(self.cache.get(key), str):
             return None  # a stored answer exists: served within the call
-        estimate = GATE_ESTIMATE.get() or estimate_scope(
-            self.store, type_ids, regions, workers=self.settings.scan_max_workers
+        gate_estimate = GATE_ESTIMATE.get()
+        seconds = (
+            gate_estimate.seconds
+            if gate_estimate is not None
+            else estimate_scope(self.store, type_ids, regions, workers=self.settings.scan_max_workers).seconds
+            * len(scope.audited_accounts)  # the gate's estimate counts the accounts already
         )
-        if estimate.seconds <= self.settings.audit_async_threshold_seconds:
+        if seconds <= self.settings.audit_async_threshold_seconds:
             return None
-        scope = AuditScope(account_id=account_id, regions=regions, resource_types=type_ids)
-        run_id = self.runner.start(scope, policy=policy)
+        audit_scope = AuditScope(
+            account_id=account_id, accounts=scope.accounts, regions=regions, resource_types=type_ids
+        )
+        run_id = self.runner.start(audit_scope, policy=policy)
         self.cache.set(JOB_PREFIX + key, run_id, JOB_TTL_SECONDS)
-        return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, estimate.seconds)
+        return self._handle(run_id, "running", scope, policy_source, seconds)
 
     def _handle(
         self,
         run_id: str,
         status: str,
-        account_id: str,
-        regions: list[str],
-        type_ids: list[str],
+        scope: Scope,
         policy_source: str,
         estimated_seconds: float | None,
     ) -> ComplianceCheckResult:
@@ -105,7 +109,12 @@ class LargeScanJobs:
             by_region={},
             violations=[],
             failed_shards=[],
-            scope=ScopeInfo(account_id=account_id, regions=regions, resource_types=type_ids),
+            scope=ScopeInfo(
+                account_id=scope.account_id,
+                regions=scope.regions,
+                resource_types=scope.resource_types,
+                accounts=scope.audited_accounts,
+            ),
             snapshot_id=snapshot_id_for(run_id),
             scanned_at=datetime.now(UTC),
             cached=False,

@@ -26,6 +26,7 @@ def cost_gap(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     start_date: date | None = None,
     end_date: date | None = None,
     tag_keys: Sequence[str] | None = None,
@@ -34,7 +35,7 @@ def cost_gap(
     progress: ProgressCallback | None = None,
 ) -> CostAttributionGap:
     """Cost Explorer's answer for a scope, cached like scans: every Cost Explorer request costs $0.01."""
-    scope = service.scopes.resolve(resource_types, regions)
+    scope = service.scopes.resolve(resource_types, regions, accounts)
     type_ids, region_list = scope.resource_types, scope.regions
     end = end_date or datetime.now(UTC).date()
     start = start_date or end - timedelta(days=service.settings.cost_lookback_days)

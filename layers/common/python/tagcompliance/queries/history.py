@@ -21,10 +21,16 @@ def violation_history(
     group_by: Literal["day", "week", "month"] = "day",
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> HistoryResult:
     since = datetime.now(UTC) - timedelta(days=days_back)
     snapshots = service.store.list_snapshots(since=since, limit=100_000)
     note = None
+    if accounts:
+        # Snapshots that read every requested account (an organization-wide one included); their
+        # per-account series come from each snapshot's counts by account.
+        wanted_accounts = set(service.scopes.accounts(accounts))
+        snapshots = [s for s in snapshots if wanted_accounts <= set(s.covered_accounts)]
     if resource_types or regions:
         wanted_types = sorted(resolve_resource_types(resource_types)) if resource_types else None
         wanted_regions = sorted(service.resolve_regions(regions)) if regions else None
@@ -39,6 +45,9 @@ def violation_history(
         latest = snapshots[-1]
         scope = (sorted(latest.resource_types), sorted(latest.regions))
         snapshots = [s for s in snapshots if (sorted(s.resource_types), sorted(s.regions)) == scope]
+        if not accounts:  # nor are scores of different accounts
+            covered = sorted(latest.covered_accounts)
+            snapshots = [s for s in snapshots if sorted(s.covered_accounts) == covered]
         note = (
             f"Showing snapshots with the latest one's scope ({len(scope[0])} resource types, regions "
             f"{', '.join(scope[1])}); pass resource_types/regions to choose another scope."
