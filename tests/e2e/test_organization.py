@@ -12,9 +12,12 @@ required on queues), and from the demo estate's own definition for the credentia
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -23,6 +26,8 @@ from mcp import Client
 from services.demo.aws import DemoAws
 from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
+from tagcompliance.audits.notify import build_message
+from tagcompliance.audits.steps import run_outcome
 from tests.pipeline.faults import DenyAssumeRole
 
 from .helpers import call, call_error, gateway_settings
@@ -249,5 +254,161 @@ async def test_an_omitted_account_is_asked_for_with_per_account_options(
         assert denied["estimated_resources"] is None and "never scanned" in denied["note"]
         assert options["all"]["estimated_resources"] == own[0] + 3 + 2
         assert "accounts" in asked["proceed"]
+    finally:
+        runtime.close()
+
+
+async def test_the_report_and_the_export_cover_the_chosen_accounts_worst_first(
+    org_client: Client, org_runtime: tuple[Runtime, Organization], aws_env: DemoAws
+) -> None:
+    _, org = org_runtime
+    scope = {"resource_types": [TYPE], "regions": [org.region]}
+    report = await call(org_client, "generate_compliance_report", format="json", **scope, accounts=["all"])
+    summary = report["summary"]
+    assert summary["accounts"] == org.configured
+    assert summary["by_account"] == _by_account(org, _own_expected(aws_env, org.region), ["own", "a", "b"])
+    assert next(iter(summary["by_account"])) == org.members["a"]  # the worst account leads
+    markdown = await call(
+        org_client, "generate_compliance_report", format="markdown", **scope, accounts=["all"]
+    )
+    section = markdown["content"].split("## By account (worst first)", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows[0] == f"| {org.members['a']} | 3 | 1 | 33.3% | 4 | 0 |"
+    assert rows[-1] == f"| {org.members['denied']} | 0 | 0 | n/a | 0 | 1 |"  # unread, still listed
+
+    export = await call(
+        org_client, "export_violations_csv", filters={**scope, "accounts": [org.members["a"]]}
+    )
+    assert export["row_count"] == 4
+    assert export["failed_shards"] == []
+
+
+@pytest.fixture(scope="module")
+def member_c(aws_env: DemoAws) -> tuple[str, Any]:
+    """A fourth account (its own, so that changing its tags disturbs no other test) and its SQS client."""
+    account = _account_id("44")
+    credentials = aws_env.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
+    )["Credentials"]
+    sqs = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    ).client("sqs", region_name=aws_env.regions[0], endpoint_url=aws_env.endpoint_url)
+    sqs.create_queue(QueueName="org-c-app", tags={"Environment": "prod"})  # 3 violations
+    sqs.create_queue(QueueName="org-c-db", tags=COMPLIANT)
+    return account, sqs
+
+
+async def test_drift_and_history_per_account(
+    aws_env: DemoAws, member_c: tuple[str, Any], tmp_path: Path
+) -> None:
+    c, sqs = member_c
+    settings = gateway_settings(
+        aws_env, tmp_path, AUDIT_ACCOUNTS=f"{aws_env.account_id},{c}", AUDIT_ROLE_NAME=ROLE
+    )
+    runtime = build_runtime(settings, "memory")
+    region = aws_env.regions[0]
+    scope = {"resource_types": [TYPE], "regions": [region], "accounts": ["all"]}
+    try:
+        async with Client(build_server(runtime)) as client:
+            first = await call(client, "check_tag_compliance", **scope)
+            assert first["by_account"][c] == {
+                "total": 2,
+                "compliant": 1,
+                "violations": 3,
+                "compliance_score": 0.5,
+            }
+            # The same scan, a day earlier: the series gets a point before today's.
+            store = runtime.store
+            stored = store.get_snapshot(first["snapshot_id"])
+            assert stored is not None
+            earlier_id = str(uuid.uuid4())
+            store.save_snapshot(
+                replace(stored, snapshot_id=earlier_id, created_at=stored.created_at - timedelta(days=1)),
+                [
+                    replace(state, snapshot_id=earlier_id)
+                    for state in store.iter_resource_states(stored.snapshot_id)
+                ],
+            )
+            # Account c's application queue gets its tags fixed.
+            url = sqs.get_queue_url(QueueName="org-c-app")["QueueUrl"]
+            sqs.tag_queue(QueueUrl=url, Tags=COMPLIANT)
+
+            drift = await call(client, "detect_tag_drift", **scope)
+            assert drift["baseline_snapshot_id"] == first["snapshot_id"]
+            assert drift["by_account"] == {c: 3}  # CostCenter and Owner added, Environment changed
+            assert {d["resource_arn"].rsplit(":", 1)[1] for d in drift["drift_detected"]} == {"org-c-app"}
+
+            history = await call(
+                client,
+                "get_violation_history",
+                days_back=3,
+                resource_types=[TYPE],
+                regions=[region],
+                accounts=[c],
+            )
+        assert [point["snapshots"] for point in history["points"]] == [1, 2]
+        # Asked about c alone, every point's figures are c's, from the organization-wide snapshots.
+        assert [
+            (p["total_resources"], p["compliant_resources"], p["violation_count"], p["compliance_score"])
+            for p in history["points"]
+        ] == [
+            (2, 1, 3, 0.5),
+            (2, 2, 0, 1.0),
+        ]
+        assert [p["by_account"] for p in history["points"]] == [
+            {c: {"total": 2, "compliant": 1, "violations": 3, "compliance_score": 0.5}},
+            {c: {"total": 2, "compliant": 2, "violations": 0, "compliance_score": 1.0}},
+        ]
+        assert history["by_account"] == {c: {"trend": "improving", "score_change": 0.5, "last_score": 1.0}}
+        assert history["trend"] == "improving"
+
+        # Without accounts: the whole organization's series, each account with its own trend.
+        async with Client(build_server(runtime)) as client:
+            everything = await call(
+                client, "get_violation_history", days_back=3, resource_types=[TYPE], regions=[region]
+            )
+        own = aws_env.account_id
+        assert set(everything["by_account"]) == {own, c}
+        assert everything["by_account"][own]["trend"] == "stable"
+        assert everything["by_account"][c]["trend"] == "improving"
+        assert everything["points"][-1]["total_resources"] == _own_expected(aws_env, region)[0] + 2
+    finally:
+        runtime.close()
+
+
+async def test_a_large_multi_account_scope_becomes_a_pipeline_job(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    # Any estimate is "too long" with this threshold: the scope must run as an audit job.
+    runtime, org = _runtime(aws_env, tmp_path, members, AUDIT_ASYNC_THRESHOLD_SECONDS="0.000001")
+    scope = {"resource_types": [TYPE], "regions": [org.region], "accounts": ["all"]}
+    try:
+        async with Client(build_server(runtime)) as client:
+            first = await call(client, "check_tag_compliance", **scope)
+            job = first["job"]
+            assert job is not None and job["status"] == "running"
+            assert first["scope"]["accounts"] == org.configured
+            runner = runtime.service.large_scan_jobs.runner  # type: ignore[attr-defined]
+            runner.wait(job["run_id"], timeout=120)
+            status = await call(client, "get_audit_status", run_id=job["run_id"])
+            assert status["status"] == "succeeded", status
+            result = status["result"]
+            assert result["accounts"] == org.configured
+            expected = _by_account(org, _own_expected(aws_env, org.region), ["own", "a", "b"])
+            assert result["by_account"] == expected and next(iter(result["by_account"])) == org.members["a"]
+            assert [(f["account_id"], f["resource_type"]) for f in result["failed_shard_details"]] == [
+                (org.members["denied"], TYPE)
+            ]
+            # The job's snapshot answers the scope from now on, within the call.
+            again = await call(client, "check_tag_compliance", **scope)
+            assert again["job"] is None and again["cached"] is True
+            assert again["snapshot_id"] == first["snapshot_id"] and again["by_account"] == expected
+        # The notification leads with the worst accounts.
+        _, outcome = run_outcome(job["run_id"], runner.ledger, runtime.store)
+        message = build_message(runner.ledger.run(job["run_id"])["plan"], outcome, None).text
+        listed = message.split("Accounts, worst first:\n", 1)[1].splitlines()
+        assert listed[0].startswith(f"  - {org.members['a']}: score 33.3%, 4 violations, 3 resources")
     finally:
         runtime.close()

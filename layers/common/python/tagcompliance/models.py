@@ -281,6 +281,13 @@ class HistoryPoint(ComplianceCounts):
     remediations: list[str] = Field(
         default_factory=list, description="remediation_ids of tag remediations that finished in this period."
     )
+    by_account: dict[str, AccountCounts] = Field(default_factory=dict, description="Worst first.")
+
+
+class AccountTrend(BaseModel):
+    trend: Literal["improving", "declining", "stable", "insufficient_data"]
+    score_change: float | None
+    last_score: float | None
 
 
 class RemediationMark(BaseModel):
@@ -312,6 +319,9 @@ class HistoryResult(BaseModel):
     note: str | None = None
     remediations: list[RemediationMark] = Field(
         default_factory=list, description="Tag remediations in the period (apply_tag_remediation, undo)."
+    )
+    by_account: dict[str, AccountTrend] = Field(
+        default_factory=dict, description="Each account's own trend over full points; worst last score first."
     )
 
 
