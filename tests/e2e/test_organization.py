@@ -412,3 +412,47 @@ async def test_a_large_multi_account_scope_becomes_a_pipeline_job(
         assert listed[0].startswith(f"  - {org.members['a']}: score 33.3%, 4 violations, 3 resources")
     finally:
         runtime.close()
+
+
+async def test_an_organization_snapshot_answers_questions_about_some_of_its_accounts(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    """One path for any size: the org-wide scope runs as a job; within the cache TTL its snapshot
+    answers a question about two of its accounts, in the call and without calling AWS."""
+    runtime, org = _runtime(aws_env, tmp_path, members, AUDIT_ASYNC_THRESHOLD_SECONDS="0.000001")
+    region = org.region
+    try:
+        async with Client(build_server(runtime)) as client:
+            first = await call(
+                client, "check_tag_compliance", resource_types=[TYPE], regions=[region], accounts=["all"]
+            )
+            runner = runtime.service.large_scan_jobs.runner  # type: ignore[attr-defined]
+            assert runner.wait(first["job"]["run_id"], timeout=120).status == "succeeded"
+            requests_before = runtime.service.clients.total_requests()
+            a, b = org.members["a"], org.members["b"]
+            two = await call(
+                client, "check_tag_compliance", resource_types=[TYPE], regions=[region], accounts=[b, a]
+            )
+            assert runtime.service.clients.total_requests() == requests_before  # no AWS call, no job
+            assert two["job"] is None and two["cached"] is True
+            assert two["scope"]["accounts"] == sorted([a, b]) and two["failed_shards"] == []
+            assert two["by_account"] == _by_account(org, (0, 0, 0, 0), ["a", "b"])
+            assert (two["total_resources"], two["compliant_resources"], two["violation_count"]) == (5, 3, 4)
+            assert two["compliance_score"] == 0.6
+            # Its pages and the next question about the same accounts come from that answer.
+            untagged = await call(
+                client, "find_untagged_resources", resource_types=[TYPE], regions=[region], accounts=[a, b]
+            )
+            assert untagged["snapshot_id"] == two["snapshot_id"] and untagged["total_untagged"] == 2
+            # The refused account is not covered: asking about it alone is a new scan (here, a job).
+            denied = await call(
+                client,
+                "check_tag_compliance",
+                resource_types=[TYPE],
+                regions=[region],
+                accounts=[org.members["denied"]],
+            )
+            assert denied["job"] is not None and denied["scope"]["accounts"] == [org.members["denied"]]
+            runner.wait(denied["job"]["run_id"], timeout=120)
+    finally:
+        runtime.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .audits.models import AuditScope
@@ -34,7 +34,7 @@ from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
 from .scope import Scope, ScopeResolver, configured_accounts
 from .settings import Settings
-from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, resource_states
+from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, covers, narrowed, resource_states
 from .store import ScheduledAuditRecord, SnapshotRecord, Store
 
 
@@ -127,12 +127,8 @@ class ComplianceService:
         type_ids, region_list = scope.resource_types, scope.regions
         policy = self.loaded_policy.policy
         key = scope.cache_key("scan", policy.digest())
-        if not force_refresh:
-            cached = self.cache.get(key)
-            if isinstance(cached, str):
-                observation = self.evaluated.load(cached, policy.digest())
-                if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
-                    return observation
+        if not force_refresh and (cached := self.cached_observation(scope)) is not None:
+            return cached
         if scope.other_accounts:
             snapshot, inventory, evaluation = self._scan_accounts(scope, policy, progress, trigger)
         else:
@@ -159,6 +155,52 @@ class ComplianceService:
             observation.evaluation = evaluation
         self.evaluated.remember(observation)
         return observation
+
+    def cached_observation(self, scope: Scope) -> Observation | None:
+        """This scope's answer without scanning: its cached snapshot, else (within ``CACHE_TTL_SECONDS``)
+        the part of the newest stored snapshot that covers it (``snapshots.covers``), stored as a
+        snapshot of this scope and cached; None when neither exists or tags were written since."""
+        policy = self.loaded_policy.policy
+        digest = policy.digest()
+        key = scope.cache_key("scan", digest)
+        cached = self.cache.get(key)
+        if isinstance(cached, str):
+            observation = self.evaluated.load(cached, digest)
+            if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
+                return observation
+        ttl = self.settings.cache_ttl_seconds
+        if ttl <= 0:
+            return None
+        now = datetime.now(UTC)
+        for record in reversed(self.store.list_snapshots(since=now - timedelta(seconds=ttl))):
+            if not covers(record, scope, digest):
+                continue
+            if self._tags_written_since(record.created_at):
+                return None  # every older snapshot is staler still
+            source = self.evaluated.load(record.snapshot_id, digest)
+            if source is None:
+                continue
+            exact = (sorted(record.covered_accounts), set(record.regions), set(record.resource_types)) == (
+                scope.audited_accounts,
+                set(scope.regions),
+                set(scope.resource_types),
+            )
+            observation = source if exact else narrowed(source, scope)
+            snapshot = observation.snapshot
+            if not exact:
+                self.store.save_snapshot(
+                    snapshot,
+                    resource_states(
+                        snapshot.snapshot_id, observation.resources, observation.evaluate().noncompliant_arns
+                    ),
+                )
+            # Cached for what is left of the covering snapshot's own time to live, not more.
+            remaining = ttl - (now - record.created_at).total_seconds()
+            if remaining >= 1:
+                self.cache.set(key, snapshot.snapshot_id, int(remaining))
+            self.evaluated.remember(observation)
+            return observation
+        return None
 
     def _scan_accounts(
         self, scope: Scope, policy: TaggingPolicy, progress: ProgressCallback | None, trigger: str
@@ -258,6 +300,8 @@ class ComplianceService:
         """A job-handle answer when this check's scan is estimated to outlast a tool call."""
         if self.large_scan_jobs is None:
             return None
+        if not force_refresh and self.cached_observation(scope) is not None:
+            return None  # answered from a stored snapshot within the call, however large the scope
         loaded = self.loaded_policy
         return self.large_scan_jobs.check_or_start(  # type: ignore[attr-defined]
             scope, loaded.policy, loaded.description, force_refresh

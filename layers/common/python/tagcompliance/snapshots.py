@@ -9,6 +9,7 @@ it knows nothing of Redis, cost, drift or suggestions.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .inventory import Inventory, ShardOutcome, UnreadableResource
 from .models import FailedShard, ScopeInfo
 from .policy import TaggingPolicy, parse_policy
 from .resources import REGISTRY, resource_id_from_arn
+from .scope import Scope
 from .store import ResourceStateRecord, SnapshotRecord, Store
 
 # Evaluated snapshots kept in memory, so a cached question is a lookup, not a reload and re-evaluation.
@@ -93,6 +95,51 @@ class Observation:
             resource_types=self.snapshot.resource_types,
             accounts=self.snapshot.covered_accounts,
         )
+
+
+def covers(snapshot: SnapshotRecord, scope: Scope, policy_digest: str) -> bool:
+    """Whether ``snapshot`` read all of ``scope`` under this policy, every shard of it successfully
+    (an organization-wide snapshot covers a question about two of its accounts)."""
+    accounts, regions, types = set(scope.audited_accounts), set(scope.regions), set(scope.resource_types)
+    if (
+        snapshot.policy_digest != policy_digest
+        or not accounts <= set(snapshot.covered_accounts)
+        or not regions <= set(snapshot.regions)
+        or not types <= set(snapshot.resource_types)
+    ):
+        return False
+    return not any(
+        (entry.get("account_id") or snapshot.account_id) in accounts
+        and entry.get("region") in regions
+        and entry.get("resource_type") in types
+        for entry in snapshot.failed_shards
+    )
+
+
+def narrowed(source: Observation, scope: Scope) -> Observation:
+    """The part of a covering snapshot that ``scope`` asks about, as a snapshot of its own (same
+    moment, same policy, its own counts); the caller stores it so pages and history can find it."""
+    accounts, regions, types = set(scope.audited_accounts), set(scope.regions), set(scope.resource_types)
+    resources = [
+        resource
+        for resource in source.resources
+        if resource.account_id in accounts and resource.region in regions and resource.resource_type in types
+    ]
+    inventory = Inventory(
+        account_id=scope.account_id,
+        regions=list(scope.regions),
+        resource_types=list(scope.resource_types),
+        resources=resources,
+        scanned_at=source.snapshot.created_at,
+    )
+    policy = source.policy
+    evaluation = evaluate(resources, compile_policy(policy, scope.resource_types))
+    snapshot = dataclasses.replace(
+        build_snapshot(inventory, evaluation, policy, source.snapshot.trigger),
+        scheduled=source.snapshot.scheduled,
+        accounts=list(scope.audited_accounts),
+    )
+    return Observation(snapshot, resources, True, policy, evaluation)
 
 
 def counts_by(
