@@ -94,8 +94,14 @@ class SafetyGate:
         return estimate_scope(self.runtime.store, sorted(types), sorted(arn_regions), self.engine.workers)
 
     def cost_estimate(
-        self, resource_types: list[str] | None, tag_keys: list[str] | None, include_resource_estimates: bool
+        self,
+        resource_types: list[str] | None,
+        tag_keys: list[str] | None,
+        include_resource_estimates: bool,
+        accounts: list[str] | None = None,
     ) -> CostExplorerEstimate:
+        """Cost Explorer requests of a cost question: one per tag, and one more per tag grouped by
+        account when several accounts are asked about (from the management account; at most)."""
         policy = self.runtime.service.loaded_policy.policy
         if tag_keys:
             keys = len(set(tag_keys))
@@ -107,6 +113,8 @@ class SafetyGate:
                 if types is None or any(tag.applies(type_id) for type_id in types)
             }
             keys = len(names)
+        if accounts and accounts != [self.runtime.service.clients.account_id]:
+            keys *= 2
         return estimate_cost_explorer(
             keys, include_resource_estimates, 100 if include_resource_estimates else 0
         )

@@ -15,12 +15,14 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from mcp import Client
 
 from services.demo.aws import DemoAws
@@ -28,6 +30,7 @@ from services.mcp_gateway.runtime import Runtime, build_runtime
 from services.mcp_gateway.server import build_server
 from tagcompliance.audits.notify import build_message
 from tagcompliance.audits.steps import run_outcome
+from tagcompliance.resources import REGISTRY
 from tests.pipeline.faults import DenyAssumeRole
 
 from .helpers import call, call_error, gateway_settings
@@ -454,5 +457,124 @@ async def test_an_organization_snapshot_answers_questions_about_some_of_its_acco
             )
             assert denied["job"] is not None and denied["scope"]["accounts"] == [org.members["denied"]]
             runner.wait(denied["job"]["run_id"], timeout=120)
+    finally:
+        runtime.close()
+
+
+def _cost_period() -> dict[str, str]:
+    end = date.today()
+    return {"start_date": (end - timedelta(days=30)).isoformat(), "end_date": end.isoformat()}
+
+
+def _expected_account_gaps(
+    aws_env: DemoAws, regions: list[str], billed_to: dict[str, str]
+) -> dict[str, tuple]:
+    """Per account (estate key -> account, else the demo account): spend of ec2:instance's Cost
+    Explorer service and the part without a valid CostCenter, from the estate's definition."""
+    service = REGISTRY["ec2:instance"].cost_explorer_service
+    period = _cost_period()
+    days = (date.fromisoformat(period["end_date"]) - date.fromisoformat(period["start_date"])).days
+    totals: dict[str, list[Decimal]] = {}
+    for resource in aws_env.estate.resources:
+        if resource.cost_explorer_service != service or resource.region not in regions:
+            continue
+        account = billed_to.get(resource.key, aws_env.account_id)
+        spend = resource.daily_cost_usd * days
+        gap = any(v.tag_key == "CostCenter" for v in resource.expected_violations) or not (
+            aws_env.estate.cost_tag_value(resource, "CostCenter")
+        )
+        entry = totals.setdefault(account, [Decimal(0), Decimal(0)])
+        entry[0] += spend
+        entry[1] += spend if gap else Decimal(0)
+    return {account: (float(total), float(gap)) for account, (total, gap) in totals.items()}
+
+
+@pytest.fixture
+def management_account(aws_env: DemoAws) -> Iterator[None]:
+    """The demo account as its organization's management (payer) account."""
+    org = aws_env.client("organizations")
+    created = False
+    try:
+        org.create_organization(FeatureSet="ALL")
+        created = True
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
+            raise
+    assert org.describe_organization()["Organization"]["MasterAccountId"] == aws_env.account_id
+    yield
+    if created:
+        org.delete_organization()
+
+
+async def test_the_management_account_reports_the_gap_per_account_without_assuming_roles(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path, management_account: None
+) -> None:
+    regions = list(aws_env.regions)
+    # The management account's billing data: the second region's spend is a's, the third's b's.
+    billed_to = {
+        resource.key: members["a"] if resource.region == regions[1] else members["b"]
+        for resource in aws_env.estate.resources
+        if resource.region in regions[1:]
+    }
+    aws_env.cost_model.linked_accounts = billed_to
+    runtime, org = _runtime(aws_env, tmp_path, members)
+    try:
+        async with Client(build_server(runtime)) as client:
+            gap = await call(
+                client,
+                "get_cost_attribution_gap",
+                resource_types=["ec2:instance"],
+                regions=regions,
+                accounts=["all"],
+                tag_keys=["CostCenter"],
+                **_cost_period(),
+            )
+        expected = _expected_account_gaps(aws_env, regions, billed_to)
+        assert set(expected) == {org.own, members["a"], members["b"]}
+        assert gap["accounts"] == org.configured
+        assert {account: (e["total_spend"], e["gap_spend"]) for account, e in gap["by_account"].items()} == {
+            account: (pytest.approx(total, abs=0.01), pytest.approx(missing, abs=0.01))
+            for account, (total, missing) in expected.items()
+        }
+        gaps = [entry["gap_spend"] for entry in gap["by_account"].values()]
+        assert gaps == sorted(gaps, reverse=True)  # the largest gap first
+        assert gap["total_spend"] == pytest.approx(sum(total for total, _ in expected.values()), abs=0.02)
+        assert gap["attribution_gap"]["gap_spend"] == pytest.approx(
+            sum(g for _, g in expected.values()), abs=0.02
+        )
+        # Billing data answered: no role was assumed, not even into the refused account.
+        assert org.deny.denied == 0
+        assert not any("AssumeRole" in name for name in runtime.service.clients.request_counts)
+    finally:
+        aws_env.cost_model.linked_accounts = {}
+        runtime.close()
+
+
+async def test_a_member_account_counts_its_own_spend_only_and_says_so(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    org_client = aws_env.client("organizations")
+    with pytest.raises(ClientError):  # the demo account is in no organization here: not a payer
+        org_client.describe_organization()
+    regions = list(aws_env.regions)
+    runtime, org = _runtime(aws_env, tmp_path, members)
+    try:
+        async with Client(build_server(runtime)) as client:
+            gap = await call(
+                client,
+                "get_cost_attribution_gap",
+                resource_types=["ec2:instance"],
+                regions=regions,
+                accounts=["all"],
+                tag_keys=["CostCenter"],
+                **_cost_period(),
+            )
+        expected = _expected_account_gaps(aws_env, regions, {})
+        assert gap["accounts"] == [org.own] and list(gap["by_account"]) == [org.own]
+        assert gap["by_account"][org.own]["gap_spend"] == pytest.approx(expected[org.own][1], abs=0.01)
+        assert gap["total_spend"] == pytest.approx(expected[org.own][0], abs=0.01)
+        note = gap["notes"][0]
+        assert f"Only account {org.own}'s own spend" in note and "management (payer)" in note
+        assert all(members[name] in note for name in ("a", "b", "denied"))
     finally:
         runtime.close()

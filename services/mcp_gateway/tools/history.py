@@ -39,7 +39,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
                 accounts=request.accounts,
             ),
             cost_explorer=gate.cost_estimate(
-                request.resource_types, request.tag_keys, request.include_resource_estimates
+                request.resource_types, request.tag_keys, request.include_resource_estimates, request.accounts
             ),
         )
 

@@ -72,6 +72,15 @@ def organization_accounts(clients: AwsClients) -> list[str]:
         ) from None
 
 
+def management_account(clients: AwsClients) -> str | None:
+    """The organization's management (payer) account, or None when the credentials' account is in no
+    organization or may not ask (a member may always describe its organization; AWS says so)."""
+    try:
+        return str(clients.client("organizations").describe_organization()["Organization"]["MasterAccountId"])
+    except Exception:  # not in an organization, or denied: treated as a standalone account
+        return None
+
+
 def configured_accounts(from_organizations: bool, listed: Sequence[str], clients: AwsClients) -> list[str]:
     """The accounts configured for audits: the organization's, or the listed ones (may be empty)."""
     if from_organizations:
@@ -98,6 +107,10 @@ class Scope:
     def other_accounts(self) -> bool:
         """Whether the scope reaches beyond the credentials' own account (AssumeRole)."""
         return self.audited_accounts != [self.account_id]
+
+    def alone(self) -> Scope:
+        """This scope over the credentials' own account only."""
+        return Scope(self.account_id, self.regions, self.resource_types)
 
     def cache_key(self, kind: str, policy_digest: str, *extra: str) -> str:
         """The key of this scope's ``kind`` of answer (a scan, a cost gap) under one policy."""
@@ -128,6 +141,7 @@ class ScopeResolver:
         self._enabled: tuple[float, list[str]] | None = None
         self._configured_source = configured
         self._configured: tuple[float, list[str]] | None = None
+        self._management: tuple[float, bool] | None = None
 
     def configured_accounts(self) -> list[str]:
         """The configured accounts, sorted (Organizations asked at most once per
@@ -139,6 +153,15 @@ class ScopeResolver:
             if self._configured is None or now - self._configured[0] >= ENABLED_REGIONS_TTL_SECONDS:
                 self._configured = (now, sorted(set(self._configured_source())))
             return list(self._configured[1])
+
+    def is_management_account(self) -> bool:
+        """Whether the credentials' account is its organization's management (payer) account
+        (asked of Organizations at most once per ``ENABLED_REGIONS_TTL_SECONDS``)."""
+        with self._lock:
+            now = self._clock()
+            if self._management is None or now - self._management[0] >= ENABLED_REGIONS_TTL_SECONDS:
+                self._management = (now, management_account(self.clients) == self.clients.account_id)
+            return self._management[1]
 
     def accounts(self, accounts: Sequence[str] | None) -> list[str]:
         """Account ids for a request, sorted: the credentials' own when omitted, the configured ones
