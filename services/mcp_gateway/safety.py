@@ -17,7 +17,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel
 
-from tagcompliance.errors import InvalidInputError
+from tagcompliance.errors import InvalidInputError, TagComplianceError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.resources import parse_arn
 from tagcompliance.safety.engine import Proceed, SafetyEngine, SafetyRequest, ScopeRequest
@@ -65,6 +65,10 @@ class SafetyGate:
         scopes = self.runtime.service.scopes
         # Only when accounts are configured is anyone asked which (no AWS call otherwise).
         configured = settings.audit_accounts_from_organizations or bool(settings.audit_accounts)
+        try:
+            accounts_known = scopes.configured_accounts() if configured else []
+        except TagComplianceError:  # Organizations cannot list them: nothing to offer; ["all"] says why
+            accounts_known = []
         return ScopeRequest(
             resource_types=list(resource_types) if resource_types else None,
             regions=list(regions) if regions else None,
@@ -73,7 +77,7 @@ class SafetyGate:
             default_regions=list(settings.default_regions),
             accounts=list(accounts) if accounts else None,
             own_account=scopes.clients.account_id if configured else None,
-            configured_accounts=scopes.configured_accounts() if configured else [],
+            configured_accounts=accounts_known,
         )
 
     def arn_estimate(self, arns: Iterable[str], regions: list[str] | None) -> ScopeEstimate | None:

@@ -231,6 +231,25 @@ async def test_validate_reads_each_arn_in_its_own_account(
     assert {f["account_id"] for f in result["failed_shards"]} == {denied}
 
 
+async def test_suggestions_come_from_the_resources_own_account(
+    org_client: Client, org_runtime: tuple[Runtime, Organization]
+) -> None:
+    _, org = org_runtime
+    arn = f"arn:aws:sqs:{org.region}:{org.members['a']}:org-a-billing"
+    result = await call(org_client, "suggest_tags", resource_arn=arn)
+    assert result["resource_arn"] == arn
+    # Owner and Environment are right already; only CostCenter is missing.
+    assert sorted(result["compliant_tags"]) == ["Environment", "Owner"]
+    assert [s["tag_key"] for s in result["suggestions"]] + [
+        n["tag_key"] for n in result["no_suggestion"]
+    ] == ["CostCenter"]
+    # A queue of the refused account cannot be read: the answer says why, naming no other account's data.
+    message = await call_error(
+        org_client, "suggest_tags", resource_arn=f"arn:aws:sqs:{org.region}:{org.members['denied']}:x"
+    )
+    assert "AccessDenied" in message
+
+
 async def test_an_omitted_account_is_asked_for_with_per_account_options(
     aws_env: DemoAws, members: dict[str, str], tmp_path: Path
 ) -> None:
@@ -282,7 +301,7 @@ async def test_the_report_and_the_export_cover_the_chosen_accounts_worst_first(
     export = await call(
         org_client, "export_violations_csv", filters={**scope, "accounts": [org.members["a"]]}
     )
-    assert export["row_count"] == 4
+    assert export["row_count"] == 4 and export["rows_by_account"] == {org.members["a"]: 4}
     assert export["failed_shards"] == []
 
 

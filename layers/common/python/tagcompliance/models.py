@@ -329,6 +329,7 @@ class ExportResult(BaseModel):
     format: Literal["csv"] = "csv"
     columns: list[str]
     row_count: int = Field(description="Rows matching the filters, over every page.")
+    rows_by_account: dict[str, int] = Field(default_factory=dict, description="Most first.")
     rows_written: int = Field(description="Rows in this answer (or in the file).")
     offset: int
     next_offset: int | None = None
