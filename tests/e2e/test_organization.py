@@ -597,3 +597,21 @@ async def test_a_member_account_counts_its_own_spend_only_and_says_so(
         assert all(members[name] in note for name in ("a", "b", "denied"))
     finally:
         runtime.close()
+
+
+async def test_remediation_refuses_other_accounts_by_name(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    runtime, org = _runtime(aws_env, tmp_path, members, REMEDIATION_ENABLED="true")
+    arn = f"arn:aws:sqs:{org.region}:{org.members['a']}:org-a-billing"
+    try:
+        async with Client(build_server(runtime)) as client:
+            message = await call_error(
+                client,
+                "apply_tag_remediation",
+                changes=[{"resource_arn": arn, "set_tags": {"CostCenter": "CC-2001"}}],
+                dry_run=True,
+            )
+        assert f"account(s) {org.members['a']}" in message and org.own in message
+    finally:
+        runtime.close()
