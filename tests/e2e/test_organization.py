@@ -615,3 +615,27 @@ async def test_remediation_refuses_other_accounts_by_name(
         assert f"account(s) {org.members['a']}" in message and org.own in message
     finally:
         runtime.close()
+
+
+async def test_history_of_some_accounts_is_not_partial_for_another_accounts_gap(
+    org_client: Client, org_runtime: tuple[Runtime, Organization]
+) -> None:
+    _, org = org_runtime
+    scope = {"resource_types": [TYPE], "regions": [org.region]}
+    await call(org_client, "check_tag_compliance", **scope, accounts=["all"])
+    a = org.members["a"]
+    history = await call(org_client, "get_violation_history", days_back=1, **scope, accounts=[a])
+    last = history["points"][-1]
+    assert last["coverage"] == {
+        "shards_total": 1,
+        "shards_ok": 1,
+        "shards_failed": 0,
+        "resources_unreadable": 0,
+        "partial": False,
+    }
+    assert (last["total_resources"], last["compliant_resources"], last["violation_count"]) == (3, 1, 4)
+    assert last["by_account"] == _by_account(org, (0, 0, 0, 0), ["a"])
+    # The whole organization's points are partial: the refused account was not read.
+    everything = await call(org_client, "get_violation_history", days_back=1, **scope, accounts=["all"])
+    assert everything["points"][-1]["coverage"]["partial"] is True
+    assert everything["points"][-1]["coverage"]["shards_failed"] == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -56,12 +56,16 @@ class Coverage(BaseModel):
     partial: bool = Field(description="Part of the scope was not read: not comparable with a full one.")
 
     @classmethod
-    def of(cls, snapshot: SnapshotRecord) -> Coverage:
-        accounts = snapshot.covered_accounts or [""]
-        total = len(set(accounts)) * len(set(snapshot.regions)) * len(set(snapshot.resource_types))
+    def of(cls, snapshot: SnapshotRecord, accounts: Sequence[str] | None = None) -> Coverage:
+        """The snapshot's coverage; of ``accounts`` alone when given (a question about some of them)."""
+        chosen = set(accounts) if accounts else None
+        covered = list(accounts or snapshot.covered_accounts) or [""]
+        total = len(set(covered)) * len(set(snapshot.regions)) * len(set(snapshot.resource_types))
         failed: set[tuple[str, str, str]] = set()
         unreadable = 0
         for entry in snapshot.failed_shards:
+            if chosen is not None and (entry.get("account_id") or snapshot.account_id) not in chosen:
+                continue  # another account's gap is not this question's
             if entry.get("resource_arn"):
                 unreadable += 1
             else:

@@ -70,7 +70,7 @@ def violation_history(
     points = []
     for start in sorted(periods):
         # A point in time: the period's latest full measurement, else its latest (partial) one.
-        full = [s for s in periods[start] if not Coverage.of(s).partial]
+        full = [s for s in periods[start] if not Coverage.of(s, wanted).partial]
         last = (full or periods[start])[-1]
         by_account = accounts_worst_first(
             {
@@ -88,7 +88,7 @@ def violation_history(
                 trigger=last.trigger,
                 scheduled=last.scheduled,
                 snapshots=len(periods[start]),
-                coverage=Coverage.of(last),
+                coverage=Coverage.of(last, wanted),
                 remediations=marked.get(start, []),
                 by_account=by_account if len(last.covered_accounts) > 1 or wanted else {},
                 **headline,

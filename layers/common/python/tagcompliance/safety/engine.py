@@ -29,7 +29,8 @@ from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS, region_filter, 
 from tagcompliance.scope import check_accounts
 from tagcompliance.store.base import BeliefRecord, Store
 
-from .estimates import CostExplorerEstimate, InventorySnapshot, ScopeEstimate, account_sizes, estimate_scope
+from .accounts import accounts_ambiguity, times_accounts
+from .estimates import CostExplorerEstimate, InventorySnapshot, ScopeEstimate, estimate_scope
 from .models import (
     Ambiguity,
     EstimatedScope,
@@ -61,18 +62,6 @@ class ScopeRequest:
     accounts: list[str] | None = None  # None: omitted (the credentials' own unless asked)
     own_account: str | None = None
     configured_accounts: list[str] = field(default_factory=list)  # AUDIT_ACCOUNTS or the organization's
-
-    @property
-    def account_count(self) -> int:
-        """How many accounts the scan reads (``["all"]``: the configured ones)."""
-        if self.accounts == ["all"]:
-            return max(len(self.configured_accounts), 1)
-        return max(len(set(self.accounts or [])), 1)
-
-    @property
-    def accounts_ambiguous(self) -> bool:
-        """Omitted while accounts other than the credentials' own are configured: ask which."""
-        return self.accounts is None and bool(set(self.configured_accounts) - {self.own_account})
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +248,8 @@ class SafetyEngine:
             missing.append("regions")
         if scope.period_matters and (scope.period is None or scope.period == (None, None)):
             missing.append("period")
-        if scope.accounts_ambiguous:
-            missing.append("accounts")
+        if scope.accounts is None and set(scope.configured_accounts) - {scope.own_account}:
+            missing.append("accounts")  # others are configured: which, not assumed
         return missing
 
     def _estimate(self, request: SafetyRequest, inventory: InventorySnapshot) -> EstimatedScope:
@@ -272,7 +261,7 @@ class SafetyEngine:
                 request.scope.regions or request.scope.default_regions,
                 self.workers,
             )
-            scan = _times_accounts(scan, request.scope.account_count)
+            scan = times_accounts(scan, request.scope.accounts, request.scope.configured_accounts)
         ce = request.cost_explorer
         ce_requests = ce.requests if ce else 0
         ce_usd = ce.usd if ce else 0.0
@@ -463,7 +452,20 @@ class SafetyEngine:
                 )
             )
         if "accounts" in missing:
-            ambiguities.append(self._accounts_ambiguity(scope, inventory))
+            ambiguities.append(
+                accounts_ambiguity(
+                    self.store,
+                    scope.own_account,
+                    scope.configured_accounts,
+                    estimate_scope(
+                        inventory,
+                        scope.resource_types or ["all"],
+                        scope.regions or scope.default_regions,
+                        self.workers,
+                    ),
+                    self.policy.max_resources,
+                )
+            )
         alternatives = [ambiguity.model_dump(mode="json") for ambiguity in ambiguities]
         belief_id = self._new_belief(
             request,
@@ -482,43 +484,6 @@ class SafetyEngine:
             + ", ".join(missing)
             + ' set explicitly (["all"] is explicit).',
             belief_id=belief_id,
-        )
-
-    def _accounts_ambiguity(self, scope: ScopeRequest, inventory: InventorySnapshot) -> Ambiguity:
-        """This account, all configured accounts, or one of them: resources from each account's
-        newest stored snapshot, requests and time from the scan's estimate per account."""
-        configured = sorted(set(scope.configured_accounts))
-        own = scope.own_account
-        sizes = account_sizes(self.store, sorted({*configured, *([own] if own else [])}))
-        per_account = estimate_scope(
-            inventory, scope.resource_types or ["all"], scope.regions or scope.default_regions, self.workers
-        )
-
-        def option(value: list[str] | str, accounts: list[str], note: str) -> ScopeOption:
-            known = [sizes.get(account) for account in accounts]
-            resources = sum(size or 0 for size in known)
-            unknown = sum(1 for size in known if size is None)
-            if unknown:
-                note += f"; {unknown} account(s) never scanned: size unknown"
-            return ScopeOption(
-                value=value,
-                estimated_resources=resources if resources or not unknown else None,
-                estimated_api_calls=per_account.api_calls * len(accounts),
-                estimated_time=format_seconds(per_account.seconds * len(accounts)),
-                requires_approval=len(accounts) > 1 and resources > self.policy.max_resources,
-                note=note + " (resources: the newest stored snapshot of each account)",
-            )
-
-        options = []
-        if own:
-            options.append(option([own], [own], "this account (the credentials')"))
-        options.append(option("all", configured, f"all {len(configured)} configured accounts"))
-        for account in [account for account in configured if account != own][:10]:
-            options.append(option([account], [account], "this one account (through AssumeRole)"))
-        return Ambiguity(
-            parameter="accounts",
-            question="Which AWS account(s)? This account, all configured ones, or pick ids.",
-            options=options,
         )
 
     def _option(
@@ -610,21 +575,6 @@ class SafetyEngine:
             )
         )
         return belief_id
-
-
-def _times_accounts(scan: ScopeEstimate, accounts: int) -> ScopeEstimate:
-    """A scan's estimate over ``accounts`` accounts: each is read like the stored inventory's
-    type-region counts (they are not kept per account), one after another in the worst case."""
-    if accounts <= 1:
-        return scan
-    return scan.model_copy(
-        update={
-            "resources": scan.resources * accounts,
-            "api_calls": scan.api_calls * accounts,
-            "seconds": scan.seconds * accounts,
-            "basis": f"{scan.basis}; x {accounts} accounts",
-        }
-    )
 
 
 def _validate_scope(scope: ScopeRequest) -> None:
