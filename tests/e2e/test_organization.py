@@ -173,6 +173,19 @@ async def test_all_accounts_are_checked_through_assume_role_with_exact_per_accou
     assert "AccessDenied" in result["failed_shards"][0]["error"]
     assert denied in result["score_note"] and "not read" in result["score_note"]
     assert org.deny.denied > denied_before
+    # The text a model reads says the same: worst account first, the unread one named.
+    text = (
+        (
+            await org_client.call_tool(
+                "check_tag_compliance",
+                {"resource_types": [TYPE], "regions": [org.region], "accounts": ["all"]},
+            )
+        )
+        .content[0]
+        .text
+    )
+    assert f"By account (worst first): {org.members['a']} 33.3% (1/3 ok, 4 violations)" in text
+    assert denied in text
 
     untagged = await call(
         org_client, "find_untagged_resources", resource_types=[TYPE], regions=[org.region], accounts=["all"]
