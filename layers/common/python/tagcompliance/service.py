@@ -34,7 +34,15 @@ from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
 from .scope import Scope, ScopeResolver, configured_accounts
 from .settings import Settings
-from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, covers, narrowed, resource_states
+from .snapshots import (
+    EvaluatedSnapshots,
+    Observation,
+    build_snapshot,
+    covers,
+    is_exactly,
+    narrowed,
+    resource_states,
+)
 from .store import ScheduledAuditRecord, SnapshotRecord, Store
 
 
@@ -180,11 +188,7 @@ class ComplianceService:
             source = self.evaluated.load(record.snapshot_id, digest)
             if source is None:
                 continue
-            exact = (sorted(record.covered_accounts), set(record.regions), set(record.resource_types)) == (
-                scope.audited_accounts,
-                set(scope.regions),
-                set(scope.resource_types),
-            )
+            exact = is_exactly(record, scope)
             observation = source if exact else narrowed(source, scope)
             snapshot = observation.snapshot
             if not exact:

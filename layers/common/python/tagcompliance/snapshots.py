@@ -98,8 +98,10 @@ class Observation:
 
 
 def covers(snapshot: SnapshotRecord, scope: Scope, policy_digest: str) -> bool:
-    """Whether ``snapshot`` read all of ``scope`` under this policy, every shard of it successfully
-    (an organization-wide snapshot covers a question about two of its accounts)."""
+    """Whether ``snapshot`` answers ``scope`` under this policy: a snapshot of exactly this scope that
+    was not cut short (what AWS refused, e.g. an account's role, is its answer, as a scan's would be),
+    or one of a larger scope that read every shard of this one (an organization-wide snapshot covers
+    a question about two of its accounts)."""
     accounts, regions, types = set(scope.audited_accounts), set(scope.regions), set(scope.resource_types)
     if (
         snapshot.policy_digest != policy_digest
@@ -108,11 +110,22 @@ def covers(snapshot: SnapshotRecord, scope: Scope, policy_digest: str) -> bool:
         or not types <= set(snapshot.resource_types)
     ):
         return False
+    if is_exactly(snapshot, scope):
+        return all(entry.get("reason", "error") == "error" for entry in snapshot.failed_shards)
     return not any(
         (entry.get("account_id") or snapshot.account_id) in accounts
         and entry.get("region") in regions
         and entry.get("resource_type") in types
         for entry in snapshot.failed_shards
+    )
+
+
+def is_exactly(snapshot: SnapshotRecord, scope: Scope) -> bool:
+    """Whether ``snapshot`` is of exactly ``scope``'s accounts, regions and types."""
+    return (sorted(snapshot.covered_accounts), set(snapshot.regions), set(snapshot.resource_types)) == (
+        scope.audited_accounts,
+        set(scope.regions),
+        set(scope.resource_types),
     )
 
 
