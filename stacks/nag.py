@@ -290,6 +290,12 @@ def suppress(deployment: Deployment) -> None:
             ),
             (
                 "AwsSolutions-IAM5",
+                [f"Resource::arn:<AWS::Partition>:iam::*:role/{config.audit_role_name}"],
+                "Questions about member accounts assume this one named role in each of them; the account "
+                "ids are runtime configuration (AUDIT_ACCOUNTS / Organizations / the accounts argument)",
+            ),
+            (
+                "AwsSolutions-IAM5",
                 ["Action::scheduler:*", schedules_pattern],
                 "schedule_compliance_audit manages schedules in the product's own schedule group only",
             ),

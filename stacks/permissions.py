@@ -45,8 +45,9 @@ ORGANIZATIONS_ACTIONS = (
     "organizations:ListPoliciesForTarget",
     "organizations:ListParents",
 )
-# tagcompliance.audits.steps: the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS).
-ORGANIZATIONS_ACCOUNT_ACTIONS = ("organizations:ListAccounts",)
+# tagcompliance.scope: the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS) and whether
+# the credentials' account is its management (payer) account (the cost gap per account).
+ORGANIZATIONS_ACCOUNT_ACTIONS = ("organizations:ListAccounts", "organizations:DescribeOrganization")
 # tagcompliance.drift: who changed a tag.
 CLOUDTRAIL_ACTIONS = ("cloudtrail:LookupEvents",)
 # tagcompliance.audits.runner.StepFunctionsRunner: on the audit state machine only.
@@ -136,6 +137,7 @@ def gateway_read_actions() -> tuple[str, ...]:
                 *resource_read_actions(),
                 *COST_EXPLORER_ACTIONS,
                 *ORGANIZATIONS_ACTIONS,
+                *ORGANIZATIONS_ACCOUNT_ACTIONS,
                 *CLOUDTRAIL_ACTIONS,
             }
         )

@@ -9,9 +9,10 @@ day, grouped and filtered as Cost Explorer would, with Cost Explorer's paginatio
 made in moto afterwards do not move spend (real billing data lags tagging too).
 
 Supported: TimePeriod (Start inclusive, End exclusive), Granularity DAILY or MONTHLY, cost Metrics
-(all with the same amounts), Filter of Dimensions SERVICE / REGION and Tags combined with And / Or /
-Not, and GroupBy of up to two DIMENSION SERVICE / REGION or TAG keys. Anything else gets a
-ValidationException naming what is not supported, as AWS answers invalid input.
+(all with the same amounts), Filter of Dimensions SERVICE / REGION / LINKED_ACCOUNT and Tags combined
+with And / Or / Not, and GroupBy of up to two DIMENSION SERVICE / REGION / LINKED_ACCOUNT or TAG keys.
+Anything else gets a ValidationException naming what is not supported, as AWS answers invalid input.
+LINKED_ACCOUNT is the demo account unless ``CostModel.linked_accounts`` bills a resource to a member.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from moto.ce.responses import CostExplorerResponse
 from moto.core.exceptions import JsonRESTError
 
 from .estate import Estate, EstateResource
+from .seed import ACCOUNT_ID
 
 DEFAULT_PAGE_SIZE = 50
 COST_METRICS = frozenset(
@@ -41,6 +43,8 @@ COST_METRICS = frozenset(
 _DIMENSIONS: dict[str, Callable[[EstateResource], str]] = {
     "SERVICE": lambda resource: resource.cost_explorer_service,
     "REGION": lambda resource: resource.region,
+    # The estate is one account's; CostModel.linked_accounts moves resources' spend to members.
+    "LINKED_ACCOUNT": lambda resource: ACCOUNT_ID,
 }
 _MAX_GROUP_BY = 2
 _MAX_TAG_RESULTS = 1000
@@ -191,6 +195,9 @@ class CostModel:
         self.estate = estate
         self.page_size = page_size  # groups per GetCostAndUsage page; tests lower it
         self._counts: Counter[str] = Counter()
+        # Estate key -> the member account its spend is billed to (a management account's data
+        # holds every member's); unlisted resources are the demo account's own.
+        self.linked_accounts: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # --- request accounting (Cost Explorer bills every request, every page) -------------
@@ -232,15 +239,20 @@ class CostModel:
         if operator == "Dimensions":
             _require(key in _DIMENSIONS, f"Dimension {key!r} is not supported: use {sorted(_DIMENSIONS)}")
             _match_options(operand, ["EQUALS"])
-            return _DIMENSIONS[key](resource) in (operand.get("Values") or [])
+            return self._dimension(key, resource) in (operand.get("Values") or [])
         value = self.estate.cost_tag_value(resource, key)
         if _match_options(operand, ["EQUALS", "ABSENT"]) == "ABSENT":
             return value == ""
         return value in (operand.get("Values") or [])  # "" selects spend without the tag
 
+    def _dimension(self, key: str, resource: EstateResource) -> str:
+        if key == "LINKED_ACCOUNT":
+            return self.linked_accounts.get(resource.key, ACCOUNT_ID)
+        return _DIMENSIONS[key](resource)
+
     def _group_keys(self, resource: EstateResource, group_by: list[tuple[str, str]]) -> tuple[str, ...]:
         return tuple(
-            _DIMENSIONS[key](resource)
+            self._dimension(key, resource)
             if kind == "DIMENSION"
             else f"{key}${self.estate.cost_tag_value(resource, key)}"
             for kind, key in group_by

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from tagcompliance.cost import CostAttributionGap
 from tagcompliance.drift import DriftResult
 from tagcompliance.models import (
+    AccountCounts,
     ComplianceCheckResult,
     ExportResult,
     FailedShard,
@@ -110,6 +111,16 @@ def breakdown(title: str, counts: dict[str, TypeCounts]) -> str:
     )
     cells = [f"{name} {c.compliant}/{c.total} ok ({c.violations} violations)" for name, c in ordered]
     return f"{title}: " + "; ".join(cells)
+
+
+def accounts_line(by_account: dict[str, AccountCounts]) -> str:
+    """Per account, in the answer's order (worst first): score, compliant of found, violations."""
+    cells = [
+        f"{account} {percent(c.compliance_score)} ({c.compliant}/{c.total} ok, {c.violations} violations)"
+        for account, c in list(by_account.items())[:MAX_EXAMPLES]
+    ]
+    more = f"; and {len(by_account) - MAX_EXAMPLES} more" if len(by_account) > MAX_EXAMPLES else ""
+    return "By account (worst first): " + "; ".join(cells) + more
 
 
 def scope_line(scope: ScopeInfo, snapshot_id: str, scanned_at: Any, cached: bool) -> str:
@@ -221,8 +232,8 @@ def render_check(result: ComplianceCheckResult) -> str:
     lines += shards_lines(result.failed_shards)
     lines.append(breakdown("By type", result.by_resource_type))
     lines.append(breakdown("By region", result.by_region))
-    if len(result.by_account) > 1:
-        lines.append(breakdown("By account", result.by_account))
+    if len(result.scope.accounts) > 1:
+        lines.append(accounts_line(result.by_account))
     lines += patterns_lines(result.violation_patterns, result.violation_count)
     lines += page_examples(
         map(violation_text, result.violations),
@@ -235,7 +246,8 @@ def render_check(result: ComplianceCheckResult) -> str:
 def render_untagged(result: FindUntaggedResult) -> str:
     lines = [
         f"{result.total_untagged} resources miss required tags ({result.never_tagged} never tagged). "
-        f"By type: {joined(result.untagged_by_type)}.",
+        f"By type: {joined(result.untagged_by_type)}."
+        + (f" By account: {joined(result.untagged_by_account)}." if len(result.scope.accounts) > 1 else ""),
         scope_line(result.scope, result.snapshot_id, result.scanned_at, result.cached),
         *shards_lines(result.failed_shards),
     ]
@@ -359,6 +371,14 @@ def render_cost_gap(result: CostAttributionGap) -> str:
         + ("; figures partly estimated by AWS" if result.estimated else "")
         + ".",
     ]
+    if len(result.by_account) > 1:
+        lines.append(
+            "By account (largest gap first): "
+            + "; ".join(
+                f"{account} {entry.gap_spend:,.2f} of {entry.total_spend:,.2f}"
+                for account, entry in list(result.by_account.items())[:MAX_EXAMPLES]
+            )
+        )
     for tag in result.by_tag:
         services = sorted(tag.by_service, key=lambda service: -service.gap_spend)[:3]
         worst = ", ".join(f"{service.service} {service.gap_spend:,.2f}" for service in services)

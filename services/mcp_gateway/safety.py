@@ -17,7 +17,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel
 
-from tagcompliance.errors import InvalidInputError
+from tagcompliance.errors import InvalidInputError, TagComplianceError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.resources import parse_arn
 from tagcompliance.safety.engine import Proceed, SafetyEngine, SafetyRequest, ScopeRequest
@@ -59,13 +59,25 @@ class SafetyGate:
         regions: list[str] | None,
         period: tuple[Any, Any] | None = None,
         period_matters: bool = False,
+        accounts: list[str] | None = None,
     ) -> ScopeRequest:
+        settings = self.runtime.settings
+        scopes = self.runtime.service.scopes
+        # Only when accounts are configured is anyone asked which (no AWS call otherwise).
+        configured = settings.audit_accounts_from_organizations or bool(settings.audit_accounts)
+        try:
+            accounts_known = scopes.configured_accounts() if configured else []
+        except TagComplianceError:  # Organizations cannot list them: nothing to offer; ["all"] says why
+            accounts_known = []
         return ScopeRequest(
             resource_types=list(resource_types) if resource_types else None,
             regions=list(regions) if regions else None,
             period=period,
             period_matters=period_matters,
-            default_regions=list(self.runtime.settings.default_regions),
+            default_regions=list(settings.default_regions),
+            accounts=list(accounts) if accounts else None,
+            own_account=scopes.clients.account_id if configured else None,
+            configured_accounts=accounts_known,
         )
 
     def arn_estimate(self, arns: Iterable[str], regions: list[str] | None) -> ScopeEstimate | None:
@@ -86,8 +98,14 @@ class SafetyGate:
         return estimate_scope(self.runtime.store, sorted(types), sorted(arn_regions), self.engine.workers)
 
     def cost_estimate(
-        self, resource_types: list[str] | None, tag_keys: list[str] | None, include_resource_estimates: bool
+        self,
+        resource_types: list[str] | None,
+        tag_keys: list[str] | None,
+        include_resource_estimates: bool,
+        accounts: list[str] | None = None,
     ) -> CostExplorerEstimate:
+        """Cost Explorer requests of a cost question: one per tag, and one more per tag grouped by
+        account when several accounts are asked about (from the management account; at most)."""
         policy = self.runtime.service.loaded_policy.policy
         if tag_keys:
             keys = len(set(tag_keys))
@@ -99,6 +117,8 @@ class SafetyGate:
                 if types is None or any(tag.applies(type_id) for type_id in types)
             }
             keys = len(names)
+        if accounts and accounts != [self.runtime.service.clients.account_id]:
+            keys *= 2
         return estimate_cost_explorer(
             keys, include_resource_estimates, 100 if include_resource_estimates else 0
         )

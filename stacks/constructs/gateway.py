@@ -487,6 +487,14 @@ class Gateway(Construct):
                 sid="TagComplianceReadAccess", actions=list(gateway_read_actions()), resources=["*"]
             )
         )
+        # Questions about other accounts scan them through this one named role in each (read-only).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AssumeAuditRoles",
+                actions=["sts:AssumeRole"],
+                resources=[f"arn:{stack.partition}:iam::*:role/{config.audit_role_name}"],
+            )
+        )
         if config.env.remediation_enabled:  # tag writes: only when the operator turned them on
             role.add_to_policy(
                 iam.PolicyStatement(

@@ -65,6 +65,7 @@ async def test_a_large_check_returns_a_job_handle_and_get_audit_status_reports_t
                     "total": len(expected),
                     "compliant": summary.total - summary.noncompliant,
                     "violations": sum(summary.violations_by_type.values()),
+                    "compliance_score": round(summary.compliant / summary.total, 4),
                 }
             }
             assert done["drift"] is not None  # the drift step ran after aggregate
@@ -108,6 +109,7 @@ async def test_a_run_known_only_from_the_store_reports_its_per_account_totals(
                 "total": summary.total,
                 "compliant": summary.total - summary.noncompliant,
                 "violations": sum(summary.violations_by_type.values()),
+                "compliance_score": round(summary.compliant / summary.total, 4),
             }
         }
     finally:

@@ -102,13 +102,25 @@ def _expected_by_account(members):
     return {members[name]: counts for name, counts in EXPECTED_BY_ACCOUNT.items()}
 
 
+def _expected_outcome_by_account(members):
+    """The outcome's by_account: with each account's score, worst first (a: 0 of 2, b: 1 of 1)."""
+    scores = {"a": 0.0, "b": 1.0}
+    return {
+        members[name]: {**EXPECTED_BY_ACCOUNT[name], "compliance_score": scores[name]} for name in ("a", "b")
+    }
+
+
 def _check_snapshot(store, snapshot_id, members, accounts, management_id):
     snapshot = store.get_snapshot(snapshot_id)
     assert snapshot is not None
     # account_id is the account that ran the audit; what it covers is accounts, with totals each.
     assert snapshot.account_id == management_id
     assert snapshot.accounts == sorted(accounts)
-    assert snapshot.counts_by_account == _expected_by_account(members)
+    # scanned: resources the policy has requirements for (every queue), which each score divides by.
+    assert snapshot.counts_by_account == {
+        account: {**counts, "scanned": counts["total"]}
+        for account, counts in _expected_by_account(members).items()
+    }
     assert members["blocked"] in snapshot.accounts and members["blocked"] not in snapshot.counts_by_account
     assert snapshot.total_resources == sum(len(queues) for queues in QUEUES.values())
     assert snapshot.violation_count == sum(counts["violations"] for counts in EXPECTED_BY_ACCOUNT.values())
@@ -147,7 +159,7 @@ def test_configured_accounts_are_scanned_through_assume_role_in_process(settings
     assert deny.denied >= 1
     snapshot = _check_snapshot(store, snapshot_id_for(run_id), members, members.values(), management_id)
     assert status.outcome.accounts == sorted(members.values())
-    assert status.outcome.model_dump()["by_account"] == _expected_by_account(members)
+    assert status.outcome.model_dump()["by_account"] == _expected_outcome_by_account(members)
     assert snapshot.compliant_resources == sum(c["compliant"] for c in EXPECTED_BY_ACCOUNT.values())
 
     # The report has a section per account, worst first; the unreadable account is listed too.
@@ -224,7 +236,7 @@ def test_organization_accounts_are_scanned_through_the_state_machine(
         _expected_accounts(members, management_id),
         management_id,
     )
-    assert status.outcome.model_dump()["by_account"] == _expected_by_account(members)
+    assert status.outcome.model_dump()["by_account"] == _expected_outcome_by_account(members)
     assert snapshot.trigger == "daily"
     assert deny.denied >= 1
 

@@ -31,6 +31,9 @@ DOCUMENTED_NON_SETTINGS = {
     "FORWARDED_ALLOW_IPS": "read by uvicorn (which addresses may set X-Forwarded-For), not the product",
     "FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",
     "NON_FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",
+    "LINKED_ACCOUNT": "a Cost Explorer dimension (the member account of a charge), not a variable",
+    "CAPABILITY_NAMED_IAM": "a CloudFormation capability (the StackSet's named role), not a variable",
+    "SERVICE_MANAGED": "a CloudFormation StackSet permission model, not a variable",
 }
 UPPER_SNAKE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 

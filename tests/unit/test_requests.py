@@ -34,6 +34,7 @@ def test_the_commit_binds_the_work_arguments_not_safety_or_paging() -> None:
     assert request.parameters() == {
         "resource_types": ["ec2:instance"],
         "regions": ["us-east-1"],
+        "accounts": None,  # the accounts asked about are bound too
         "severity": "all",
         "force_refresh": False,
         "page_size": 50,
@@ -53,6 +54,7 @@ def test_export_binds_its_filters_as_applied() -> None:
         "severity": "all",
         "resource_types": None,
         "regions": None,
+        "accounts": None,
         "violation_types": None,
     }
 

@@ -16,7 +16,7 @@ from services.mcp_gateway.sdk_adapter import request_tool
 from services.mcp_gateway.tools.common import ToolDeps
 from tagcompliance.audits import AuditStatus
 from tagcompliance.errors import InvalidInputError
-from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
+from tagcompliance.models import AccountCounts, ComplianceCounts, FailedShard, accounts_worst_first
 from tagcompliance.requests import AuditStatusRequest
 from tagcompliance.store import SnapshotStore
 
@@ -28,9 +28,8 @@ class AuditResultSummary(ComplianceCounts):
     failed_shards: int = Field(description="Coverage missing from the score (see failed_shard_details).")
     failed_shard_details: list[FailedShard] = Field(description="Account, region, type and error each.")
     accounts: list[str] = Field(description="The accounts the run audited (sorted).")
-    by_account: dict[str, TypeCounts] = Field(
-        description="Per account with resources, from the stored snapshot: 'total' found, 'compliant' "
-        "ones and 'violations'. Accounts that could not be read are in failed_shard_details."
+    by_account: dict[str, AccountCounts] = Field(
+        description="Per account with resources, worst first. Unread accounts: failed_shard_details."
     )
 
 
@@ -112,9 +111,7 @@ def with_stored_accounts(status: AuditStatus, store: SnapshotStore) -> AuditStat
     stored = outcome.model_copy(
         update={
             "accounts": snapshot.covered_accounts,
-            "by_account": {
-                account: TypeCounts(**counts) for account, counts in snapshot.counts_by_account.items()
-            },
+            "by_account": accounts_worst_first(snapshot.counts_by_account),
         }
     )
     return status.model_copy(update={"outcome": stored})

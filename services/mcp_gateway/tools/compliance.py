@@ -38,7 +38,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             tool,
             request,
             lambda progress: query(**request.parameters(), cursor=request.cursor, progress=progress),
-            scope=gate.scope(request.resource_types, request.regions),
+            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
             outcome=scan_outcome,
         )
 

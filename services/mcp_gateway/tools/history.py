@@ -23,8 +23,8 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         ctx: Context, request: CostGapRequest
     ) -> CostAttributionGap | SafetyResponse:
         """Spend that cannot be attributed: per required tag, Cost Explorer spend without
-        the tag or with an invalid value, per service, and the headline gap with its method. Cost Explorer
-        bills $0.01 a request (one per tag); answers are cached."""
+        the tag or with an invalid value, per service and account, and the headline gap with its method.
+        Cost Explorer: $0.01 a request (one per tag); cached."""
         return await guarded(
             deps,
             ctx,
@@ -36,9 +36,10 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
                 request.regions,
                 (request.start_date, request.end_date),
                 period_matters=True,
+                accounts=request.accounts,
             ),
             cost_explorer=gate.cost_estimate(
-                request.resource_types, request.tag_keys, request.include_resource_estimates
+                request.resource_types, request.tag_keys, request.include_resource_estimates, request.accounts
             ),
         )
 
@@ -51,13 +52,13 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     @request_tool(mcp, DriftRequest)
     async def detect_tag_drift(ctx: Context, request: DriftRequest) -> DriftResult | SafetyResponse:
         """Tags added, removed or changed since an earlier snapshot of the same scope (a fresh scan
-        against the stored state). critical: a required tag removed or made invalid; warning: its value
-        changed; info: other tags. Who and when: CloudTrail, when available."""
+        against it). critical: a required tag removed or made invalid; warning: its value changed;
+        info: other tags. Who and when: CloudTrail, if available."""
         return await guarded(
             deps,
             ctx,
             "detect_tag_drift",
             request,
             lambda progress: service.tag_drift(**request.parameters(), progress=progress),
-            scope=gate.scope(request.resource_types, request.regions),
+            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
         )

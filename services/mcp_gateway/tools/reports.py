@@ -18,21 +18,21 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def generate_compliance_report(
         ctx: Context, request: ReportRequest
     ) -> ReportResult | SafetyResponse:
-        """An executive report (score, coverage, worst types and regions, top issues,
-        recommendations) as markdown, json or csv; a large one is a file (resource link)."""
+        """An executive report (score, coverage, worst accounts, types and regions, top issues,
+        recommendations) as markdown, json or csv; large ones are files."""
         return await guarded(
             deps,
             ctx,
             "generate_compliance_report",
             request,
             lambda progress: service.compliance_report(**request.parameters(), progress=progress),
-            scope=gate.scope(request.resource_types, request.regions),
+            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
         )
 
     @request_tool(mcp, ExportRequest)
     async def export_violations_csv(ctx: Context, request: ExportRequest) -> ExportResult | SafetyResponse:
-        """Violations as CSV for spreadsheets (RFC 4180; formula cells neutralised): pages with
-        cursor, or to_file writes every row."""
+        """Violations as CSV (RFC 4180; formula cells neutralised): pages with cursor, or to_file
+        writes every row."""
         chosen = request.chosen_filters
         return await guarded(
             deps,
@@ -48,5 +48,5 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
                 force_refresh=request.force_refresh,
                 progress=progress,
             ),
-            scope=gate.scope(chosen.resource_types, chosen.regions),
+            scope=gate.scope(chosen.resource_types, chosen.regions, accounts=chosen.accounts),
         )

@@ -61,6 +61,7 @@ class ExportPage(BaseModel):
     format: Literal["csv"] = "csv"
     columns: list[str] = Field(description="The header, in order (as requested: aliases kept).")
     row_count: int = Field(description="Rows matching the filters in all, over every page.")
+    rows_by_account: dict[str, int] = Field(default_factory=dict, description="row_count per account.")
     rows_written: int = Field(description="Rows in this page (the header not counted).")
     offset: int
     next_offset: int | None = Field(description="Offset of the next page; null when this is the last.")
@@ -179,6 +180,8 @@ def export_violations(
     if out is None and limit is None:
         raise InvalidInputError("limit is required when the CSV is returned inline (no output stream)")
     getters = [_getter(name, policy, account_id) for _, name in resolved]
+    account_of = _getter("account_id", policy, account_id)
+    by_account: dict[str, int] = {}
 
     buffer = io.StringIO() if out is None else None
     stream = out if out is not None else buffer
@@ -201,9 +204,12 @@ def export_violations(
             writer.writerow([neutralise(str(value)) if (value := get(violation)) else "" for get in getters])
             written += 1
         row_count += 1
+        account = account_of(violation) or ""
+        by_account[account] = by_account.get(account, 0) + 1
     return ExportPage(
         columns=[header for header, _ in resolved],
         row_count=row_count,
+        rows_by_account=dict(sorted(by_account.items(), key=lambda item: (-item[1], item[0]))),
         rows_written=written,
         offset=offset,
         next_offset=offset + written if offset + written < row_count else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -55,12 +56,16 @@ class Coverage(BaseModel):
     partial: bool = Field(description="Part of the scope was not read: not comparable with a full one.")
 
     @classmethod
-    def of(cls, snapshot: SnapshotRecord) -> Coverage:
-        accounts = snapshot.covered_accounts or [""]
-        total = len(set(accounts)) * len(set(snapshot.regions)) * len(set(snapshot.resource_types))
+    def of(cls, snapshot: SnapshotRecord, accounts: Sequence[str] | None = None) -> Coverage:
+        """The snapshot's coverage; of ``accounts`` alone when given (a question about some of them)."""
+        chosen = set(accounts) if accounts else None
+        covered = list(accounts or snapshot.covered_accounts) or [""]
+        total = len(set(covered)) * len(set(snapshot.regions)) * len(set(snapshot.resource_types))
         failed: set[tuple[str, str, str]] = set()
         unreadable = 0
         for entry in snapshot.failed_shards:
+            if chosen is not None and (entry.get("account_id") or snapshot.account_id) not in chosen:
+                continue  # another account's gap is not this question's
             if entry.get("resource_arn"):
                 unreadable += 1
             else:
@@ -108,6 +113,45 @@ class TypeCounts(BaseModel):
     violations: int
 
 
+class AccountCounts(TypeCounts):
+    """One account's figures in an answer (the answer's ``by_account``, worst account first)."""
+
+    compliance_score: float | None = Field(
+        default=None, description="The account's compliant / scanned; null when none needed tags."
+    )
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> AccountCounts:
+        """From a snapshot's ``counts_by_account`` entry; ``scanned`` (resources with requirements)
+        gives the score, as the answer's own: resources without requirements are neither."""
+        total, compliant = int(counts.get("total", 0)), int(counts.get("compliant", 0))
+        scanned = counts.get("scanned")
+        score = None
+        if scanned:  # counted compliant too, resources without requirements leave the score out
+            score = round((compliant - (total - int(scanned))) / int(scanned), 4)
+        return cls(
+            total=total,
+            compliant=compliant,
+            violations=int(counts.get("violations", 0)),
+            compliance_score=score,
+        )
+
+
+def accounts_worst_first(counts_by_account: Mapping[str, Mapping[str, int]]) -> dict[str, AccountCounts]:
+    """Per-account figures, the worst account first: lowest score, then most violations, then id."""
+    entries = {account: AccountCounts.of(counts) for account, counts in counts_by_account.items()}
+    return dict(
+        sorted(
+            entries.items(),
+            key=lambda item: (
+                2.0 if item[1].compliance_score is None else item[1].compliance_score,
+                -item[1].violations,
+                item[0],
+            ),
+        )
+    )
+
+
 class ComplianceCounts(BaseModel):
     """A snapshot's headline counts: the one type every answer that reports them extends."""
 
@@ -131,10 +175,9 @@ class ComplianceCheckResult(ComplianceCounts):
     violations_by_type: dict[str, int]
     by_resource_type: dict[str, TypeCounts]
     by_region: dict[str, TypeCounts]
-    by_account: dict[str, TypeCounts] = Field(
+    by_account: dict[str, AccountCounts] = Field(
         default_factory=dict,
-        description="Per AWS account with resources in scope: resources found, compliant ones and "
-        "violations (compare accounts by compliant / total).",
+        description="Per AWS account with resources in scope, worst first.",
     )
     violation_patterns: list[ViolationPattern] = Field(
         default_factory=list, description="The largest groups of violations, most first (at most 20)."
@@ -180,6 +223,7 @@ class FindUntaggedResult(BaseModel):
     resources: list[UntaggedResource]
     next_cursor: str | None = None
     untagged_by_type: dict[str, int]
+    untagged_by_account: dict[str, int] = Field(default_factory=dict, description="Most first.")
     missing_patterns: list[ViolationPattern] = Field(
         default_factory=list, description="The largest groups of missing tags, most first (at most 20)."
     )
@@ -241,6 +285,13 @@ class HistoryPoint(ComplianceCounts):
     remediations: list[str] = Field(
         default_factory=list, description="remediation_ids of tag remediations that finished in this period."
     )
+    by_account: dict[str, AccountCounts] = Field(default_factory=dict, description="Worst first.")
+
+
+class AccountTrend(BaseModel):
+    trend: Literal["improving", "declining", "stable", "insufficient_data"]
+    score_change: float | None
+    last_score: float | None
 
 
 class RemediationMark(BaseModel):
@@ -273,12 +324,16 @@ class HistoryResult(BaseModel):
     remediations: list[RemediationMark] = Field(
         default_factory=list, description="Tag remediations in the period (apply_tag_remediation, undo)."
     )
+    by_account: dict[str, AccountTrend] = Field(
+        default_factory=dict, description="Each account's own trend over full points; worst last score first."
+    )
 
 
 class ExportResult(BaseModel):
     format: Literal["csv"] = "csv"
     columns: list[str]
     row_count: int = Field(description="Rows matching the filters, over every page.")
+    rows_by_account: dict[str, int] = Field(default_factory=dict, description="Most first.")
     rows_written: int = Field(description="Rows in this answer (or in the file).")
     offset: int
     next_offset: int | None = None

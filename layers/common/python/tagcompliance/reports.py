@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from .compliance import Violation
+from .models import accounts_worst_first
 from .store import SnapshotRecord
 
 VIOLATION_COLUMNS = (
@@ -56,7 +57,11 @@ def report_summary(snapshot: SnapshotRecord, violations: Iterable[Violation]) ->
         "violations_by_type": dict(sorted(snapshot.counts_by_violation.items())),
         "by_resource_type": dict(worst_types),
         "by_region": dict(sorted(snapshot.counts_by_region.items())),
-        "by_account": dict(_worst_first(snapshot.counts_by_account)),
+        "by_account": {
+            account: counts.model_dump()
+            for account, counts in accounts_worst_first(snapshot.counts_by_account).items()
+            if counts.total
+        },
         "top_issues": [
             {"violation_type": vt, "tag_key": key, "resources": count}
             for (vt, key), count in by_tag.most_common(10)
@@ -165,12 +170,12 @@ def _write_accounts(summary: dict[str, Any], out: TextIO) -> None:
     ]
     out.write(
         "\n## By account (worst first)\n\n"
-        "| Account | Resources | Compliant | Compliant share | Violations | Unread shards or resources |\n"
+        "| Account | Resources | Compliant | Score | Violations | Unread shards or resources |\n"
         "|---|---|---|---|---|---|\n"
     )
     for account in listed:
         counts = summary["by_account"].get(account, {"total": 0, "compliant": 0, "violations": 0})
-        share = _percent(counts["compliant"] / counts["total"]) if counts["total"] else "n/a"
+        share = _percent(counts.get("compliance_score"))
         out.write(
             f"| {_md_cell(account)} | {counts['total']} | {counts['compliant']} | {share} | "
             f"{counts['violations']} | {unread.get(account, 0)} |\n"

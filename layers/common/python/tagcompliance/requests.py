@@ -28,6 +28,13 @@ Regions = Annotated[
         max_length=40,
     ),
 ]
+Accounts = Annotated[
+    list[str] | None,
+    Field(
+        default=None,
+        max_length=1000,
+    ),
+]
 # The arguments every scan shares, explained once in the server's instructions (no description here).
 PageSize = Annotated[int, Field(default=50, ge=1, le=500)]
 Cursor = Annotated[
@@ -60,6 +67,7 @@ class ToolRequest(BaseModel):
 class CheckComplianceRequest(ToolRequest):
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
     severity: Annotated[Severity, Field(description="Which violations to list and count.")] = "all"
     force_refresh: ForceRefresh = False
     page_size: PageSize = 50
@@ -72,6 +80,7 @@ class CheckComplianceRequest(ToolRequest):
 class FindUntaggedRequest(ToolRequest):
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
     force_refresh: ForceRefresh = False
     page_size: PageSize = 50
     cursor: Cursor = None
@@ -104,6 +113,7 @@ class ValidateTagsRequest(ToolRequest):
 class CostGapRequest(ToolRequest):
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
     start_date: Annotated[
         date | None,
         Field(default=None, description="Default: COST_LOOKBACK_DAYS before end_date."),
@@ -147,6 +157,7 @@ class ReportRequest(ToolRequest):
     format: Annotated[Literal["json", "csv", "markdown"], Field(description="Report format.")] = "markdown"
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
     include_violations: Annotated[
         bool, Field(default=True, description="List every violation (the file holds them all).")
     ] = True
@@ -163,6 +174,7 @@ class HistoryRequest(ToolRequest):
     )
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
 
 
 class CustodianRequest(ToolRequest):
@@ -242,6 +254,7 @@ class OpenOpsRequest(ToolRequest):
 class DriftRequest(ToolRequest):
     resource_types: ResourceTypes = None
     regions: Regions = None
+    accounts: Accounts = None
     lookback_days: Annotated[
         int | None,
         Field(
@@ -269,6 +282,7 @@ class ExportFilters(BaseModel):
     severity: Severity = "all"
     resource_types: list[str] | None = Field(default=None, max_length=30)
     regions: list[str] | None = Field(default=None, max_length=40)
+    accounts: list[str] | None = Field(default=None, max_length=1000)
     violation_types: list[str] | None = Field(default=None, max_length=10)
 
 

@@ -13,26 +13,37 @@ so repeated questions and further pages are served from the store without touchi
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .audits.models import AuditScope
+from .audits.pipeline import plan_shards, run_snapshot, scan_accounts
 from .aws import AwsClients
 from .cache import Cache
-from .compliance import compile_policy, evaluate
+from .compliance import Evaluation, compile_policy, evaluate
 from .drift import CloudTrailTagEvents, TagChangeEvents
 from .errors import InvalidInputError
-from .inventory import ProgressCallback, collect_inventory
+from .inventory import Inventory, ProgressCallback, collect_inventory
 from .models import ComplianceCheckResult, PolicyResult, ScheduleAction
-from .policy import LoadedPolicy, load_policy
+from .policy import LoadedPolicy, TaggingPolicy, load_policy
 from .queries import check, cost_gap, drift, history, reports, suggestions, untagged, validate
 from .resilience import CallStoppedError, current_budget
 from .resources import RESOURCE_TYPE_IDS
 from .schedules import SchedulerBackend, ScheduleService
-from .scope import Scope, ScopeResolver
+from .scope import Scope, ScopeResolver, configured_accounts
 from .settings import Settings
-from .snapshots import EvaluatedSnapshots, Observation, build_snapshot, resource_states
-from .store import ScheduledAuditRecord, Store
+from .snapshots import (
+    EvaluatedSnapshots,
+    Observation,
+    build_snapshot,
+    covers,
+    is_exactly,
+    narrowed,
+    resource_states,
+)
+from .store import ScheduledAuditRecord, SnapshotRecord, Store
 
 
 class ComplianceService:
@@ -60,7 +71,13 @@ class ComplianceService:
         self._policy_mtime: float | None = None
         # Snapshot id + the digest of the policy it was evaluated with -> the evaluated observation.
         self.evaluated = EvaluatedSnapshots(store)
-        self.scopes = ScopeResolver(clients, settings.default_regions)
+        self.scopes = ScopeResolver(
+            clients,
+            settings.default_regions,
+            configured=lambda: configured_accounts(
+                settings.audit_accounts_from_organizations, settings.audit_accounts, clients
+            ),
+        )
 
     # --- policy ------------------------------------------------------------------------
 
@@ -100,10 +117,11 @@ class ComplianceService:
         force_refresh: bool = False,
         progress: ProgressCallback | None = None,
         trigger: str = "manual",
+        accounts: Sequence[str] | None = None,
     ) -> Observation:
         """The latest snapshot for this scope from the cache, or a fresh scan stored as a snapshot."""
         return self.observe_scope(
-            self.scopes.resolve(resource_types, regions), force_refresh, progress, trigger
+            self.scopes.resolve(resource_types, regions, accounts), force_refresh, progress, trigger
         )
 
     def observe_scope(
@@ -117,21 +135,24 @@ class ComplianceService:
         type_ids, region_list = scope.resource_types, scope.regions
         policy = self.loaded_policy.policy
         key = scope.cache_key("scan", policy.digest())
-        if not force_refresh:
-            cached = self.cache.get(key)
-            if isinstance(cached, str):
-                observation = self.evaluated.load(cached, policy.digest())
-                if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
-                    return observation
-        inventory = collect_inventory(
-            self.clients, region_list, type_ids, max_workers=self.settings.scan_max_workers, progress=progress
-        )
+        if not force_refresh and (cached := self.cached_observation(scope)) is not None:
+            return cached
+        if scope.other_accounts:
+            snapshot, inventory, evaluation = self._scan_accounts(scope, policy, progress, trigger)
+        else:
+            inventory = collect_inventory(
+                self.clients,
+                region_list,
+                type_ids,
+                max_workers=self.settings.scan_max_workers,
+                progress=progress,
+            )
         budget = current_budget()
         if budget is not None and budget.stop_reason == "cancelled":
             raise CallStoppedError("cancelled")  # nobody waits for this answer: store nothing
-        compiled = compile_policy(policy, type_ids)
-        evaluation = evaluate(inventory.resources, compiled)
-        snapshot = build_snapshot(inventory, evaluation, policy, trigger)
+        if not scope.other_accounts:
+            evaluation = evaluate(inventory.resources, compile_policy(policy, type_ids))
+            snapshot = build_snapshot(inventory, evaluation, policy, trigger)
         self.store.save_snapshot(
             snapshot, resource_states(snapshot.snapshot_id, inventory.resources, evaluation.noncompliant_arns)
         )
@@ -142,6 +163,71 @@ class ComplianceService:
             observation.evaluation = evaluation
         self.evaluated.remember(observation)
         return observation
+
+    def cached_observation(self, scope: Scope) -> Observation | None:
+        """This scope's answer without scanning: its cached snapshot, else (within ``CACHE_TTL_SECONDS``)
+        the part of the newest stored snapshot that covers it (``snapshots.covers``), stored as a
+        snapshot of this scope and cached; None when neither exists or tags were written since."""
+        policy = self.loaded_policy.policy
+        digest = policy.digest()
+        key = scope.cache_key("scan", digest)
+        cached = self.cache.get(key)
+        if isinstance(cached, str):
+            observation = self.evaluated.load(cached, digest)
+            if observation is not None and not self._tags_written_since(observation.snapshot.created_at):
+                return observation
+        ttl = self.settings.cache_ttl_seconds
+        if ttl <= 0:
+            return None
+        now = datetime.now(UTC)
+        for record in reversed(self.store.list_snapshots(since=now - timedelta(seconds=ttl))):
+            if not covers(record, scope, digest):
+                continue
+            if self._tags_written_since(record.created_at):
+                return None  # every older snapshot is staler still
+            source = self.evaluated.load(record.snapshot_id, digest)
+            if source is None:
+                continue
+            exact = is_exactly(record, scope)
+            observation = source if exact else narrowed(source, scope)
+            snapshot = observation.snapshot
+            if not exact:
+                self.store.save_snapshot(
+                    snapshot,
+                    resource_states(
+                        snapshot.snapshot_id, observation.resources, observation.evaluate().noncompliant_arns
+                    ),
+                )
+            # Cached for what is left of the covering snapshot's own time to live, not more.
+            remaining = ttl - (now - record.created_at).total_seconds()
+            if remaining >= 1:
+                self.cache.set(key, snapshot.snapshot_id, int(remaining))
+            self.evaluated.remember(observation)
+            return observation
+        return None
+
+    def _scan_accounts(
+        self, scope: Scope, policy: TaggingPolicy, progress: ProgressCallback | None, trigger: str
+    ) -> tuple[SnapshotRecord, Inventory, Evaluation]:
+        """A scan of several accounts within the call: the audit pipeline's own shard scan (AssumeRole
+        of ``AUDIT_ROLE_NAME`` into each account but the credentials' own) and snapshot."""
+        audit_scope = AuditScope(
+            account_id=scope.account_id,
+            accounts=scope.audited_accounts,
+            regions=scope.regions,
+            resource_types=scope.resource_types,
+            trigger=trigger,
+        )
+        snapshot_id = str(uuid.uuid4())
+        results = scan_accounts(
+            snapshot_id,
+            audit_scope,
+            self.clients,
+            self.settings.audit_role_name,
+            self.settings.scan_max_workers,
+            progress,
+        )
+        return run_snapshot(audit_scope, plan_shards(audit_scope), results, policy, snapshot_id)
 
     def note_tag_writes(self) -> None:
         """Tags were written (a remediation): every cached scan older than now is stale. One marker
@@ -218,6 +304,8 @@ class ComplianceService:
         """A job-handle answer when this check's scan is estimated to outlast a tool call."""
         if self.large_scan_jobs is None:
             return None
+        if not force_refresh and self.cached_observation(scope) is not None:
+            return None  # answered from a stored snapshot within the call, however large the scope
         loaded = self.loaded_policy
         return self.large_scan_jobs.check_or_start(  # type: ignore[attr-defined]
             scope, loaded.policy, loaded.description, force_refresh

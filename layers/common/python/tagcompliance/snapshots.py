@@ -9,17 +9,19 @@ it knows nothing of Redis, cost, drift or suggestions.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import ObjectLRU
-from .compliance import Evaluation, Resource, compile_policy, evaluate
+from .compliance import CompiledPolicy, Evaluation, Resource, compile_policy, evaluate
 from .inventory import Inventory, ShardOutcome, UnreadableResource
 from .models import FailedShard, ScopeInfo
 from .policy import TaggingPolicy, parse_policy
 from .resources import REGISTRY, resource_id_from_arn
+from .scope import Scope
 from .store import ResourceStateRecord, SnapshotRecord, Store
 
 # Evaluated snapshots kept in memory, so a cached question is a lookup, not a reload and re-evaluation.
@@ -42,6 +44,20 @@ class Observation:
     @property
     def failed_shards(self) -> list[FailedShard]:
         return [FailedShard(**entry) for entry in self.snapshot.failed_shards]
+
+    @property
+    def unread_accounts(self) -> list[str]:
+        """Accounts of the scope none of whose shards could be read (e.g. their role could not be
+        assumed): nothing of theirs is in the figures."""
+        covered = self.snapshot.covered_accounts
+        if len(covered) < 2:
+            return []
+        shards = len(set(self.snapshot.regions)) * len(set(self.snapshot.resource_types))
+        failed: dict[str, set[tuple[str, str]]] = {}
+        for entry in self.snapshot.failed_shards:
+            if entry.get("account_id") and not entry.get("resource_arn"):
+                failed.setdefault(entry["account_id"], set()).add((entry["region"], entry["resource_type"]))
+        return sorted(account for account, pairs in failed.items() if len(pairs) >= shards)
 
     @property
     def policy(self) -> TaggingPolicy:
@@ -81,9 +97,73 @@ class Observation:
         )
 
 
+def covers(snapshot: SnapshotRecord, scope: Scope, policy_digest: str) -> bool:
+    """Whether ``snapshot`` answers ``scope`` under this policy: a snapshot of exactly this scope that
+    was not cut short (what AWS refused, e.g. an account's role, is its answer, as a scan's would be),
+    or one of a larger scope that read every shard of this one (an organization-wide snapshot covers
+    a question about two of its accounts)."""
+    accounts, regions, types = set(scope.audited_accounts), set(scope.regions), set(scope.resource_types)
+    if (
+        snapshot.policy_digest != policy_digest
+        or not accounts <= set(snapshot.covered_accounts)
+        or not regions <= set(snapshot.regions)
+        or not types <= set(snapshot.resource_types)
+    ):
+        return False
+    if is_exactly(snapshot, scope):
+        return all(entry.get("reason", "error") == "error" for entry in snapshot.failed_shards)
+    return not any(
+        (entry.get("account_id") or snapshot.account_id) in accounts
+        and entry.get("region") in regions
+        and entry.get("resource_type") in types
+        for entry in snapshot.failed_shards
+    )
+
+
+def is_exactly(snapshot: SnapshotRecord, scope: Scope) -> bool:
+    """Whether ``snapshot`` is of exactly ``scope``'s accounts, regions and types."""
+    return (sorted(snapshot.covered_accounts), set(snapshot.regions), set(snapshot.resource_types)) == (
+        scope.audited_accounts,
+        set(scope.regions),
+        set(scope.resource_types),
+    )
+
+
+def narrowed(source: Observation, scope: Scope) -> Observation:
+    """The part of a covering snapshot that ``scope`` asks about, as a snapshot of its own (same
+    moment, same policy, its own counts); the caller stores it so pages and history can find it."""
+    accounts, regions, types = set(scope.audited_accounts), set(scope.regions), set(scope.resource_types)
+    resources = [
+        resource
+        for resource in source.resources
+        if resource.account_id in accounts and resource.region in regions and resource.resource_type in types
+    ]
+    inventory = Inventory(
+        account_id=scope.account_id,
+        regions=list(scope.regions),
+        resource_types=list(scope.resource_types),
+        resources=resources,
+        scanned_at=source.snapshot.created_at,
+    )
+    policy = source.policy
+    evaluation = evaluate(resources, compile_policy(policy, scope.resource_types))
+    snapshot = dataclasses.replace(
+        build_snapshot(inventory, evaluation, policy, source.snapshot.trigger),
+        scheduled=source.snapshot.scheduled,
+        accounts=list(scope.audited_accounts),
+    )
+    return Observation(snapshot, resources, True, policy, evaluation)
+
+
 def counts_by(
-    resources: Sequence[Resource], evaluation: Evaluation, attribute: str
+    resources: Sequence[Resource],
+    evaluation: Evaluation,
+    attribute: str,
+    compiled: CompiledPolicy | None = None,
 ) -> dict[str, dict[str, int]]:
+    """Per value of ``attribute``: resources found, compliant ones (those without requirements
+    included) and violations; with ``compiled``, also ``scanned`` (resources with requirements, as
+    ``evaluate`` counts them), so each group has its own score."""
     violations_per = evaluation.counts(attribute)  # from the findings: no Violation objects built
     counts: dict[str, dict[str, int]] = {}
     for resource in resources:
@@ -91,6 +171,8 @@ def counts_by(
         entry["total"] += 1
         if resource.arn not in evaluation.noncompliant_arns:
             entry["compliant"] += 1
+        if compiled is not None and (compiled.rules.get(resource.resource_type) or compiled.prohibited):
+            entry["scanned"] = entry.get("scanned", 0) + 1
     for key, count in violations_per.items():
         counts.setdefault(key, {"total": 0, "compliant": 0, "violations": 0})["violations"] = count
     return counts
@@ -126,7 +208,16 @@ def build_snapshot(
         trigger=trigger,
         scheduled=trigger != "manual",
         accounts=[inventory.account_id],
-        counts_by_account=dict(sorted(counts_by(inventory.resources, evaluation, "account_id").items())),
+        counts_by_account=dict(
+            sorted(
+                counts_by(
+                    inventory.resources,
+                    evaluation,
+                    "account_id",
+                    compile_policy(policy, inventory.resource_types),
+                ).items()
+            )
+        ),
     )
 
 

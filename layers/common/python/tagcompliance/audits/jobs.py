@@ -2,9 +2,10 @@
 
 MCP clients give up on a call after about 60 seconds. ``LargeScanJobs.check_or_start`` estimates a
 check's scan from the stored inventory counts (``tagcompliance.safety.estimates``); above
-``AUDIT_ASYNC_THRESHOLD_SECONDS`` it starts an audit run of the same scope (same account,
+``AUDIT_ASYNC_THRESHOLD_SECONDS`` it starts an audit run of the same scope (same accounts,
 regions, types and policy) and answers with a job handle instead of blocking. Once the run is done
-its snapshot becomes the scope's cached answer, so the next check is served from it at once.
+its snapshot answers the scope within the cache TTL (the newest snapshot covering a scope does), so
+the next check is served from it at once.
 
 Which job runs for a scope is kept in the cache (Redis when configured), not in this process: a
 check that reaches another gateway task while the job runs answers with the same job rather than
@@ -51,6 +52,7 @@ class LargeScanJobs:
     ) -> ComplianceCheckResult | None:
         """A job-handle result when the check must run as a job; None to answer it in the call.
 
+        Asked only when no stored snapshot answers the scope (``ComplianceService.large_scan_job``).
         The scan's estimate is the safety gate's when the call was guarded (``GATE_ESTIMATE``)."""
         account_id, regions, type_ids = scope.account_id, scope.regions, scope.resource_types
         key = scope.cache_key("scan", policy.digest())
@@ -58,31 +60,34 @@ class LargeScanJobs:
         if isinstance(run_id, str):
             status = self.runner.status(run_id)
             if status.status == "running":
-                return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, None)
+                return self._handle(run_id, "running", scope, policy_source, None)
+            # Done: a job's snapshot within the cache TTL answered before this is asked (the service's
+            # ``cached_observation`` finds the newest snapshot covering the scope); one older than
+            # that, or a failed job, leaves this scope to be estimated again.
             self.cache.delete(JOB_PREFIX + key)
-            if status.status == "succeeded" and status.outcome is not None and not force_refresh:
-                # The job's snapshot answers this scope from now on (the check reads it from the store).
-                self.cache.set(key, status.outcome.snapshot_id, self.settings.cache_ttl_seconds)
-                return None
         if not force_refresh and isinstance(self.cache.get(key), str):
             return None  # a stored answer exists: served within the call
-        estimate = GATE_ESTIMATE.get() or estimate_scope(
-            self.store, type_ids, regions, workers=self.settings.scan_max_workers
+        gate_estimate = GATE_ESTIMATE.get()
+        seconds = (
+            gate_estimate.seconds
+            if gate_estimate is not None
+            else estimate_scope(self.store, type_ids, regions, workers=self.settings.scan_max_workers).seconds
+            * len(scope.audited_accounts)  # the gate's estimate counts the accounts already
         )
-        if estimate.seconds <= self.settings.audit_async_threshold_seconds:
+        if seconds <= self.settings.audit_async_threshold_seconds:
             return None
-        scope = AuditScope(account_id=account_id, regions=regions, resource_types=type_ids)
-        run_id = self.runner.start(scope, policy=policy)
+        audit_scope = AuditScope(
+            account_id=account_id, accounts=scope.accounts, regions=regions, resource_types=type_ids
+        )
+        run_id = self.runner.start(audit_scope, policy=policy)
         self.cache.set(JOB_PREFIX + key, run_id, JOB_TTL_SECONDS)
-        return self._handle(run_id, "running", account_id, regions, type_ids, policy_source, estimate.seconds)
+        return self._handle(run_id, "running", scope, policy_source, seconds)
 
     def _handle(
         self,
         run_id: str,
         status: str,
-        account_id: str,
-        regions: list[str],
-        type_ids: list[str],
+        scope: Scope,
         policy_source: str,
         estimated_seconds: float | None,
     ) -> ComplianceCheckResult:
@@ -105,7 +110,12 @@ class LargeScanJobs:
             by_region={},
             violations=[],
             failed_shards=[],
-            scope=ScopeInfo(account_id=account_id, regions=regions, resource_types=type_ids),
+            scope=ScopeInfo(
+                account_id=scope.account_id,
+                regions=scope.regions,
+                resource_types=scope.resource_types,
+                accounts=scope.audited_accounts,
+            ),
             snapshot_id=snapshot_id_for(run_id),
             scanned_at=datetime.now(UTC),
             cached=False,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from tagcompliance.compliance import Resource
 from tagcompliance.inventory import ShardOutcome, UnreadableResource
-from tagcompliance.models import ComplianceCounts, FailedShard, TypeCounts
+from tagcompliance.models import AccountCounts, ComplianceCounts, FailedShard
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"  # also a valid Step Functions execution name
 # Fixed namespace so a run id always maps to the same snapshot id (re-runs never duplicate).
@@ -184,10 +184,9 @@ class AuditOutcome(ComplianceCounts):
         description="The snapshot's failed shards (account, region, type, error), at most 100.",
     )
     accounts: list[str] = Field(default_factory=list, description="The accounts the snapshot covers.")
-    by_account: dict[str, TypeCounts] = Field(
+    by_account: dict[str, AccountCounts] = Field(
         default_factory=dict,
-        description="The snapshot's counts_by_account: per account with resources, 'total' found, "
-        "'compliant' ones and 'violations'.",
+        description="Per account with resources: found, compliant, violations and score; worst first.",
     )
     created: bool = Field(description="False when the snapshot already existed (a re-run of the same id).")
 

@@ -23,6 +23,7 @@ from tagcompliance.store import Store
 from .models import AuditOutcome, AuditPlan
 
 SLACK_HOST = "https://hooks.slack.com"
+MAX_LISTED_ACCOUNTS = 10
 MAX_LISTED_FAILURES = 20
 
 # (url, body bytes, timeout) -> HTTP status; replaceable in tests of the adapter itself.
@@ -92,6 +93,16 @@ def build_message(plan: AuditPlan, outcome: AuditOutcome, drift: DriftSummary | 
         f"Resources: {outcome.total_resources}, compliant: {outcome.compliant_resources}, "
         f"violations: {outcome.violation_count}",
     ]
+    if len(scope.audited_accounts) > 1 and outcome.by_account:
+        # outcome.by_account is worst first: the accounts to act on lead the message.
+        lines.append("Accounts, worst first:")
+        lines.extend(
+            f"  - {account}: score {_score(counts.compliance_score)}, {counts.violations} violations, "
+            f"{counts.total} resources"
+            for account, counts in list(outcome.by_account.items())[:MAX_LISTED_ACCOUNTS]
+        )
+        if len(outcome.by_account) > MAX_LISTED_ACCOUNTS:
+            lines.append(f"  - and {len(outcome.by_account) - MAX_LISTED_ACCOUNTS} more")
     if outcome.failed_shards:
         lines.append(f"Missing coverage: {outcome.failed_shards} failed shard(s) (the score excludes them)")
         lines.extend(

@@ -8,14 +8,16 @@ Both produce the same snapshot because both end in ``aggregate``, which reuses t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from random import Random
 
 from tagcompliance.aws import AssumeRoleError, AwsClients
-from tagcompliance.compliance import compile_policy, evaluate
+from tagcompliance.compliance import Evaluation, compile_policy, evaluate
 from tagcompliance.errors import StoreError
-from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory
-from tagcompliance.models import FailedShard
+from tagcompliance.inventory import Inventory, ShardOutcome, collect_inventory, describe_failure
+from tagcompliance.models import FailedShard, accounts_worst_first
 from tagcompliance.policy import TaggingPolicy
 from tagcompliance.snapshots import build_snapshot, failed_coverage, resource_states
 from tagcompliance.store import SnapshotRecord, Store
@@ -168,6 +170,47 @@ def scan_shard(
     return outcome
 
 
+def scan_accounts(
+    run_id: str,
+    scope: AuditScope,
+    clients: AwsClients,
+    role_name: str = DEFAULT_ROLE_NAME,
+    max_workers: int = 16,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[ShardResult]:
+    """Scan every shard of ``scope`` in this process, one ``scan_account_region`` per account and
+    region (the pipeline's own scan, AssumeRole included): what the interactive service runs for a
+    question about several accounts that is small enough to answer within the call.
+
+    Nothing is retried here: a shard still throttled after the SDK's retries, like an account whose
+    role cannot be assumed, is a failed shard naming its account (the answer discloses it).
+    """
+    groups: dict[tuple[str, str], list[Shard]] = {}
+    for shard in plan_shards(scope):
+        groups.setdefault((shard.account_id, shard.region), []).append(shard)
+    # scan_account_region bounds its own calls into an account-region (4); this bounds the groups.
+    pool_size = max(1, min(len(groups), max_workers // 4 or 1))
+    results: list[ShardResult] = []
+    with ThreadPoolExecutor(pool_size, thread_name_prefix="accounts") as pool:
+        futures = {
+            pool.submit(copy_context().run, scan_account_region, run_id, shards, clients, role_name): shards
+            for shards in groups.values()
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            shards = futures[future]
+            try:
+                outcomes = future.result()
+            except Exception as error:  # e.g. the call stopped while a role was being assumed
+                outcomes = [failed_shard_result(run_id, shard, describe_failure(error)) for shard in shards]
+            for shard, outcome in zip(shards, outcomes, strict=True):
+                if isinstance(outcome, ShardThrottledError):
+                    outcome = failed_shard_result(run_id, shard, f"ShardThrottledError: {outcome}")
+                results.append(outcome)
+            if progress is not None:
+                progress(done, len(groups), f"account {shards[0].account_id} in {shards[0].region} scanned")
+    return results
+
+
 def failed_shard_result(run_id: str, shard: Shard, error: str) -> ShardResult:
     """The result recorded for a shard whose scan could not complete at all."""
     return ShardResult(run_id=run_id, shard=shard, status="failed", error=error or "unknown error")
@@ -215,7 +258,7 @@ def outcome_of(run_id: str, snapshot: SnapshotRecord, created: bool) -> AuditOut
     """A run's outcome as its stored snapshot says it (per-account totals included)."""
     return AuditOutcome.of(
         snapshot,
-        by_account=snapshot.counts_by_account,
+        by_account=accounts_worst_first(snapshot.counts_by_account),
         run_id=run_id,
         snapshot_id=snapshot.snapshot_id,
         failed_shards=len(snapshot.failed_shards),
@@ -251,6 +294,27 @@ def failed_coverage_of_run(shards: list[Shard], results: Iterable[ShardResult]) 
     return [entry.model_dump(exclude_none=True) for entry in whole + single]
 
 
+def run_snapshot(
+    scope: AuditScope,
+    shards: list[Shard],
+    shard_results: Iterable[ShardResult],
+    policy: TaggingPolicy,
+    snapshot_id: str,
+) -> tuple[SnapshotRecord, Inventory, Evaluation]:
+    """The snapshot of a scan of several shards (a run, or an interactive multi-account scan), with
+    the merged inventory and its evaluation; nothing is stored."""
+    results = list(shard_results)
+    inventory = merge_inventory(scope, shards, results)
+    evaluation = evaluate(inventory.resources, compile_policy(policy, inventory.resource_types))
+    snapshot = dataclasses.replace(
+        build_snapshot(inventory, evaluation, policy, scope.trigger),
+        snapshot_id=snapshot_id,
+        failed_shards=failed_coverage_of_run(shards, results),
+        accounts=scope.snapshot_accounts,
+    )
+    return snapshot, inventory, evaluation
+
+
 def aggregate(
     plan: AuditPlan, shard_results: Iterable[ShardResult], policy: TaggingPolicy, store: Store
 ) -> AuditOutcome:
@@ -263,14 +327,8 @@ def aggregate(
     existing = store.get_snapshot(snapshot_id)
     if existing is not None:
         return outcome_of(plan.run_id, existing, False)
-    results = list(shard_results)
-    inventory = merge_inventory(plan.scope, plan.shards, results)
-    evaluation = evaluate(inventory.resources, compile_policy(policy, inventory.resource_types))
-    snapshot = dataclasses.replace(
-        build_snapshot(inventory, evaluation, policy, plan.scope.trigger),
-        snapshot_id=snapshot_id,
-        failed_shards=failed_coverage_of_run(plan.shards, results),
-        accounts=plan.scope.snapshot_accounts,
+    snapshot, inventory, evaluation = run_snapshot(
+        plan.scope, plan.shards, shard_results, policy, snapshot_id
     )
     states = list(resource_states(snapshot_id, inventory.resources, evaluation.noncompliant_arns))
     try:

@@ -11,11 +11,10 @@ from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, Field
 
-from tagcompliance.aws import AwsClients, describe_aws_error
+from tagcompliance.aws import AwsClients
 from tagcompliance.drift import choose_baseline, detect_drift
-from tagcompliance.errors import TagComplianceError
 from tagcompliance.policy import TaggingPolicy, parse_policy
-from tagcompliance.scope import ScopeResolver
+from tagcompliance.scope import ScopeResolver, configured_accounts
 from tagcompliance.settings import Settings
 from tagcompliance.snapshots import resource_from_state
 from tagcompliance.store import Store
@@ -41,28 +40,11 @@ class ScheduledStart(BaseModel):
     correlation_id: str | None = None
 
 
-def organization_accounts(clients: AwsClients) -> list[str]:
-    """The active accounts of the organization (Organizations ``ListAccounts``), sorted."""
-    paginator = clients.client("organizations").get_paginator("list_accounts")
-    try:
-        return sorted(
-            account["Id"]
-            for page in paginator.paginate()
-            for account in page["Accounts"]
-            if account.get("Status", "ACTIVE") == "ACTIVE"
-        )
-    except Exception as error:
-        raise TagComplianceError(
-            f"cannot list the organization's accounts (AUDIT_ACCOUNTS_FROM_ORGANIZATIONS): "
-            f"{describe_aws_error(error)}"
-        ) from None
-
-
 def audited_accounts(settings: Settings, clients: AwsClients) -> list[str]:
     """The accounts a run audits: the organization's, the configured list, or the credentials' own."""
-    if settings.audit_accounts_from_organizations:
-        return organization_accounts(clients)
-    return list(dict.fromkeys(settings.audit_accounts)) or [clients.account_id]
+    return configured_accounts(
+        settings.audit_accounts_from_organizations, settings.audit_accounts, clients
+    ) or [clients.account_id]
 
 
 def build_scope(

@@ -72,10 +72,14 @@ def denied_or_failed(error: Exception, action: str) -> str:
     return str(error) if isinstance(error, CostExplorerError) else describe_aws_error(error)
 
 
-def request_filter(services: Sequence[str], regions: Sequence[str] | None) -> dict[str, Any]:
+def request_filter(
+    services: Sequence[str], regions: Sequence[str] | None, accounts: Sequence[str] | None = None
+) -> dict[str, Any]:
     dimensions: list[dict[str, Any]] = [{"Dimensions": {"Key": "SERVICE", "Values": list(services)}}]
     if regions is not None:
         dimensions.append({"Dimensions": {"Key": "REGION", "Values": list(regions)}})
+    if accounts is not None:  # a management account's data holds every member's spend
+        dimensions.append({"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": list(accounts)}})
     return dimensions[0] if len(dimensions) == 1 else {"And": dimensions}
 
 
@@ -94,13 +98,16 @@ def pages(call: Any, params: dict[str, Any], token_field: str) -> Iterator[dict[
         params = {**params, token_field: token}
 
 
-def tag_stream(ce: Any, tag_key: str, start: date, end: date, request_filter: dict[str, Any]) -> TagStream:
+def tag_stream(
+    ce: Any, tag_key: str, start: date, end: date, request_filter: dict[str, Any], dimension: str = "SERVICE"
+) -> TagStream:
+    """Spend grouped by ``dimension`` (SERVICE, or LINKED_ACCOUNT for the gap per account) and the tag."""
     params = {
         "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
         "Granularity": "MONTHLY",
         "Metrics": [COST_METRIC],
         "Filter": request_filter,
-        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "TAG", "Key": tag_key}],
+        "GroupBy": [{"Type": "DIMENSION", "Key": dimension}, {"Type": "TAG", "Key": tag_key}],
     }
     stream = TagStream()
     try:

@@ -22,6 +22,7 @@ from .amounts import ZERO, Split, TagStream, money, percent, today
 from .explorer import TALLY, cost_explorer, request_filter, tag_activation, tag_stream
 from .models import (
     DEFAULT_CURRENCY,
+    AccountGap,
     AttributionGapHeadline,
     CostAttributionGap,
     InvalidValueSpend,
@@ -142,6 +143,25 @@ def _tag_gap(tag: RequiredTag, stream: TagStream, services: Sequence[str], activ
     )
 
 
+def _account_gaps(
+    tags: Sequence[RequiredTag], streams: Mapping[str, TagStream], tag_key: str
+) -> dict[str, AccountGap]:
+    """Per account, its spend and its gap for the headline tag, the largest gap first."""
+    if tag_key not in streams:
+        return {}
+    tag = next(tag for tag in tags if tag.name == tag_key)
+    splits, _ = _split_by_service(tag, streams[tag_key], [])  # "service" here is the account
+    gaps = {
+        account: AccountGap(
+            total_spend=money(split.total),
+            gap_spend=money(split.gap),
+            gap_percent=percent(split.gap, split.total),
+        )
+        for account, split in splits.items()
+    }
+    return dict(sorted(gaps.items(), key=lambda item: (-item[1].gap_spend, item[0])))
+
+
 def _headline(by_tag: list[TagGap], total_spend: Decimal) -> AttributionGapHeadline:
     # A tag Cost Explorer cannot group by shows all its spend as unattributed: use the tags it can.
     candidates = [gap for gap in by_tag if gap.tag_activated is not False] or by_tag
@@ -255,11 +275,15 @@ def cost_attribution_gap(
     end: date,
     tag_keys: list[str] | None = None,
     resources: Sequence[Resource] | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> CostAttributionGap:
     """Spend of the requested types' services that each required tag cannot attribute.
 
     ``regions`` None (or ["all"]) means every region. ``resources``, when given (an inventory of
     the scope), adds per-resource estimates and lets a missing activation status be inferred.
+    ``accounts`` (asked of a management account, whose Cost Explorer holds every member's spend):
+    only their spend, and the gap of each (``by_account``: one more request per tag, grouped by
+    LINKED_ACCOUNT and the tag; no role is assumed).
     """
     type_ids = resolve_resource_types(resource_types)
     region_list = _check_regions(regions)
@@ -279,9 +303,26 @@ def cost_attribution_gap(
     sent_before = TALLY.sent
     activation, activation_reason = tag_activation(ce, [tag.name for tag in tags])
     streams = {
-        tag.name: tag_stream(ce, tag.name, start, end, request_filter(tag_services[tag.name], region_list))
+        tag.name: tag_stream(
+            ce, tag.name, start, end, request_filter(tag_services[tag.name], region_list, accounts)
+        )
         for tag in tags
     }
+    account_streams = (
+        {
+            tag.name: tag_stream(
+                ce,
+                tag.name,
+                start,
+                end,
+                request_filter(tag_services[tag.name], region_list, accounts),
+                "LINKED_ACCOUNT",
+            )
+            for tag in tags
+        }
+        if accounts is not None
+        else {}
+    )
     requests_sent = TALLY.sent - sent_before
 
     # A service's rows are the same in every stream that covers it, only grouped differently.
@@ -328,7 +369,10 @@ def cost_attribution_gap(
     if estimates:
         notes.append("Per-resource figures in estimates are service averages, not measured costs.")
 
+    headline = _headline(by_tag, total_spend)
     return CostAttributionGap(
+        accounts=sorted(accounts) if accounts is not None else [],
+        by_account=_account_gaps(tags, account_streams, headline.tag_key),
         period=Period(start=start, end=end),
         currency=currency,
         resource_types=type_ids,
@@ -339,7 +383,7 @@ def cost_attribution_gap(
             for service, spend in service_spend.items()
         ],
         by_tag=by_tag,
-        attribution_gap=_headline(by_tag, total_spend),
+        attribution_gap=headline,
         activation_status="unknown" if activation is None else "checked",
         activation_status_reason=activation_reason,
         cost_explorer_requests=requests_sent,

@@ -96,6 +96,14 @@ class ResourceCostEstimate(BaseModel):
     basis: str = Field(description="How the figure was obtained.")
 
 
+class AccountGap(BaseModel):
+    """One member account's spend and its gap for the headline tag (Cost Explorer's LINKED_ACCOUNT)."""
+
+    total_spend: float
+    gap_spend: float = Field(description="Spend without a valid value of attribution_gap.tag_key.")
+    gap_percent: float | None
+
+
 class CostAttributionGap(BaseModel):
     period: Period
     currency: str
@@ -117,3 +125,5 @@ class CostAttributionGap(BaseModel):
     estimates: list[ResourceCostEstimate] = Field(
         description="Service-average estimates for the in-scope resources given (none without resources)."
     )
+    accounts: list[str] = Field(default_factory=list, description="Accounts whose spend is counted.")
+    by_account: dict[str, AccountGap] = Field(default_factory=dict, description="Largest gap first.")

@@ -364,8 +364,11 @@ def detect_drift(
         drifts.append(TagDrift(**asdict(diff), severity=severity, reason=reason))
     drifts.sort(key=lambda d: (SEVERITY_ORDER[d.severity], d.resource_arn, d.tag, d.previous_key or ""))
     by_severity = dict.fromkeys(SEVERITY_ORDER, 0)
+    by_account: dict[str, int] = {}
     for drift in drifts:
         by_severity[drift.severity] += 1
+        account = drift.resource_arn.split(":", 5)[4] if drift.resource_arn.count(":") >= 5 else ""
+        by_account[account] = by_account.get(account, 0) + 1
     total = len(drifts)
     truncated = limit is not None and max(total, len(added), len(removed), len(unobserved)) > limit
     listed = drifts[:limit] if limit is not None else drifts
@@ -390,6 +393,7 @@ def detect_drift(
         drift_detected=listed,
         total_drifts=total,
         by_severity=by_severity,
+        by_account=dict(sorted(by_account.items(), key=lambda item: (-item[1], item[0]))),
         threshold=threshold,
         threshold_exceeded=None if threshold is None else total >= threshold,
         baseline_snapshot_id=baseline.snapshot_id if baseline else None,

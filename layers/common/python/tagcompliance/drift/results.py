@@ -52,6 +52,9 @@ class DriftResult(BaseModel):
     drift_detected: list[TagDrift] = Field(description="Most severe first, then by ARN and tag key.")
     total_drifts: int = Field(description="All drifts found, also when drift_detected is truncated.")
     by_severity: dict[str, int]
+    by_account: dict[str, int] = Field(
+        default_factory=dict, description="Drifts per account (from the ARN; S3: ''), most first."
+    )
     threshold: int | None = None
     threshold_exceeded: bool | None = Field(
         default=None, description="total_drifts >= threshold; null when no threshold was given."

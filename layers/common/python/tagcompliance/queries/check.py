@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 from tagcompliance.compliance import SEVERITY
 from tagcompliance.inventory import ProgressCallback
-from tagcompliance.models import MAX_PATTERNS, ComplianceCheckResult, TypeCounts, ViolationPattern
+from tagcompliance.models import (
+    MAX_PATTERNS,
+    ComplianceCheckResult,
+    TypeCounts,
+    ViolationPattern,
+    accounts_worst_first,
+)
 
 from .paging import Severity, encode_cursor, page_start, severity_filter
 
@@ -19,6 +25,7 @@ def check_compliance(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     severity: Severity = "all",
     force_refresh: bool = False,
     page_size: int = 50,
@@ -26,7 +33,7 @@ def check_compliance(
     progress: ProgressCallback | None = None,
 ) -> ComplianceCheckResult:
     # Resolved once for the job check and the observation ("all" regions: one DescribeRegions at most).
-    scope = None if cursor else service.scopes.resolve(resource_types, regions)
+    scope = None if cursor else service.scopes.resolve(resource_types, regions, accounts)
     if scope is not None and (job := service.large_scan_job(scope, force_refresh)) is not None:
         return job
     observation, offset, payload = page_start(
@@ -62,6 +69,11 @@ def check_compliance(
             score_note += " (some shards failed: see failed_shards)"
     elif snapshot.failed_shards:
         score_note = "Partial coverage: the score covers only the shards that were read (see failed_shards)"
+    if unread := observation.unread_accounts:
+        unread_note = (
+            f"Accounts not read at all: {', '.join(unread)} (see failed_shards); figures cover the rest"
+        )
+        score_note = f"{score_note}. {unread_note}" if score_note else unread_note
     return ComplianceCheckResult.of(
         snapshot,
         score_note=score_note,
@@ -74,7 +86,7 @@ def check_compliance(
         },
         by_resource_type={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_type.items())},
         by_region={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_region.items())},
-        by_account={k: TypeCounts(**v) for k, v in sorted(snapshot.counts_by_account.items())},
+        by_account=accounts_worst_first(snapshot.counts_by_account),
         violation_patterns=ViolationPattern.listed(evaluation.patterns(MAX_PATTERNS, wanted)),
         violations=[v.explained(policy) for v in page],
         next_cursor=next_cursor,

@@ -17,6 +17,7 @@ def tag_drift(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     lookback_days: int | None = None,
     tag_keys: Sequence[str] | None = None,
     threshold: int | None = None,
@@ -24,11 +25,11 @@ def tag_drift(
     progress: ProgressCallback | None = None,
 ) -> DriftResult:
     """Current tags (a fresh scan) against the stored tag state of an earlier snapshot of the scope."""
-    scope = service.scopes.resolve(resource_types, regions)
+    scope = service.scopes.resolve(resource_types, regions, accounts)
     # The baseline is chosen before scanning, so the new scan can never be its own baseline.
     baseline = choose_baseline(
         service.store,
-        (scope.resource_types, scope.regions, scope.account_id),
+        (scope.resource_types, scope.regions, scope.audited_accounts),
         lookback_days,
         datetime.now(UTC),
     )

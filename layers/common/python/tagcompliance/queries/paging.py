@@ -50,11 +50,12 @@ def page_start(
     force_refresh: bool,
     progress: ProgressCallback | None,
     scope: Scope | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> tuple[Observation, int, dict[str, object]]:
     """The observation and offset a page starts from: the cursor's snapshot, or the scope's
     (``scope``: the requested one, when the caller resolved it already)."""
     if not cursor:
-        scope = scope or service.scopes.resolve(resource_types, regions)
+        scope = scope or service.scopes.resolve(resource_types, regions, accounts)
         return service.observe_scope(scope, force_refresh, progress), 0, {}
     payload = decode_cursor(cursor, kind)
     offset = payload.get("o", 0)

@@ -28,11 +28,12 @@ def compliance_report(
     format: Literal["json", "csv", "markdown"] = "markdown",
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     include_violations: bool = True,
     force_refresh: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ReportResult:
-    observation = service.observe(resource_types, regions, force_refresh, progress)
+    observation = service.observe(resource_types, regions, force_refresh, progress, accounts=accounts)
     snapshot = observation.snapshot
     evaluation = observation.evaluate()
     summary = report_summary(snapshot, evaluation.iter_violations())
@@ -79,6 +80,7 @@ def export_violations(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     severity: Severity = "all",
     violation_types: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
@@ -89,7 +91,7 @@ def export_violations(
     progress: ProgressCallback | None = None,
 ) -> ExportResult:
     observation, offset, payload = page_start(
-        service, "export", cursor, resource_types, regions, force_refresh, progress
+        service, "export", cursor, resource_types, regions, force_refresh, progress, accounts=accounts
     )
     if cursor:  # a cursor carries the filters of the export it continues
         severity = payload.get("v", "all")  # type: ignore[assignment]

@@ -25,7 +25,10 @@ def suggest(
     parsed = parse_arn(resource_arn)
     region_list = [parsed.region] if parsed.region else service.resolve_regions(regions)
     # Siblings of every type count (same VPC, same stack), so the whole region is observed.
-    observation = service.observe(None, region_list, force_refresh, progress)
+    # The resource's own account (through AssumeRole when it is not the credentials'): S3 bucket
+    # ARNs name none, so a bucket is looked for in the credentials' account.
+    accounts = [parsed.account_id] if parsed.account_id else None
+    observation = service.observe(None, region_list, force_refresh, progress, accounts=accounts)
     target = next((r for r in observation.resources if r.arn == parsed.arn), None)
     if target is None:
         failed = [

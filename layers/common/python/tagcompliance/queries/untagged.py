@@ -20,20 +20,23 @@ def find_untagged(
     service: ComplianceService,
     resource_types: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
+    accounts: Sequence[str] | None = None,
     force_refresh: bool = False,
     page_size: int = 50,
     cursor: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> FindUntaggedResult:
     observation, offset, _ = page_start(
-        service, "untagged", cursor, resource_types, regions, force_refresh, progress
+        service, "untagged", cursor, resource_types, regions, force_refresh, progress, accounts=accounts
     )
     snapshot = observation.snapshot
     missing = missing_tags_by_resource(observation.evaluate().iter_violations())
     untagged = [resource for resource in observation.resources if resource.arn in missing]
     by_type: dict[str, int] = defaultdict(int)
+    by_account: dict[str, int] = defaultdict(int)
     for resource in untagged:
         by_type[resource.resource_type] += 1
+        by_account[resource.account_id] += 1
     page = untagged[offset : offset + page_size]
     next_offset = offset + len(page)
     return FindUntaggedResult(
@@ -54,6 +57,7 @@ def find_untagged(
         if next_offset < len(untagged)
         else None,
         untagged_by_type=dict(sorted(by_type.items())),
+        untagged_by_account=dict(sorted(by_account.items(), key=lambda item: (-item[1], item[0]))),
         missing_patterns=ViolationPattern.listed(
             top_patterns(
                 (

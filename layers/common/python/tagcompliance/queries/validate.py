@@ -26,15 +26,17 @@ def validate_resources(
     parsed = [parse_arn(arn) for arn in resource_arns]  # every ARN is checked before any scan
     account_id = service.clients.account_id
     bucket_regions = service.resolve_regions(regions)
-    scopes: dict[str, set[str]] = defaultdict(set)  # region -> types
+    # (account, region) -> types: each ARN is looked for in its own account (S3 bucket ARNs name
+    # none: the credentials' account), other accounts through AssumeRole.
+    scopes: dict[tuple[str, str], set[str]] = defaultdict(set)
     for item in parsed:
         for region in [item.region] if item.region else bucket_regions:
-            scopes[region].add(item.resource_type)
+            scopes[(item.account_id or account_id, region)].add(item.resource_type)
     found: dict[str, Resource] = {}
     failed: list[FailedShard] = []
     scanned_at = datetime.now(UTC)
-    for region, types in sorted(scopes.items()):
-        observation = service.observe(sorted(types), [region], force_refresh, progress)
+    for (account, region), types in sorted(scopes.items()):
+        observation = service.observe(sorted(types), [region], force_refresh, progress, accounts=[account])
         failed.extend(observation.failed_shards)
         scanned_at = min(scanned_at, observation.snapshot.created_at)
         for resource in observation.resources:
@@ -90,7 +92,7 @@ def _missing(
     if shard_failed:
         detail = shard_failed[0].error
     elif item.account_id and item.account_id != account_id:
-        detail = f"the ARN is in account {item.account_id}; the scanned account is {account_id}"
+        detail = f"no {item.resource_type} with this ARN exists in account {item.account_id}, {item.region}"
     elif item.region:
         detail = f"no {item.resource_type} with this ARN exists in {item.region}"
     else:

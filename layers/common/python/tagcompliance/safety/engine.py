@@ -26,8 +26,10 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS, region_filter, resolve_resource_types
+from tagcompliance.scope import check_accounts
 from tagcompliance.store.base import BeliefRecord, Store
 
+from .accounts import accounts_ambiguity, times_accounts
 from .estimates import CostExplorerEstimate, InventorySnapshot, ScopeEstimate, estimate_scope
 from .models import (
     Ambiguity,
@@ -57,6 +59,9 @@ class ScopeRequest:
     period: tuple[date | None, date | None] | None = None
     period_matters: bool = False
     default_regions: list[str] = field(default_factory=list)
+    accounts: list[str] | None = None  # None: omitted (the credentials' own unless asked)
+    own_account: str | None = None
+    configured_accounts: list[str] = field(default_factory=list)  # AUDIT_ACCOUNTS or the organization's
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +248,8 @@ class SafetyEngine:
             missing.append("regions")
         if scope.period_matters and (scope.period is None or scope.period == (None, None)):
             missing.append("period")
+        if scope.accounts is None and set(scope.configured_accounts) - {scope.own_account}:
+            missing.append("accounts")  # others are configured: which, not assumed
         return missing
 
     def _estimate(self, request: SafetyRequest, inventory: InventorySnapshot) -> EstimatedScope:
@@ -254,6 +261,7 @@ class SafetyEngine:
                 request.scope.regions or request.scope.default_regions,
                 self.workers,
             )
+            scan = times_accounts(scan, request.scope.accounts, request.scope.configured_accounts)
         ce = request.cost_explorer
         ce_requests = ce.requests if ce else 0
         ce_usd = ce.usd if ce else 0.0
@@ -443,6 +451,21 @@ class SafetyEngine:
                     parameter="period", question="Which time period (start_date, end_date)?", options=options
                 )
             )
+        if "accounts" in missing:
+            ambiguities.append(
+                accounts_ambiguity(
+                    self.store,
+                    scope.own_account,
+                    scope.configured_accounts,
+                    estimate_scope(
+                        inventory,
+                        scope.resource_types or ["all"],
+                        scope.regions or scope.default_regions,
+                        self.workers,
+                    ),
+                    self.policy.max_resources,
+                )
+            )
         alternatives = [ambiguity.model_dump(mode="json") for ambiguity in ambiguities]
         belief_id = self._new_belief(
             request,
@@ -559,6 +582,7 @@ def _validate_scope(scope: ScopeRequest) -> None:
         resolve_resource_types(scope.resource_types)
     if scope.regions:
         region_filter(scope.regions)
+    check_accounts(scope.accounts)
 
 
 def _types(resource_types: Sequence[str]) -> list[str]:

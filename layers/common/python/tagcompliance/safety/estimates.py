@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS, ResourceType
-from tagcompliance.store.base import InventoryCount
+from tagcompliance.store.base import InventoryCount, SnapshotRecord
 
 # One AWS API round trip, as assumed by the time estimates (typical 100-300 ms from inside AWS).
 REQUEST_LATENCY_SECONDS = 0.25
@@ -64,6 +64,14 @@ ESTIMATE_METHOD = (
     f"{TAGGING_API_PAGE_SIZE} a page, per-resource tag reads where needed); time = API calls x "
     f"{REQUEST_LATENCY_SECONDS}s per request over the scan's parallel workers"
 )
+
+
+class SnapshotSource(Protocol):
+    """Where stored snapshots come from (the store)."""
+
+    def list_snapshots(
+        self, since: datetime | None = None, until: datetime | None = None, limit: int = 1000
+    ) -> list[SnapshotRecord]: ...
 
 
 class InventorySource(Protocol):
@@ -208,6 +216,25 @@ def _resolve_types(resource_types: Sequence[str]) -> list[str]:
     if not values or values == ["all"]:
         return list(RESOURCE_TYPE_IDS)
     return [value for value in dict.fromkeys(values) if value in REGISTRY]
+
+
+def account_sizes(store: SnapshotSource, accounts: Sequence[str]) -> dict[str, int | None]:
+    """Per account, the resources the newest stored snapshot (last 30 days) that read it found (of
+    whatever types and regions that snapshot covered); None for an account none has read."""
+    sizes: dict[str, int | None] = dict.fromkeys(accounts)
+    since = datetime.now(UTC) - timedelta(days=30)
+    for snapshot in reversed(store.list_snapshots(since=since)):
+        failed = {
+            entry.get("account_id") or snapshot.account_id
+            for entry in snapshot.failed_shards
+            if not entry.get("resource_arn")
+        }
+        for account in snapshot.covered_accounts:
+            if account in sizes and sizes[account] is None and account not in failed:
+                sizes[account] = int(snapshot.counts_by_account.get(account, {}).get("total", 0))
+        if all(size is not None for size in sizes.values()):
+            break
+    return sizes
 
 
 def estimate_scope(

@@ -27,6 +27,17 @@ class RemediationDisabledError(InvalidInputError):
     """REMEDIATION_ENABLED is off: the tools answer this and write nothing."""
 
 
+def _own_account_only(arns: Sequence[str], account_id: str) -> None:
+    """Tags are written with the credentials' own permissions: the audit role other accounts are read
+    through is read-only, so an ARN of another account is refused by name rather than not found."""
+    others = sorted({parsed.account_id for parsed in map(parse_arn, arns)} - {"", account_id})
+    if others:
+        raise InvalidInputError(
+            f"apply_tag_remediation writes in this server's own account ({account_id}) only; these ARNs "
+            f"are in account(s) {', '.join(others)}: run the server with their credentials to remediate there"
+        )
+
+
 class TagRemediation:
     def __init__(self, service: ComplianceService) -> None:
         self.service = service
@@ -64,6 +75,7 @@ class TagRemediation:
                 raise InvalidInputError("changes is empty: list at least one resource")
             changes = [RequestedChange(c.resource_arn, c.set_tags, c.remove_tags) for c in request.changes]
             parse_changes(changes)
+            _own_account_only([c.resource_arn for c in changes], account_id)
             current, missing = self.current_tags([c.resource_arn for c in changes])
         else:
             source = request.from_suggestions
