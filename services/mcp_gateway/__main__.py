@@ -1,4 +1,4 @@
-"""``python -m services.mcp_gateway --transport stdio|http [--host H] [--port P]``.
+"""``python -m tag_compliance_mcp --transport stdio|http [--host H] [--port P]``.
 
 Transport rules: stdio needs no token (it is the user's own process). HTTP requires OAuth bearer
 tokens when ``AUTH_IDP_ISSUER_URL`` is set (the gateway is then the OAuth authorization server too,
@@ -29,7 +29,7 @@ from .tracing import instrument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.mcp_gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tag_compliance_mcp", description=__doc__)
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument(
         "--host",

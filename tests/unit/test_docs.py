@@ -12,8 +12,8 @@ import anyio
 import pytest
 from pydantic import AliasChoices
 
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
