@@ -73,7 +73,9 @@ def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
     result = run_python_in(image, probe)
     assert result.returncode == 0, result.stderr[-3000:]
     gateway, core, mcp_package, policy = result.stdout.split()
-    assert gateway.startswith(str(image.root / "site-packages" / "services"))
+    assert gateway.startswith(str(image.root / "site-packages" / "tag_compliance_mcp"))
+    # The wheel's own names only: no generic top-level package (the Lambda handlers are not in it).
+    assert not (image.root / "site-packages" / "services").exists()
     assert core.startswith(str(image.root / "site-packages" / "tagcompliance"))
     assert mcp_package.startswith(str(image.venv))
     assert Path(policy) == image.local("/app/policies/tagging_policy.json") and Path(policy).is_file()

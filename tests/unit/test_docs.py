@@ -28,6 +28,7 @@ DOCUMENTED_NON_SETTINGS = {
     "DEMO_AWS_PORT": "read by services/demo only (make demo), not the product",
     "DEMO_HTTP_PORT": "read by services/demo only (make demo), not the product",
     "DEMO_DATA_DIR": "read by services/demo only (make demo), not the product",
+    "XDG_DATA_HOME": "the XDG base directory the default DATA_DIR lies in on Linux, not a setting",
     "FORWARDED_ALLOW_IPS": "read by uvicorn (which addresses may set X-Forwarded-For), not the product",
     "FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",
     "NON_FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",
