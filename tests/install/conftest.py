@@ -6,6 +6,7 @@ checkout with an environment of its own (never the test's), against the session'
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +35,27 @@ SCOPE = {"resource_types": ["ec2:instance", "s3:bucket"], "regions": ["us-east-1
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# The Node.js CLIs these tests run, as package.json pins them.
+NODE_TOOLS = ("@anthropic-ai/mcpb", "@modelcontextprotocol/inspector")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_node_tools() -> None:
+    """The pinned mcpb and Inspector CLIs, installed from package-lock.json when missing or stale
+    (a node_modules from before they were pinned), never skipped."""
+    pinned = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))["devDependencies"]
+
+    def installed(name: str) -> str | None:
+        manifest = ROOT / "node_modules" / name / "package.json"
+        return json.loads(manifest.read_text(encoding="utf-8"))["version"] if manifest.exists() else None
+
+    if any(installed(name) != pinned[name] for name in NODE_TOOLS):
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to install the pinned mcpb and MCP Inspector CLIs (package.json)"
+        run([npm, "ci", "--no-audit", "--no-fund"], "npm ci", cwd=ROOT)
+    assert all(installed(name) == pinned[name] for name in NODE_TOOLS)
 
 
 def run(command: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -110,8 +132,6 @@ class UnpackedBundle:
 
     @property
     def manifest(self) -> dict[str, object]:
-        import json
-
         return json.loads((self.root / "manifest.json").read_text(encoding="utf-8"))
 
 
