@@ -111,7 +111,10 @@ def test_the_exemptions_only_name_modules_still_over_the_limit() -> None:
     assert not fixed, f"now within the limit: remove them from EXEMPT: {fixed}"
 
 
-DOTTED_DIRECTORY_NAME = re.compile(r"\bservices\.mcp_gateway\b")
+# Spelled in parts, so that the rename script (git log: "Rename: import the gateway as
+# tag_compliance_mcp") leaves this test alone when it is re-applied after a merge.
+DIRECTORY_PACKAGE = ".".join(("services", "mcp_gateway"))
+DOTTED_DIRECTORY_NAME = re.compile(rf"\b{re.escape(DIRECTORY_PACKAGE)}\b")
 
 
 def test_the_gateway_is_imported_by_one_name_only() -> None:
@@ -128,7 +131,7 @@ def test_the_gateway_is_imported_by_one_name_only() -> None:
     ]
     assert not offenders, f"import the gateway as tag_compliance_mcp: {offenders}"
     result = subprocess.run(
-        [sys.executable, "-c", "import services.mcp_gateway"],
+        [sys.executable, "-c", f"import {DIRECTORY_PACKAGE}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
