@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CDK_CLI := node_modules/.package-lock.json
 
-.PHONY: setup demo test lint format services clean bench synth lambda-deps cost
+.PHONY: setup demo test lint format services clean bench synth lambda-deps cost bundle
 
 setup: $(STAMP)
 
@@ -40,9 +40,14 @@ format: setup
 services:
 	@.ci/services.sh
 
-## The pinned AWS CDK CLI (package.json / package-lock.json) the infrastructure tests and `synth` use.
+## The pinned Node.js CLIs (package.json / package-lock.json): the AWS CDK CLI (infrastructure tests,
+## `synth`), the MCP Bundle CLI (`bundle`, tests/install) and the MCP Inspector (tests/install).
 $(CDK_CLI): package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+## The Claude Desktop bundle, validated and packed by the pinned mcpb CLI: build/tag-compliance-mcp-<version>.mcpb.
+bundle: setup $(CDK_CLI)
+	$(PY) -m operations.bundle
 
 ## CloudFormation templates of every environment into cdk.out/<env> (offline, no docker).
 synth: setup $(CDK_CLI)

@@ -1,6 +1,6 @@
 """Gateway calls/s and latency with 1 and with 3 gateway processes behind a load balancer.
 
-The deployed shape on one machine: ``python -m services.mcp_gateway --transport http`` processes
+The deployed shape on one machine: ``python -m tag_compliance_mcp --transport http`` processes
 (stateless streamable HTTP) behind HAProxy round robin (``bench/balancer.py``), sharing a scratch
 PostgreSQL database and a Redis server of their own, against the seeded demo moto estate. The same
 closed-loop load as the gateway benchmark (``bench/gateway.py``: official ``mcp`` clients in

@@ -163,7 +163,7 @@ def _gateway(index: int, environment: dict[str, str], workdir: Path, log_level: 
         arguments.append("--allow-unauthenticated-loopback")
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.mcp_gateway", *arguments],
+            [sys.executable, "-m", "tag_compliance_mcp", *arguments],
             env={**environment, "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
             cwd=str(REPO_ROOT),
             stdout=subprocess.DEVNULL,
@@ -180,7 +180,7 @@ def balanced_gateways(
     balancer_port: int | None = None,
     log_level: str = "INFO",
 ) -> Iterator[GatewayCluster]:
-    """``count`` gateway processes (``python -m services.mcp_gateway --transport http``, each with
+    """``count`` gateway processes (``python -m tag_compliance_mcp --transport http``, each with
     ``environment`` and its own DATA_DIR) behind HAProxy on ``balancer_port``; all stopped on exit.
     ``environment`` must share the store and cache (``DATABASE_URL``, ``REDIS_URL``) for the
     processes to be one gateway; with OAuth, its public URL is the balancer's."""

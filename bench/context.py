@@ -46,7 +46,7 @@ def demo_scope(demo: Any) -> dict[str, Any]:
 def gateway_parameters(demo: Any, data_dir: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "services.mcp_gateway", "--transport", "stdio", "--log-level", "WARNING"],
+        args=["-m", "tag_compliance_mcp", "--transport", "stdio", "--log-level", "WARNING"],
         env=gateway_environment(demo, data_dir),
         cwd=str(REPO_ROOT),
     )

@@ -30,7 +30,7 @@ def _groups_per_tag(service: Any, answer: Any) -> dict[str, int]:
 
 def run(demo: Any | None = None) -> dict[str, Any]:
     from services.demo.aws import start_demo_aws
-    from services.mcp_gateway.runtime import build_runtime
+    from tag_compliance_mcp.runtime import build_runtime
     from tagcompliance.settings import Settings
 
     own = demo is None

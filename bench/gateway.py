@@ -1,6 +1,6 @@
 """Gateway latency under load: concurrent MCP sessions over streamable HTTP on loopback.
 
-The gateway runs as a subprocess (``python -m services.mcp_gateway --transport http``, SQLite and
+The gateway runs as a subprocess (``python -m tag_compliance_mcp --transport http``, SQLite and
 the in-memory cache, the embedded defaults) against the seeded demo moto estate; one
 ``check_tag_compliance`` warms the cache. Then ``sessions`` official ``mcp`` clients, each its own
 session, call cached ``check_tag_compliance`` and ``get_tagging_policy`` in turn for ``duration``
@@ -52,7 +52,7 @@ def start_gateway_process(
         [
             sys.executable,
             "-m",
-            "services.mcp_gateway",
+            "tag_compliance_mcp",
             "--transport",
             "http",
             "--host",

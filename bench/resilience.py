@@ -33,7 +33,7 @@ LOAD_TYPES = ["ec2:instance", "s3:bucket"]  # small enough that no session is as
 
 def run(demo: Any | None = None, sessions: int = 4) -> dict[str, Any]:
     from services.demo.aws import start_demo_aws
-    from services.mcp_gateway.settings import GatewaySettings
+    from tag_compliance_mcp.settings import GatewaySettings
     from tests.faults.awsproxy import AwsFaultProxy
     from tests.faults.gateway_process import (
         free_port,

@@ -34,7 +34,7 @@ def _writes(counts: Counter[str]) -> int:
 
 def run(total: int = 1000) -> dict[str, Any]:
     from bench.moto_counting import named_counts, seed_backends, start_counting_server
-    from services.mcp_gateway.runtime import build_runtime
+    from tag_compliance_mcp.runtime import build_runtime
     from tagcompliance.requests import ApplyRemediationRequest, TagChange, UndoRemediationRequest
     from tagcompliance.safety.tokens import Caller
     from tagcompliance.settings import Settings

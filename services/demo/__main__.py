@@ -26,12 +26,12 @@ from pathlib import Path
 import uvicorn
 
 from services.demo.testidp import TestOidcProvider, TestUser
-from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.auth.logfilter import configure_logging
-from services.mcp_gateway.runtime import build_runtime
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.sessions import http_app
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.auth.config import build_auth
+from tag_compliance_mcp.auth.logfilter import configure_logging
+from tag_compliance_mcp.runtime import build_runtime
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.sessions import http_app
+from tag_compliance_mcp.settings import GatewaySettings
 
 from .aws import start_demo_aws
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "mcpServers": {
                 "tag-compliance-demo": {
                     "command": sys.executable,
-                    "args": ["-m", "services.mcp_gateway", "--transport", "stdio"],
+                    "args": ["-m", "tag_compliance_mcp", "--transport", "stdio"],
                     "env": environment,
                 }
             }

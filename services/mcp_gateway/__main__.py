@@ -1,4 +1,4 @@
-"""``python -m services.mcp_gateway --transport stdio|http [--host H] [--port P]``.
+"""``tag-compliance-mcp --transport stdio|http [--host H] [--port P]`` (``python -m tag_compliance_mcp``).
 
 Transport rules: stdio needs no token (it is the user's own process). HTTP requires OAuth bearer
 tokens when ``AUTH_IDP_ISSUER_URL`` is set (the gateway is then the OAuth authorization server too,
@@ -30,7 +30,7 @@ from .tracing import instrument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.mcp_gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tag-compliance-mcp", description=__doc__)
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument(
         "--host",
@@ -50,6 +50,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def startup_error(error: Exception) -> str:
+    """Why the gateway cannot start, naming the setting to change (settings errors by their variable)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+            for item in error.errors()
+        )
+    if isinstance(error, OSError):  # a file the gateway writes: the store, the imported policy, the spool
+        return f"{error} (DATA_DIR and POLICY_PATH name where the gateway writes)"
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # stdout carries the MCP protocol on stdio: every log line goes to stderr, redacted and escaped.
@@ -64,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.transport == "http" and not (settings.auth_idp_issuer_url or settings.auth_issuer_url):
             check_http_exposure(settings, args.host, None, args.allow_unauthenticated_loopback)
         runtime = build_runtime(settings, args.transport)
-    except (TagComplianceError, ValidationError, ValueError) as error:
-        print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
+    except (TagComplianceError, ValidationError, ValueError, OSError) as error:
+        print(f"tag-compliance gateway cannot start: {startup_error(error)}", file=sys.stderr)
         return 2
     try:
         auth = None
@@ -75,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             auth_mode = check_http_exposure(settings, args.host, auth, args.allow_unauthenticated_loopback)
     except (TagComplianceError, ValidationError, ValueError) as error:
         runtime.close()
-        print(f"tag-compliance gateway cannot start: {error}", file=sys.stderr)
+        print(f"tag-compliance gateway cannot start: {startup_error(error)}", file=sys.stderr)
         return 2
     runtime.auth_mode = auth_mode
     logging.getLogger("tagcompliance.gateway").info("starting: %s", runtime.health())
@@ -97,5 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``tag-compliance-mcp`` command (pyproject's ``[project.scripts]``)."""
     exit_now(main())
+
+
+if __name__ == "__main__":
+    run()

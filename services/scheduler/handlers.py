@@ -8,7 +8,7 @@
   state machine; for a scheduled run, record its last run and move its next run on.
 
 Where no cloud scheduler exists, ``tagcompliance.schedules.LocalSchedulerLoop`` fires the same
-schedules inside the gateway (see ``services.mcp_gateway.runtime``).
+schedules inside the gateway (see ``tag_compliance_mcp.runtime``).
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ WAF_MANAGED_RULE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 SHUTDOWN_GRACE_SECONDS = 8
 STOP_TIMEOUT_SECONDS = 15
 GATEWAY_COMMAND = [
-    "python", "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0",
+    "python", "-m", "tag_compliance_mcp", "--transport", "http", "--host", "0.0.0.0",
     "--port", str(GATEWAY_PORT),
 ]  # fmt: skip
 

@@ -34,11 +34,11 @@ from mcp.shared.auth import (
 from bench.common import free_port
 from services.demo.aws import DemoAws
 from services.demo.testidp import TestOidcProvider, TestUser
-from services.mcp_gateway.auth.authserver import GatewayAuthorizationServer, token_hash
-from services.mcp_gateway.auth.config import GatewayAuth, build_auth
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.sessions import http_app
+from tag_compliance_mcp.auth.authserver import GatewayAuthorizationServer, token_hash
+from tag_compliance_mcp.auth.config import GatewayAuth, build_auth
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.sessions import http_app
 from tagcompliance.store.oauth import OAuthSessionRecord
 from tests.conftest import fresh_postgres_database
 from tests.e2e.helpers import gateway_settings

@@ -26,10 +26,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull
 
 from services.demo.testidp import TestUser
-from services.mcp_gateway.auth.authserver import token_hash
-from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.callevents import logger as CALL_EVENTS
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.auth.authserver import token_hash
+from tag_compliance_mcp.auth.config import build_auth
+from tag_compliance_mcp.callevents import logger as CALL_EVENTS
+from tag_compliance_mcp.settings import GatewaySettings
 from tests.e2e.helpers import call, call_confirmed, call_error
 
 from .conftest import (

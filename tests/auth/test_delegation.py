@@ -19,9 +19,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.config import build_auth
-from services.mcp_gateway.auth.keys import KEY_FILE_NAME, load_signing_key
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.auth.config import build_auth
+from tag_compliance_mcp.auth.keys import KEY_FILE_NAME, load_signing_key
+from tag_compliance_mcp.settings import GatewaySettings
 from tagcompliance.cache import MemoryCache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.store import open_store

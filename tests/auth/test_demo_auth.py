@@ -1,6 +1,6 @@
 """The entry points as real processes: ``python -m services.demo --auth`` (OAuth on, health says so,
 the official client completes the flow with the demo IdP's automatic login and the consent click), and
-``python -m services.mcp_gateway --transport http`` as the authorization server, whose DEBUG log
+``python -m tag_compliance_mcp --transport http`` as the authorization server, whose DEBUG log
 must hold no token, code or secret."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .conftest import ALICE, ServerThread, connect, free_port, oauth_client_for
 
 pytestmark = pytest.mark.anyio
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GATEWAY = [sys.executable, "-m", "services.mcp_gateway", "--transport", "http"]
+GATEWAY = [sys.executable, "-m", "tag_compliance_mcp", "--transport", "http"]
 
 
 async def test_demo_with_auth(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 from tests.e2e.helpers import POLICY_PATH, gateway_settings
 

@@ -15,7 +15,7 @@ import httpx2 as httpx
 import psycopg
 import pytest
 
-from services.mcp_gateway.auth.authserver import token_hash
+from tag_compliance_mcp.auth.authserver import token_hash
 
 from .conftest import ADMIN, ALICE, AuthStack, ManualClient, audit_entries, connect, oauth_client
 

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.mcp_gateway.auth.config import build_auth, check_http_exposure, transport_security
-from services.mcp_gateway.auth.scopes import required_scope
-from services.mcp_gateway.auth.verifier import JwtTokenVerifier
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.auth.config import build_auth, check_http_exposure, transport_security
+from tag_compliance_mcp.auth.scopes import required_scope
+from tag_compliance_mcp.auth.verifier import JwtTokenVerifier
+from tag_compliance_mcp.settings import GatewaySettings
 from tagcompliance.errors import TagComplianceError
 
 from .conftest import ServerThread, free_port
@@ -199,8 +199,8 @@ def test_tool_scopes(tool: str, arguments: dict[str, Any], scope: str) -> None:
 
 
 def test_tag_write_is_granted_only_to_the_configured_writers() -> None:
-    from services.mcp_gateway.auth.authserver import ScopePolicy
-    from services.mcp_gateway.auth.upstream import UserIdentity
+    from tag_compliance_mcp.auth.authserver import ScopePolicy
+    from tag_compliance_mcp.auth.upstream import UserIdentity
 
     policy = ScopePolicy(
         frozenset({"root@example.com"}), frozenset(), frozenset({"ana@example.com"}), frozenset({"finops"})

@@ -23,7 +23,7 @@ from mcp.server.mcpserver.utilities import func_metadata as func_metadata_module
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from pydantic import BaseModel, Field
 
-from services.mcp_gateway.sdk_adapter import (
+from tag_compliance_mcp.sdk_adapter import (
     SAFETY_OUTPUT_SCHEMA,
     allow_safety_responses,
     compact_schema,

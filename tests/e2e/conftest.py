@@ -8,8 +8,8 @@ import pytest
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
 
 from .helpers import gateway_settings
 

@@ -9,7 +9,7 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.demo.estate import REGIONS
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.settings import GatewaySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.errors import PolicyError
 
 from .helpers import DEMO_REGIONS, call_error, gateway_settings

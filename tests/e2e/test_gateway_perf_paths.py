@@ -16,8 +16,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, ImageContent, TextContent
 
-from services.mcp_gateway.runtime import Runtime, _block_text, _call_outcome, run_tool
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, _block_text, _call_outcome, run_tool
+from tag_compliance_mcp.server import build_server
 from tagcompliance.errors import StoreError
 from tagcompliance.store import CallRecord
 from tagcompliance.store.sql import SqlStore

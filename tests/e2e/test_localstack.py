@@ -71,7 +71,7 @@ async def test_the_gateway_reaches_aws_through_the_localstack_endpoint(
     environment.update({"USE_LOCALSTACK": "true", "LOCALSTACK_HOST": urlparse(demo_aws.endpoint_url).netloc})
     parameters = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "services.mcp_gateway", "--transport", "stdio"],
+        args=["-m", "tag_compliance_mcp", "--transport", "stdio"],
         env=environment,
         cwd=str(REPO_ROOT),
     )

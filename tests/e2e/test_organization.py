@@ -26,8 +26,8 @@ from botocore.exceptions import ClientError
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.audits.notify import build_message
 from tagcompliance.audits.steps import run_outcome
 from tagcompliance.resources import REGISTRY

@@ -11,8 +11,8 @@ from botocore.config import Config
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.aws import AwsClients
 from tagcompliance.resources import RESOURCE_TYPE_IDS
 

@@ -9,8 +9,8 @@ import redis
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import build_runtime
+from tag_compliance_mcp.server import build_server
 from tests.conftest import REDIS_TEST_URL
 
 from .helpers import DEMO_REGIONS, call, gateway_settings

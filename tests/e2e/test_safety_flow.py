@@ -15,9 +15,9 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.demo.estate import Estate, build_estate
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.tools import common as tools_common
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.tools import common as tools_common
 from tagcompliance.safety import tokens as tokens_module
 from tagcompliance.safety.tokens import Caller
 

@@ -11,8 +11,8 @@ import pytest
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.audits.jobs import LargeScanJobs
 
 from .helpers import call, gateway_settings

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import Runtime
+from tag_compliance_mcp.runtime import Runtime
 from tagcompliance.resources import REGISTRY, RESOURCE_TYPE_IDS
 
 from .helpers import DEMO_REGIONS, call, call_error

@@ -46,7 +46,7 @@ async def test_a_tool_calls_aws_calls_are_subsegments_of_its_own_request(
         "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "127.0.0.1",
+        [sys.executable, "-m", "tag_compliance_mcp", "--transport", "http", "--host", "127.0.0.1",
          "--port", str(port), "--allow-unauthenticated-loopback"],
         env=environment, cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip

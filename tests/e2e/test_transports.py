@@ -40,7 +40,7 @@ def gateway_environment(demo: DemoAws, data_dir: Path) -> dict[str, str]:
 async def test_stdio(aws_env: DemoAws, tmp_path: Path) -> None:
     parameters = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "services.mcp_gateway", "--transport", "stdio"],
+        args=["-m", "tag_compliance_mcp", "--transport", "stdio"],
         env=gateway_environment(aws_env, tmp_path),
         cwd=str(REPO_ROOT),
     )
@@ -61,7 +61,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
         [
             sys.executable,
             "-m",
-            "services.mcp_gateway",
+            "tag_compliance_mcp",
             "--transport",
             "http",
             "--host",
@@ -116,7 +116,7 @@ async def test_streamable_http_and_health(aws_env: DemoAws, tmp_path: Path) -> N
 
 def test_http_refuses_non_loopback_without_auth(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "tag_compliance_mcp", "--transport", "http", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -129,7 +129,7 @@ def test_http_refuses_non_loopback_without_auth(tmp_path: Path) -> None:
 def test_http_loopback_without_auth_needs_explicit_opt_in(tmp_path: Path) -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AUTH_")}
     completed = subprocess.run(
-        [sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "tag_compliance_mcp", "--transport", "http", "--host", "127.0.0.1"],
         capture_output=True,
         text=True,
         timeout=30,

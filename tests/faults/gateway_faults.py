@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.runtime import Runtime, build_runtime
+from tag_compliance_mcp.runtime import Runtime, build_runtime
 from tests.e2e.helpers import gateway_settings
 from tests.faults.awsproxy import AwsFaultProxy
 

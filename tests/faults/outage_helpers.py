@@ -50,7 +50,7 @@ def running_gateway(demo: DemoAws, data_dir: Path, **environment: str) -> Iterat
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "services.mcp_gateway", "--transport", "http"),
+                *(sys.executable, "-m", "tag_compliance_mcp", "--transport", "http"),
                 *("--host", "127.0.0.1", "--port", str(port), "--allow-unauthenticated-loopback"),
             ],
             env=env,

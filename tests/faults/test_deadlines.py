@@ -15,7 +15,7 @@ from mcp import Client
 
 from services.demo.aws import DemoAws
 from services.demo.estate import REGIONS
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.server import build_server
 from tests.faults.gateway_faults import SCAN_TYPES, proxied_runtime, stable, timed_check
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.health import READINESS_TIMEOUT_SECONDS
+from tag_compliance_mcp.health import READINESS_TIMEOUT_SECONDS
 from tests.conftest import fresh_postgres_database
 from tests.faults.outage_helpers import running_gateway
 from tests.faults.tcpproxy import TCPProxy

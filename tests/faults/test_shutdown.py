@@ -19,7 +19,7 @@ from mcp.types import LATEST_PROTOCOL_VERSION
 
 from services.demo.aws import DemoAws
 from services.demo.estate import REGIONS
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.settings import GatewaySettings
 from tests.faults.awsproxy import AwsFaultProxy
 from tests.faults.gateway_process import (
     REPO_ROOT,
@@ -104,7 +104,7 @@ async def test_sigterm_mid_scan_http(demo_aws: DemoAws, proxy: AwsFaultProxy, tm
 async def test_sigterm_mid_call_stdio(demo_aws: DemoAws, proxy: AwsFaultProxy, tmp_path: Path) -> None:
     environment = gateway_environment(demo_aws.environment, proxy.endpoint_url, list(REGIONS), tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.mcp_gateway", "--transport", "stdio"],
+        [sys.executable, "-m", "tag_compliance_mcp", "--transport", "stdio"],
         env=environment,
         cwd=str(REPO_ROOT),
         stdin=subprocess.PIPE,

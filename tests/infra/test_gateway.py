@@ -10,9 +10,6 @@ from typing import Any
 from aws_cdk.assertions import Match
 from pydantic import AliasChoices
 
-from services.mcp_gateway.__main__ import parse_args
-from services.mcp_gateway.health import LIVENESS_PATH, READINESS_PATH
-from services.mcp_gateway.settings import GatewaySettings
 from stacks.config import GATEWAY_LIVENESS_PATH, GATEWAY_PORT, GATEWAY_READINESS_PATH
 from stacks.constructs.gateway import (
     CONTAINER_NAME,
@@ -21,6 +18,9 @@ from stacks.constructs.gateway import (
     XRAY_DAEMON_PORT,
 )
 from stacks.permissions import api_action, gateway_read_actions
+from tag_compliance_mcp.__main__ import parse_args
+from tag_compliance_mcp.health import LIVENESS_PATH, READINESS_PATH
+from tag_compliance_mcp.settings import GatewaySettings
 from tagcompliance.resources import REGISTRY
 
 from .conftest import Synthesized
@@ -94,8 +94,8 @@ def test_an_xray_daemon_runs_beside_the_gateway_which_sends_it_its_segments(synt
 
 def test_container_runs_the_http_gateway_with_a_health_check(synth: Synthesized) -> None:
     container = _container(synth)
-    args = parse_args(container["Command"][3:])  # after "python -m services.mcp_gateway"
-    assert container["Command"][:3] == ["python", "-m", "services.mcp_gateway"]
+    args = parse_args(container["Command"][3:])  # after "python -m tag_compliance_mcp"
+    assert container["Command"][:3] == ["python", "-m", "tag_compliance_mcp"]
     assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
     assert container["PortMappings"] == [{"ContainerPort": GATEWAY_PORT, "Protocol": "tcp"}]
     # The container's check is liveness (no I/O): a database outage must not get tasks replaced.
@@ -343,7 +343,7 @@ def test_dockerfile_is_slim_non_root_with_health_check_and_the_real_flags() -> N
     assert re.search(rf"^HEALTHCHECK .*\n?.*{GATEWAY_LIVENESS_PATH}'", text, re.M)
     (cmd,) = re.findall(r"^CMD (\[.*\])$", text, re.M)
     command = json.loads(cmd)
-    assert command[:3] == ["python", "-m", "services.mcp_gateway"]
+    assert command[:3] == ["python", "-m", "tag_compliance_mcp"]
     args = parse_args(command[3:])
     assert (args.transport, args.host, args.port) == ("http", "0.0.0.0", GATEWAY_PORT)
     assert f"EXPOSE {GATEWAY_PORT}" in text

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.mcp_gateway.runtime import build_runtime as build_gateway_runtime
 from services.scheduler import handlers as scheduler
+from tag_compliance_mcp.runtime import build_runtime as build_gateway_runtime
 from tagcompliance.audits import InProcessRunner, StepFunctionsRunner
 from tagcompliance.aws import AwsClients
 from tagcompliance.schedules import DAILY_SNAPSHOT_NAME, ScheduleService

@@ -66,14 +66,16 @@ def run_python_in(image: GatewayImage, script: str) -> subprocess.CompletedProce
 def test_the_image_runs_what_it_was_built_from(image: GatewayImage) -> None:
     """Its code is the installed copy of what the Dockerfile copied, its packages requirements.txt's."""
     probe = (
-        "import mcp, services.mcp_gateway, tagcompliance, tagcompliance.settings as s;"
-        "print(services.mcp_gateway.__file__); print(tagcompliance.__file__); print(mcp.__file__);"
+        "import mcp, tag_compliance_mcp, tagcompliance, tagcompliance.settings as s;"
+        "print(tag_compliance_mcp.__file__); print(tagcompliance.__file__); print(mcp.__file__);"
         "print(s.Settings().policy_path)"
     )
     result = run_python_in(image, probe)
     assert result.returncode == 0, result.stderr[-3000:]
     gateway, core, mcp_package, policy = result.stdout.split()
-    assert gateway.startswith(str(image.root / "site-packages" / "services"))
+    assert gateway.startswith(str(image.root / "site-packages" / "tag_compliance_mcp"))
+    # The wheel's own names only: no generic top-level package (the Lambda handlers are not in it).
+    assert not (image.root / "site-packages" / "services").exists()
     assert core.startswith(str(image.root / "site-packages" / "tagcompliance"))
     assert mcp_package.startswith(str(image.venv))
     assert Path(policy) == image.local("/app/policies/tagging_policy.json") and Path(policy).is_file()
@@ -90,8 +92,8 @@ def test_the_image_holds_no_demo_and_no_test_idp_and_the_gateway_loads_without_t
     assert not [path for path in shipped if path.name == "demo" and path.parent.name == "services"]
     assert not [path for path in shipped if path.name.startswith("testidp")]
     probe = (
-        "import importlib, pkgutil, services.mcp_gateway as gateway\n"
-        "for module in pkgutil.walk_packages(gateway.__path__, 'services.mcp_gateway.'):\n"
+        "import importlib, pkgutil, tag_compliance_mcp as gateway\n"
+        "for module in pkgutil.walk_packages(gateway.__path__, 'tag_compliance_mcp.'):\n"
         "    importlib.import_module(module.name)\n"
         "for absent in ('services.demo', 'services.demo.testidp'):\n"
         "    try:\n"
@@ -105,7 +107,7 @@ def test_the_image_holds_no_demo_and_no_test_idp_and_the_gateway_loads_without_t
 
 
 async def test_stdio_calls_a_tool(image: GatewayImage, demo_aws: DemoAws) -> None:
-    command = image.command("python", "-m", "services.mcp_gateway", "--transport", "stdio")
+    command = image.command("python", "-m", "tag_compliance_mcp", "--transport", "stdio")
     parameters = StdioServerParameters(
         command=command[0],
         args=command[1:],
@@ -190,7 +192,7 @@ def test_localstack_asked_of_the_image_says_the_client_is_not_installed(
     environment = deployment_environment(image, demo_aws, USE_LOCALSTACK="true")
     environment.pop("AWS_ENDPOINT_URL")
     result = subprocess.run(
-        image.command("python", "-m", "services.mcp_gateway", "--transport", "stdio"),
+        image.command("python", "-m", "tag_compliance_mcp", "--transport", "stdio"),
         env=environment,
         cwd=image.workdir,
         capture_output=True,

@@ -18,9 +18,9 @@ import pytest
 from mcp import Client
 
 from bench.common import free_port
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.settings import GatewaySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policies" / "tagging_policy.json"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.mcp_gateway.runtime import build_runtime
+from tag_compliance_mcp.runtime import build_runtime
 from tagcompliance.requests import ApplyRemediationRequest
 from tagcompliance.safety.tokens import Caller
 from tagcompliance.tagging.service import TagRemediation

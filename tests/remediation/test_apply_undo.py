@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from services.mcp_gateway.runtime import build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import build_runtime
+from tag_compliance_mcp.server import build_server
 from tests.e2e.helpers import call, call_error
 
 from .conftest import FaultyAwsProcess, settings_for

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from mcp import Client
 
-from services.mcp_gateway.runtime import Runtime, build_runtime
-from services.mcp_gateway.server import build_server
+from tag_compliance_mcp.runtime import Runtime, build_runtime
+from tag_compliance_mcp.server import build_server
 from tagcompliance.requests import ApplyRemediationRequest, TagChange
 from tagcompliance.resilience import CallBudget, budget_scope
 from tagcompliance.safety.tokens import Caller

@@ -1,5 +1,5 @@
 """Fixtures for the security regression suite: the gateway attacked over real HTTP (uvicorn threads
-from ``tests/auth/conftest.py``, or ``python -m services.mcp_gateway`` as a process), with real
+from ``tests/auth/conftest.py``, or ``python -m tag_compliance_mcp`` as a process), with real
 PostgreSQL where the attack is about it."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.mcp_gateway.auth.logfilter import public_error
+from tag_compliance_mcp.auth.logfilter import public_error
 from tests.auth.conftest import AuthStack, connect
 from tests.e2e.helpers import REPO_ROOT
 

@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.logfilter import configure_logging
+from tag_compliance_mcp.auth.logfilter import configure_logging
 from tagcompliance.observability import LogFormat
 from tagcompliance.settings import Settings
 from tagcompliance.store import open_store
@@ -54,7 +54,7 @@ def debug_gateway(demo_aws: DemoAws, tmp_path_factory: pytest.TempPathFactory) -
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "services.mcp_gateway", "--transport", "http", "--port", str(port)),
+                *(sys.executable, "-m", "tag_compliance_mcp", "--transport", "http", "--port", str(port)),
                 *("--allow-unauthenticated-loopback", "--log-level", "DEBUG"),
             ],
             env=environment,

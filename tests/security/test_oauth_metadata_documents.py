@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 
 from services.demo.aws import DemoAws
-from services.mcp_gateway.auth.clients import (
+from tag_compliance_mcp.auth.clients import (
     DOCUMENT_MAX_BYTES,
     ClientPolicyError,
     fetch_public_https,

@@ -92,7 +92,7 @@ def test_a_refused_name_never_reaches_the_log(stack: AuthStack, caplog: pytest.L
 
 
 def test_ipv6_clients_are_counted_per_64() -> None:
-    from services.mcp_gateway.auth.ratelimit import client_address_key  # here: the module collects on main
+    from tag_compliance_mcp.auth.ratelimit import client_address_key  # here: the module collects on main
 
     assert client_address_key("2001:db8:1:2:aaaa::1") == client_address_key("2001:db8:1:2:ffff::9")
     assert client_address_key("2001:db8:1:2::1") != client_address_key("2001:db8:1:3::1")

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from pydantic import AliasChoices
 
-from services.mcp_gateway.server import build_server
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.server import build_server
+from tag_compliance_mcp.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -28,6 +28,7 @@ DOCUMENTED_NON_SETTINGS = {
     "DEMO_AWS_PORT": "read by services/demo only (make demo), not the product",
     "DEMO_HTTP_PORT": "read by services/demo only (make demo), not the product",
     "DEMO_DATA_DIR": "read by services/demo only (make demo), not the product",
+    "XDG_DATA_HOME": "the XDG base directory the default DATA_DIR lies in on Linux, not a setting",
     "FORWARDED_ALLOW_IPS": "read by uvicorn (which addresses may set X-Forwarded-For), not the product",
     "FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",
     "NON_FUNCTION_SUBSTITUTIONS": "a Python constant in services.scanners.definition, not a variable",

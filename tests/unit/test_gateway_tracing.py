@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from services.mcp_gateway.tracing import SERVICE_NAME, TracingMiddleware, configure
+from tag_compliance_mcp.tracing import SERVICE_NAME, TracingMiddleware, configure
 
 TRACE_ID = "1-67891233-abcdef012345678912345678"
 PARENT_ID = "53995c3f42cd8ad8"

@@ -3,6 +3,7 @@ installed copy reads them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import sysconfig
@@ -37,22 +38,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_lib
 
 
+GATEWAY = ROOT / "services" / "mcp_gateway"
 # Development only, never shipped: the demo estate and the test IdP.
 DEVELOPMENT_ONLY = ROOT / "services" / "demo"
 
 
-def test_every_python_package_of_the_core_and_services_is_built(built: Path) -> None:
-    for top in (CORE, ROOT / "services"):
+def test_every_python_package_of_the_core_and_the_gateway_is_built_under_its_own_name(built: Path) -> None:
+    """The core as tagcompliance, the gateway's directory as tag_compliance_mcp (pyproject's mapping)."""
+    for top, name in ((CORE, "tagcompliance"), (GATEWAY, "tag_compliance_mcp")):
         for init in top.rglob("__init__.py"):
-            if init.is_relative_to(DEVELOPMENT_ONLY):
-                continue
-            relative = init.relative_to(top.parent)
-            assert (built / relative).is_file(), f"{relative} is not listed in pyproject's packages"
+            relative = init.relative_to(top)
+            assert (built / name / relative).is_file(), (
+                f"{name}/{relative} is not listed in pyproject's packages"
+            )
+
+
+def test_nothing_is_built_under_a_generic_top_level_name(built: Path) -> None:
+    """Only the two names that are ours: no `services` (the Lambda handlers ship in their own asset)."""
+    assert sorted(path.name for path in built.iterdir()) == ["tag_compliance_mcp", "tagcompliance"]
 
 
 def test_the_demo_and_the_test_idp_are_not_built(built: Path) -> None:
     assert DEVELOPMENT_ONLY.is_dir() and (DEVELOPMENT_ONLY / "testidp.py").is_file()
-    assert not (built / "services" / "demo").exists()
+    assert not list(built.rglob("demo"))
     assert not list(built.rglob("testidp*"))
 
 
@@ -101,3 +109,32 @@ def test_the_exemptions_only_name_modules_still_over_the_limit() -> None:
     assert not missing, f"exempted modules that no longer exist: {missing}"
     fixed = sorted(name for name in EXEMPT if lengths[name] <= MAX_MODULE_LINES)
     assert not fixed, f"now within the limit: remove them from EXEMPT: {fixed}"
+
+
+# Spelled in parts, so that the rename script (git log: "Rename: import the gateway as
+# tag_compliance_mcp") leaves this test alone when it is re-applied after a merge.
+DIRECTORY_PACKAGE = ".".join(("services", "mcp_gateway"))
+DOTTED_DIRECTORY_NAME = re.compile(rf"\b{re.escape(DIRECTORY_PACKAGE)}\b")
+
+
+def test_the_gateway_is_imported_by_one_name_only() -> None:
+    """No source names the gateway by its directory's dotted path, and that path refuses to import (a
+    second name would load every gateway module twice)."""
+    sources = [
+        path
+        for top in ("services", "stacks", "tests", "bench", "operations", "layers")
+        for path in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in path.parts and path != Path(__file__)
+    ]
+    offenders = [
+        str(path.relative_to(ROOT)) for path in sources if DOTTED_DIRECTORY_NAME.search(path.read_text())
+    ]
+    assert not offenders, f"import the gateway as tag_compliance_mcp: {offenders}"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {DIRECTORY_PACKAGE}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "the MCP gateway is the package tag_compliance_mcp" in result.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from services.mcp_gateway.rendering import MAX_EXAMPLES, answer
+from tag_compliance_mcp.rendering import MAX_EXAMPLES, answer
 from tagcompliance.models import (
     ComplianceCheckResult,
     FailedShard,

@@ -325,7 +325,7 @@ def test_outcome_mismatch_is_logged(store: Store) -> None:
 
 
 def test_the_belief_log_needs_the_admin_scope() -> None:
-    from services.mcp_gateway.auth.scopes import ADMIN_SCOPE, READ_SCOPE, required_scope
+    from tag_compliance_mcp.auth.scopes import ADMIN_SCOPE, READ_SCOPE, required_scope
 
     assert required_scope("get_intent_beliefs", {}) == ADMIN_SCOPE
     assert required_scope("check_tag_compliance", {"dry_run": True}) == READ_SCOPE

@@ -23,7 +23,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.settings import GatewaySettings
 from tagcompliance.cache import Cache
 from tagcompliance.errors import TagComplianceError
 from tagcompliance.store.oauth import OAuthStore

@@ -16,7 +16,7 @@ from pathlib import Path
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-from services.mcp_gateway.settings import GatewaySettings
+from tag_compliance_mcp.settings import GatewaySettings
 from tagcompliance.errors import TagComplianceError
 
 logger = logging.getLogger("tagcompliance.gateway.auth")

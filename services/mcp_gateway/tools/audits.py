@@ -11,9 +11,9 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from services.mcp_gateway.runtime import Runtime, run_tool
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps
+from tag_compliance_mcp.runtime import Runtime, run_tool
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps
 from tagcompliance.audits import AuditStatus
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.models import AccountCounts, ComplianceCounts, FailedShard, accounts_worst_first

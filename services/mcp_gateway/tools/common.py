@@ -9,8 +9,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
-from services.mcp_gateway.runtime import Runtime, run_tool
-from services.mcp_gateway.safety import ResultT, SafetyGate, SafetyRequest, SafetyResponse, current_caller
+from tag_compliance_mcp.runtime import Runtime, run_tool
+from tag_compliance_mcp.safety import ResultT, SafetyGate, SafetyRequest, SafetyResponse, current_caller
 from tagcompliance.errors import InvalidInputError
 from tagcompliance.inventory import ProgressCallback
 from tagcompliance.requests import ToolRequest

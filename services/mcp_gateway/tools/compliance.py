@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from services.mcp_gateway.runtime import run_tool
-from services.mcp_gateway.safety import ResultT, SafetyResponse, scan_outcome
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tag_compliance_mcp.runtime import run_tool
+from tag_compliance_mcp.safety import ResultT, SafetyResponse, scan_outcome
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps, guarded
 from tagcompliance.models import ComplianceCheckResult, FindUntaggedResult, PolicyResult, ValidateResult
 from tagcompliance.requests import (
     CheckComplianceRequest,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from services.mcp_gateway.runtime import run_tool
-from services.mcp_gateway.safety import SafetyResponse
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tag_compliance_mcp.runtime import run_tool
+from tag_compliance_mcp.safety import SafetyResponse
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps, guarded
 from tagcompliance.cost import CostAttributionGap
 from tagcompliance.drift import DriftResult
 from tagcompliance.models import HistoryResult

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from services.mcp_gateway.safety import SafetyResponse
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tag_compliance_mcp.safety import SafetyResponse
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps, guarded
 from tagcompliance.policy_import import (
     ImportResult,
     OrganizationsTagPolicySource,

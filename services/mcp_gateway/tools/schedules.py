@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from services.mcp_gateway.safety import SafetyResponse, current_caller
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps, guarded
+from tag_compliance_mcp.safety import SafetyResponse, current_caller
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps, guarded
 from tagcompliance.models import ScheduleAction
 from tagcompliance.requests import ScheduleRequest
 from tagcompliance.schedules import ScheduleSpec

@@ -13,9 +13,9 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from services.mcp_gateway.safety import SafetyRequest, SafetyResponse, current_caller
-from services.mcp_gateway.sdk_adapter import request_tool
-from services.mcp_gateway.tools.common import ToolDeps
+from tag_compliance_mcp.safety import SafetyRequest, SafetyResponse, current_caller
+from tag_compliance_mcp.sdk_adapter import request_tool
+from tag_compliance_mcp.tools.common import ToolDeps
 from tagcompliance.requests import ApplyRemediationRequest, ToolRequest, UndoRemediationRequest
 from tagcompliance.safety.estimates import ScopeEstimate, TypeRegionCount, estimate_seconds
 from tagcompliance.safety.tokens import Caller

@@ -302,7 +302,7 @@ def load_policy(path: Path) -> LoadedPolicy:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise PolicyError(f"tagging policy {path} is not valid JSON: {error}") from None
+        raise PolicyError(f"tagging policy {path} (POLICY_PATH) is not valid JSON: {error}") from None
     except OSError as error:
-        raise PolicyError(f"tagging policy {path} cannot be read: {error}") from None
-    return LoadedPolicy(policy=parse_policy(data, str(path)), source="file", path=str(path))
+        raise PolicyError(f"tagging policy {path} (POLICY_PATH) cannot be read: {error}") from None
+    return LoadedPolicy(policy=parse_policy(data, f"{path} (POLICY_PATH)"), source="file", path=str(path))

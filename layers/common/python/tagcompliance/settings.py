@@ -10,7 +10,9 @@ Lambda is given: its configuration must not hold the password), and ``REDIS_URL`
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +34,30 @@ def split_comma_list(value: object) -> object:
 
 # A list setting given as one comma-separated environment value (NoDecode: not as JSON).
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_comma_list)]
+
+APP_DIR_NAME = "tag-compliance"
+# Where the policy is read from when POLICY_PATH is unset and this file exists in the working directory:
+# a checkout, the gateway image (/app) and the Lambda bundle (/var/task) all run from beside it.
+WORKING_DIRECTORY_POLICY = Path("policies/tagging_policy.json")
+
+
+def user_data_dir() -> Path:
+    """The user's data folder for this product: ``$XDG_DATA_HOME`` (``~/.local/share``) on Linux,
+    ``~/Library/Application Support`` on macOS, ``%APPDATA%`` on Windows, each + ``tag-compliance``.
+
+    ``~/.tag-compliance`` (the default of releases before the installable command) is kept while it
+    exists and the new folder does not, so an existing store and its history stay in use.
+    """
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if Path(xdg).is_absolute() else home / ".local" / "share"  # the XDG spec's rule
+    legacy, folder = home / ".tag-compliance", base / APP_DIR_NAME
+    return legacy if legacy.is_dir() and not folder.exists() else folder
 
 
 class LogSettings(BaseSettings):
@@ -89,14 +115,17 @@ class Settings(LogSettings):
         description="Comma-separated regions scanned when a tool call names none; default: AWS_REGION.",
     )
     policy_path: Path = Field(
-        default=Path("policies/tagging_policy.json"),
+        default=WORKING_DIRECTORY_POLICY,
         validation_alias="POLICY_PATH",
-        description="The tagging policy file.",
+        description="The tagging policy file; unset: policies/tagging_policy.json when the working "
+        "directory has one (a checkout, the image, the Lambda bundle), else DATA_DIR/tagging_policy.json.",
     )
     data_dir: Path = Field(
-        default=Path.home() / ".tag-compliance",
+        default_factory=user_data_dir,
         validation_alias="DATA_DIR",
-        description="Where the embedded SQLite store and exported files live.",
+        description="Where the embedded SQLite store and exported files live; unset: the user's data "
+        "folder (~/.local/share/tag-compliance, ~/Library/Application Support/tag-compliance, "
+        "%APPDATA%\\tag-compliance).",
     )
     database_url: str | None = Field(
         default=None,
@@ -391,6 +420,14 @@ class Settings(LogSettings):
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
         return validate_region_names(value)
+
+    @model_validator(mode="after")
+    def _resolve_policy_path(self) -> Settings:
+        # An installed command runs from wherever its client starts it (often /): a policy imported at
+        # start-up is saved in the data folder, never in an unrelated working directory.
+        if "policy_path" not in self.model_fields_set and not self.policy_path.is_file():
+            self.policy_path = self.data_dir / "tagging_policy.json"
+        return self
 
     @model_validator(mode="after")
     def _resolve_localstack(self) -> Settings:

@@ -60,7 +60,8 @@ class SqliteDialect:
             self._idle.append(self._open())
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
-                f"Could not open the SQLite store at {self.location}: {one_line(error)}"
+                f"Could not open the SQLite store at {self.location}: {one_line(error)} "
+                "(DATA_DIR names a writable directory for it; or set DATABASE_URL)"
             ) from error
 
     def _open(self) -> sqlite3.Connection:
