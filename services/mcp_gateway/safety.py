@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
@@ -47,6 +47,17 @@ def current_caller(runtime: Runtime) -> Caller:
     return Caller(user_id=f"local:{_login_name()}" if runtime.transport == "stdio" else "anonymous")
 
 
+class ScopeArguments(Protocol):
+    """A tool's scope arguments (a scanning tool's request, or an export's filters)."""
+
+    @property
+    def resource_types(self) -> list[str] | None: ...
+    @property
+    def regions(self) -> list[str] | None: ...
+    @property
+    def accounts(self) -> list[str] | None: ...
+
+
 class SafetyGate:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -55,12 +66,11 @@ class SafetyGate:
 
     def scope(
         self,
-        resource_types: list[str] | None,
-        regions: list[str] | None,
+        arguments: ScopeArguments,
         period: tuple[Any, Any] | None = None,
         period_matters: bool = False,
-        accounts: list[str] | None = None,
     ) -> ScopeRequest:
+        """The scope a call's arguments ask for, with what the gate needs to ask back about it."""
         settings = self.runtime.settings
         scopes = self.runtime.service.scopes
         # Only when accounts are configured is anyone asked which (no AWS call otherwise).
@@ -70,12 +80,12 @@ class SafetyGate:
         except TagComplianceError:  # Organizations cannot list them: nothing to offer; ["all"] says why
             accounts_known = []
         return ScopeRequest(
-            resource_types=list(resource_types) if resource_types else None,
-            regions=list(regions) if regions else None,
+            resource_types=list(arguments.resource_types) if arguments.resource_types else None,
+            regions=list(arguments.regions) if arguments.regions else None,
             period=period,
             period_matters=period_matters,
             default_regions=list(settings.default_regions),
-            accounts=list(accounts) if accounts else None,
+            accounts=list(arguments.accounts) if arguments.accounts else None,
             own_account=scopes.clients.account_id if configured else None,
             configured_accounts=accounts_known,
         )

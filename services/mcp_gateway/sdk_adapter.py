@@ -46,10 +46,15 @@ SAFETY_OUTPUT_SCHEMA: dict[str, Any] = {
 def request_tool(
     mcp: MCPServer, request_model: type[RequestT]
 ) -> Callable[[Handler[RequestT]], Handler[RequestT]]:
-    """Register ``handler(ctx, request)`` as the tool named like it, described by its docstring, taking
-    ``request_model``'s fields as its arguments and returning what it is annotated to return."""
+    """Register ``handler(ctx, request)`` as ``request_model.tool`` (the handler is named like it),
+    described by its docstring, taking ``request_model``'s fields as its arguments and returning what it
+    is annotated to return."""
 
     def register(handler: Handler[RequestT]) -> Handler[RequestT]:
+        if handler.__name__ != request_model.tool:
+            raise TypeError(
+                f"{handler.__name__} handles {request_model.__name__}, the arguments of {request_model.tool}"
+            )
         returns = get_type_hints(handler)["return"]
 
         async def tool(ctx: Context, **arguments: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import pytest
 from mcp import Client
@@ -38,6 +38,7 @@ pytestmark = pytest.mark.anyio
 
 
 class EchoRequest(ToolRequest):
+    tool: ClassVar[str] = "echo"
     words: Annotated[list[str], Field(min_length=1, max_length=3, description="What to echo.")]
     shout: Annotated[bool, Field(description="Upper case.")] = False
     mode: Annotated[Literal["plain", "ask"], Field(description="ask answers a safety response.")] = "plain"
@@ -71,6 +72,14 @@ async def client() -> AsyncIterator[Client]:
     compact_schemas(mcp)
     async with Client(mcp) as connected:
         yield connected
+
+
+def test_a_handler_named_unlike_its_requests_tool_is_refused_at_registration() -> None:
+    with pytest.raises(TypeError, match="echo_words handles EchoRequest, the arguments of echo"):
+
+        @request_tool(MCPServer(name="contract"), EchoRequest)
+        async def echo_words(ctx: Context, request: EchoRequest) -> Echo:
+            return Echo(text="")
 
 
 def test_the_relied_on_attributes_exist() -> None:

@@ -31,7 +31,6 @@ class ToolDeps:
 async def guarded(
     deps: ToolDeps,
     ctx: Context,
-    tool: str,
     request: ToolRequest,
     execute: Callable[[ProgressCallback], ResultT],
     *,
@@ -55,7 +54,7 @@ async def guarded(
             )
         return await run_tool(ctx, execute)
     safety_request = SafetyRequest(
-        tool=tool,
+        tool=request.tool,
         parameters=request.parameters(),
         caller=caller if caller is not None else current_caller(deps.runtime),
         dry_run=dry_run,

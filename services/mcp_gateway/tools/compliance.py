@@ -27,7 +27,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     async def paged_scan(
         ctx: Context,
-        tool: str,
         request: CheckComplianceRequest | FindUntaggedRequest,
         query: Callable[..., ResultT],
     ) -> ResultT | SafetyResponse:
@@ -35,16 +34,14 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            tool,
             request,
             lambda progress: query(**request.parameters(), cursor=request.cursor, progress=progress),
-            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
+            scope=gate.scope(request),
             outcome=scan_outcome,
         )
 
     async def by_arn(
         ctx: Context,
-        tool: str,
         request: ValidateTagsRequest | SuggestTagsRequest,
         arns: list[str],
         query: Callable[..., ResultT],
@@ -54,7 +51,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            tool,
             request,
             lambda progress: query(**request.parameters(), progress=progress),
             fixed_estimate=gate.arn_estimate(arns, request.regions),
@@ -67,7 +63,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         """Score resources against the tagging policy: counts by type, region and violation, top
         patterns, a page of violations. find_untagged_resources is narrower; validate_resource_tags takes
         ARNs. Checks are stored (history, drift)."""
-        return await paged_scan(ctx, "check_tag_compliance", request, service.check_compliance)
+        return await paged_scan(ctx, request, service.check_compliance)
 
     @request_tool(mcp, FindUntaggedRequest)
     async def find_untagged_resources(
@@ -75,7 +71,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     ) -> FindUntaggedResult | SafetyResponse:
         """Resources missing required tags (an empty value counts as missing), never-tagged ones
         included, with the missing keys of each."""
-        return await paged_scan(ctx, "find_untagged_resources", request, service.find_untagged)
+        return await paged_scan(ctx, request, service.find_untagged)
 
     @request_tool(mcp, ValidateTagsRequest)
     async def validate_resource_tags(
@@ -83,15 +79,13 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     ) -> ValidateResult | SafetyResponse:
         """Validate named resources (ARNs) against the policy. An ARN that does not exist is
         not_found, one whose tags could not be read not_scanned: neither is ever compliant."""
-        return await by_arn(
-            ctx, "validate_resource_tags", request, request.resource_arns, service.validate_resources
-        )
+        return await by_arn(ctx, request, request.resource_arns, service.validate_resources)
 
     @request_tool(mcp, SuggestTagsRequest)
     async def suggest_tags(ctx: Context, request: SuggestTagsRequest) -> TagSuggestions | SafetyResponse:
         """Suggest policy-valid values for one resource's missing, wrong-cased or invalid required tags
         (from its name, siblings and account majorities), each with confidence and reasons."""
-        return await by_arn(ctx, "suggest_tags", request, [request.resource_arn], service.suggest)
+        return await by_arn(ctx, request, [request.resource_arn], service.suggest)
 
     @request_tool(mcp, PolicyRequest)
     async def get_tagging_policy(ctx: Context, request: PolicyRequest) -> PolicyResult:

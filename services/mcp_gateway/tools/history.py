@@ -28,16 +28,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "get_cost_attribution_gap",
             request,
             lambda progress: service.cost_gap(**request.parameters(), progress=progress),
-            scope=gate.scope(
-                request.resource_types,
-                request.regions,
-                (request.start_date, request.end_date),
-                period_matters=True,
-                accounts=request.accounts,
-            ),
+            scope=gate.scope(request, (request.start_date, request.end_date), period_matters=True),
             cost_explorer=gate.cost_estimate(
                 request.resource_types, request.tag_keys, request.include_resource_estimates, request.accounts
             ),
@@ -57,8 +50,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "detect_tag_drift",
             request,
             lambda progress: service.tag_drift(**request.parameters(), progress=progress),
-            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
+            scope=gate.scope(request),
         )

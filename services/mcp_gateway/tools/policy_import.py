@@ -19,7 +19,7 @@ from tagcompliance.requests import ImportPolicyRequest
 
 
 def register(mcp: MCPServer, deps: ToolDeps) -> None:
-    service, gate = deps.service, deps.gate
+    gate = deps.gate
 
     @request_tool(mcp, ImportPolicyRequest)
     async def import_aws_tag_policy(
@@ -37,10 +37,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "import_aws_tag_policy",
             request,
             lambda progress: import_tag_policy(
-                OrganizationsTagPolicySource(service.clients),
+                OrganizationsTagPolicySource(deps.service.clients),
                 **request.parameters(),
                 policies_dir=policies_dir,
             ),

@@ -40,7 +40,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "generate_openops_workflow",
             request,
             lambda progress: build_openops_workflow(service.loaded_policy.policy, request),
             tag_values=request.tag_values if overwriting else None,

@@ -23,10 +23,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "generate_compliance_report",
             request,
             lambda progress: service.compliance_report(**request.parameters(), progress=progress),
-            scope=gate.scope(request.resource_types, request.regions, accounts=request.accounts),
+            scope=gate.scope(request),
         )
 
     @request_tool(mcp, ExportRequest)
@@ -37,7 +36,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "export_violations_csv",
             request,
             lambda progress: service.export_violations(
                 **chosen.model_dump(),
@@ -48,5 +46,5 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
                 force_refresh=request.force_refresh,
                 progress=progress,
             ),
-            scope=gate.scope(chosen.resource_types, chosen.regions, accounts=chosen.accounts),
+            scope=gate.scope(chosen),
         )

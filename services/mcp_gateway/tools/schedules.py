@@ -40,7 +40,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         return await guarded(
             deps,
             ctx,
-            "schedule_compliance_audit",
             request,
             lambda progress: service.manage_schedule(action, schedule_id, fields, caller.user_id),
             fixed_estimate=gate.schedule_run_estimate(request.resource_types, request.regions)

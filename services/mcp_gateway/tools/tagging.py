@@ -62,7 +62,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
 
     async def run(
         ctx: Context,
-        tool: str,
         request: ToolRequest,
         plan_of: Callable[[], tuple[ChangePlan, bool]],
         dry_run: bool,
@@ -76,7 +75,7 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
             planned.update(plan=plan, recovered=recovered)
             preview = plan.preview(deps.service.loaded_policy.policy)
             return SafetyRequest(
-                tool=tool,
+                tool=request.tool,
                 parameters={**request.parameters(), "change_set_digest": preview.change_set_digest},
                 caller=caller,
                 fixed_estimate=_estimate(plan),
@@ -105,7 +104,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         REMEDIATION_ENABLED=true."""
         return await run(
             ctx,
-            "apply_tag_remediation",
             request,
             lambda: (remediation.plan_apply(request), False),
             request.dry_run,
@@ -120,7 +118,6 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
         skipped unless force. Intent commit first."""
         return await run(
             ctx,
-            "undo_tag_remediation",
             request,
             lambda: remediation.plan_undo(request),
             request.dry_run,

@@ -58,6 +58,7 @@ class ToolRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    tool: ClassVar[str]  # the tool these are the arguments of
     not_bound: ClassVar[frozenset[str]] = frozenset({"dry_run", "confirmation_token", "cursor", "detail"})
 
     def parameters(self) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class ToolRequest(BaseModel):
 
 
 class CheckComplianceRequest(ToolRequest):
+    tool: ClassVar[str] = "check_tag_compliance"
     resource_types: ResourceTypes = None
     regions: Regions = None
     accounts: Accounts = None
@@ -78,6 +80,7 @@ class CheckComplianceRequest(ToolRequest):
 
 
 class FindUntaggedRequest(ToolRequest):
+    tool: ClassVar[str] = "find_untagged_resources"
     resource_types: ResourceTypes = None
     regions: Regions = None
     accounts: Accounts = None
@@ -90,6 +93,7 @@ class FindUntaggedRequest(ToolRequest):
 
 
 class ValidateTagsRequest(ToolRequest):
+    tool: ClassVar[str] = "validate_resource_tags"
     resource_arns: Annotated[
         list[str], Field(min_length=1, max_length=100, description="1-100 resource ARNs to validate.")
     ]
@@ -111,6 +115,7 @@ class ValidateTagsRequest(ToolRequest):
 
 
 class CostGapRequest(ToolRequest):
+    tool: ClassVar[str] = "get_cost_attribution_gap"
     resource_types: ResourceTypes = None
     regions: Regions = None
     accounts: Accounts = None
@@ -134,6 +139,7 @@ class CostGapRequest(ToolRequest):
 
 
 class SuggestTagsRequest(ToolRequest):
+    tool: ClassVar[str] = "suggest_tags"
     resource_arn: Annotated[str, Field(min_length=1, max_length=2048, description="The resource's ARN.")]
     regions: Annotated[
         list[str] | None,
@@ -152,8 +158,11 @@ class SuggestTagsRequest(ToolRequest):
 class PolicyRequest(ToolRequest):
     """get_tagging_policy takes no arguments."""
 
+    tool: ClassVar[str] = "get_tagging_policy"
+
 
 class ReportRequest(ToolRequest):
+    tool: ClassVar[str] = "generate_compliance_report"
     format: Annotated[Literal["json", "csv", "markdown"], Field(description="Report format.")] = "markdown"
     resource_types: ResourceTypes = None
     regions: Regions = None
@@ -168,6 +177,7 @@ class ReportRequest(ToolRequest):
 
 
 class HistoryRequest(ToolRequest):
+    tool: ClassVar[str] = "get_violation_history"
     days_back: Annotated[int, Field(default=30, ge=1, le=365, description="How far back (1-365 days).")] = 30
     group_by: Annotated[Literal["day", "week", "month"], Field(description="Bucket size of the trend.")] = (
         "day"
@@ -178,6 +188,7 @@ class HistoryRequest(ToolRequest):
 
 
 class CustodianRequest(ToolRequest):
+    tool: ClassVar[str] = "generate_custodian_policy"
     # dry_run is the policies' own argument (select only, or also act): the generation binds it.
     not_bound: ClassVar[frozenset[str]] = frozenset()
 
@@ -208,6 +219,7 @@ class CustodianRequest(ToolRequest):
 
 
 class OpenOpsRequest(ToolRequest):
+    tool: ClassVar[str] = "generate_openops_workflow"
     # dry_run is the workflow's own argument (its steps' dryRun), so an intent commit binds it.
     not_bound: ClassVar[frozenset[str]] = frozenset({"confirmation_token"})
 
@@ -252,6 +264,7 @@ class OpenOpsRequest(ToolRequest):
 
 
 class DriftRequest(ToolRequest):
+    tool: ClassVar[str] = "detect_tag_drift"
     resource_types: ResourceTypes = None
     regions: Regions = None
     accounts: Accounts = None
@@ -287,6 +300,7 @@ class ExportFilters(BaseModel):
 
 
 class ExportRequest(ToolRequest):
+    tool: ClassVar[str] = "export_violations_csv"
     filters: Annotated[
         ExportFilters | None,
         Field(default=None, description="Default: every violation in scope."),
@@ -319,6 +333,7 @@ class ExportRequest(ToolRequest):
 
 
 class ImportPolicyRequest(ToolRequest):
+    tool: ClassVar[str] = "import_aws_tag_policy"
     policy_id: Annotated[
         str | None,
         Field(default=None, max_length=130, description="p-... id; omit to list the available tag policies."),
@@ -338,6 +353,7 @@ class ImportPolicyRequest(ToolRequest):
 
 
 class ScheduleRequest(ToolRequest):
+    tool: ClassVar[str] = "schedule_compliance_audit"
     action: Annotated[
         Literal["create", "list", "get", "update", "pause", "resume", "delete"],
         Field(description="create/update take the fields below."),
@@ -396,6 +412,7 @@ class ScheduleRequest(ToolRequest):
 
 
 class BeliefLogRequest(ToolRequest):
+    tool: ClassVar[str] = "get_intent_beliefs"
     tool_name: Annotated[str | None, Field(default=None, max_length=100, description="Only this tool.")] = (
         None
     )
@@ -413,6 +430,7 @@ class BeliefLogRequest(ToolRequest):
 
 
 class AuditStatusRequest(ToolRequest):
+    tool: ClassVar[str] = "get_audit_status"
     run_id: Annotated[
         str,
         Field(
@@ -447,6 +465,7 @@ class FromSuggestions(BaseModel):
 
 
 class ApplyRemediationRequest(ToolRequest):
+    tool: ClassVar[str] = "apply_tag_remediation"
     changes: Annotated[
         list[TagChange] | None,
         Field(
@@ -474,6 +493,7 @@ class ApplyRemediationRequest(ToolRequest):
 
 
 class UndoRemediationRequest(ToolRequest):
+    tool: ClassVar[str] = "undo_tag_remediation"
     remediation_id: Annotated[
         str,
         Field(
