@@ -216,3 +216,12 @@ def test_the_operations_section_documents_the_log_schema_and_call_outcomes() -> 
     section = README.read_text(encoding="utf-8").split("### The log schema", 1)[1].split("\n### ", 1)[0]
     for name in (*BASE_FIELDS, *CORRELATION_FIELDS, *CALL_OUTCOMES):
         assert f"`{name}`" in section, name
+
+
+def test_the_readme_starts_with_the_two_commands() -> None:
+    """Contributors' two commands come first (the first code block), then the users' install."""
+    text = README.read_text(encoding="utf-8")
+    first_block = text.split("```")[1]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()[1:] if line.strip()]
+    assert commands == ["make demo", "make test"], first_block
+    assert text.index("make demo") < text.index("uvx tag-compliance-mcp")
