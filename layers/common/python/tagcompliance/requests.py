@@ -458,6 +458,7 @@ class FromSuggestions(BaseModel):
 
     resource_types: list[str] = Field(min_length=1, max_length=len(RESOURCE_TYPE_IDS) + 5)
     regions: list[str] = Field(min_length=1, max_length=40)
+    accounts: Accounts = None
     min_confidence: float = Field(default=0.8, ge=0, le=1, description="0-1.")
     tags: list[str] | None = Field(
         default=None, max_length=50, description="Only these required keys (default all)."

@@ -73,7 +73,14 @@ def run_plan(
             set_tags=dict(change.set_tags),
             remove_keys=list(change.remove_keys),
             after_tags=change.after,
-            status="pending" if change.writes else "skipped" if change.skipped else "unchanged",
+            # A refused account's change is a failure known before any write (journaled as such).
+            status="pending"
+            if change.writes
+            else "failed"
+            if change.refused
+            else "skipped"
+            if change.skipped
+            else "unchanged",
             error=change.skipped,
             updated_at=now,
         )

@@ -43,6 +43,10 @@ class ChangeSetPreview(BaseModel):
     to_write: int
     unchanged: int
     skipped: int = 0
+    refused_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Accounts whose remediation role cannot be assumed -> why (not written).",
+    )
     by_type: dict[str, int]
     by_region: dict[str, int]
     policy_after: PolicyPreview
