@@ -452,7 +452,7 @@ class TagChange(BaseModel):
 
 
 class FromSuggestions(BaseModel):
-    """suggest_tags' values for missing or invalid required tags."""
+    """suggest_tags' values for missing/invalid required tags."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -472,7 +472,7 @@ class ApplyRemediationRequest(ToolRequest):
         Field(
             default=None,
             max_length=1000,
-            description="At most 1,000 resources; or give from_suggestions.",
+            description="Or give from_suggestions.",
         ),
     ] = None
     from_suggestions: Annotated[
@@ -488,7 +488,7 @@ class ApplyRemediationRequest(ToolRequest):
     ] = False
     dry_run: Annotated[
         bool,
-        Field(default=False, description="The exact diff only; write nothing."),
+        Field(default=False, description="Diff only; write nothing."),
     ] = False
     confirmation_token: ConfirmationToken = None
 
@@ -510,6 +510,6 @@ class UndoRemediationRequest(ToolRequest):
     ] = False
     dry_run: Annotated[
         bool,
-        Field(default=False, description="The exact diff only; write nothing."),
+        Field(default=False, description="Diff only; write nothing."),
     ] = False
     confirmation_token: ConfirmationToken = None
