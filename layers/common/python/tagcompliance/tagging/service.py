@@ -23,7 +23,7 @@ from tagcompliance.safety.tokens import Caller
 from .journal import is_abandoned, recover, result_of, run_plan
 from .models import RemediationResult
 from .plan import ChangePlan, RequestedChange, parse_changes, plan_changes, plan_undo, suggested_changes
-from .reads import CurrentTags, read_current_tags
+from .reads import CurrentTags, TagReadError, read_current_tags
 from .writer import TagWriter
 
 if TYPE_CHECKING:
@@ -87,11 +87,14 @@ class TagRemediation:
             except AssumeRoleError as error:
                 refused[account_id] = str(error)
                 continue
-            read, absent = read_current_tags(
-                clients,
-                [parse_arn(arn) for arn in account_arns],
-                lambda type_id, region, account=account_id: self._fallback(account, type_id, region),
-            )
+            try:
+                read, absent = read_current_tags(
+                    clients,
+                    [parse_arn(arn) for arn in account_arns],
+                    lambda type_id, region, account=account_id: self._fallback(account, type_id, region),
+                )
+            except TagReadError as error:  # nothing is planned on a guess; say which account refused
+                raise TagReadError(f"account {account_id}: {error}") from None
             found.update(read)
             missing += absent
         return found, missing, refused
