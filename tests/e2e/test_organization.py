@@ -32,7 +32,10 @@ from tag_compliance_mcp.runtime import Runtime, build_runtime
 from tag_compliance_mcp.server import build_server
 from tagcompliance.audits.notify import build_message
 from tagcompliance.audits.steps import run_outcome
+from tagcompliance.requests import ApplyRemediationRequest, TagChange
 from tagcompliance.resources import REGISTRY
+from tagcompliance.safety.tokens import Caller
+from tagcompliance.tagging.service import TagRemediation
 from tests.pipeline.faults import DenyAssumeRole
 
 from .helpers import call, call_error, gateway_settings
@@ -775,6 +778,47 @@ async def test_an_account_whose_remediation_role_is_missing_is_refused_by_name_t
         assert missing.denied >= 2
     finally:
         runtime.close()
+
+
+def test_a_role_refused_during_the_writes_fails_that_accounts_resources_with_the_reason(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    """b's remediation role goes away between the plan and the writes (the confirmed plan is executed
+    by another gateway process, whose AssumeRole into b is refused): b's resource fails with the reason
+    and the journal says exactly what was written in each account."""
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "write").mkdir()
+    planner, org = _runtime(aws_env, tmp_path / "plan", members, REMEDIATION_ENABLED="true")
+    executor, _ = _runtime(aws_env, tmp_path / "write", members, REMEDIATION_ENABLED="true")
+    a, b = org.members["a"], org.members["b"]
+    executor.service.clients.client("sts").meta.events.register(
+        "before-call.sts.AssumeRole", DenyAssumeRole(b, REMEDIATION_ROLE)
+    )
+    arns = {"own": _new_topic(aws_env, org.own), "a": _new_topic(aws_env, a), "b": _new_topic(aws_env, b)}
+    changes = [TagChange(**_change(arn, f"{name}@example.com")) for name, arn in arns.items()]
+    try:
+        plan = TagRemediation(planner.service).plan_apply(ApplyRemediationRequest(changes=changes))
+        assert plan.refused_accounts() == {}
+        result = TagRemediation(executor.service).execute(plan, Caller(user_id="local:test"))
+        outcome = {r.resource_arn: r for r in result.resources}
+        assert (result.applied, result.failed) == (2, 1)
+        error = outcome[arns["b"]].error or ""
+        assert (
+            error.startswith(f"not written: account {b} refused: cannot assume ") and "AccessDenied" in error
+        )
+        assert REMEDIATION_ROLE in error
+        for name in ("own", "a"):
+            assert _tags(aws_env, arns[name]) == _after(f"{name}@example.com"), name
+        assert _tags(aws_env, arns["b"]) == BEFORE
+        journal = executor.store.list_remediation_items(result.remediation_id)
+        assert {item.resource_arn: item.status for item in journal} == {
+            arns["own"]: "applied",
+            arns["a"]: "applied",
+            arns["b"]: "failed",
+        }
+    finally:
+        planner.close()
+        executor.close()
 
 
 async def test_suggestions_are_planned_in_the_accounts_asked_about(
