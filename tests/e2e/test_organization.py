@@ -682,6 +682,7 @@ async def test_a_remediation_across_accounts_writes_each_through_its_remediation
             assert commit["safety"] == "intent_commit"
             details = commit["intent_commit"]["details"]
             assert details["to_write"] == 3 and details["refused_accounts"] == {}
+            assert details["by_account"] == dict.fromkeys(sorted([org.own, a, b]), 1)
             # Before-tags read in each queue's own account: none of them is "not found".
             diffs = {d["resource_arn"]: d for d in details["diffs"]}
             for name, arn in arns.items():

@@ -49,6 +49,7 @@ class ChangeSetPreview(BaseModel):
     )
     by_type: dict[str, int]
     by_region: dict[str, int]
+    by_account: dict[str, int] = Field(default_factory=dict, description="Resources to write per account.")
     policy_after: PolicyPreview
     regrets: list[str] = Field(description="Overwritten existing values, values the policy rejects.")
     diffs: list[ResourceDiff]

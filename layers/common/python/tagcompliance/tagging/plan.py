@@ -111,6 +111,7 @@ class ChangePlan:
             refused_accounts=self.refused_accounts(),
             by_type=dict(sorted(Counter(c.resource_type for c in writing).items())),
             by_region=dict(sorted(Counter(c.region for c in writing).items())),
+            by_account=dict(sorted(Counter(c.account_id for c in writing).items())),
             policy_after=policy_preview([c for c in self.changes if not c.refused], policy),
             regrets=list(self.regrets),
             diffs=[c.diff() for c in self.changes],
