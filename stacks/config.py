@@ -240,6 +240,8 @@ class AppConfig(BaseModel):
     lambda_deps_dir: str
     require_lambda_deps: bool
     audit_role_name: str
+    # Assumed in other accounts to write tags there (with remediation_enabled); the audit role is read-only.
+    remediation_role_name: str
     env: EnvironmentConfig
 
     @model_validator(mode="after")
@@ -342,6 +344,8 @@ def load_config(scope: Construct, env_name: str | None = None) -> AppConfig:
             lambda_deps_dir=context.try_get_context("lambda_deps_dir") or "build/lambda-deps",
             require_lambda_deps=_flag(context.try_get_context("require_lambda_deps")),
             audit_role_name=context.try_get_context("audit_role_name") or "TagComplianceAuditRole",
+            remediation_role_name=context.try_get_context("remediation_role_name")
+            or "TagComplianceRemediationRole",
             env=EnvironmentConfig.model_validate(entry),
         )
     except ValidationError as error:

@@ -270,7 +270,13 @@ def suppress(deployment: Deployment) -> None:
                     "apply_tag_remediation writes tags on any resource of a registry type the user names "
                     "(each write confirmed, journaled and undoable): scoped to those types' ARN patterns in "
                     "this account; tag:TagResources / UntagResources themselves take no resource scope",
-                )
+                ),
+                (
+                    "AwsSolutions-IAM5",
+                    [f"Resource::arn:<AWS::Partition>:iam::*:role/{config.remediation_role_name}"],
+                    "Remediations in member accounts assume this one named role (tag reads and writes only) "
+                    "in each of them; the account ids are the ARNs' the user confirmed",
+                ),
             ],
         )
     _suppress_wildcards(

@@ -97,6 +97,20 @@ def tag_write_grants(partition: str, account: str) -> list[tuple[tuple[str, ...]
     return [(SERVICE_TAG_WRITE_ACTIONS[s], sorted(p)) for s, p in sorted(patterns.items())]
 
 
+def remediation_role_actions() -> tuple[str, ...]:
+    """The actions of the remediation role in a member account (README, "Setting up an organization"):
+    the Tagging API's reads and writes, every registry service's tag writes, and the per-resource tag
+    reads the plan's reads use. No listing: finding a resource is the audit role's."""
+    readers = {
+        action
+        for row in REGISTRY.values()
+        if row.tag_reader is not None
+        for action in TAG_READER_ACTIONS[row.tag_reader.client]
+    }
+    writes = {action for actions in SERVICE_TAG_WRITE_ACTIONS.values() for action in actions}
+    return tuple(sorted({"tag:GetResources", *TAGGING_WRITE_ACTIONS, *writes, *readers}))
+
+
 @lru_cache(maxsize=1)
 def _botocore() -> botocore.session.Session:
     return botocore.session.get_session()

@@ -192,6 +192,7 @@ class Gateway(Construct):
             "LOCAL_SCHEDULER_INTERVAL_SECONDS": "0",  # EventBridge Scheduler fires the schedules
             "DAILY_SNAPSHOT_TIME": env.daily_snapshot_time,
             "AUDIT_ROLE_NAME": config.audit_role_name,
+            "REMEDIATION_ROLE_NAME": config.remediation_role_name,
             "AUTH_RESOURCE_URL": f"https://{public_host}/mcp",
             # Only the load balancer (inside the VPC) reaches the tasks: uvicorn trusts the
             # X-Forwarded-For it appends, so per-IP limits and the call log see the client's address.
@@ -503,6 +504,14 @@ class Gateway(Construct):
             )
             for actions, resources in tag_write_grants(stack.partition, stack.account):
                 role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=resources))
+            # Tags in other accounts are written through this one named role in each (tag writes only).
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="AssumeRemediationRoles",
+                    actions=["sts:AssumeRole"],
+                    resources=[f"arn:{stack.partition}:iam::*:role/{config.remediation_role_name}"],
+                )
+            )
         pipeline.grant_start_and_schedule_audits(role, config, stack)
         data.ledger.grant_read_data(role)
         if secrets.signing_key is not None:  # the authorization server reads its client secret and key

@@ -7,6 +7,8 @@ own backend), and AssumeRole into ``denied`` is refused, as a missing role or tr
 Expected figures are worked out by hand from each queue's tags and policies/tagging_policy.json
 (CostCenter CC-nnnn, Owner an email, Environment one of production/staging/development/test are
 required on queues), and from the demo estate's own definition for the credentials' account.
+Remediations across accounts write SNS topics created per test (moto's Tagging API writes SNS tags,
+not SQS ones) through each member account's remediation role.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from tag_compliance_mcp.runtime import Runtime, build_runtime
 from tag_compliance_mcp.server import build_server
 from tagcompliance.audits.notify import build_message
 from tagcompliance.audits.steps import run_outcome
+from tagcompliance.requests import ApplyRemediationRequest, TagChange
 from tagcompliance.resources import REGISTRY
+from tagcompliance.safety.tokens import Caller
+from tagcompliance.tagging.service import TagRemediation
 from tests.pipeline.faults import DenyAssumeRole
 
 from .helpers import call, call_error, gateway_settings
@@ -72,19 +77,26 @@ def _account_id(prefix: str) -> str:
 def members(aws_env: DemoAws) -> dict[str, str]:
     """Fresh account ids (the session's moto server is shared), with the queues created in a and b."""
     ids = {name: _account_id(prefix) for name, prefix in (("a", "41"), ("b", "42"), ("denied", "43"))}
-    sts = aws_env.client("sts")
     for name, queues in QUEUES.items():
-        credentials = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{ids[name]}:role/{ROLE}", RoleSessionName="seed"
-        )["Credentials"]
-        sqs = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        ).client("sqs", region_name=aws_env.regions[0], endpoint_url=aws_env.endpoint_url)
+        sqs = _client_in(aws_env, ids[name], "sqs")
         for queue, tags in queues.items():
             sqs.create_queue(QueueName=queue, tags=tags)
     return ids
+
+
+def _client_in(aws_env: DemoAws, account_id: str, service: str) -> Any:
+    """A client acting in ``account_id`` (the credentials' own, or another through the audit role),
+    straight to moto: what the gateway does with its credentials does not reach it."""
+    if account_id == aws_env.account_id:
+        return aws_env.client(service)
+    credentials = aws_env.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/{ROLE}", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    ).client(service, region_name=aws_env.regions[0], endpoint_url=aws_env.endpoint_url)
 
 
 def _runtime(
@@ -612,22 +624,246 @@ async def test_a_member_account_counts_its_own_spend_only_and_says_so(
         runtime.close()
 
 
-async def test_remediation_refuses_other_accounts_by_name(
+REMEDIATION_ROLE = "TagComplianceRemediationRole"
+BEFORE = {"Environment": "prod", "Keep": "me"}
+
+
+def _new_topic(aws_env: DemoAws, account_id: str) -> str:
+    """A topic of its own in ``account_id`` (an SNS topic: moto's Tagging API writes SNS tags, not
+    SQS ones; the module's queues keep their designed tags); its ARN."""
+    name = f"xacct-{uuid.uuid4().hex[:12]}"
+    return _client_in(aws_env, account_id, "sns").create_topic(
+        Name=name, Tags=[{"Key": k, "Value": v} for k, v in BEFORE.items()]
+    )["TopicArn"]
+
+
+def _tags(aws_env: DemoAws, arn: str) -> dict[str, str]:
+    """The topic's tags as its own account sees them."""
+    sns = _client_in(aws_env, arn.split(":")[4], "sns")
+    return {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn)["Tags"]}
+
+
+def _change(arn: str, owner: str) -> dict[str, Any]:
+    return {
+        "resource_arn": arn,
+        "set_tags": {"CostCenter": "CC-2001", "Owner": owner, "Environment": "production"},
+        "remove_tags": ["Keep"],
+    }
+
+
+def _after(owner: str) -> dict[str, str]:
+    return {"CostCenter": "CC-2001", "Owner": owner, "Environment": "production"}
+
+
+@dataclass
+class AssumedRoles:
+    """Every ``sts:AssumeRole`` the gateway sends: (role ARN, session name)."""
+
+    calls: list[tuple[str, str]]
+
+    def __call__(self, params: dict[str, Any] | None = None, **_: Any) -> None:
+        body = (params or {}).get("body") or {}
+        self.calls.append((str(body.get("RoleArn")), str(body.get("RoleSessionName"))))
+
+
+async def test_a_remediation_across_accounts_writes_each_through_its_remediation_role_and_undo_restores(
     aws_env: DemoAws, members: dict[str, str], tmp_path: Path
 ) -> None:
     runtime, org = _runtime(aws_env, tmp_path, members, REMEDIATION_ENABLED="true")
-    arn = f"arn:aws:sqs:{org.region}:{org.members['a']}:org-a-billing"
+    assumed = AssumedRoles([])
+    runtime.service.clients.client("sts").meta.events.register("before-call.sts.AssumeRole", assumed)
+    a, b = org.members["a"], org.members["b"]
+    arns = {"own": _new_topic(aws_env, org.own), "a": _new_topic(aws_env, a), "b": _new_topic(aws_env, b)}
+    owners = {name: f"{name}@example.com" for name in arns}
+    changes = [_change(arns[name], owners[name]) for name in arns]
     try:
         async with Client(build_server(runtime)) as client:
-            message = await call_error(
+            commit = await call(client, "apply_tag_remediation", changes=changes)
+            assert commit["safety"] == "intent_commit"
+            details = commit["intent_commit"]["details"]
+            assert details["to_write"] == 3 and details["refused_accounts"] == {}
+            assert details["by_account"] == dict.fromkeys(sorted([org.own, a, b]), 1)
+            # Before-tags read in each queue's own account: none of them is "not found".
+            diffs = {d["resource_arn"]: d for d in details["diffs"]}
+            for name, arn in arns.items():
+                assert diffs[arn]["before"] == BEFORE and diffs[arn]["after"] == _after(owners[name])
+                assert diffs[arn]["removed"] == {"Keep": "me"}
+            # Per account: one TagResources and one UntagResources each.
+            assert details["write_requests"] == 6
+            assert all(_tags(aws_env, arn) == BEFORE for arn in arns.values()), "the commit wrote"
+
+            result = await call(
                 client,
                 "apply_tag_remediation",
-                changes=[{"resource_arn": arn, "set_tags": {"CostCenter": "CC-2001"}}],
-                dry_run=True,
+                changes=changes,
+                confirmation_token=commit["confirmation_token"],
             )
-        assert f"account(s) {org.members['a']}" in message and org.own in message
+            assert (result["status"], result["applied"], result["failed"]) == ("completed", 3, 0), [
+                r["error"] for r in result["resources"]
+            ]
+            assert result["write_requests"] == 6
+            for name, arn in arns.items():
+                assert _tags(aws_env, arn) == _after(owners[name]), name
+
+            # Only the member accounts' remediation role was assumed to write, under its own session
+            # name; the credentials' own account was written with the server's credentials.
+            remediation = {role for role, session in assumed.calls if session == "tag-compliance-remediation"}
+            assert remediation == {f"arn:aws:iam::{account}:role/{REMEDIATION_ROLE}" for account in (a, b)}
+            assert not [role for role, _ in assumed.calls if f"::{org.own}:" in role]
+
+            undo_commit = await call(client, "undo_tag_remediation", remediation_id=result["remediation_id"])
+            undo_diffs = {d["resource_arn"]: d for d in undo_commit["intent_commit"]["details"]["diffs"]}
+            assert {arn: d["after"] for arn, d in undo_diffs.items()} == dict.fromkeys(arns.values(), BEFORE)
+            undone = await call(
+                client,
+                "undo_tag_remediation",
+                remediation_id=result["remediation_id"],
+                confirmation_token=undo_commit["confirmation_token"],
+            )
+            assert (undone["applied"], undone["failed"], undone["skipped"]) == (3, 0, 0)
+        assert {name: _tags(aws_env, arn) for name, arn in arns.items()} == dict.fromkeys(arns, BEFORE)
     finally:
         runtime.close()
+
+
+async def test_an_account_whose_remediation_role_is_missing_is_refused_by_name_the_others_written(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    runtime, org = _runtime(aws_env, tmp_path, members, REMEDIATION_ENABLED="true")
+    b = org.members["b"]
+    # b's audit role is there (b is read), its remediation role is not.
+    missing = DenyAssumeRole(b, REMEDIATION_ROLE)
+    runtime.service.clients.client("sts").meta.events.register("before-call.sts.AssumeRole", missing)
+    own_arn, b_arn = _new_topic(aws_env, org.own), _new_topic(aws_env, b)
+    changes = [_change(own_arn, "own@example.com"), _change(b_arn, "b@example.com")]
+    try:
+        async with Client(build_server(runtime)) as client:
+            commit = await call(client, "apply_tag_remediation", changes=changes)
+            details = commit["intent_commit"]["details"]
+            (reason,) = details["refused_accounts"].values()
+            assert list(details["refused_accounts"]) == [b]
+            assert (
+                f"account {b} refused" in reason and REMEDIATION_ROLE in reason and "AccessDenied" in reason
+            )
+            assert details["to_write"] == 1 and details["skipped"] == 0
+            diffs = {d["resource_arn"]: d for d in details["diffs"]}
+            assert diffs[b_arn]["note"] == reason and diffs[b_arn]["after"] == {}
+
+            result = await call(
+                client,
+                "apply_tag_remediation",
+                changes=changes,
+                confirmation_token=commit["confirmation_token"],
+            )
+            assert (result["applied"], result["failed"]) == (1, 1)
+            outcomes = {r["resource_arn"]: r for r in result["resources"]}
+            assert outcomes[own_arn]["status"] == "applied"
+            assert outcomes[b_arn]["status"] == "failed" and outcomes[b_arn]["error"] == reason
+            assert _tags(aws_env, own_arn) == _after("own@example.com")
+            assert _tags(aws_env, b_arn) == BEFORE
+
+            # Nothing but the refused account: refused outright, naming it.
+            message = await call_error(client, "apply_tag_remediation", changes=[changes[1]])
+            assert "refused, nothing was written" in message and f"account {b} refused" in message
+
+            # The undo restores the own account's queue; b's never-written item is not touched.
+            undo_commit = await call(client, "undo_tag_remediation", remediation_id=result["remediation_id"])
+            undone = await call(
+                client,
+                "undo_tag_remediation",
+                remediation_id=result["remediation_id"],
+                confirmation_token=undo_commit["confirmation_token"],
+            )
+            assert [r["resource_arn"] for r in undone["resources"]] == [own_arn]
+            assert _tags(aws_env, own_arn) == BEFORE and _tags(aws_env, b_arn) == BEFORE
+        assert missing.denied >= 2
+    finally:
+        runtime.close()
+
+
+def test_a_role_refused_during_the_writes_fails_that_accounts_resources_with_the_reason(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    """b's remediation role goes away between the plan and the writes (the confirmed plan is executed
+    by another gateway process, whose AssumeRole into b is refused): b's resource fails with the reason
+    and the journal says exactly what was written in each account."""
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "write").mkdir()
+    planner, org = _runtime(aws_env, tmp_path / "plan", members, REMEDIATION_ENABLED="true")
+    executor, _ = _runtime(aws_env, tmp_path / "write", members, REMEDIATION_ENABLED="true")
+    a, b = org.members["a"], org.members["b"]
+    executor.service.clients.client("sts").meta.events.register(
+        "before-call.sts.AssumeRole", DenyAssumeRole(b, REMEDIATION_ROLE)
+    )
+    arns = {"own": _new_topic(aws_env, org.own), "a": _new_topic(aws_env, a), "b": _new_topic(aws_env, b)}
+    changes = [TagChange(**_change(arn, f"{name}@example.com")) for name, arn in arns.items()]
+    try:
+        plan = TagRemediation(planner.service).plan_apply(ApplyRemediationRequest(changes=changes))
+        assert plan.refused_accounts() == {}
+        result = TagRemediation(executor.service).execute(plan, Caller(user_id="local:test"))
+        outcome = {r.resource_arn: r for r in result.resources}
+        assert (result.applied, result.failed) == (2, 1)
+        error = outcome[arns["b"]].error or ""
+        assert (
+            error.startswith(f"not written: account {b} refused: cannot assume ") and "AccessDenied" in error
+        )
+        assert REMEDIATION_ROLE in error
+        for name in ("own", "a"):
+            assert _tags(aws_env, arns[name]) == _after(f"{name}@example.com"), name
+        assert _tags(aws_env, arns["b"]) == BEFORE
+        journal = executor.store.list_remediation_items(result.remediation_id)
+        assert {item.resource_arn: item.status for item in journal} == {
+            arns["own"]: "applied",
+            arns["a"]: "applied",
+            arns["b"]: "failed",
+        }
+    finally:
+        planner.close()
+        executor.close()
+
+
+async def test_suggestions_are_planned_in_the_accounts_asked_about(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    """from_suggestions over accounts a and b: a's orders queue gets its Environment value corrected
+    (b's queues are compliant). A dry run: moto's Tagging API cannot write SQS tags (the writes across
+    accounts are the SNS tests above)."""
+    runtime, org = _runtime(aws_env, tmp_path, members, REMEDIATION_ENABLED="true")
+    assumed = AssumedRoles([])
+    runtime.service.clients.client("sts").meta.events.register("before-call.sts.AssumeRole", assumed)
+    a, b = org.members["a"], org.members["b"]
+    source = {"resource_types": [TYPE], "regions": [org.region], "min_confidence": 0}
+    try:
+        async with Client(build_server(runtime)) as client:
+            planned = await call(
+                client, "apply_tag_remediation", from_suggestions={**source, "accounts": [a, b]}, dry_run=True
+            )
+            message = await call_error(
+                client, "apply_tag_remediation", from_suggestions={**source, "accounts": ["12345"]}
+            )
+        assert planned["safety"] == "dry_run"
+        assert planned["intent_commit"]["parameters"]["from_suggestions"]["accounts"] == [a, b]
+        details = planned["intent_commit"]["details"]
+        assert [(d["resource_arn"], d["before"], d["after"]) for d in details["diffs"]] == [
+            (
+                f"arn:aws:sqs:{org.region}:{a}:org-a-orders",
+                {"Environment": "prod"},
+                {"Environment": "production"},
+            )
+        ]
+        # Scanned through the audit roles, its before-tags read again through a's remediation role.
+        roles = {role.split(":")[4] + "/" + role.rsplit("/", 1)[1] for role, _ in assumed.calls}
+        assert {f"{a}/{ROLE}", f"{b}/{ROLE}", f"{a}/{REMEDIATION_ROLE}"} <= roles
+        assert f"{b}/{REMEDIATION_ROLE}" not in roles  # nothing to change in b
+        assert _tags_of_queue(aws_env, a, "org-a-orders") == QUEUES["a"]["org-a-orders"]  # nothing written
+        assert "12-digit AWS account ids" in message
+    finally:
+        runtime.close()
+
+
+def _tags_of_queue(aws_env: DemoAws, account_id: str, name: str) -> dict[str, str]:
+    sqs = _client_in(aws_env, account_id, "sqs")
+    return sqs.list_queue_tags(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"]).get("Tags", {})
 
 
 async def test_history_of_some_accounts_is_not_partial_for_another_accounts_gap(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.permissions import TAG_READER_ACTIONS, api_action, gateway_read_actions, resource_read_actions
+from stacks.permissions import (
+    TAG_READER_ACTIONS,
+    api_action,
+    gateway_read_actions,
+    remediation_role_actions,
+    resource_read_actions,
+)
 from tagcompliance.resources import REGISTRY
 
 
@@ -36,3 +42,14 @@ def test_every_registry_type_is_covered_and_nothing_writes() -> None:
             assert set(TAG_READER_ACTIONS[row.tag_reader.client]) <= actions, row.id
     verbs = {action.split(":", 1)[1] for action in gateway_read_actions()}
     assert all(verb.startswith(("Describe", "List", "Get", "Lookup")) for verb in verbs), verbs
+
+
+def test_the_remediation_role_reads_and_writes_tags_and_lists_nothing() -> None:
+    actions = set(remediation_role_actions())
+    assert {"tag:GetResources", "tag:TagResources", "tag:UntagResources"} <= actions
+    # The writer's per-service actions (SQS through the Tagging API, S3 through its own API) and the
+    # plan's per-resource tag reads.
+    assert {"sqs:TagQueue", "sqs:UntagQueue", "s3:PutBucketTagging", "s3:GetBucketTagging"} <= actions
+    assert {"sqs:ListQueueTags", "lambda:ListTags", "elasticloadbalancing:DescribeTags"} <= actions
+    listings = {api_action(row.listing.client, row.listing.operation) for row in REGISTRY.values()}
+    assert not actions & listings, sorted(actions & listings)

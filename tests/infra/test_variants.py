@@ -134,6 +134,8 @@ def test_remediation_is_off_by_default_and_grants_no_tag_writes(variant: Synthes
     writes = {*TAGGING_WRITE_ACTIONS, *(a for acts in SERVICE_TAG_WRITE_ACTIONS.values() for a in acts)}
     writes -= set(gateway_read_actions())  # the tag reads scanning needs anyway
     assert actions and not actions & writes, sorted(actions & writes)
+    # Nor may it assume the member accounts' remediation role.
+    assert not [s for s in _gateway_statements(variant) if s.get("Sid") == "AssumeRemediationRoles"]
 
 
 def test_remediation_enabled_grants_tag_writes_scoped_to_the_registry_arns(remediating: Synthesized) -> None:
@@ -150,6 +152,11 @@ def test_remediation_enabled_grants_tag_writes_scoped_to_the_registry_arns(remed
     assert ":instance/*" in resources and ":volume/*" in resources and '"*"' not in resources
     s3 = [s for s in statements if "s3:PutBucketTagging" in _listed(s["Action"])]
     assert len(s3) == 1 and ":s3:::*" in json.dumps(s3[0]["Resource"])
+    # Other accounts: AssumeRole of the one named remediation role in each, nothing else.
+    assert _gateway_environment(remediating)["REMEDIATION_ROLE_NAME"] == "TagComplianceRemediationRole"
+    (assume,) = [s for s in statements if s.get("Sid") == "AssumeRemediationRoles"]
+    assert assume["Action"] == "sts:AssumeRole"
+    assert ':iam::*:role/TagComplianceRemediationRole"' in json.dumps(assume["Resource"])
     # cdk-nag: still no unsuppressed finding with the write grants.
     errors = []
     for path in remediating.outdir.glob("*.metadata.json"):

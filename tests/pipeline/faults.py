@@ -51,15 +51,21 @@ def install_throttle(session: Any, service: str, operation: str, throttle: Throt
 
 @dataclass
 class DenyAssumeRole:
-    """Refuse ``sts:AssumeRole`` into one account, as a missing role or trust policy does."""
+    """Refuse ``sts:AssumeRole`` into one account (of every role, or of ``role_name`` only), as a
+    missing role or trust policy does."""
 
     account_id: str
+    role_name: str = ""
     denied: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, params: dict[str, Any] | None = None, **_: Any) -> Any:
         # ``params`` is the serialized request: for STS's query protocol, the body holds RoleArn.
-        if f":iam::{self.account_id}:role/" not in str((params or {}).get("body", "")):
+        body = (params or {}).get("body") or {}
+        role_arn = str(body.get("RoleArn", "")) if isinstance(body, dict) else str(body)
+        if f":iam::{self.account_id}:role/{self.role_name}" not in role_arn:
+            return None
+        if self.role_name and not role_arn.endswith(f":role/{self.role_name}"):
             return None
         with self.lock:
             self.denied += 1

@@ -98,9 +98,9 @@ def register(mcp: MCPServer, deps: ToolDeps) -> None:
     async def apply_tag_remediation(
         ctx: Context, request: ApplyRemediationRequest
     ) -> RemediationResult | SafetyResponse:
-        """Fix tags in AWS: set/remove tags on up to 1,000 resources (changes), or apply suggest_tags'
-        values at or above min_confidence (from_suggestions). Always an intent_commit first with each
-        resource's tags before -> after; its token binds that exact change set. Needs tag:write and
+        """Fix tags in AWS, in any account: set/remove tags on up to 1,000 resources (changes), or apply
+        suggest_tags' values >= min_confidence (from_suggestions). Always an intent_commit first with
+        each resource's tags before -> after, bound by its token. Needs tag:write and
         REMEDIATION_ENABLED=true."""
         return await run(
             ctx,

@@ -170,10 +170,13 @@ class AwsClients:
         if self._parent is not None:  # an assumed account's requests count for the caller too
             self._parent._count_request(request, **kwargs)
 
-    def for_account(self, account_id: str, role_name: str) -> AwsClients:
+    def for_account(
+        self, account_id: str, role_name: str, session_name: str = "tag-compliance-audit"
+    ) -> AwsClients:
         """Clients acting in ``account_id``: these clients when it is their own account, else
-        clients with credentials from ``sts:AssumeRole`` of ``role_name`` there (cached; refreshed
-        by botocore before they expire).
+        clients with credentials from ``sts:AssumeRole`` of ``role_name`` there (cached per account
+        and role; refreshed by botocore before they expire). ``session_name`` is what the member
+        account's CloudTrail shows (audits read, remediations write).
 
         Raises ``AssumeRoleError`` when the role cannot be assumed.
         """
@@ -189,9 +192,7 @@ class AwsClients:
 
         def refresh() -> dict[str, str]:
             try:
-                credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName="tag-compliance-audit")[
-                    "Credentials"
-                ]
+                credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
             except (ClientError, BotoCoreError) as error:
                 raise AssumeRoleError(
                     f"cannot assume {role_arn}: {describe_aws_error(error)}", account_id, error_code(error)

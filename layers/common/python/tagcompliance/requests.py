@@ -452,12 +452,13 @@ class TagChange(BaseModel):
 
 
 class FromSuggestions(BaseModel):
-    """suggest_tags' values for missing or invalid required tags."""
+    """suggest_tags' values for missing/invalid required tags."""
 
     model_config = ConfigDict(extra="forbid")
 
     resource_types: list[str] = Field(min_length=1, max_length=len(RESOURCE_TYPE_IDS) + 5)
     regions: list[str] = Field(min_length=1, max_length=40)
+    accounts: Accounts = None
     min_confidence: float = Field(default=0.8, ge=0, le=1, description="0-1.")
     tags: list[str] | None = Field(
         default=None, max_length=50, description="Only these required keys (default all)."
@@ -471,7 +472,7 @@ class ApplyRemediationRequest(ToolRequest):
         Field(
             default=None,
             max_length=1000,
-            description="At most 1,000 resources; or give from_suggestions.",
+            description="Or give from_suggestions.",
         ),
     ] = None
     from_suggestions: Annotated[
@@ -487,7 +488,7 @@ class ApplyRemediationRequest(ToolRequest):
     ] = False
     dry_run: Annotated[
         bool,
-        Field(default=False, description="The exact diff only; write nothing."),
+        Field(default=False, description="Diff only; write nothing."),
     ] = False
     confirmation_token: ConfirmationToken = None
 
@@ -509,6 +510,6 @@ class UndoRemediationRequest(ToolRequest):
     ] = False
     dry_run: Annotated[
         bool,
-        Field(default=False, description="The exact diff only; write nothing."),
+        Field(default=False, description="Diff only; write nothing."),
     ] = False
     confirmation_token: ConfirmationToken = None

@@ -313,6 +313,12 @@ class Settings(LogSettings):
         validation_alias="AUDIT_ROLE_NAME",
         description="Role assumed in each audited account other than the credentials' own.",
     )
+    remediation_role_name: str = Field(
+        default="TagComplianceRemediationRole",
+        pattern=r"^[\w+=,.@/-]{1,64}$",
+        validation_alias="REMEDIATION_ROLE_NAME",
+        description="Role assumed to read and write tags in another account (the audit role is read-only).",
+    )
     audit_async_threshold_seconds: float = Field(
         default=40.0,
         gt=0,

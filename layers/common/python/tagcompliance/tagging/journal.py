@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 from tagcompliance.store.remediations import (
     ItemOutcome,
+    ItemStatus,
     RemediationItemRecord,
     RemediationRecord,
     RemediationStore,
 )
 
 from .models import RemediationResult, ResourceOutcome
-from .plan import ChangePlan
+from .plan import ChangePlan, PlannedChange
 from .reads import CurrentTags
 from .writer import TagWriter
 
@@ -73,7 +74,7 @@ def run_plan(
             set_tags=dict(change.set_tags),
             remove_keys=list(change.remove_keys),
             after_tags=change.after,
-            status="pending" if change.writes else "skipped" if change.skipped else "unchanged",
+            status=_initial_status(change),
             error=change.skipped,
             updated_at=now,
         )
@@ -125,6 +126,14 @@ def run_plan(
     finished = _now()
     store.finish_remediation(remediation_id, "completed", summary, finished)
     return replace(record, status="completed", summary=summary, finished_at=finished), closed
+
+
+def _initial_status(change: PlannedChange) -> ItemStatus:
+    if change.writes:
+        return "pending"
+    if change.refused:  # its account's role could not be assumed: a failure known before any write
+        return "failed"
+    return "skipped" if change.skipped else "unchanged"
 
 
 def summarise(items: Sequence[RemediationItemRecord]) -> dict[str, object]:

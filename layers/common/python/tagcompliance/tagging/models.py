@@ -43,8 +43,13 @@ class ChangeSetPreview(BaseModel):
     to_write: int
     unchanged: int
     skipped: int = 0
+    refused_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Accounts whose remediation role cannot be assumed -> why (not written).",
+    )
     by_type: dict[str, int]
     by_region: dict[str, int]
+    by_account: dict[str, int] = Field(default_factory=dict, description="Resources to write per account.")
     policy_after: PolicyPreview
     regrets: list[str] = Field(description="Overwritten existing values, values the policy rejects.")
     diffs: list[ResourceDiff]

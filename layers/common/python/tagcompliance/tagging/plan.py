@@ -3,7 +3,9 @@ written, and a digest the confirmation token binds (so a token confirms exactly 
 changes, or the tags they start from, differ at confirmation, the token is refused).
 
 Three sources: explicit changes (``plan_changes``), suggest_tags' values (``suggested_changes``
-feeds ``plan_changes``), and the undo of a remediation (``plan_undo``).
+feeds ``plan_changes``), and the undo of a remediation (``plan_undo``). A resource in an account whose
+remediation role could not be assumed is planned as refused (``refused_change``): named with the
+reason in the diff, journaled as failed, never written.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class PlannedChange:
     before: dict[str, str]
     set_tags: dict[str, str]  # only keys whose value changes
     remove_keys: list[str]  # only keys present
-    skipped: str | None = None  # why it is not written (undo: a concurrent edit)
+    skipped: str | None = None  # why it is not written (undo: a concurrent edit; a refused account)
+    refused: bool = False  # its account's remediation role could not be assumed: a failure, not a skip
 
     @property
     def after(self) -> dict[str, str]:
@@ -89,6 +92,14 @@ class ChangePlan:
     def write_requests(self) -> int:
         return estimate_write_requests(self.changes)
 
+    def refused_accounts(self) -> dict[str, str]:
+        """Account -> why its changes are not written (its remediation role cannot be assumed)."""
+        return {
+            c.account_id: c.skipped or ""
+            for c in sorted(self.changes, key=lambda c: c.account_id)
+            if c.refused
+        }
+
     def preview(self, policy: TaggingPolicy) -> ChangeSetPreview:
         writing = [c for c in self.changes if c.writes]
         return ChangeSetPreview(
@@ -96,10 +107,12 @@ class ChangePlan:
             resources=len(self.changes),
             to_write=len(writing),
             unchanged=sum(1 for c in self.changes if not c.writes and not c.skipped),
-            skipped=sum(1 for c in self.changes if c.skipped),
+            skipped=sum(1 for c in self.changes if c.skipped and not c.refused),
+            refused_accounts=self.refused_accounts(),
             by_type=dict(sorted(Counter(c.resource_type for c in writing).items())),
             by_region=dict(sorted(Counter(c.region for c in writing).items())),
-            policy_after=policy_preview(self.changes, policy),
+            by_account=dict(sorted(Counter(c.account_id for c in writing).items())),
+            policy_after=policy_preview([c for c in self.changes if not c.refused], policy),
             regrets=list(self.regrets),
             diffs=[c.diff() for c in self.changes],
             write_requests=self.write_requests(),
@@ -107,9 +120,9 @@ class ChangePlan:
 
 
 def estimate_write_requests(changes: Sequence[PlannedChange]) -> int:
-    """Requests the writer sends: per region, one per 20 ARNs sharing the same tags (or keys) to set
-    (remove); one read and one write per resource whose type writes its whole set itself."""
-    groups: Counter[tuple[str, str, str]] = Counter()
+    """Requests the writer sends: per account and region, one per 20 ARNs sharing the same tags (or
+    keys) to set (remove); one read and one write per resource whose type writes its whole set itself."""
+    groups: Counter[tuple[str, str, str, str]] = Counter()
     whole_set = 0
     for change in changes:
         if not change.writes:
@@ -118,9 +131,11 @@ def estimate_write_requests(changes: Sequence[PlannedChange]) -> int:
             whole_set += 2
             continue
         if change.set_tags:
-            groups[(change.region, "set", json.dumps(sorted(change.set_tags.items())))] += 1
+            groups[
+                (change.account_id, change.region, "set", json.dumps(sorted(change.set_tags.items())))
+            ] += 1
         if change.remove_keys:
-            groups[(change.region, "remove", json.dumps(sorted(change.remove_keys)))] += 1
+            groups[(change.account_id, change.region, "remove", json.dumps(sorted(change.remove_keys)))] += 1
     return whole_set + sum(-(-n // TAGGING_API_BATCH) for n in groups.values())
 
 
@@ -148,6 +163,22 @@ def policy_preview(changes: Sequence[PlannedChange], policy: TaggingPolicy) -> P
         compliant_after=len(changes) - len(after.noncompliant_arns),
         violations_before=len(before.violations),
         violations_after=len(after.violations),
+    )
+
+
+def refused_change(arn: str, resource_type: str, region: str, account_id: str, reason: str) -> PlannedChange:
+    """A change in an account whose remediation role could not be assumed: its tags could not even
+    be read, so it is planned with no diff and the reason, and journaled as failed."""
+    return PlannedChange(
+        arn,
+        resource_type,
+        region,
+        account_id,
+        {},
+        {},
+        [],
+        skipped=f"not written: account {account_id} refused: {reason}",
+        refused=True,
     )
 
 
@@ -185,16 +216,30 @@ def plan_changes(
     policy: TaggingPolicy,
     allow_policy_violations: bool,
     not_found: Sequence[str] = (),
+    refused: Mapping[str, str] | None = None,
 ) -> ChangePlan:
-    """The plan of explicit changes over the tags read just now; refused (nothing written) on any problem."""
-    problems = [f"{arn}: no such resource in this account (account {account_id})" for arn in not_found]
+    """The plan of explicit changes over the tags read just now; refused (nothing written) on any problem.
+    ``account_id`` is the credentials' own (an S3 bucket's ARN names none); ``refused``: account -> why
+    its remediation role could not be assumed (its changes are planned as refused)."""
+    refused = refused or {}
+    problems = [
+        f"{arn}: no such resource in account {parse_arn(arn).account_id or account_id}" for arn in not_found
+    ]
     regrets: list[str] = []
     planned: list[PlannedChange] = []
     for change in changes:
+        parsed = parse_arn(change.resource_arn)
+        account = parsed.account_id or account_id
+        if account in refused:
+            planned.append(
+                refused_change(
+                    change.resource_arn, parsed.resource_type, parsed.region, account, refused[account]
+                )
+            )
+            continue
         found = current.get(change.resource_arn)
         if found is None:
             continue
-        parsed = parse_arn(change.resource_arn)
         before = dict(found.tags)
         set_tags = {k: v for k, v in change.set_tags.items() if before.get(k) != v}
         remove = sorted(k for k in set(change.remove_tags) if k in before)
@@ -202,7 +247,7 @@ def plan_changes(
             change.resource_arn,
             parsed.resource_type,
             found.region,
-            parsed.account_id or account_id,
+            account,
             before,
             set_tags,
             remove,
@@ -225,7 +270,15 @@ def plan_changes(
         ]
         planned.append(item)
     refuse(problems)
+    refuse_if_all_refused(planned)
     return ChangePlan(planned, regrets)
+
+
+def refuse_if_all_refused(planned: Sequence[PlannedChange]) -> None:
+    """Nothing but refused accounts: an error naming them, rather than a change set that writes nothing."""
+    if planned and all(change.refused for change in planned):
+        reasons = {change.account_id: change.skipped or "" for change in planned}
+        refuse([reason for _, reason in sorted(reasons.items())])
 
 
 def suggested_changes(
@@ -271,16 +324,26 @@ def plan_undo(
     current: Mapping[str, CurrentTags],
     force: bool,
     remediation_id: str,
+    own_account: str,
+    refused: Mapping[str, str] | None = None,
 ) -> ChangePlan:
-    """Restore each applied resource's before-tags exactly; one edited since (its tags are no longer
-    the remediation's after-tags) is skipped unless ``force``; one gone is skipped."""
+    """Restore each applied resource's before-tags exactly, in the account its ARN names (an S3
+    bucket's names none: ``own_account``, the credentials'); one edited since (its tags are no longer
+    the remediation's after-tags) is skipped unless ``force``; one gone is skipped; one in an account
+    of ``refused`` (account -> why its remediation role could not be assumed) is refused."""
+    refused = refused or {}
     planned: list[PlannedChange] = []
     regrets: list[str] = []
     for item in items:
         if item.status != "applied":
             continue
+        account = parse_arn(item.resource_arn).account_id or own_account
+        if account in refused:
+            planned.append(
+                refused_change(item.resource_arn, item.resource_type, item.region, account, refused[account])
+            )
+            continue
         found = current.get(item.resource_arn)
-        account = parse_arn(item.resource_arn).account_id
         if found is None:
             planned.append(
                 PlannedChange(
@@ -318,4 +381,5 @@ def plan_undo(
                 item.resource_arn, item.resource_type, found.region, account, now, set_tags, remove, skipped
             )
         )
+    refuse_if_all_refused(planned)
     return ChangePlan(planned, regrets, undoes=remediation_id)

@@ -1,6 +1,9 @@
-"""The writes of a plan: per region, TagResources / UntagResources with up to 20 ARNs a request
-(resources sharing the same tags, or keys, go together), and for a type whose tag set only its own API
-can write (S3 buckets) the whole set: read it, merge the change, write it.
+"""The writes of a plan: per account and region, TagResources / UntagResources with up to 20 ARNs a
+request (resources sharing the same tags, or keys, go together), and for a type whose tag set only its
+own API can write (S3 buckets) the whole set: read it, merge the change, write it. Each account is
+written with its own clients (``ClientsFor``: the credentials' own, or another account's remediation
+role); an account whose role cannot be assumed (now, or when its credentials are refreshed) fails the
+resources of that request with the reason, and the other accounts' writes go on.
 
 Throttling: botocore's adaptive retries pace every request; a resource the Tagging API reports as
 throttled in ``FailedResourcesMap`` is retried with exponential backoff. Any other failure fails the
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tagcompliance.aws import AwsClients, describe_aws_error, error_code
+from tagcompliance.aws import AssumeRoleError, AwsClients, describe_aws_error, error_code
 from tagcompliance.resilience import CallStoppedError, CircuitOpenError
 from tagcompliance.resources import REGISTRY, resource_id_from_arn
 
@@ -32,6 +35,7 @@ THROTTLING_CODES = frozenset(
 MAX_THROTTLE_RETRIES = 5
 
 OnOutcomes = Callable[[list[tuple[str, str | None]]], None]  # [(arn, error or None)]
+ClientsFor = Callable[[str], AwsClients]  # account id -> clients writing there (AssumeRoleError if none)
 
 
 @dataclass(slots=True)
@@ -40,8 +44,8 @@ class WriteStats:
 
 
 class TagWriter:
-    def __init__(self, clients: AwsClients, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.clients = clients
+    def __init__(self, clients_for: ClientsFor, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.clients_for = clients_for
         self.sleep = sleep
         self.stats = WriteStats()
         self.stopped: CallStoppedError | None = None
@@ -51,7 +55,7 @@ class TagWriter:
         after all of its requests (a resource both tagged and untagged reports after the second)."""
         errors: dict[str, list[str]] = defaultdict(list)
         remaining: dict[str, int] = defaultdict(int)  # arn -> requests still to come
-        groups: dict[tuple[str, str, str], list[PlannedChange]] = defaultdict(list)
+        groups: dict[tuple[str, str, str, str], list[PlannedChange]] = defaultdict(list)
         whole_set: list[PlannedChange] = []
         for change in changes:
             if not change.writes:
@@ -60,10 +64,12 @@ class TagWriter:
                 whole_set.append(change)
                 continue
             if change.set_tags:
-                groups[(change.region, "set", json.dumps(sorted(change.set_tags.items())))].append(change)
+                key = (change.account_id, change.region, "set", json.dumps(sorted(change.set_tags.items())))
+                groups[key].append(change)
                 remaining[change.resource_arn] += 1
             if change.remove_keys:
-                groups[(change.region, "remove", json.dumps(sorted(change.remove_keys)))].append(change)
+                key = (change.account_id, change.region, "remove", json.dumps(sorted(change.remove_keys)))
+                groups[key].append(change)
                 remaining[change.resource_arn] += 1
 
         def done(results: list[tuple[str, str | None]]) -> None:
@@ -77,20 +83,23 @@ class TagWriter:
             if finished:
                 on_outcomes(finished)
 
-        for (region, action, _), members in sorted(groups.items(), key=lambda kv: kv[0]):
+        for (account, region, action, _), members in sorted(groups.items(), key=lambda kv: kv[0]):
             for start in range(0, len(members), TAGGING_API_BATCH):
                 batch = members[start : start + TAGGING_API_BATCH]
-                done(self._tagging_api(region, action, batch))
+                done(self._tagging_api(account, region, action, batch))
         for change in whole_set:
             on_outcomes([(change.resource_arn, self._whole_set(change))])
 
     def _tagging_api(
-        self, region: str, action: str, batch: list[PlannedChange]
+        self, account: str, region: str, action: str, batch: list[PlannedChange]
     ) -> list[tuple[str, str | None]]:
         if self.stopped is not None:
             return [(change.resource_arn, _not_sent(self.stopped)) for change in batch]
-        client = self.clients.client("resourcegroupstaggingapi", region)
         pending = [change.resource_arn for change in batch]
+        try:
+            client = self.clients_for(account).client("resourcegroupstaggingapi", region)
+        except AssumeRoleError as error:
+            return [(arn, _refused(error)) for arn in pending]
         failures: dict[str, str] = {}
         delay = 0.2
         for attempt in range(MAX_THROTTLE_RETRIES + 1):
@@ -103,6 +112,9 @@ class TagWriter:
             except CallStoppedError as error:
                 self.stopped = error
                 failures.update(dict.fromkeys(pending, _not_sent(error)))
+                break
+            except AssumeRoleError as error:  # the role's credentials could not be refreshed
+                failures.update(dict.fromkeys(pending, _refused(error)))
                 break
             except (ClientError, BotoCoreError, CircuitOpenError) as error:
                 if error_code(error) in THROTTLING_CODES and attempt < MAX_THROTTLE_RETRIES:
@@ -132,9 +144,9 @@ class TagWriter:
             return _not_sent(self.stopped)
         row = REGISTRY[change.resource_type]
         assert row.tag_reader is not None and row.tag_set_writer is not None
-        client = self.clients.client(row.tag_reader.client, change.region)
         resource_id = resource_id_from_arn(row, change.resource_arn)
         try:
+            client = self.clients_for(change.account_id).client(row.tag_reader.client, change.region)
             self.stats.requests += 1
             tags = row.tag_reader.read(client, change.resource_arn, resource_id)
             for key in change.remove_keys:
@@ -145,9 +157,15 @@ class TagWriter:
         except CallStoppedError as error:
             self.stopped = error
             return _not_sent(error)
+        except AssumeRoleError as error:
+            return _refused(error)
         except (ClientError, BotoCoreError, CircuitOpenError) as error:
             return f"{row.id} tag set in {change.region}: {describe_aws_error(error)}"
         return None
+
+
+def _refused(error: AssumeRoleError) -> str:
+    return f"not written: account {error.account_id} refused: {error}"
 
 
 def _not_sent(error: CallStoppedError) -> str:
