@@ -347,6 +347,37 @@ def member_c(aws_env: DemoAws) -> tuple[str, Any]:
     return account, sqs
 
 
+async def test_s3_drift_counts_under_the_account_it_was_read_in(aws_env: DemoAws, tmp_path: Path) -> None:
+    """A bucket's ARN names no account: its drift is counted under the account it was read in."""
+    account = _account_id("55")
+    credentials = aws_env.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed"
+    )["Credentials"]
+    s3 = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    ).client("s3", region_name="us-east-1", endpoint_url=aws_env.endpoint_url)
+    bucket = f"org-d-logs-{account}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "Environment", "Value": "prod"}]})
+    settings = gateway_settings(aws_env, tmp_path, AUDIT_ACCOUNTS=account, AUDIT_ROLE_NAME=ROLE)
+    scope = {"resource_types": ["s3:bucket"], "regions": ["us-east-1"], "accounts": [account]}
+    runtime = build_runtime(settings, "memory")
+    try:
+        async with Client(build_server(runtime)) as client:
+            first = await call(client, "check_tag_compliance", **scope)
+            assert first["by_account"][account]["total"] == 1, first["by_account"]
+            tags = [{"Key": key, "Value": value} for key, value in COMPLIANT.items()]
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+            drift = await call(client, "detect_tag_drift", **scope)
+    finally:
+        runtime.close()
+    assert drift["baseline_snapshot_id"] == first["snapshot_id"]
+    assert drift["by_account"] == {account: 3}  # CostCenter and Owner added, Environment changed
+    assert {d["resource_arn"] for d in drift["drift_detected"]} == {f"arn:aws:s3:::{bucket}"}
+
+
 async def test_drift_and_history_per_account(
     aws_env: DemoAws, member_c: tuple[str, Any], tmp_path: Path
 ) -> None:

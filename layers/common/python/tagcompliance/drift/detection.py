@@ -367,7 +367,8 @@ def detect_drift(
     by_account: dict[str, int] = {}
     for drift in drifts:
         by_severity[drift.severity] += 1
-        account = drift.resource_arn.split(":", 5)[4] if drift.resource_arn.count(":") >= 5 else ""
+        # The account the resource was read in: an S3 bucket's ARN names none.
+        account = after[drift.resource_arn].account_id
         by_account[account] = by_account.get(account, 0) + 1
     total = len(drifts)
     truncated = limit is not None and max(total, len(added), len(removed), len(unobserved)) > limit
