@@ -40,7 +40,7 @@ compliance over time. What every tool shares:
 - resource_types are registry ids: {", ".join(RESOURCE_TYPE_IDS)}; ["all"] means every one.
   regions are AWS region names; ["all"] means every enabled region (needs approval). accounts are
   12-digit AWS account ids; ["all"] means every configured account; omitted: this account, or asked
-  when others are configured. by_account splits every figure per account.
+  when others are configured (from_suggestions: this account). by_account splits every figure per account.
 - Scope: every figure states its account, regions and types. failed_shards lists what could not be
   read and why (error: AWS answered an error; deadline: not done within the call's deadline;
   cancelled; shutdown: the server stopped; circuit_open: the region was unreachable, not tried). It
