@@ -53,7 +53,8 @@ class DriftResult(BaseModel):
     total_drifts: int = Field(description="All drifts found, also when drift_detected is truncated.")
     by_severity: dict[str, int]
     by_account: dict[str, int] = Field(
-        default_factory=dict, description="Drifts per account (the account each resource was read in), most first."
+        default_factory=dict,
+        description="Drifts per account (the account each resource was read in), most first.",
     )
     threshold: int | None = None
     threshold_exceeded: bool | None = Field(
