@@ -373,6 +373,7 @@ async def test_s3_drift_counts_under_the_account_it_was_read_in(aws_env: DemoAws
             drift = await call(client, "detect_tag_drift", **scope)
     finally:
         runtime.close()
+        s3.delete_bucket(Bucket=bucket)  # bucket names are global in moto as in AWS
     assert drift["baseline_snapshot_id"] == first["snapshot_id"]
     assert drift["by_account"] == {account: 3}  # CostCenter and Owner added, Environment changed
     assert {d["resource_arn"] for d in drift["drift_detected"]} == {f"arn:aws:s3:::{bucket}"}
@@ -659,13 +660,28 @@ REMEDIATION_ROLE = "TagComplianceRemediationRole"
 BEFORE = {"Environment": "prod", "Keep": "me"}
 
 
+_TOPICS_CREATED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_created_topics(aws_env: DemoAws) -> Iterator[None]:
+    """Topics a test creates are deleted after it: those in the credentials' account belong to the
+    session's demo estate, whose exact figures later tests check."""
+    yield
+    while _TOPICS_CREATED:
+        arn = _TOPICS_CREATED.pop()
+        _client_in(aws_env, arn.split(":")[4], "sns").delete_topic(TopicArn=arn)
+
+
 def _new_topic(aws_env: DemoAws, account_id: str) -> str:
     """A topic of its own in ``account_id`` (an SNS topic: moto's Tagging API writes SNS tags, not
-    SQS ones; the module's queues keep their designed tags); its ARN."""
+    SQS ones; the module's queues keep their designed tags), deleted after the test; its ARN."""
     name = f"xacct-{uuid.uuid4().hex[:12]}"
-    return _client_in(aws_env, account_id, "sns").create_topic(
+    arn = _client_in(aws_env, account_id, "sns").create_topic(
         Name=name, Tags=[{"Key": k, "Value": v} for k, v in BEFORE.items()]
     )["TopicArn"]
+    _TOPICS_CREATED.append(arn)
+    return arn
 
 
 def _tags(aws_env: DemoAws, arn: str) -> dict[str, str]:
