@@ -75,19 +75,25 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+def create_organization(org: Any) -> bool:
+    """Create moto's organization with the credentials' account as its management account; False
+    when there already is one (then whoever created it deletes it)."""
+    try:
+        org.create_organization(FeatureSet="ALL")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
+            raise
+        return False
+    return True
+
+
 @contextmanager
 def tag_policies_in_organization(
     org: Any, account_id: str, documents: list[tuple[str, dict[str, Any]]]
 ) -> Iterator[tuple[list[str], str]]:
     """Tag policies created in moto's Organizations (the organization too, if there is none), the
     first attached to ``account_id``; yields (policy ids, root id) and removes everything it made."""
-    created_organization = False
-    try:
-        org.create_organization(FeatureSet="ALL")
-        created_organization = True
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
-            raise
+    created_organization = create_organization(org)
     root_id = org.list_roots()["Roots"][0]["Id"]
     try:
         org.enable_policy_type(RootId=root_id, PolicyType="TAG_POLICY")

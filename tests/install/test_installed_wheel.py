@@ -78,25 +78,22 @@ def test_a_start_up_error_names_the_setting_to_fix(
     broken = outside / "broken.json"
     broken.write_text("{", encoding="utf-8")
     environment = user_environment(demo_aws, outside / "home", POLICY_PATH=str(broken), SCAN_REGIONS="moon-1")
-    result = subprocess.run(
-        [str(installed.command)],
-        env=environment,
-        cwd=outside / "cwd",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(installed.command)],
+            env=environment,
+            cwd=outside / "cwd",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = start()
     assert result.returncode == 2
     assert "cannot start: SCAN_REGIONS:" in result.stderr and "Traceback" not in result.stderr
     environment["SCAN_REGIONS"] = demo_aws.regions[0]
-    result = subprocess.run(
-        [str(installed.command)],
-        env=environment,
-        cwd=outside / "cwd",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = start()
     assert result.returncode == 2 and f"{broken} (POLICY_PATH) is not valid JSON" in result.stderr
 
 
