@@ -36,6 +36,7 @@ from tagcompliance.requests import ApplyRemediationRequest, TagChange
 from tagcompliance.resources import REGISTRY
 from tagcompliance.safety.tokens import Caller
 from tagcompliance.tagging.service import TagRemediation
+from tests.conftest import create_organization
 from tests.pipeline.faults import DenyAssumeRole
 
 from .helpers import call, call_error, gateway_settings
@@ -565,17 +566,24 @@ def _expected_account_gaps(
     return {account: (float(total), float(gap)) for account, (total, gap) in totals.items()}
 
 
+async def _all_accounts_gap(client: Client, regions: list[str]) -> dict[str, Any]:
+    """The CostCenter gap of EC2 spend over ``regions`` and every configured account."""
+    return await call(
+        client,
+        "get_cost_attribution_gap",
+        resource_types=["ec2:instance"],
+        regions=regions,
+        accounts=["all"],
+        tag_keys=["CostCenter"],
+        **_cost_period(),
+    )
+
+
 @pytest.fixture
 def management_account(aws_env: DemoAws) -> Iterator[None]:
     """The demo account as its organization's management (payer) account."""
     org = aws_env.client("organizations")
-    created = False
-    try:
-        org.create_organization(FeatureSet="ALL")
-        created = True
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "AlreadyInOrganizationException":
-            raise
+    created = create_organization(org)
     assert org.describe_organization()["Organization"]["MasterAccountId"] == aws_env.account_id
     yield
     if created:
@@ -596,15 +604,7 @@ async def test_the_management_account_reports_the_gap_per_account_without_assumi
     runtime, org = _runtime(aws_env, tmp_path, members)
     try:
         async with Client(build_server(runtime)) as client:
-            gap = await call(
-                client,
-                "get_cost_attribution_gap",
-                resource_types=["ec2:instance"],
-                regions=regions,
-                accounts=["all"],
-                tag_keys=["CostCenter"],
-                **_cost_period(),
-            )
+            gap = await _all_accounts_gap(client, regions)
         expected = _expected_account_gaps(aws_env, regions, billed_to)
         assert set(expected) == {org.own, members["a"], members["b"]}
         assert gap["accounts"] == org.configured
@@ -636,15 +636,7 @@ async def test_a_member_account_counts_its_own_spend_only_and_says_so(
     runtime, org = _runtime(aws_env, tmp_path, members)
     try:
         async with Client(build_server(runtime)) as client:
-            gap = await call(
-                client,
-                "get_cost_attribution_gap",
-                resource_types=["ec2:instance"],
-                regions=regions,
-                accounts=["all"],
-                tag_keys=["CostCenter"],
-                **_cost_period(),
-            )
+            gap = await _all_accounts_gap(client, regions)
         expected = _expected_account_gaps(aws_env, regions, {})
         assert gap["accounts"] == [org.own] and list(gap["by_account"]) == [org.own]
         assert gap["by_account"][org.own]["gap_spend"] == pytest.approx(expected[org.own][1], abs=0.01)
@@ -906,6 +898,30 @@ async def test_suggestions_are_planned_in_the_accounts_asked_about(
         assert "12-digit AWS account ids" in message
     finally:
         runtime.close()
+
+
+async def test_suggestions_to_another_accounts_bucket_are_refused_by_name(
+    aws_env: DemoAws, members: dict[str, str], tmp_path: Path
+) -> None:
+    """A bucket's ARN names no account: a suggested change to one read in account a is refused by
+    name, never planned against the credentials' own account."""
+    runtime, org = _runtime(aws_env, tmp_path, members, REMEDIATION_ENABLED="true")
+    a = org.members["a"]
+    s3 = _client_in(aws_env, a, "s3")
+    bucket = f"org-a-media-{a}"
+    location = (
+        {} if org.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": org.region}}
+    )
+    s3.create_bucket(Bucket=bucket, **location)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "Environment", "Value": "prod"}]})
+    source = {"resource_types": ["s3:bucket"], "regions": [org.region], "min_confidence": 0, "accounts": [a]}
+    try:
+        async with Client(build_server(runtime)) as client:
+            message = await call_error(client, "apply_tag_remediation", from_suggestions=source, dry_run=True)
+    finally:
+        runtime.close()
+        s3.delete_bucket(Bucket=bucket)
+    assert "names no account" in message and f"arn:aws:s3:::{bucket}" in message, message
 
 
 def _tags_of_queue(aws_env: DemoAws, account_id: str, name: str) -> dict[str, str]:

@@ -134,6 +134,18 @@ class TagRemediation:
             changes = suggested_changes(
                 observation.resources, policy, types, regions, source.min_confidence, source.tags
             )
+            # A bucket's ARN names no account, so it would be written as the credentials' own: one
+            # read in another account is refused by name rather than written with the wrong credentials.
+            read_in = {r.arn: r.account_id for r in observation.resources}
+            elsewhere = [
+                c.resource_arn for c in changes if read_in[c.resource_arn] != self.account_of(c.resource_arn)
+            ]
+            if elsewhere:
+                raise InvalidInputError(
+                    f"{len(elsewhere)} suggested change(s) are to resources whose ARN names no account, read "
+                    f"in another account ({', '.join(elsewhere[:5])}): they can only be remediated in their "
+                    "own account's server; leave that account or their type out"
+                )
             # The fresh scan read the credentials' own account with the credentials that write there;
             # another account was read through its (read-only) audit role, so its changed resources
             # are read again with the remediation role that writes them (which also says whether it
